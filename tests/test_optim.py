@@ -1,0 +1,249 @@
+"""SLBI optimizer: hand-checked updates, implementation agreement, SGD equivalence, state."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from pathviz import _fused
+from pathviz.groups import gamma_layers, slbi_param_groups
+from pathviz.optim import IMPLS, SLBI
+
+IMPLS_AVAILABLE = [i for i in IMPLS if i != "auto" and (i != "fused" or _fused.AVAILABLE)]
+
+
+@pytest.mark.parametrize("impl", IMPLS_AVAILABLE)
+def test_one_step_group_penalty_by_hand(impl):
+    # one group per row; row 0 ends inside the support, row 1 outside
+    w = torch.tensor([[1.0, 2.0], [0.5, -0.5]], dtype=torch.float64, requires_grad=True)
+    w.grad = torch.tensor([[10.0, -20.0], [1.0, 1.0]], dtype=torch.float64)
+    opt = SLBI([{"params": [w], "penalty": "group"}], lr=0.5, kappa=2.0, nu=0.25, lam=1.5,
+               momentum=0.9, impl=impl)
+    opt.step()
+    # m = g; W = W - lr*kappa*m - lr*kappa/nu*(W - 0) = W - 1*g - 4*W = -3W - g
+    assert w.detach().tolist() == [[-13.0, 14.0], [-2.5, 0.5]]
+    # z = lr/nu * W_old = 2 * W_old
+    z = opt.state[w]["z"]
+    assert z.tolist() == [[2.0, 4.0], [1.0, -1.0]]
+    # row 0: ||z|| = sqrt(20) > 1.5 -> Gamma = kappa*(1 - 1.5/sqrt(20))*z ; row 1: sqrt(2) < 1.5 -> 0
+    s = 2.0 * (1 - 1.5 / math.sqrt(20.0))
+    gamma = opt.state[w]["gamma"]
+    assert gamma[0].tolist() == pytest.approx([2.0 * s, 4.0 * s], abs=1e-14)
+    assert gamma[1].tolist() == [0.0, 0.0]
+    assert opt.support(w).tolist() == [True, False]
+    assert opt.w_star(w).tolist() == [[-13.0, 14.0], [0.0, 0.0]]
+    assert opt.state[w]["momentum_buffer"].tolist() == [[10.0, -20.0], [1.0, 1.0]]
+
+
+@pytest.mark.parametrize("impl", IMPLS_AVAILABLE)
+def test_one_step_l1_penalty_by_hand(impl):
+    w = torch.tensor([3.0, -1.0, 0.25], dtype=torch.float64, requires_grad=True)
+    w.grad = torch.tensor([1.0, 1.0, 1.0], dtype=torch.float64)
+    opt = SLBI([{"params": [w], "penalty": "l1"}], lr=1.0, kappa=1.0, nu=1.0, lam=0.5,
+               momentum=0.0, impl=impl)
+    opt.step()
+    # W = W - g - W = -g ; z = W_old ; Gamma = soft(z, 0.5)
+    assert w.detach().tolist() == [-1.0, -1.0, -1.0]
+    assert opt.state[w]["z"].tolist() == [3.0, -1.0, 0.25]
+    assert opt.state[w]["gamma"].tolist() == [2.5, -0.5, 0.0]
+    assert opt.support(w).tolist() == [True, True, False]
+    # second step with the coupling to a nonzero Gamma: W_old = -1, Gamma = [2.5, -0.5, 0]
+    w.grad = torch.zeros(3, dtype=torch.float64)
+    opt.step()
+    assert w.detach().tolist() == [2.5, -0.5, 0.0]  # W - (W - Gamma) = Gamma
+    assert opt.state[w]["z"].tolist() == [-0.5, -1.5, -0.75]
+
+
+def test_sqrt_group_scale_and_per_group_lambda():
+    w = torch.ones(2, 4, dtype=torch.float64, requires_grad=True)
+    w.grad = torch.zeros_like(w)
+    # z = lr/nu*W = 1 per entry, ||z_row|| = 2. lam*sqrt(4) = 2*0.9 = 1.8 < 2 -> inside
+    opt = SLBI([{"params": [w], "penalty": "group", "group_scale": "sqrt", "lam": 0.9}],
+               lr=1.0, nu=1.0, kappa=1.0, lam=100.0, momentum=0.0, impl="single")
+    opt.step()
+    assert opt.support(w).tolist() == [True, True]
+    assert opt.state[w]["gamma"][0, 0].item() == pytest.approx(1 - 1.8 / 2)
+    w2 = torch.ones(2, 4, dtype=torch.float64, requires_grad=True)
+    w2.grad = torch.zeros_like(w2)
+    opt2 = SLBI([{"params": [w2], "penalty": "group", "group_scale": "sqrt", "lam": 1.1}],
+                lr=1.0, nu=1.0, momentum=0.0, impl="single")
+    opt2.step()
+    assert opt2.support(w2).tolist() == [False, False]
+
+
+def _random_problem(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(6, 3, 3, 3, dtype=torch.float64, generator=g),
+            torch.randn(5, 8, dtype=torch.float64, generator=g),
+            torch.randn(8, dtype=torch.float64, generator=g)]
+
+
+def _run(impl: str, penalty: str, nesterov: bool, wd: float, steps: int = 20):
+    params = [t.clone().requires_grad_() for t in _random_problem()]
+    groups = [{"params": params[:2], "penalty": penalty}, {"params": params[2:], "penalty": None}]
+    opt = SLBI(groups, lr=0.05, kappa=2.0, nu=0.5, lam=0.4, momentum=0.9, nesterov=nesterov,
+               weight_decay=wd, impl=impl)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        for p in params:
+            p.grad = torch.randn(p.shape, dtype=torch.float64, generator=gen)
+        opt.step()
+    return params, opt
+
+
+@pytest.mark.parametrize("penalty", ["group", "l1"])
+@pytest.mark.parametrize("nesterov,wd", [(False, 0.0), (True, 1e-3)])
+@pytest.mark.parametrize("impl", [i for i in IMPLS_AVAILABLE if i != "single"])
+def test_fast_paths_match_single_tensor(impl, penalty, nesterov, wd):
+    ref, ref_opt = _run("single", penalty, nesterov, wd)
+    got, opt = _run(impl, penalty, nesterov, wd)
+    support_sizes = []
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+        assert set(opt.state[a]) == set(ref_opt.state[b])
+        for key in opt.state[a]:
+            torch.testing.assert_close(opt.state[a][key], ref_opt.state[b][key], rtol=0, atol=1e-12)
+    for p in ref[:2]:
+        support_sizes.append(int(ref_opt.support(p).sum()))
+    # the check is only meaningful if Gamma is partly, not wholly, selected
+    assert any(0 < s for s in support_sizes)
+
+
+@pytest.mark.parametrize("impl", IMPLS_AVAILABLE)
+@pytest.mark.parametrize("nesterov,wd,kappa", [(False, 0.0, 1.0), (True, 1e-2, 0.5)])
+def test_penalty_none_is_torch_sgd(impl, nesterov, wd, kappa):
+    torch.manual_seed(0)
+    a = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+    b = copy.deepcopy(a)
+    lr = 0.1
+    slbi = SLBI(a.parameters(), lr=lr, kappa=kappa, momentum=0.9, nesterov=nesterov,
+                weight_decay=wd, impl=impl)
+    sgd = torch.optim.SGD(b.parameters(), lr=lr * kappa, momentum=0.9, nesterov=nesterov,
+                          weight_decay=wd)
+    x, y = torch.randn(16, 4), torch.randn(16, 2)
+    for _ in range(10):
+        for model, opt in ((a, slbi), (b, sgd)):
+            opt.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def _tiny_cnn():
+    torch.manual_seed(3)
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * 4 * 4, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def _train(model, opt, steps, start=0):
+    gen = torch.Generator().manual_seed(100)
+    batches = [(torch.randn(8, 1, 6, 6, generator=gen), torch.randint(0, 3, (8,), generator=gen))
+               for _ in range(start + steps)]
+    for x, y in batches[start:]:
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+
+@pytest.mark.parametrize("impl", IMPLS_AVAILABLE)
+def test_state_dict_round_trip_continues_bit_identically(impl):
+    model = _tiny_cnn()
+    opt = SLBI(slbi_param_groups(model, lam=0.05), lr=0.1, nu=10.0, impl=impl)
+    _train(model, opt, 5)
+    saved_model = copy.deepcopy(model.state_dict())
+    saved_opt = copy.deepcopy(opt.state_dict())
+    _train(model, opt, 5, start=5)
+
+    fresh = _tiny_cnn()
+    fresh.load_state_dict(saved_model)
+    opt2 = SLBI(slbi_param_groups(fresh, lam=0.05), lr=0.1, nu=10.0, impl=impl)
+    opt2.load_state_dict(saved_opt)
+    _train(fresh, opt2, 5, start=5)
+    for pa, pb in zip(model.parameters(), fresh.parameters()):
+        assert torch.equal(pa, pb)
+        for key in opt.state[pa]:
+            assert torch.equal(opt.state[pa][key], opt2.state[pb][key])
+
+
+@pytest.mark.parametrize("name,value", [
+    ("lr", -0.1), ("kappa", 0.0), ("nu", -1.0), ("lam", -0.5), ("momentum", 1.5),
+    ("weight_decay", -1e-4), ("lr", float("nan")),
+])
+def test_invalid_hyperparameters_name_the_value(name, value):
+    w = torch.zeros(2, 2, requires_grad=True)
+    with pytest.raises(ValueError, match=rf"Invalid {name} value: {value!r}"):
+        SLBI([w], **{name: value})
+
+
+def test_invalid_penalty_impl_and_nesterov():
+    w = torch.zeros(2, 2, requires_grad=True)
+    with pytest.raises(ValueError, match="Invalid penalty value: 'l2'"):
+        SLBI([{"params": [w], "penalty": "l2"}])
+    with pytest.raises(ValueError, match="Invalid group_scale value: 'cube'"):
+        SLBI([w], group_scale="cube")
+    with pytest.raises(ValueError, match="Invalid impl: 'gpu'"):
+        SLBI([w], impl="gpu")
+    with pytest.raises(ValueError, match="nesterov"):
+        SLBI([w], momentum=0.0, nesterov=True)
+
+
+@pytest.mark.parametrize("impl", IMPLS_AVAILABLE)
+def test_works_under_lr_scheduler(impl):
+    w = torch.ones(3, 2, dtype=torch.float64, requires_grad=True)
+    opt = SLBI([{"params": [w], "penalty": "group"}], lr=1.0, kappa=1.0, nu=1e9, lam=1e9,
+               momentum=0.0, impl=impl)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.1)
+    deltas = []
+    for _ in range(3):
+        before = w.detach().clone()
+        w.grad = torch.ones_like(w)
+        opt.step()
+        sched.step()
+        deltas.append((before - w.detach())[0, 0].item())
+    # huge nu and lambda: W moves by lr*kappa*g (coupling ~1e-9); lr decays 1, 0.1, 0.01
+    assert deltas == pytest.approx([1.0, 0.1, 0.01], rel=1e-6)
+
+
+def test_slbi_param_groups_and_layers():
+    model = _tiny_cnn()
+    groups = slbi_param_groups(model, lam=0.7)
+    assert [g["penalty"] for g in groups] == ["group", None]
+    assert groups[0]["layer_names"] == ["0.weight", "4.weight"]
+    assert groups[0]["lam"] == 0.7 and "lam" not in groups[1]
+    assert set(groups[1]["layer_names"]) == {"0.bias", "1.weight", "1.bias", "4.bias", "6.weight",
+                                              "6.bias"}
+    groups = slbi_param_groups(model, conv="l1", linear=None, last_linear="group")
+    assert [(g["penalty"], g["layer_names"]) for g in groups[:2]] == [
+        ("l1", ["0.weight"]), ("group", ["6.weight"])]
+    specs = gamma_layers(model)
+    assert [(s.name, s.kind, s.shape, s.groups) for s in specs] == [
+        ("0", "conv", (4, 1, 3, 3), 4), ("4", "linear", (8, 64), 8)]
+    with pytest.raises(ValueError, match="Invalid conv penalty"):
+        gamma_layers(model, conv="ridge")
+
+
+def test_support_and_w_star_reject_params_without_gamma():
+    model = _tiny_cnn()
+    opt = SLBI(slbi_param_groups(model))
+    with pytest.raises(ValueError, match="no Gamma"):
+        opt.support(model[0].bias)
+    assert opt.support(model[0].weight).tolist() == [False] * 4  # empty before the first step
+    with pytest.raises(ValueError, match="not managed"):
+        opt.support(torch.zeros(2, requires_grad=True))
+
+
+def test_fused_float32_matches_reference_on_a_real_model():
+    if not _fused.AVAILABLE:
+        pytest.skip("numba not installed")
+    models = [_tiny_cnn(), _tiny_cnn()]
+    opts = [SLBI(slbi_param_groups(m, lam=0.05), lr=0.1, nu=10.0, impl=i)
+            for m, i in zip(models, ("fused", "single"))]
+    for m, o in zip(models, opts):
+        _train(m, o, 10)
+    for pa, pb in zip(*(m.parameters() for m in models)):
+        torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-5)
