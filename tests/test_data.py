@@ -1,0 +1,130 @@
+"""Datasets: bundled digits, and the real torchvision loaders on tiny files written here."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from pathviz.data import BatchLoader, DataError, load_dataset
+
+
+def write_idx(path: str, arr: np.ndarray) -> None:
+    """Write an IDX file (the MNIST format): magic with dtype code 0x08 (ubyte) and ndim."""
+    with open(path, "wb") as f:
+        f.write(struct.pack(">HBB", 0, 0x08, arr.ndim))
+        f.write(struct.pack(f">{arr.ndim}I", *arr.shape))
+        f.write(arr.astype(np.uint8).tobytes())
+
+
+def make_mnist(root: str, folder: str = "MNIST", n_train: int = 12, n_test: int = 5) -> None:
+    raw = os.path.join(root, folder, "raw")
+    os.makedirs(raw, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(os.path.join(raw, f"{split}-images-idx3-ubyte"),
+                  rng.integers(0, 256, (n, 28, 28)))
+        write_idx(os.path.join(raw, f"{split}-labels-idx1-ubyte"), np.arange(n) % 10)
+
+
+def make_cifar10(root: str, per_batch: int = 4) -> None:
+    folder = os.path.join(root, "cifar-10-batches-py")
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                 "labels": [int(v) for v in rng.integers(0, 10, per_batch)]}
+        with open(os.path.join(folder, name), "wb") as f:
+            pickle.dump(batch, f)
+    with open(os.path.join(folder, "batches.meta"), "wb") as f:
+        pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
+
+
+def test_digits_is_bundled_and_split_is_fixed():
+    a, b = load_dataset("digits"), load_dataset("digits")
+    assert a.train_x.shape == (1437, 1, 28, 28) and a.test_x.shape == (360, 1, 28, 28)
+    assert a.train_x.dtype == torch.uint8
+    assert torch.equal(a.test_y, b.test_y) and torch.equal(a.train_x, b.train_x)
+    assert sorted(a.test_y.unique().tolist()) == list(range(10))
+
+
+@pytest.mark.parametrize("name,folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+def test_mnist_like_through_torchvision(tmp_path, name, folder):
+    make_mnist(str(tmp_path), folder)
+    b = load_dataset(name, tmp_path)
+    assert b.train_x.shape == (12, 1, 28, 28) and b.test_x.shape == (5, 1, 28, 28)
+    assert b.train_y.tolist() == [i % 10 for i in range(12)]
+    raw = np.fromfile(tmp_path / folder / "raw" / "train-images-idx3-ubyte", dtype=np.uint8)[16:]
+    assert b.train_x.flatten().tolist() == raw.tolist()
+
+
+def test_cifar10_through_torchvision(tmp_path):
+    make_cifar10(str(tmp_path))
+    b = load_dataset("cifar10", tmp_path)
+    assert b.train_x.shape == (20, 3, 32, 32) and b.test_x.shape == (4, 3, 32, 32)
+    with open(tmp_path / "cifar-10-batches-py" / "data_batch_1", "rb") as f:
+        first = pickle.load(f)
+    # CIFAR rows are channel-major 3x32x32
+    assert b.train_x[0].flatten().tolist() == first["data"][0].tolist()
+    assert b.train_y[:4].tolist() == first["labels"]
+
+
+def test_missing_folder_and_files_name_the_fix(tmp_path):
+    with pytest.raises(DataError, match="needs --data-root"):
+        load_dataset("mnist")
+    with pytest.raises(DataError, match=r"does not exist.*--data-root"):
+        load_dataset("mnist", tmp_path / "nope")
+    with pytest.raises(DataError, match=r"MNIST/raw: expected train-images-idx3-ubyte"):
+        load_dataset("mnist", tmp_path)
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+              "t10k-labels-idx1-ubyte"]:
+        with gzip.open(raw / (f + ".gz"), "wb") as g:
+            g.write(b"")
+    with pytest.raises(DataError, match="as .gz: gunzip"):
+        load_dataset("mnist", tmp_path)
+    with pytest.raises(DataError, match=r"cifar-10-batches-py: expected data_batch_1"):
+        load_dataset("cifar10", tmp_path)
+    with pytest.raises(DataError, match="unknown dataset 'imagenet'"):
+        load_dataset("imagenet")
+
+
+def test_corrupt_cifar_file_is_a_clear_error(tmp_path):
+    make_cifar10(str(tmp_path))
+    (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"not a pickle")
+    with pytest.raises(DataError, match="could not be read"):
+        load_dataset("cifar10", tmp_path)
+
+
+def test_batch_loader_order_is_a_function_of_seed_and_epoch():
+    b = load_dataset("digits")
+    mk = lambda seed: BatchLoader(b.train_x, b.train_y, b.info, 100, shuffle=True,  # noqa: E731
+                                  augment=True, seed=seed)
+    full = list(mk(0).epoch(3))
+    assert len(full) == 15 and full[-1][0].shape == (37, 1, 28, 28)
+    resumed = list(mk(0).epoch(3, start=4))
+    assert all(torch.equal(a[0], c[0]) and torch.equal(a[1], c[1])
+               for a, c in zip(full[4:], resumed))
+    assert not torch.equal(full[0][1], list(mk(0).epoch(4))[0][1])
+    assert not torch.equal(full[0][1], list(mk(1).epoch(3))[0][1])
+    x = torch.cat([f[0] for f in list(BatchLoader(b.train_x, b.train_y, b.info, 500, shuffle=False,
+                                                  augment=False).epoch(0))])
+    assert abs(x.mean().item()) < 0.01 and abs(x.std().item() - 1) < 0.01
+
+
+def test_crop_flip_keeps_content_and_shape():
+    from pathviz.data import _crop_flip
+
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    gen = torch.Generator().manual_seed(0)
+    out = _crop_flip(x, gen, pad=0)  # no padding: only flips remain
+    for i in range(2):
+        assert torch.equal(out[i], x[i]) or torch.equal(out[i], x[i].flip(-1))
+    out = _crop_flip(x, torch.Generator().manual_seed(1), pad=4)
+    assert out.shape == x.shape
