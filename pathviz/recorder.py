@@ -1,0 +1,181 @@
+"""Record a regularization path from any training loop that uses :class:`pathviz.optim.SLBI`.
+
+    recorder = PathRecorder(model, opt, "checkpoints/mine/path.h5", weights_every=100)
+    for it, (x, y) in enumerate(loader, 1):
+        ...; opt.step()
+        recorder.record(it, train_loss=loss.item())
+    recorder.close()
+
+The training worker (``pathviz.train``) uses the same class, so a hand-written loop gets a file
+the app shows exactly like a worker's.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pathviz.groups import LayerSpec
+from pathviz.optim import SLBI
+from pathviz.store import STANDARD_METRICS, PathWriter, Snapshot
+
+__all__ = ["PathRecorder", "layers_of"]
+
+
+def layers_of(model: nn.Module, optimizer: SLBI) -> list[LayerSpec]:
+    """The layers of ``model`` whose weight has a Gamma in ``optimizer``, in model order."""
+    penalty = {}
+    for group in optimizer.param_groups:
+        if group["penalty"] is not None:
+            for p in group["params"]:
+                penalty[id(p)] = group["penalty"]
+    specs = []
+    for name, mod in model.named_modules():
+        w = getattr(mod, "weight", None)
+        if not isinstance(w, torch.Tensor) or id(w) not in penalty:
+            continue
+        pen = penalty[id(w)]
+        kind = "conv" if isinstance(mod, nn.modules.conv._ConvNd) else "linear"
+        specs.append(LayerSpec(name=name, param=f"{name}.weight" if name else "weight", kind=kind,
+                               shape=tuple(w.shape), penalty=pen,
+                               groups=w.shape[0] if pen == "group" else w.numel()))
+    if not specs:
+        raise ValueError("the optimizer has no parameter with a Gamma (every group has "
+                         "penalty=None); build its groups with pathviz.groups.slbi_param_groups")
+    return specs
+
+
+class PathRecorder:
+    """Writes snapshots of an SLBI run to a path file that the app can show live.
+
+    Args:
+        model, optimizer: the network and its SLBI optimizer.
+        path: the ``.h5`` file to create (an existing file is never overwritten).
+        config: anything JSON-able that describes the run (stored in the file).
+        metrics: extra metric names beyond ``store.STANDARD_METRICS`` that ``record`` will get.
+        weights_every: save full weights and Gamma every this many iterations (0: only when
+            ``record(..., weights=True)`` or at ``close``-time via ``record_final``).
+        background: write on a separate thread (the loop does not wait for the disk).
+    """
+
+    def __init__(self, model: nn.Module, optimizer: SLBI, path: str | os.PathLike, *,
+                 config: Mapping[str, Any] | None = None, metrics: Iterable[str] = (),
+                 weights_every: int = 0, iterations_per_epoch: int | None = None,
+                 background: bool = True, overwrite: bool = False) -> None:
+        if not isinstance(optimizer, SLBI):
+            raise TypeError("PathRecorder needs a pathviz.optim.SLBI optimizer")
+        if os.path.exists(path) and not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True or choose another file")
+        self.model, self.optimizer = model, optimizer
+        self.layers = layers_of(model, optimizer)
+        params = dict(model.named_parameters())
+        self._params = [params[s.param] for s in self.layers]
+        state = model.state_dict()
+        weights = [{"name": k, "shape": list(v.shape), "dtype": str(v.cpu().numpy().dtype)}
+                   for k, v in state.items()]
+        self._total_params = sum(p.numel() for p in model.parameters())
+        self.weights_every = int(weights_every)
+        self.iterations_per_epoch = iterations_per_epoch
+        self._t0 = time.time()
+        self.last_iteration: int | None = None
+        self.last_weights_iteration: int | None = None
+        self.writer = PathWriter(path, config=dict(config or {}),
+                                 layers=[s.to_json() for s in self.layers], weights=weights,
+                                 metrics=list(STANDARD_METRICS) + list(metrics),
+                                 background=background)
+
+    @classmethod
+    def continuing(cls, model: nn.Module, optimizer: SLBI, writer: PathWriter, *,
+                   weights_every: int = 0, iterations_per_epoch: int | None = None
+                   ) -> PathRecorder:
+        """A recorder that appends to an already open writer (used by resume)."""
+        self = cls.__new__(cls)
+        self.model, self.optimizer, self.writer = model, optimizer, writer
+        self.layers = layers_of(model, optimizer)
+        params = dict(model.named_parameters())
+        self._params = [params[s.param] for s in self.layers]
+        self._total_params = sum(p.numel() for p in model.parameters())
+        self.weights_every = int(weights_every)
+        self.iterations_per_epoch = iterations_per_epoch
+        self._t0 = time.time()
+        self.last_iteration = None
+        self.last_weights_iteration = None
+        return self
+
+    @torch.no_grad()
+    def layer_stats(self) -> tuple[dict[str, tuple[np.ndarray, ...]], float, float]:
+        """Per-layer (gamma_norm, weight_norm, nnz), the sparsity, and the params of W*."""
+        stats = {}
+        groups_total = groups_out = 0
+        masked = 0
+        for spec, p in zip(self.layers, self._params):
+            gamma = self.optimizer.gamma(p)
+            if spec.penalty == "group":
+                g2 = gamma.reshape(spec.groups, -1)
+                gn = torch.linalg.vector_norm(g2, dim=1)
+                wn = torch.linalg.vector_norm(p.reshape(spec.groups, -1), dim=1)
+                nnz = (g2 != 0).sum(dim=1)
+                per_group = p.numel() // spec.groups
+            else:
+                gn, wn = gamma.abs().flatten(), p.abs().flatten()
+                nnz = (gamma != 0).flatten()
+                per_group = 1
+            out = int((gn == 0).sum())
+            groups_total += spec.groups
+            groups_out += out
+            masked += out * per_group
+            stats[spec.name] = (gn.float().cpu().numpy(), wn.float().cpu().numpy(),
+                                nnz.int().cpu().numpy())
+        return stats, groups_out / max(groups_total, 1), float(self._total_params - masked)
+
+    def record(self, iteration: int, *, epoch: float | None = None, elapsed: float | None = None,
+               weights: bool | None = None, **metrics: float) -> None:
+        """Append a snapshot at ``iteration`` with the given metrics (others are NaN).
+
+        ``sparsity`` and ``params_kept`` are computed here; ``lr`` defaults to the optimizer's.
+        Full weights are added when ``weights`` is True, or by ``weights_every`` when None.
+        """
+        stats, sparsity, kept = self.layer_stats()
+        metrics.setdefault("lr", float(self.optimizer.param_groups[0]["lr"]))
+        metrics.setdefault("sparsity", sparsity)
+        metrics.setdefault("params_kept", kept)
+        if epoch is None:
+            epoch = iteration / self.iterations_per_epoch if self.iterations_per_epoch else np.nan
+        if elapsed is None:
+            elapsed = time.time() - self._t0
+        self.writer.append(Snapshot(int(iteration), float(epoch), float(elapsed),
+                                    {k: float(v) for k, v in metrics.items()}, stats))
+        self.last_iteration = int(iteration)
+        if weights is None:
+            weights = self.weights_every > 0 and iteration % self.weights_every == 0
+        if weights:
+            self.record_weights(iteration)
+
+    @torch.no_grad()
+    def record_weights(self, iteration: int) -> None:
+        """Append the full state_dict and every layer's Gamma at ``iteration``."""
+        if self.last_weights_iteration == iteration:
+            return
+        tensors = {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
+        gammas = {s.param: self.optimizer.gamma(p).detach().float().cpu().numpy().copy()
+                  for s, p in zip(self.layers, self._params)}
+        self.writer.append_weights(int(iteration), tensors, gammas)
+        self.last_weights_iteration = int(iteration)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def __enter__(self) -> PathRecorder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,435 @@
+"""The training worker: trains a model with SLBI and records its regularization path.
+
+    python -m pathviz.train --preset demo --out checkpoints/demo
+    python -m pathviz.train --out checkpoints/demo --resume
+
+Exit codes: 0 finished or stopped (SIGTERM/Ctrl-C), 1 failed (e.g. diverged), 2 bad input.
+Bad input (a flag, a model or dataset name, a missing data folder, an existing run folder) is
+refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from pathviz import runs
+from pathviz.config import PRESETS, ConfigError, RunConfig, add_config_arguments, config_from_args
+from pathviz.data import BatchLoader, DataBundle, DataError, load_dataset
+from pathviz.groups import slbi_param_groups
+from pathviz.models import UnknownModelError, build_model
+from pathviz.optim import SLBI
+from pathviz.recorder import PathRecorder
+from pathviz.store import PathFileError, copy_path
+
+log = logging.getLogger("pathviz.train")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+HEARTBEAT_EVERY = 1.0  # seconds between status updates
+
+
+class UsageError(Exception):
+    """Bad input: one sentence, exit code 2, nothing written."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m pathviz.train", description=__doc__,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", help=f"start from a preset: {', '.join(PRESETS)}")
+    p.add_argument("--config", help="JSON or TOML file of settings (flags override it)")
+    p.add_argument("--out", help="run folder (default: checkpoints/<preset or model>-<time>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the stopped or killed run in --out from its resume state")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the run already in --out and start again")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_arguments(p)
+    return p
+
+
+@dataclass
+class Plan:
+    """A validated run: what to train and where; nothing on disk has been touched yet."""
+
+    cfg: RunConfig
+    paths: runs.RunPaths
+    data: DataBundle
+    device: torch.device
+    resume: bool
+    overwrite: bool
+    progress: bool
+
+
+_RESUME_OVERRIDABLE = {"device", "impl"}
+
+
+def prepare(args: argparse.Namespace) -> Plan:
+    """Check everything the run needs; raise UsageError (or a library error) on bad input."""
+    out = args.out
+    if args.resume and out is None:
+        raise UsageError("--resume needs --out, the folder of the run to continue")
+    if out is None:
+        stem = args.preset or getattr(args, "model", None) or "run"
+        out = str(runs.checkpoints_root() / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        paths = runs.paths_for_dir(out)
+    except runs.RunError as e:
+        raise UsageError(f"--out {out!r}: {e}") from None
+    if args.resume:
+        if args.overwrite:
+            raise UsageError("--resume and --overwrite contradict each other; pick one")
+        if not paths.resume.exists():
+            raise UsageError(f"{paths.dir} has no resume state ({runs.RESUME_FILE}); it cannot be "
+                             f"resumed")
+        given = sorted(k for k in vars(args) if k in RunConfig.__dataclass_fields__
+                       and k not in _RESUME_OVERRIDABLE)
+        if given or args.preset or args.config:
+            flags = [f"--{k.replace('_', '-')}" for k in given] or ["--preset/--config"]
+            raise UsageError(f"--resume continues the run with its own config; drop "
+                             f"{' '.join(flags)}")
+        import json
+
+        try:
+            cfg = RunConfig.from_json(json.loads(paths.config.read_text()))
+        except (OSError, ValueError) as e:
+            raise UsageError(f"{paths.config} cannot be read ({e}); the run cannot be resumed") \
+                from None
+        cfg = cfg.replace(**{k: getattr(args, k) for k in _RESUME_OVERRIDABLE if k in vars(args)})
+        status = runs.read_status(paths)
+        if status.get("state") == "finished":
+            raise UsageError(f"run {paths.name!r} already finished; nothing to resume")
+    else:
+        cfg = config_from_args(args)
+        if paths.has_run() and not args.overwrite:
+            raise UsageError(f"{paths.dir} already holds a run; pass --resume to continue it or "
+                             f"--overwrite to start again")
+    cfg.validate()
+    build_model(cfg.model)  # unknown model names fail here, before anything is written
+    data = load_dataset(cfg.dataset, cfg.data_root)
+    return Plan(cfg, paths, data, _device(cfg.device), args.resume, args.overwrite,
+                not args.no_progress)
+
+
+def _device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {spec} asked for CUDA, but torch sees no CUDA device; "
+                         f"use --device cpu or auto")
+    return torch.device(spec)
+
+
+class Trainer:
+    """Runs one plan: the loop, snapshots, resume state, status and signals."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.cfg = cfg = plan.cfg
+        self.paths = plan.paths
+        info = plan.data.info
+        torch.manual_seed(cfg.seed)
+        extra = {"input_size": info.image_size} if cfg.model == "lenet5" else {}
+        self.model = build_model(cfg.model, num_classes=info.num_classes,
+                                 in_channels=info.in_channels, **extra).to(plan.device)
+        groups = slbi_param_groups(self.model, conv=cfg.conv_penalty, linear=cfg.linear_penalty,
+                                   last_linear=cfg.last_linear_penalty, lam=cfg.lam,
+                                   group_scale=cfg.group_scale)
+        self.opt = SLBI(groups, lr=cfg.lr, kappa=cfg.kappa, nu=cfg.nu, lam=cfg.lam,
+                        momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                        nesterov=cfg.nesterov, impl=cfg.impl)
+        d = plan.data
+        self.train_loader = BatchLoader(d.train_x, d.train_y, info, cfg.batch_size, shuffle=True,
+                                        augment=info.augment, seed=cfg.seed, device=plan.device)
+        self.test_loader = BatchLoader(d.test_x, d.test_y, info, 512, shuffle=False,
+                                       augment=False, device=plan.device)
+        self.ipe = len(self.train_loader)
+        self.total = cfg.epochs * self.ipe
+        self.iteration = 0
+        self.elapsed = 0.0
+        self._acc = torch.zeros(3, dtype=torch.float64, device=plan.device)  # loss, correct, n
+        self._stop: str | None = None
+        self._last_beat = 0.0
+        self.recorder: PathRecorder | None = None
+
+    # ---- the run -----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        paths = self.paths
+        try:
+            runs.acquire_lock(paths)
+        except runs.RunError as e:
+            print(f"pathviz.train: error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        old_handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM,
+                                                                       signal.SIGINT)}
+        handler = _log_to(paths)
+        try:
+            return self._run()
+        finally:
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+            if self.recorder is not None:
+                try:
+                    self.recorder.close()
+                except PathFileError as e:
+                    log.error("%s", e)
+            runs.release_lock(paths)
+            logging.getLogger("pathviz").removeHandler(handler)
+            handler.close()
+
+    def _run(self) -> int:
+        cfg, paths = self.cfg, self.paths
+        if self.plan.resume:
+            self._load_resume()
+        else:
+            if self.plan.overwrite:
+                _clear_run(paths)
+            runs.write_json_atomic(paths.config, cfg.to_json())
+            self.recorder = PathRecorder(self.model, self.opt, paths.path, config=cfg.to_json(),
+                                         weights_every=cfg.weights_every,
+                                         iterations_per_epoch=self.ipe)
+            self._snapshot(final=False)
+            self._save_resume()
+        log.info("training %s on %s (%s), %d iterations of %d per epoch, from iteration %d",
+                 cfg.model, cfg.dataset, self.plan.device, self.total, self.ipe, self.iteration)
+        self._beat("running", force=True)
+        bar = _progress(self.plan.progress, self.total, self.iteration)
+        t_start = time.time() - self.elapsed
+        try:
+            while self.iteration < self.total and self._stop is None:
+                epoch = self.iteration // self.ipe
+                for x, y in self.train_loader.epoch(epoch, start=self.iteration % self.ipe):
+                    if not self._train_step(x, y):
+                        self.elapsed = time.time() - t_start
+                        return self._fail(f"diverged at iteration {self.iteration + 1} "
+                                          f"(loss is not finite)")
+                    self.iteration += 1
+                    self.elapsed = time.time() - t_start
+                    it = self.iteration
+                    final = it == self.total
+                    if it % cfg.snapshot_every == 0 or final:
+                        self._snapshot(final=final)
+                    if it % cfg.weights_every == 0 or final:
+                        self._save_resume()
+                    if bar is not None:
+                        bar.update(1)
+                        if it % 10 == 0 or final:
+                            bar.set_postfix(self._postfix(), refresh=False)
+                    self._beat("running")
+                    if self._stop is not None:
+                        break
+        finally:
+            if bar is not None:
+                bar.close()
+        if self._stop is not None and self.iteration < self.total:
+            self._save_resume()
+            self.recorder.flush()
+            self._beat("stopped", reason=f"stopped by {self._stop} at iteration {self.iteration}",
+                       force=True)
+            log.info("stopped at iteration %d; resume with --resume", self.iteration)
+            return EXIT_OK
+        self.recorder.flush()
+        self._beat("finished", force=True)
+        log.info("finished: %d iterations in %.1fs", self.iteration, self.elapsed)
+        return EXIT_OK
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> bool:
+        cfg = self.cfg
+        if cfg.lr_schedule == "cosine":
+            lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * self.iteration / self.total))
+            for g in self.opt.param_groups:
+                g["lr"] = lr
+        self.opt.zero_grad(set_to_none=True)
+        out = self.model(x)
+        loss = F.cross_entropy(out, y)
+        if not torch.isfinite(loss):
+            return False
+        loss.backward()
+        self.opt.step()
+        with torch.no_grad():
+            n = y.shape[0]
+            self._acc += torch.stack([loss.detach().double() * n,
+                                      (out.argmax(1) == y).sum().double(),
+                                      torch.tensor(float(n), dtype=torch.float64,
+                                                   device=y.device)])
+        return True
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        """(test loss, test accuracy) on the whole test set."""
+        was = self.model.training
+        self.model.eval()
+        loss = correct = n = 0.0
+        for x, y in self.test_loader.epoch(0):
+            out = self.model(x)
+            loss += F.cross_entropy(out, y, reduction="sum").item()
+            correct += (out.argmax(1) == y).sum().item()
+            n += y.shape[0]
+        self.model.train(was)
+        return loss / n, correct / n
+
+    def _snapshot(self, final: bool) -> None:
+        cfg, it = self.cfg, self.iteration
+        metrics: dict[str, float] = {}
+        loss_sum, correct, n = self._acc.tolist()
+        if n > 0:
+            metrics["train_loss"] = loss_sum / n
+            metrics["train_acc"] = correct / n
+        self._acc.zero_()
+        if it % cfg.eval_every == 0 or final:
+            metrics["test_loss"], metrics["test_acc"] = self.evaluate()
+        self.recorder.record(it, epoch=it / self.ipe, elapsed=self.elapsed,
+                             weights=it % cfg.weights_every == 0 or final or it == 0, **metrics)
+        self._metrics = metrics
+
+    def _postfix(self) -> dict[str, Any]:
+        m = getattr(self, "_metrics", {})
+        stats, sparsity, _ = self.recorder.layer_stats()
+        groups = sum(len(s[0]) for s in stats.values())
+        return {"epoch": f"{self.iteration / self.ipe:.2f}",
+                "loss": f"{m.get('train_loss', float('nan')):.3f}",
+                "acc": f"{m.get('train_acc', float('nan')):.3f}",
+                "support": f"{round(groups * (1 - sparsity))}/{groups}"}
+
+    # ---- resume ------------------------------------------------------------------------------
+
+    def _save_resume(self) -> None:
+        """Write the resume state atomically; the path file is flushed first so no row is lost."""
+        self.recorder.flush()
+        state = {"iteration": self.iteration, "elapsed": self.elapsed,
+                 "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                 "acc": self._acc.cpu(), "rng": torch.get_rng_state(),
+                 "config": self.cfg.to_json()}
+        if torch.cuda.is_available():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        tmp = self.paths.tmp(self.paths.resume)
+        torch.save(state, tmp)
+        os.replace(tmp, self.paths.resume)
+
+    def _load_resume(self) -> None:
+        paths = self.paths
+        try:
+            state = torch.load(paths.resume, map_location=self.plan.device, weights_only=True)
+            self.model.load_state_dict(state["model"])
+            self.opt.load_state_dict(state["optimizer"])
+        except Exception as e:  # a truncated or foreign file: say so, touch nothing
+            raise UsageError(f"{paths.resume} cannot be loaded ({type(e).__name__}: "
+                             f"{str(e)[:160]}); the run cannot be resumed") from None
+        self.iteration = int(state["iteration"])
+        self.elapsed = float(state["elapsed"])
+        self._acc = state["acc"].to(self.plan.device)
+        torch.set_rng_state(state["rng"])
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        # keep the readable rows up to the resume point in a fresh file, then swap it in
+        tmp = paths.tmp(paths.path)
+        try:
+            writer = copy_path(paths.path, tmp, self.iteration)
+        except PathFileError as e:
+            tmp.unlink(missing_ok=True)
+            raise UsageError(f"{e}; the run cannot be resumed") from None
+        os.replace(tmp, paths.path)
+        self.recorder = PathRecorder.continuing(self.model, self.opt, writer,
+                                                weights_every=self.cfg.weights_every,
+                                                iterations_per_epoch=self.ipe)
+        log.info("resumed at iteration %d with %d snapshots kept", self.iteration,
+                 writer.n_snapshots)
+
+    # ---- status and signals ------------------------------------------------------------------
+
+    def _on_signal(self, signum, frame) -> None:
+        self._stop = signal.Signals(signum).name
+
+    def _beat(self, state: str, reason: str = "", force: bool = False) -> None:
+        now = time.time()
+        if not force and now - self._last_beat < HEARTBEAT_EVERY:
+            return
+        self._last_beat = now
+        it = self.iteration
+        rate = it / self.elapsed if self.elapsed > 0 else 0.0
+        eta = (self.total - it) / rate if rate > 0 and state == "running" else None
+        runs.write_status(
+            self.paths, state=state, reason=reason, pid=os.getpid(),
+            pid_start=runs.process_start_time(os.getpid()), heartbeat=now, iteration=it,
+            total_iterations=self.total, epoch=it / self.ipe, elapsed=self.elapsed, eta=eta,
+            snapshots=self.recorder.writer.n_snapshots if self.recorder else 0,
+            config=self.cfg.to_json())
+
+    def _fail(self, reason: str) -> int:
+        log.error("%s", reason)
+        if self.recorder is not None:
+            self.recorder.flush()
+        self._beat("failed", reason=reason, force=True)
+        return EXIT_FAILED
+
+
+def _clear_run(paths: runs.RunPaths) -> None:
+    """--overwrite: remove the old run's files (the lock is ours, exports go too)."""
+    import shutil
+
+    for f in runs.RUN_FILES:
+        if f != runs.LOG_FILE:
+            (paths.dir / f).unlink(missing_ok=True)
+    shutil.rmtree(paths.exports, ignore_errors=True)
+
+
+def _log_to(paths: runs.RunPaths) -> logging.Handler:
+    """Log to the run's train.log, and to stderr when stderr is not that same file."""
+    root = logging.getLogger("pathviz")
+    root.setLevel(logging.INFO)
+    fh = logging.FileHandler(paths.log)
+    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root.addHandler(fh)
+    try:
+        same = os.path.samestat(os.fstat(2), os.stat(paths.log))
+    except OSError:
+        same = False
+    if not same and not any(isinstance(h, logging.StreamHandler) and
+                            not isinstance(h, logging.FileHandler) for h in root.handlers):
+        sh = logging.StreamHandler()
+        sh.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(sh)
+    return fh
+
+
+def _progress(enabled: bool, total: int, initial: int):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True, leave=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        plan = prepare(args)
+    except (UsageError, ConfigError, DataError, UnknownModelError, runs.RunError) as e:
+        print(f"pathviz.train: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return Trainer(plan).run()
+    except UsageError as e:
+        print(f"pathviz.train: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""Path file: write/read round-trip, live SWMR reading, killed writers, bad files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from pathviz import store
+from pathviz.store import PathFileError, PathReader, PathWriter, Snapshot, copy_path
+
+LAYERS = [
+    {"name": "conv1", "param": "conv1.weight", "kind": "conv", "shape": [4, 1, 3, 3],
+     "penalty": "group", "groups": 4},
+    {"name": "fc.0", "param": "fc.0.weight", "kind": "linear", "shape": [3, 5], "penalty": "l1",
+     "groups": 15},
+]
+WEIGHTS = [{"name": "conv1.weight", "shape": [4, 1, 3, 3], "dtype": "float32"},
+           {"name": "bn.num_batches_tracked", "shape": [], "dtype": "int64"},
+           {"name": "fc.0.weight", "shape": [3, 5], "dtype": "float32"}]
+
+
+def synthetic(i: int) -> Snapshot:
+    """Snapshot i of a synthetic path: group g of each layer enters at snapshot g."""
+    layers = {}
+    for layer in LAYERS:
+        g = layer["groups"]
+        gn = np.where(np.arange(g) < i, np.arange(g) + 0.5 * i, 0).astype(np.float32)
+        layers[layer["name"]] = (gn, (gn + 1).astype(np.float32), (gn > 0).astype(np.int32) * 3)
+    metrics = {"train_loss": 1.0 / (i + 1), "train_acc": i / 10, "lr": 0.1,
+               "sparsity": 1 - i / 20, "params_kept": 100.0 + i}
+    if i % 2 == 0:
+        metrics["test_acc"] = 0.5 + i / 100
+    return Snapshot(iteration=i * 10, epoch=i / 4, time=i * 0.5, metrics=metrics, layers=layers)
+
+
+def weights(i: int) -> tuple[dict, dict]:
+    t = {"conv1.weight": np.full((4, 1, 3, 3), i, np.float32),
+         "bn.num_batches_tracked": np.array(i, np.int64),
+         "fc.0.weight": np.arange(15, dtype=np.float32).reshape(3, 5) * i}
+    g = {"conv1.weight": np.full((4, 1, 3, 3), -i, np.float32),
+         "fc.0.weight": np.ones((3, 5), np.float32) * i}
+    return t, g
+
+
+def write_file(path, n=8, background=True, weights_at=(0, 3, 7)) -> None:
+    with PathWriter(path, config={"model": "x", "lr": 0.1}, layers=LAYERS, weights=WEIGHTS,
+                    background=background) as w:
+        for i in range(n):
+            w.append(synthetic(i))
+            if i in weights_at:
+                w.append_weights(i * 10, *weights(i))
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_round_trip_of_every_dataset(tmp_path, background):
+    p = tmp_path / "path.h5"
+    write_file(p, background=background)
+    with PathReader(p) as r:
+        assert r.schema_version == store.SCHEMA_VERSION
+        assert r.config == {"model": "x", "lr": 0.1}
+        assert r.layers == LAYERS and r.weight_specs == WEIGHTS
+        assert r.n_snapshots == len(r) == 8
+        assert r.iterations.tolist() == [i * 10 for i in range(8)]
+        assert r.epochs.tolist() == [i / 4 for i in range(8)]
+        assert r.times.tolist() == [i * 0.5 for i in range(8)]
+        m = r.metrics()
+        assert set(m) == set(store.STANDARD_METRICS)
+        assert m["train_loss"].tolist() == [1.0 / (i + 1) for i in range(8)]
+        assert m["params_kept"].tolist() == [100.0 + i for i in range(8)]
+        ta = m["test_acc"]
+        assert ta[::2].tolist() == [0.5 + i / 100 for i in range(0, 8, 2)]
+        assert np.isnan(ta[1::2]).all() and np.isnan(m["test_loss"]).all()
+        for i in range(8):
+            snap = r.snapshot(i)
+            for layer in LAYERS:
+                exp = synthetic(i).layers[layer["name"]]
+                for field, arr in zip(store.LAYER_FIELDS, exp):
+                    np.testing.assert_array_equal(snap[layer["name"]][field], arr)
+                    assert snap[layer["name"]][field].dtype == arr.dtype
+        full = r.layer_path("fc.0", "weight_norm")
+        assert full.shape == (8, 15) and full[5, 2] == synthetic(5).layers["fc.0"][1][2]
+        assert r.entry_times("conv1").tolist() == [1, 2, 3, 4]
+        assert r.entry_times("fc.0").tolist() == list(range(1, 8)) + [-1] * 8
+        assert r.support_sizes("conv1").tolist() == [0, 1, 2, 3, 4, 4, 4, 4]
+        assert r.weight_iterations.tolist() == [0, 30, 70]
+        for i in (0, 3, 7):
+            t, g = weights(i)
+            got_t, got_g = r.weights_at(i * 10), r.gamma_at(i * 10)
+            assert list(got_t) == [w["name"] for w in WEIGHTS]
+            for k in t:
+                np.testing.assert_array_equal(got_t[k], t[k])
+            for k in g:
+                np.testing.assert_array_equal(got_g[k], g[k])
+        assert r.index_of(35) == 3 and r.index_of(0) == 0 and r.index_of(1000) == 7
+
+
+def test_iteration_without_weights_names_the_nearest(tmp_path):
+    p = tmp_path / "path.h5"
+    write_file(p)
+    with PathReader(p) as r:
+        with pytest.raises(KeyError, match=r"iteration 40 has no saved weights; nearest "
+                                           r"iterations with weights: 30, 70"):
+            r.weights_at(40)
+        with pytest.raises(KeyError, match="nearest iterations with weights: 0, 30"):
+            r.gamma_at(10)
+
+
+def test_writer_refuses_undeclared_names(tmp_path):
+    with PathWriter(tmp_path / "p.h5", config={}, layers=LAYERS, weights=WEIGHTS,
+                    background=False) as w:
+        snap = synthetic(1)
+        snap.metrics = {**snap.metrics, "bogus": 1.0}
+        with pytest.raises(ValueError, match=r"metrics \['bogus'\] were not declared"):
+            w.append(snap)
+        t, g = weights(1)
+        del t["fc.0.weight"]
+        with pytest.raises(ValueError, match=r"missing \['fc.0.weight'\]"):
+            w.append_weights(10, t, g)
+
+
+def test_datasets_are_chunked_and_resizable(tmp_path):
+    p = tmp_path / "path.h5"
+    write_file(p)
+    with h5py.File(p, "r") as f:
+        def check(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                assert obj.chunks is not None, name
+                assert obj.maxshape[0] is None, name
+        f.visititems(check)
+
+
+def test_unknown_major_version_is_refused(tmp_path):
+    p = tmp_path / "path.h5"
+    write_file(p)
+    with h5py.File(p, "a") as f:
+        f.attrs[store.ATTR_SCHEMA] = "2.0"
+    with pytest.raises(PathFileError, match=r"schema version 2\.0, this pathviz reads 1\.0"):
+        PathReader(p)
+    with h5py.File(p, "a") as f:
+        f.attrs[store.ATTR_SCHEMA] = "1.7"  # same major: readable
+    with PathReader(p) as r:
+        assert r.schema_version == "1.7"
+
+
+def test_corrupt_truncated_and_foreign_files(tmp_path):
+    good = tmp_path / "good.h5"
+    write_file(good)
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(os.urandom(5000))
+    with pytest.raises(PathFileError, match="not a readable path file"):
+        PathReader(junk)
+    trunc = tmp_path / "trunc.h5"
+    trunc.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    with pytest.raises(PathFileError, match="truncated"):
+        PathReader(trunc)
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = np.arange(3)
+    with pytest.raises(PathFileError, match="not a pathviz path file"):
+        PathReader(foreign)
+    with pytest.raises(PathFileError, match="no path file at"):
+        PathReader(tmp_path / "missing.h5")
+
+
+WRITER_SCRIPT = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from test_store import LAYERS, WEIGHTS, synthetic, weights
+    from pathviz.store import PathWriter
+    w = PathWriter({path!r}, config={{}}, layers=LAYERS, weights=WEIGHTS, background=True)
+    for i in range({n}):
+        w.append(synthetic(i))
+        if i % 3 == 0:
+            w.append_weights(i * 10, *weights(i))
+        w.flush()
+        print("flushed", i + 1, flush=True)
+        time.sleep({pause})
+    print("done", flush=True)
+    time.sleep(60)
+""")
+
+
+def _start_writer(path, n, pause):
+    script = WRITER_SCRIPT.format(tests=os.path.dirname(__file__), path=str(path), n=n,
+                                  pause=pause)
+    return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+
+
+def test_reader_follows_a_live_writer_in_another_process(tmp_path):
+    p = tmp_path / "live.h5"
+    proc = _start_writer(p, n=12, pause=0.15)
+    try:
+        assert proc.stdout.readline().startswith("flushed 1")
+        r = PathReader(p)
+        seen = []
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            n = r.refresh()
+            seen.append(n)
+            if n:  # every visible row is complete and correct
+                last = n - 1
+                assert r.iterations[last] == last * 10
+                np.testing.assert_array_equal(r.snapshot(last)["conv1"]["gamma_norm"],
+                                              synthetic(last).layers["conv1"][0])
+                assert r.layer_path("fc.0").shape == (n, 15)
+            if n == 12:
+                break
+            time.sleep(0.05)
+        assert seen[-1] == 12
+        assert len(set(seen)) >= 4, f"the reader should see the file grow, saw {seen}"
+        assert r.weight_iterations.tolist() == [0, 30, 60, 90]
+        r.close()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_sigkilled_writer_leaves_every_flushed_snapshot_readable(tmp_path):
+    p = tmp_path / "killed.h5"
+    proc = _start_writer(p, n=100, pause=0.02)
+    flushed = 0
+    for line in proc.stdout:
+        flushed = int(line.split()[1])
+        if flushed >= 7:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with PathReader(p) as r:
+        assert r.n_snapshots >= flushed
+        n = r.n_snapshots
+        assert r.iterations.tolist() == [i * 10 for i in range(n)]
+        for i in range(n):
+            np.testing.assert_array_equal(r.snapshot(i)["fc.0"]["nnz"],
+                                          synthetic(i).layers["fc.0"][2])
+    # plain (non-SWMR) opens fail on such a file; copy_path rescues the rows into a new file
+    dst = tmp_path / "rescued.h5"
+    w = copy_path(p, dst, upto_iteration=40)
+    w.append(synthetic(5))
+    w.close()
+    with PathReader(dst) as r:
+        assert r.iterations.tolist() == [0, 10, 20, 30, 40, 50]
+        assert r.weight_iterations.tolist() == [0, 30]
+        np.testing.assert_array_equal(r.weights_at(30)["fc.0.weight"], weights(3)[0]["fc.0.weight"])
+
+
+def test_nearest():
+    assert store.nearest(np.array([0, 30, 60]), 40) == [30, 60]
+    assert store.nearest(np.array([], dtype=np.int64), 4) == []
+
+
+def test_store_does_not_import_torch():
+    code = ("import sys; import pathviz.store, pathviz.runs; "
+            "print(json.dumps('torch' in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True,
+                         text=True, check=True)
+    assert json.loads(out.stdout) is False
