@@ -61,7 +61,8 @@ def main() -> None:
           f"{'single/SGD':>11} {'single/fast':>12}")
     for name in ("cifar_resnet_20", "cifar_vgg_16"):
         r = bench(name, args.repeats, args.device)
-        print(f"{name:16} {r['sgd'] * 1e3:8.2f} {r['auto'] * 1e3:8.2f} {r['auto'] / r['sgd']:9.2f}x "
+        print(f"{name:16} {r['sgd'] * 1e3:8.2f} {r['auto'] * 1e3:8.2f} "
+              f"{r['auto'] / r['sgd']:9.2f}x "
               f"{r['foreach'] / r['sgd']:11.2f}x {r['single'] / r['sgd']:10.2f}x "
               f"{r['single'] / r['auto']:11.2f}x")
 

@@ -82,10 +82,43 @@ if AVAILABLE:
 def step(w: np.ndarray, g: np.ndarray, m: np.ndarray, z: np.ndarray, gam: np.ndarray, *,
          lr: float, kappa: float, nu: float, momentum: float, weight_decay: float,
          nesterov: bool, lam: float, l1: bool) -> None:
-    """One SLBI step in place on (rows, cols) arrays; ``m`` must hold zeros before the first step."""
+    """One SLBI step in place on (rows, cols) arrays; ``m`` holds zeros before the first step."""
     if not AVAILABLE:  # pragma: no cover
         raise RuntimeError("the fused SLBI kernel needs numba: pip install numba")
     t = w.dtype.type
     kernel = _L1 if l1 else _GROUP
     kernel(w, g, m, z, gam, t(lr * kappa), t(lr * kappa / nu), t(lr / nu), t(momentum),
            t(weight_decay), bool(nesterov), t(kappa), t(lam))
+
+
+def _row_stats_kernel(w, gam, gn, wn, nnz):
+    # per row: ||Gamma_g||, ||W_g|| and the nonzero count of Gamma_g, in one pass
+    rows, cols = w.shape
+    for i in range(rows):
+        a = 0.0
+        b = 0.0
+        c = 0
+        for j in range(cols):
+            g = gam[i, j]
+            x = w[i, j]
+            a += g * g
+            b += x * x
+            c += g != 0
+        gn[i] = math.sqrt(a)
+        wn[i] = math.sqrt(b)
+        nnz[i] = c
+
+
+if AVAILABLE:
+    # fastmath lets LLVM reorder the sums and vectorize them: these are display statistics
+    _ROW_STATS = numba.njit(cache=True, nogil=True, fastmath=True)(_row_stats_kernel)
+
+
+def row_stats(w: np.ndarray, gam: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(||Gamma_g||, ||W_g||, nnz(Gamma_g)) per row of two (rows, cols) arrays: float32, int32."""
+    rows = w.shape[0]
+    gn = np.empty(rows, np.float32)
+    wn = np.empty(rows, np.float32)
+    nnz = np.empty(rows, np.int32)
+    _ROW_STATS(w, gam, gn, wn, nnz)
+    return gn, wn, nnz

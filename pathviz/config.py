@@ -125,12 +125,12 @@ PRESETS: dict[str, RunConfig] = {
                              lam=0.5, snapshot_every=10, weights_every=500, eval_every=100),
     "cifar_vgg16": RunConfig(model="cifar_vgg_16", dataset="cifar10", epochs=160,
                              batch_size=128, lr=0.1, lam=0.1, weight_decay=1e-4,
-                             lr_schedule="cosine", snapshot_every=20, weights_every=1960,
-                             eval_every=392),
+                             lr_schedule="cosine", snapshot_every=17, weights_every=3910,
+                             eval_every=391),
     "cifar_resnet20": RunConfig(model="cifar_resnet_20", dataset="cifar10", epochs=160,
                                 batch_size=128, lr=0.1, lam=0.1, weight_decay=1e-4,
-                                lr_schedule="cosine", snapshot_every=20, weights_every=1960,
-                                eval_every=392),
+                                lr_schedule="cosine", snapshot_every=17, weights_every=3910,
+                                eval_every=391),
 }
 
 
@@ -188,8 +188,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         kind = {"int": int, "float": float, "str": str, "bool": _bool}.get(t.split(" ")[0], str)
         if "None" in t:
             kind = _none_or(str if t.startswith("str") else kind)
-        kw: dict[str, Any] = dict(default=argparse.SUPPRESS, help=f"{f.metadata['help']} (default: "
-                                                     f"{'none' if f.default is None else f.default})")
+        default = "none" if f.default is None else f.default
+        kw: dict[str, Any] = dict(default=argparse.SUPPRESS,
+                                  help=f"{f.metadata['help']} (default: {default})")
         if t == "bool":
             kw.update(nargs="?", const=True)
         parser.add_argument(f"--{_flag(f.name)}", type=kind, dest=f.name, **kw)

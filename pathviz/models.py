@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from torch import Tensor, nn
@@ -272,7 +272,7 @@ def _is_shortcut(module_name: str) -> bool:
     return ".shortcut." in module_name
 
 
-@lru_cache(maxsize=None)
+@cache
 def param_count(name: str, num_classes: int = 10) -> int:
     """Parameter count of a zoo model at full width (cached)."""
     return count_params(build_model(name, num_classes=num_classes))

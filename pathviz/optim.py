@@ -198,14 +198,16 @@ def _check_hyperparameters(group: dict[str, Any]) -> None:
     ]
     for name, ok in checks:
         value = group[name]
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        if (not isinstance(value, (int, float)) or isinstance(value, bool)
+                or not math.isfinite(value)):
             raise ValueError(f"Invalid {name} value: {value!r} (must be a finite number)")
         if not ok:
             raise ValueError(f"Invalid {name} value: {value!r}")
     if group["nesterov"] and group["momentum"] == 0:
         raise ValueError("Invalid nesterov value: True needs momentum > 0")
     if group["penalty"] not in PENALTIES:
-        raise ValueError(f"Invalid penalty value: {group['penalty']!r}; expected one of {PENALTIES}")
+        raise ValueError(
+            f"Invalid penalty value: {group['penalty']!r}; expected one of {PENALTIES}")
     if group["group_scale"] not in GROUP_SCALES:
         raise ValueError(
             f"Invalid group_scale value: {group['group_scale']!r}; expected one of {GROUP_SCALES}")

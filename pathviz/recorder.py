@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pathviz import _fused
 from pathviz.groups import LayerSpec
 from pathviz.optim import SLBI
 from pathviz.store import STANDARD_METRICS, PathWriter, Snapshot
@@ -51,6 +52,20 @@ def layers_of(model: nn.Module, optimizer: SLBI) -> list[LayerSpec]:
     return specs
 
 
+def _group_stats(w: torch.Tensor, gamma: torch.Tensor, groups: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(||Gamma_g||, ||W_g||, nnz(Gamma_g)) per output unit, as float32/float32/int32 arrays."""
+    if (_fused.AVAILABLE and w.device.type == "cpu" and w.dtype == gamma.dtype
+            and w.dtype in (torch.float32, torch.float64) and w.is_contiguous()
+            and gamma.is_contiguous()):
+        # one pass per row in numba: ~10x cheaper than six small torch reductions per layer
+        return _fused.row_stats(w.view(groups, -1).numpy(), gamma.view(groups, -1).numpy())
+    g2 = gamma.reshape(groups, -1)
+    return (torch.linalg.vector_norm(g2, dim=1).float().cpu().numpy(),
+            torch.linalg.vector_norm(w.reshape(groups, -1), dim=1).float().cpu().numpy(),
+            (g2 != 0).sum(dim=1).int().cpu().numpy())
+
+
 class PathRecorder:
     """Writes snapshots of an SLBI run to a path file that the app can show live.
 
@@ -61,13 +76,13 @@ class PathRecorder:
         metrics: extra metric names beyond ``store.STANDARD_METRICS`` that ``record`` will get.
         weights_every: save full weights and Gamma every this many iterations (0: only when
             ``record(..., weights=True)`` or at ``close``-time via ``record_final``).
-        background: write on a separate thread (the loop does not wait for the disk).
+        flush_interval: seconds between writes to disk (see :class:`pathviz.store.PathWriter`).
     """
 
     def __init__(self, model: nn.Module, optimizer: SLBI, path: str | os.PathLike, *,
                  config: Mapping[str, Any] | None = None, metrics: Iterable[str] = (),
                  weights_every: int = 0, iterations_per_epoch: int | None = None,
-                 background: bool = True, overwrite: bool = False) -> None:
+                 flush_interval: float = 0.25, overwrite: bool = False) -> None:
         if not isinstance(optimizer, SLBI):
             raise TypeError("PathRecorder needs a pathviz.optim.SLBI optimizer")
         if os.path.exists(path) and not overwrite:
@@ -88,7 +103,7 @@ class PathRecorder:
         self.writer = PathWriter(path, config=dict(config or {}),
                                  layers=[s.to_json() for s in self.layers], weights=weights,
                                  metrics=list(STANDARD_METRICS) + list(metrics),
-                                 background=background)
+                                 flush_interval=flush_interval)
 
     @classmethod
     def continuing(cls, model: nn.Module, optimizer: SLBI, writer: PathWriter, *,
@@ -117,21 +132,18 @@ class PathRecorder:
         for spec, p in zip(self.layers, self._params):
             gamma = self.optimizer.gamma(p)
             if spec.penalty == "group":
-                g2 = gamma.reshape(spec.groups, -1)
-                gn = torch.linalg.vector_norm(g2, dim=1)
-                wn = torch.linalg.vector_norm(p.reshape(spec.groups, -1), dim=1)
-                nnz = (g2 != 0).sum(dim=1)
+                gn, wn, nnz = _group_stats(p.detach(), gamma, spec.groups)
                 per_group = p.numel() // spec.groups
             else:
-                gn, wn = gamma.abs().flatten(), p.abs().flatten()
-                nnz = (gamma != 0).flatten()
+                gn = gamma.detach().abs().flatten().float().cpu().numpy()
+                wn = p.detach().abs().flatten().float().cpu().numpy()
+                nnz = (gn != 0).astype(np.int32)
                 per_group = 1
-            out = int((gn == 0).sum())
+            out = int(np.count_nonzero(gn == 0))
             groups_total += spec.groups
             groups_out += out
             masked += out * per_group
-            stats[spec.name] = (gn.float().cpu().numpy(), wn.float().cpu().numpy(),
-                                nnz.int().cpu().numpy())
+            stats[spec.name] = (gn, wn, nnz)
         return stats, groups_out / max(groups_total, 1), float(self._total_params - masked)
 
     def record(self, iteration: int, *, epoch: float | None = None, elapsed: float | None = None,

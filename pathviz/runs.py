@@ -107,9 +107,9 @@ class RunPaths:
         return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
     def has_run(self) -> bool:
-        """True when the folder already holds a run's files."""
-        return any((self.dir / f).exists() for f in (PATH_FILE, CONFIG_FILE, STATUS_FILE,
-                                                      RESUME_FILE))
+        """True when the folder already holds a run's files (a lone status file is a pending
+        start, written by :func:`start_worker` before the worker writes anything)."""
+        return any((self.dir / f).exists() for f in (PATH_FILE, CONFIG_FILE, RESUME_FILE))
 
 
 def run_paths(name: str, root: str | os.PathLike | None = None) -> RunPaths:
@@ -193,7 +193,11 @@ def effective_state(status: dict[str, Any]) -> tuple[str, str]:
         alive = is_alive(status.get("pid"), status.get("pid_start"))
         stale = time.time() - float(status.get("heartbeat", status.get("updated", 0))) > \
             HEARTBEAT_TIMEOUT
-        if not alive or (stale and status.get("pid") is None):
+        if state == "starting" and status.get("pid") is None and not stale:
+            return state, reason  # the starter has not recorded the pid yet
+        if not alive:
+            if state == "starting":
+                return "failed", "the worker exited before training started; see train.log"
             return "stopped", "the worker exited without saying why (killed?); resume it"
     return state, reason
 
@@ -231,7 +235,7 @@ def list_runs(root: str | os.PathLike | None = None) -> list[RunInfo]:
         if not d.is_dir() or not _NAME.match(d.name):
             continue
         paths = RunPaths(d)
-        if not paths.has_run():
+        if not paths.has_run() and not paths.status.exists():
             continue
         status = read_status(paths)
         state, reason = effective_state(status)
@@ -318,6 +322,11 @@ def start_worker(paths: RunPaths, args: Sequence[str] = (), resume: bool = False
     lock_holder = _lock_holder(paths)
     if lock_holder:
         raise RunError(f"run {paths.name!r} is already being trained by process {lock_holder}")
+    status = read_status(paths)
+    if status.get("state") in ("starting", "running") and is_alive(status.get("pid"),
+                                                                    status.get("pid_start")):
+        raise RunError(f"run {paths.name!r} is already being trained by process "
+                       f"{status['pid']}")
     if not resume and paths.has_run():
         raise RunError(f"run {paths.name!r} already exists; choose another name or resume it")
     if resume and not paths.resume.exists():

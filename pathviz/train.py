@@ -18,7 +18,6 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -165,6 +164,9 @@ class Trainer:
         self._acc = torch.zeros(3, dtype=torch.float64, device=plan.device)  # loss, correct, n
         self._stop: str | None = None
         self._last_beat = 0.0
+        # seconds spent writing the path (snapshots, weights) and resume state, for bench/
+        self.snapshot_seconds = 0.0
+        self.resume_seconds = 0.0
         self.recorder: PathRecorder | None = None
 
     # ---- the run -----------------------------------------------------------------------------
@@ -294,8 +296,10 @@ class Trainer:
         self._acc.zero_()
         if it % cfg.eval_every == 0 or final:
             metrics["test_loss"], metrics["test_acc"] = self.evaluate()
+        t0 = time.perf_counter()
         self.recorder.record(it, epoch=it / self.ipe, elapsed=self.elapsed,
                              weights=it % cfg.weights_every == 0 or final or it == 0, **metrics)
+        self.snapshot_seconds += time.perf_counter() - t0
         self._metrics = metrics
 
     def _postfix(self) -> dict[str, Any]:
@@ -311,6 +315,7 @@ class Trainer:
 
     def _save_resume(self) -> None:
         """Write the resume state atomically; the path file is flushed first so no row is lost."""
+        t0 = time.perf_counter()
         self.recorder.flush()
         state = {"iteration": self.iteration, "elapsed": self.elapsed,
                  "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
@@ -321,6 +326,7 @@ class Trainer:
         tmp = self.paths.tmp(self.paths.resume)
         torch.save(state, tmp)
         os.replace(tmp, self.paths.resume)
+        self.resume_seconds += time.perf_counter() - t0
 
     def _load_resume(self) -> None:
         paths = self.paths

@@ -55,7 +55,8 @@ def test_golden_counts_by_formula():
     assert res == GOLDEN["cifar_resnet_20"]
 
 
-@pytest.mark.parametrize("name,shape", [("lenet5", (2, 1, 28, 28)), ("cifar_vgg_16", (2, 3, 32, 32)),
+@pytest.mark.parametrize("name,shape", [("lenet5", (2, 1, 28, 28)),
+                                        ("cifar_vgg_16", (2, 3, 32, 32)),
                                         ("cifar_resnet_20", (2, 3, 32, 32))])
 def test_forward_shapes_and_options(name, shape):
     model = build_model(name, num_classes=7)

@@ -29,7 +29,8 @@ def test_one_step_group_penalty_by_hand(impl):
     # z = lr/nu * W_old = 2 * W_old
     z = opt.state[w]["z"]
     assert z.tolist() == [[2.0, 4.0], [1.0, -1.0]]
-    # row 0: ||z|| = sqrt(20) > 1.5 -> Gamma = kappa*(1 - 1.5/sqrt(20))*z ; row 1: sqrt(2) < 1.5 -> 0
+    # row 0: ||z|| = sqrt(20) > 1.5 -> Gamma = kappa*(1 - 1.5/sqrt(20))*z
+    # row 1: ||z|| = sqrt(2) < 1.5 -> Gamma = 0
     s = 2.0 * (1 - 1.5 / math.sqrt(20.0))
     gamma = opt.state[w]["gamma"]
     assert gamma[0].tolist() == pytest.approx([2.0 * s, 4.0 * s], abs=1e-14)

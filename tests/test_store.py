@@ -51,19 +51,19 @@ def weights(i: int) -> tuple[dict, dict]:
     return t, g
 
 
-def write_file(path, n=8, background=True, weights_at=(0, 3, 7)) -> None:
+def write_file(path, n=8, flush_interval=0.1, weights_at=(0, 3, 7)) -> None:
     with PathWriter(path, config={"model": "x", "lr": 0.1}, layers=LAYERS, weights=WEIGHTS,
-                    background=background) as w:
+                    flush_interval=flush_interval) as w:
         for i in range(n):
             w.append(synthetic(i))
             if i in weights_at:
                 w.append_weights(i * 10, *weights(i))
 
 
-@pytest.mark.parametrize("background", [True, False])
-def test_round_trip_of_every_dataset(tmp_path, background):
+@pytest.mark.parametrize("flush_interval", [0.0, 0.1, 1e9])
+def test_round_trip_of_every_dataset(tmp_path, flush_interval):
     p = tmp_path / "path.h5"
-    write_file(p, background=background)
+    write_file(p, flush_interval=flush_interval)
     with PathReader(p) as r:
         assert r.schema_version == store.SCHEMA_VERSION
         assert r.config == {"model": "x", "lr": 0.1}
@@ -115,8 +115,7 @@ def test_iteration_without_weights_names_the_nearest(tmp_path):
 
 
 def test_writer_refuses_undeclared_names(tmp_path):
-    with PathWriter(tmp_path / "p.h5", config={}, layers=LAYERS, weights=WEIGHTS,
-                    background=False) as w:
+    with PathWriter(tmp_path / "p.h5", config={}, layers=LAYERS, weights=WEIGHTS) as w:
         snap = synthetic(1)
         snap.metrics = {**snap.metrics, "bogus": 1.0}
         with pytest.raises(ValueError, match=r"metrics \['bogus'\] were not declared"):
@@ -176,7 +175,7 @@ WRITER_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from test_store import LAYERS, WEIGHTS, synthetic, weights
     from pathviz.store import PathWriter
-    w = PathWriter({path!r}, config={{}}, layers=LAYERS, weights=WEIGHTS, background=True)
+    w = PathWriter({path!r}, config={{}}, layers=LAYERS, weights=WEIGHTS)
     for i in range({n}):
         w.append(synthetic(i))
         if i % 3 == 0:

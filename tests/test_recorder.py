@@ -1,0 +1,72 @@
+"""PathRecorder on a hand-written training loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from pathviz.groups import slbi_param_groups
+from pathviz.optim import SLBI
+from pathviz.recorder import PathRecorder, layers_of
+from pathviz.store import PathReader
+
+
+def _model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 6, 3), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 6 * 6, 12),
+                         nn.ReLU(), nn.Linear(12, 3))
+
+
+def test_hand_written_loop_records_a_path_the_app_can_read(tmp_path):
+    model = _model()
+    opt = SLBI(slbi_param_groups(model, lam=0.4), lr=0.2, nu=2.0)
+    path = tmp_path / "mine.h5"
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 1, 8, 8, generator=gen), torch.randint(0, 3, (64,), generator=gen)
+    saved_gamma = {}
+    with PathRecorder(model, opt, path, config={"note": "mine"}, metrics=["grad_norm"],
+                      weights_every=5, iterations_per_epoch=10) as rec:
+        rec.record(0)
+        for it in range(1, 21):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            rec.record(it, train_loss=loss.item(), grad_norm=1.5)
+            if it == 10:
+                saved_gamma = {n: opt.gamma(p).clone() for n, p in model.named_parameters()
+                               if n in ("0.weight", "3.weight")}
+                support_at_10 = opt.support(model[0].weight).sum().item()
+    with PathReader(path) as r:
+        assert r.config == {"note": "mine"}
+        assert [layer["name"] for layer in r.layers] == ["0", "3"]
+        assert r.iterations.tolist() == list(range(21))
+        assert r.epochs.tolist() == [i / 10 for i in range(21)]
+        assert r.weight_iterations.tolist() == [0, 5, 10, 15, 20]
+        assert np.isnan(r.metric("train_loss")[0]) and r.metric("grad_norm")[1] == 1.5
+        g10 = r.gamma_at(10)
+        for name, t in saved_gamma.items():
+            np.testing.assert_array_equal(g10[name], t.numpy())
+        assert r.support_sizes("0")[10] == support_at_10
+        assert 0 < support_at_10 < 6, "the test wants a partly selected layer"
+        # params_kept = all params minus the weights of groups outside the support
+        total = sum(p.numel() for p in model.parameters())
+        out0 = 6 - r.support_sizes("0")[-1]
+        out3 = 12 - r.support_sizes("3")[-1]
+        assert r.metric("params_kept")[-1] == total - out0 * 9 - out3 * 216
+        assert r.metric("lr")[-1] == 0.2
+
+
+def test_recorder_refuses_bad_setups(tmp_path):
+    model = _model()
+    with pytest.raises(TypeError, match="SLBI"):
+        PathRecorder(model, torch.optim.SGD(model.parameters(), lr=0.1), tmp_path / "a.h5")
+    with pytest.raises(ValueError, match="no parameter with a Gamma"):
+        layers_of(model, SLBI(model.parameters()))
+    (tmp_path / "exists.h5").write_bytes(b"keep me")
+    opt = SLBI(slbi_param_groups(model))
+    with pytest.raises(FileExistsError):
+        PathRecorder(model, opt, tmp_path / "exists.h5")
+    assert (tmp_path / "exists.h5").read_bytes() == b"keep me"
