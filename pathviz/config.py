@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = ["RunConfig", "PRESETS", "ConfigError", "load_config_file", "add_config_arguments",
-           "config_from_args"]
+           "config_from_args", "config_to_argv"]
 
 
 class ConfigError(ValueError):
@@ -214,3 +214,13 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     except TypeError as e:
         raise ConfigError(str(e)) from None
     return cfg.validate()
+
+
+def config_to_argv(cfg: RunConfig) -> list[str]:
+    """Worker flags that rebuild ``cfg`` (every field spelled out, so defaults may change)."""
+    argv = []
+    for f in fields(RunConfig):
+        v = getattr(cfg, f.name)
+        text = "none" if v is None else ("true" if v is True else "false" if v is False else str(v))
+        argv += [f"--{_flag(f.name)}", text]
+    return argv

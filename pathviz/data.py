@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:  # torch is imported where tensors are made, so the app can read DATASETS
+    import torch
+    from torch import Tensor
 
 __all__ = ["DATASETS", "DataError", "DatasetInfo", "DataBundle", "BatchLoader", "load_dataset"]
 
@@ -73,10 +75,29 @@ def load_dataset(name: str, root: str | os.PathLike | None = None) -> DataBundle
     return _mnist_like(name, root)
 
 
+def check_dataset(name: str, root: str | os.PathLike | None = None) -> None:
+    """Raise DataError if ``name`` is unknown or its files are not under ``root``; loads nothing."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if name == "digits":
+        return
+    if not root:
+        raise DataError(f"dataset {name!r} needs a data root: the folder that holds its files")
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise DataError(f"data root {root!r} does not exist")
+    folder, files = ((os.path.join(root, "cifar-10-batches-py"), _CIFAR_FILES) if name == "cifar10"
+                     else (os.path.join(root, _MNIST_FOLDERS[name], "raw"), _IDX_FILES))
+    missing = [f for f in files if not os.path.isfile(os.path.join(folder, f))]
+    if missing:
+        raise DataError(f"{name} files missing in {folder}: expected {', '.join(files)}")
+
+
 # ---- digits --------------------------------------------------------------------------------
 
 
 def _digits() -> DataBundle:
+    import torch
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -95,6 +116,7 @@ def _digits() -> DataBundle:
 
 # ---- MNIST / Fashion-MNIST -----------------------------------------------------------------
 
+_MNIST_FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 _IDX_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
               "t10k-labels-idx1-ubyte"]
 
@@ -131,6 +153,7 @@ _CIFAR_FILES = ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", 
 def _cifar10(root: str) -> DataBundle:
     import pickle
 
+    import torch
     import torchvision
 
     class LocalCIFAR10(torchvision.datasets.CIFAR10):
@@ -177,6 +200,8 @@ class BatchLoader:
     def __init__(self, x: Tensor, y: Tensor, info: DatasetInfo, batch_size: int, *,
                  shuffle: bool, augment: bool, seed: int = 0, device: str | torch.device = "cpu",
                  drop_last: bool = False) -> None:
+        import torch
+
         if batch_size < 1:
             raise ValueError(f"Invalid batch_size value: {batch_size}")
         self.x, self.y, self.info = x, y, info
@@ -192,6 +217,8 @@ class BatchLoader:
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         """Batches of one epoch, skipping the first ``start`` ones."""
+        import torch
+
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         n = len(self.x)
         order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
@@ -210,6 +237,8 @@ class BatchLoader:
 
 def _crop_flip(x: Tensor, gen: torch.Generator, pad: int = 4) -> Tensor:
     """Random crop after zero padding, and random horizontal flip, per image (N x C x H x W)."""
+    import torch
+
     n, _, h, w = x.shape
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)

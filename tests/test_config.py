@@ -64,3 +64,10 @@ def test_validation_messages_name_the_flag(changes, message):
     with pytest.raises(ConfigError) as e:
         RunConfig().replace(**changes).validate()
     assert message in str(e.value)
+
+
+def test_config_to_argv_round_trips():
+    from pathviz.config import config_to_argv
+
+    cfg = RunConfig(conv_penalty=None, nesterov=True, data_root="/d", lam=0.123, epochs=7)
+    assert parse(*config_to_argv(cfg)) == cfg

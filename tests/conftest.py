@@ -1,0 +1,56 @@
+"""Shared helpers: make run folders with synthetic (but schema-exact) paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pathviz import runs
+from pathviz.store import PathWriter, Snapshot
+
+GROUPS = {"conv1": 6, "conv2": 16, "fc1": 40}
+
+
+def make_run(root: Path, name: str, n: int = 60, state: str = "finished", nu: float = 50.0,
+             weights_every: int = 10, groups: dict[str, int] = GROUPS) -> runs.RunPaths:
+    """A run folder whose path has ``n`` snapshots; group g of a layer enters at snapshot ~2g."""
+    paths = runs.run_paths(name, root)
+    paths.dir.mkdir(parents=True)
+    layers = []
+    for lname, g in groups.items():
+        kind = "conv" if lname.startswith("conv") else "linear"
+        shape = [g, 1, 3, 3] if kind == "conv" else [g, 8]
+        layers.append({"name": lname, "param": f"{lname}.weight", "kind": kind, "shape": shape,
+                       "penalty": "group", "groups": g})
+    weights = [{"name": f"{layer['name']}.weight", "shape": layer["shape"], "dtype": "float32"}
+               for layer in layers]
+    cfg = {"model": "lenet5", "dataset": "digits", "nu": nu, "lam": 0.45}
+    rng = np.random.default_rng(0)
+    total = n - 1
+    with PathWriter(paths.path, config=cfg, layers=layers, weights=weights) as w:
+        for i in range(n):
+            stats = {}
+            kept = 0.0
+            for layer in layers:
+                g = layer["groups"]
+                entered = np.arange(g) * 2 * n // (3 * g) < i
+                gn = np.where(entered, 0.1 + 0.05 * i + np.arange(g) * 0.01, 0).astype(np.float32)
+                stats[layer["name"]] = (gn, (gn + 0.5).astype(np.float32),
+                                        (entered * 9).astype(np.int32))
+                kept += entered.sum() * int(np.prod(layer["shape"][1:]))
+            frac = np.mean(np.concatenate([s[0] > 0 for s in stats.values()]))
+            acc = min(0.5 + 0.02 * i, 0.97)
+            w.append(Snapshot(i * 5, i / 10, i * 0.1, {
+                "train_loss": 1 / (i + 1), "train_acc": acc, "lr": 0.05, "sparsity": 1 - frac,
+                "params_kept": kept, **({"test_acc": acc - 0.01, "test_loss": 1 / (i + 2)}
+                                        if i % 2 == 0 else {})}, stats))
+            if i % weights_every == 0 or i == total:
+                w.append_weights(i * 5, {f"{layer['name']}.weight": rng.standard_normal(
+                    layer["shape"]).astype(np.float32) for layer in layers},
+                    {layer["param"]: np.zeros(layer["shape"], np.float32) for layer in layers})
+    paths.config.write_text(json.dumps(cfg))
+    runs.write_status(paths, state=state, reason="", snapshots=n, iteration=total * 5,
+                      total_iterations=total * 5, config=cfg, heartbeat=0)
+    return paths
