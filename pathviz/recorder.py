@@ -87,6 +87,7 @@ class PathRecorder:
             raise TypeError("PathRecorder needs a pathviz.optim.SLBI optimizer")
         if os.path.exists(path) and not overwrite:
             raise FileExistsError(f"{path} exists; pass overwrite=True or choose another file")
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.model, self.optimizer = model, optimizer
         self.layers = layers_of(model, optimizer)
         params = dict(model.named_parameters())

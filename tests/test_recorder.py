@@ -70,3 +70,17 @@ def test_recorder_refuses_bad_setups(tmp_path):
     with pytest.raises(FileExistsError):
         PathRecorder(model, opt, tmp_path / "exists.h5")
     assert (tmp_path / "exists.h5").read_bytes() == b"keep me"
+
+
+def test_readme_example_runs(tmp_path, monkeypatch):
+    """The README's bring-your-own-loop example, executed as written."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = re.search(r"## Bring your own training loop.*?```python\n(.*?)```", readme, re.S)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block.group(1), "README.md", "exec"), {})
+    with PathReader(tmp_path / "checkpoints" / "mine" / "path.h5") as r:
+        assert r.iterations[-1] == 3 * 23 and r.n_snapshots == 70
+        assert r.weight_iterations.tolist() == [0, 50]
