@@ -21,7 +21,8 @@ from pathviz.store import PathFileError, PathReader
 st.set_page_config(page_title="pathviz", layout="wide")
 
 ROOT = runs.checkpoints_root()
-VIEWS = ["Overview", "Layer", "Metrics & stopping", "Filters", "Compare", "About the method"]
+VIEWS = ["Overview", "Layer", "Metrics & stopping", "Filters", "Export", "Compare",
+         "About the method"]
 # plain-text badges: emoji fonts are missing on many servers and headless browsers
 STATE_BADGE = {"running": ":green-badge[running]", "starting": ":orange-badge[starting]",
                "finished": ":blue-badge[finished]", "stopped": ":gray-badge[stopped]",
@@ -128,7 +129,9 @@ def new_run_ui(existing: list[str]) -> None:
         return
     base = PRESETS["demo"]
     with st.sidebar.form("new_run"):
-        name = st.text_input("Run name", value=f"run-{time.strftime('%m%d-%H%M%S')}")
+        # a fixed default: a default that changed on every rerun would reset what was typed
+        st.session_state.setdefault("new_run_name", f"run-{time.strftime('%m%d-%H%M%S')}")
+        name = st.text_input("Run name", key="new_run_name")
         name_err = st.empty()
         values: dict[str, Any] = {}
         slots = {}
@@ -327,12 +330,15 @@ def views_ui(info: runs.RunInfo, refresh: float) -> None:
     idx = scrub_ui(data, live)
     it = int(data["iterations"][idx])
     m = data["metrics"]
-    stop = analysis.suggest_stop(data["iterations"], m["test_acc"], m["params_kept"])
+    stop = analysis.suggest_stop(data["iterations"], _stop_accuracy(m), m["params_kept"],
+                                 eligible=data["weight_iterations"])
     if stop is not None:
         c1, c2 = st.columns([6, 1])
+        which = "of the sparse model" if "test_acc_sparse" in m and np.isfinite(
+            m["test_acc_sparse"]).any() else ""
         c1.info(f"**Suggested stop: iteration {stop.iteration:,}** "
-                f"({100 * stop.test_acc:.1f}% test accuracy, {stop.params_kept:,.0f} parameters "
-                f"kept): {stop.rule}.")
+                f"({100 * stop.test_acc:.1f}% test accuracy {which}, {stop.params_kept:,.0f} "
+                f"parameters kept): {stop.rule}.")
         if c2.button("Jump there", key="jump"):
             st.session_state.pending_iteration = stop.iteration
             st.rerun()
@@ -348,12 +354,20 @@ def views_ui(info: runs.RunInfo, refresh: float) -> None:
             metrics_view(data, it, stop)
         elif view == "Filters":
             filters_view(path, ident, data, snap, it)
+        elif view == "Export":
+            export_view(info, data, it)
         elif view == "Compare":
             compare_view(info)
         else:
             about_view()
     except PathFileError as e:
         st.error(f"This run's path file cannot be shown: {e}")
+
+
+def _stop_accuracy(m: dict[str, np.ndarray]) -> np.ndarray:
+    """Accuracy of the sparse model W* where the file has it (schema 1.0 files may not)."""
+    sparse = m.get("test_acc_sparse")
+    return sparse if sparse is not None and np.isfinite(sparse).any() else m["test_acc"]
 
 
 def overview_view(data: dict[str, Any], snap: dict, it: int) -> None:
@@ -390,8 +404,8 @@ def metrics_view(data: dict, it: int, stop: analysis.StopSuggestion | None) -> N
                          width="stretch", key="metrics_plot", on_select="rerun",
                          selection_mode="points")
     _clicked_iteration(ev, "metrics_plot")
-    ev = st.plotly_chart(plots.tradeoff_plot(m["params_kept"], m["test_acc"], data["iterations"],
-                                             it, sug), width="stretch",
+    ev = st.plotly_chart(plots.tradeoff_plot(m["params_kept"], _stop_accuracy(m),
+                                             data["iterations"], it, sug), width="stretch",
                          key="tradeoff_plot", on_select="rerun", selection_mode="points")
     _clicked_iteration(ev, "tradeoff_plot")
 
@@ -414,6 +428,55 @@ def filters_view(path: str, ident: tuple, data: dict, snap: dict, it: int) -> No
                    f"nearest saved one before {it:,}; selection as at {it:,}.")
     st.plotly_chart(plots.filters_image(w, inside, wit), width="stretch",
                     key="filters")
+
+
+def export_view(info: runs.RunInfo, data: dict, it: int) -> None:
+    """Export the subnetwork at the selected iteration; files stay under the run's exports/."""
+    wits = data["weight_iterations"].tolist()
+    if it not in wits:
+        near = _nearest(data["weight_iterations"], it)
+        st.warning(f"Iteration {it:,} has no saved weights, so it cannot be exported. Nearest "
+                   f"iterations with weights: {', '.join(f'{n:,}' for n in near) or 'none yet'}.")
+        for n in near:
+            if st.button(f"Go to iteration {n:,}", key=f"goto{n}"):
+                st.session_state.pending_iteration = n
+                st.rerun()
+        return
+    c1, c2 = st.columns(2)
+    mode = c1.radio("Mode", ["compact", "masked"], horizontal=True,
+                    help="compact: filters outside the support physically removed (smaller); "
+                         "masked: same shape, W * 1[Γ ≠ 0]")
+    fmt = c2.radio("Format", ["torchscript", "state_dict", "onnx"], horizontal=True,
+                   help="torchscript loads with torch.jit.load alone; state_dict comes with a "
+                        "JSON architecture; onnx for other runtimes")
+    from pathviz.export import ExportError, default_out, export  # torch: only when exporting
+
+    out = default_out(info.paths.dir, it, mode, fmt)
+    report_file = out.with_name(out.name + ".json")
+    if st.button("Export", type="primary", key="do_export"):
+        with st.spinner(f"exporting iteration {it:,} ({mode}, {fmt})..."):
+            try:
+                export(info.paths.dir, it, mode, fmt, out, overwrite=True)
+            except ExportError as e:
+                st.error(str(e))
+                return
+    if out.exists() and report_file.exists():
+        import json
+
+        report = json.loads(report_file.read_text())
+        m1, m2, m3 = st.columns(3)
+        m1.metric("parameters", f"{report['params_after']:,}",
+                  f"{report['params_after'] - report['params_before']:,}")
+        m2.metric("MACs", f"{report['macs_after']:,}",
+                  f"{report['macs_after'] - report['macs_before']:,}")
+        if report.get("test_acc") is not None:
+            m3.metric("test accuracy", f"{100 * report['test_acc']:.2f}%")
+        st.caption(f"compact vs masked outputs: max |diff| = "
+                   f"{report['max_abs_diff_compact_vs_masked']:.1e} · kept in {out}")
+        for w in report.get("warnings", []):
+            st.warning(w)
+        st.dataframe(report["layers"], hide_index=True, width="stretch")
+        st.download_button(f"Download {out.name}", data=out.read_bytes(), file_name=out.name)
 
 
 def compare_view(info: runs.RunInfo) -> None:

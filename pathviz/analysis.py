@@ -25,22 +25,31 @@ class StopSuggestion:
 
 
 def suggest_stop(iterations: np.ndarray, test_acc: np.ndarray, params_kept: np.ndarray,
-                 tolerance: float = 0.01) -> StopSuggestion | None:
+                 tolerance: float = 0.01, eligible: np.ndarray | None = None
+                 ) -> StopSuggestion | None:
     """The sparsest evaluated snapshot whose test accuracy is within ``tolerance`` of the best.
 
-    "Sparsest" is fewest parameters kept; ties go to the earlier snapshot. Returns None when no
-    snapshot has a test accuracy yet.
+    "Sparsest" is fewest parameters kept; ties go to the earlier snapshot. ``eligible`` limits
+    the pick to those iterations (e.g. the ones with saved weights, so it can be exported); the
+    best accuracy is taken over all evaluated snapshots. None when nothing qualifies yet.
     """
     acc = np.asarray(test_acc, dtype=np.float64)
     evaluated = np.flatnonzero(np.isfinite(acc))
     if evaluated.size == 0:
         return None
     best = acc[evaluated].max()
+    if eligible is not None:
+        evaluated = evaluated[np.isin(np.asarray(iterations)[evaluated], eligible)]
+        if evaluated.size == 0:
+            return None
     ok = evaluated[acc[evaluated] >= best - tolerance - 1e-12]
+    if ok.size == 0:
+        return None
     kept = np.asarray(params_kept, dtype=np.float64)[ok]
     i = int(ok[np.argmin(kept)])  # argmin takes the first (earliest) of equal minima
     rule = (f"the sparsest snapshot whose test accuracy is within {100 * tolerance:g} point"
-            f"{'s' if tolerance != 0.01 else ''} of the best so far ({100 * best:.1f}%)")
+            f"{'s' if tolerance != 0.01 else ''} of the best so far ({100 * best:.1f}%)"
+            + (", among those with saved weights" if eligible is not None else ""))
     return StopSuggestion(i, int(iterations[i]), float(acc[i]), float(kept.min()), rule)
 
 

@@ -158,6 +158,7 @@ def metrics_plot(iterations: np.ndarray, metrics: Mapping[str, np.ndarray],
 
     series("train_acc", 1, "#7f7f7f", "dot")
     series("test_acc", 1, INSIDE_COLOR)
+    series("test_acc_sparse", 1, "#ff7f0e")
     series("train_loss", 2, "#7f7f7f", "dot")
     series("test_loss", 2, INSIDE_COLOR)
     series("sparsity", 3, "#2ca02c")
@@ -198,7 +199,8 @@ def tradeoff_plot(params_kept: np.ndarray, test_acc: np.ndarray, iterations: np.
                                      mode="markers", name=label,
                                      marker=dict(size=14, color=color, symbol="circle-open",
                                                  line=dict(width=3))))
-    fig.update_layout(title="test accuracy against parameters kept", xaxis_title="parameters kept",
+    fig.update_layout(title="test accuracy of the sparse model against parameters kept",
+                      xaxis_title="parameters kept",
                       yaxis_title="test accuracy", yaxis_tickformat=".0%", height=420,
                       clickmode="event+select", margin=dict(l=10, r=10, t=40, b=40),
                       legend=dict(orientation="h", y=-0.2))

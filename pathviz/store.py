@@ -14,10 +14,11 @@ Datasets, all chunked and resizable along axis 0, appended once per snapshot and
     snapshots/iteration  [N] int64     optimizer steps taken at the snapshot (0: before training)
     snapshots/epoch      [N] float64   iteration / iterations per epoch
     snapshots/time       [N] float64   seconds of training so far
-    metrics/<name>       [N] float64   train_loss, train_acc, lr, test_loss, test_acc (NaN where
+    metrics/<name>       [N] float64   train_loss, train_acc, lr, test_loss, test_acc (of W),
+                                       test_acc_sparse (of W* = W * 1[Gamma != 0]; NaN where
                                        not evaluated), sparsity (fraction of groups outside the
-                                       support, all layers), params_kept (parameters of the
-                                       sparse model W*), and any extra names given to the writer
+                                       support, all layers), params_kept (parameters of W*),
+                                       and any extra names given to the writer
     layers/<name>/gamma_norm  [N, G] float32   ||Gamma_g||, 0 outside the support
     layers/<name>/weight_norm [N, G] float32   ||W_g||
     layers/<name>/nnz         [N, G] int32     nonzero entries of Gamma_g
@@ -67,8 +68,8 @@ WEIGHTS = "weights"
 WEIGHTS_ITERATION = "weights/iteration"
 GAMMA = "gamma"
 
-STANDARD_METRICS = ("train_loss", "train_acc", "lr", "test_loss", "test_acc", "sparsity",
-                    "params_kept")
+STANDARD_METRICS = ("train_loss", "train_acc", "lr", "test_loss", "test_acc", "test_acc_sparse",
+                    "sparsity", "params_kept")
 
 # rows per chunk of the per-snapshot datasets: uncompressed, so re-flushing a partly filled chunk
 # rewrites it in place; 64 rows keep a 5000-snapshot layer read to ~80 chunk reads

@@ -286,6 +286,20 @@ class Trainer:
         self.model.train(was)
         return loss / n, correct / n
 
+    @torch.no_grad()
+    def evaluate_sparse(self) -> float:
+        """Test accuracy of the sparse model W* = W * 1[Gamma != 0] (the one export keeps)."""
+        params = [p for g in self.opt.param_groups if g["penalty"] is not None
+                  for p in g["params"]]
+        saved = [p.detach().clone() for p in params]
+        try:
+            for p in params:
+                p.copy_(self.opt.w_star(p))
+            return self.evaluate()[1]
+        finally:
+            for p, w in zip(params, saved):
+                p.copy_(w)
+
     def _snapshot(self, final: bool) -> None:
         cfg, it = self.cfg, self.iteration
         metrics: dict[str, float] = {}
@@ -296,6 +310,7 @@ class Trainer:
         self._acc.zero_()
         if it % cfg.eval_every == 0 or final:
             metrics["test_loss"], metrics["test_acc"] = self.evaluate()
+            metrics["test_acc_sparse"] = self.evaluate_sparse()
         t0 = time.perf_counter()
         self.recorder.record(it, epoch=it / self.ipe, elapsed=self.elapsed,
                              weights=it % cfg.weights_every == 0 or final or it == 0, **metrics)

@@ -29,3 +29,12 @@ def test_support_table():
                          {"a": np.array([-1, 30, -1, 10])})
     assert rows == [{"layer": "a", "kind": "conv", "penalty": "group", "groups": 4,
                      "in support": 2, "selected %": 50.0, "first entry (iteration)": 10}]
+
+
+def test_suggest_stop_can_be_limited_to_exportable_iterations():
+    it = np.arange(6) * 10
+    acc = np.array([0.5, 0.80, 0.95, 0.951, 0.96, 0.90])
+    kept = np.array([10, 20, 30, 25, 50, 60])
+    s = suggest_stop(it, acc, kept, eligible=np.array([0, 20, 40]))
+    assert s.iteration == 20 and "among those with saved weights" in s.rule
+    assert suggest_stop(it, acc, kept, eligible=np.array([0, 10])) is None  # none near the best

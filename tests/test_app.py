@@ -101,7 +101,8 @@ def test_jump_to_the_suggested_stop(root):
     make_run(root, "done", n=60)
     at = app(run="done")
     at.button(key="jump").click().run()
-    assert "**Iteration 120**" in texts(at)
+    # the sparsest snapshot within a point of the best that has weights (every 50 iterations)
+    assert "**Iteration 150**" in texts(at)
 
 
 def test_running_run_shows_progress_and_follows(root):
@@ -188,3 +189,12 @@ def test_demo_button_starts_a_background_worker(root):
             runs.start_worker(paths, ["--preset", "demo"])
     finally:
         runs.stop_worker(paths)
+
+
+def test_export_panel(root):
+    make_run(root, "exp", n=21, weights_every=10)
+    at = app(run="exp", iteration="55")  # iteration 55 has no weights (50 and 100 have)
+    at.get("button_group")[0].set_value("Export").run()
+    assert "no saved weights" in texts(at) and "50, 100" in texts(at)
+    at.button(key="goto50").click().run()
+    assert "**Iteration 50**" in texts(at)

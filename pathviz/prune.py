@@ -1,0 +1,179 @@
+"""Masks from Gamma, and the physically smaller network they imply.
+
+At a weight iteration the sparse model is ``W* = W * 1[Gamma != 0]`` (DessiLBI). Output channels
+are removed *physically* only when a whole coupled set is outside the support: a channel that a
+residual addition or concatenation ties to other layers goes only if every coupled layer's group
+for it is outside. Couplings come from torch-pruning's dependency graph (Torch-Pruning, Fang et
+al. 2023), which also removes the matching BatchNorm channels, biases and the next layers' input
+slices; we use it rather than hand-written surgery because it traces residual and concatenation
+couplings in any torchvision model.
+
+The masked model zeroes W outside the support and also silences the channels that the compact
+model removes (their bias and BatchNorm affine set to 0, so they output exactly 0). Compact is
+that masked model with those channels cut, so the two compute the same function.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+log = logging.getLogger("pathviz.prune")
+
+__all__ = ["PrunePlan", "plan_pruning", "apply_mask", "compact", "count", "current_widths"]
+
+
+@dataclass
+class PrunePlan:
+    """What to remove: per coupled set, the root layer and the channels to cut."""
+
+    sets: list[dict[str, Any]] = field(default_factory=list)  # {root, handler, remove, members}
+    kept: dict[str, int] = field(default_factory=dict)  # Gamma layer name -> channels kept
+    groups: dict[str, int] = field(default_factory=dict)  # Gamma layer name -> channels before
+    warnings: list[str] = field(default_factory=list)
+
+
+def support_masks(layers: list[dict[str, Any]], gammas: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Per Gamma layer: bool per group (``"group"``) or per element (``"l1"``): Gamma != 0."""
+    out = {}
+    for layer in layers:
+        g = torch.as_tensor(gammas[layer["param"]])
+        if layer["penalty"] == "group":
+            out[layer["name"]] = (g.reshape(g.shape[0], -1) != 0).any(dim=1)
+        else:
+            out[layer["name"]] = g != 0
+    return out
+
+
+def dependency_graph(model: nn.Module, example: torch.Tensor) -> tp.DependencyGraph:
+    """torch-pruning's graph of ``model`` (it traces through autograd, so grad is switched on)."""
+    with torch.enable_grad():
+        return tp.DependencyGraph().build_dependency(model, example_inputs=example)
+
+
+def _handler_name(dep) -> str:
+    return getattr(dep.handler, "__name__", str(dep.handler))
+
+
+def plan_pruning(model: nn.Module, layers: list[dict[str, Any]], gammas: dict[str, Any],
+                 example: torch.Tensor) -> tuple[PrunePlan, tp.DependencyGraph]:
+    """Decide which output channels go, honouring couplings and the no-empty-layer guard."""
+    dg = dependency_graph(model, example)
+    names = dict(model.named_modules())
+    masks = support_masks(layers, gammas)
+    group_layers = {layer["name"]: layer for layer in layers if layer["penalty"] == "group"}
+    plan = PrunePlan()
+    done: set[str] = set()
+    for name, layer in group_layers.items():
+        if name in done:
+            continue
+        mod = names[name]
+        handler = (tp.prune_conv_out_channels if layer["kind"] == "conv"
+                   else tp.prune_linear_out_channels)
+        n = layer["groups"]
+        group = dg.get_pruning_group(mod, handler, idxs=list(range(n)))
+        removable = torch.ones(n, dtype=torch.bool)
+        members = []
+        for item in group.items:
+            dep = item.dep
+            tname = dg._module2name.get(dep.target.module)
+            if _handler_name(dep) != "prune_out_channels" or tname not in group_layers:
+                continue
+            members.append(tname)
+            inside = masks[tname]
+            for i in item.idxs:
+                if bool(inside[int(i)]):
+                    removable[int(getattr(i, "root_idx", i))] = False
+        members = sorted(set(members) | {name})
+        done.update(members)
+        if bool(removable.all()):
+            # never leave a layer empty: keep the strongest channel of the set
+            strength = torch.as_tensor(gammas[layer["param"]]).reshape(n, -1).norm(dim=1)
+            if float(strength.max()) == 0:
+                strength = mod.weight.detach().reshape(n, -1).norm(dim=1)
+            keep = int(strength.argmax())
+            removable[keep] = False
+            plan.warnings.append(f"{', '.join(members)}: no filter is in the support; kept the "
+                                 f"strongest one (channel {keep}) so the network still runs")
+        remove = torch.nonzero(removable).flatten().tolist()
+        plan.sets.append({"root": name, "kind": layer["kind"], "remove": remove,
+                          "members": members, "channels": n})
+        for mname in members:
+            plan.groups[mname] = group_layers[mname]["groups"]
+            plan.kept[mname] = n - len(remove)
+    for w in plan.warnings:
+        log.warning("%s", w)
+    return plan, dg
+
+
+@torch.no_grad()
+def apply_mask(model: nn.Module, layers: list[dict[str, Any]], gammas: dict[str, Any],
+               plan: PrunePlan, dg: tp.DependencyGraph) -> nn.Module:
+    """In place: W <- W * 1[Gamma != 0]; channels the plan removes output exactly zero."""
+    names = dict(model.named_modules())
+    for layer in layers:
+        w = names[layer["name"]].weight
+        g = torch.as_tensor(gammas[layer["param"]], dtype=w.dtype)
+        if layer["penalty"] == "group":
+            keep = (g.reshape(g.shape[0], -1) != 0).any(dim=1)
+            w.mul_(keep.reshape(-1, *([1] * (w.dim() - 1))).to(w.dtype))
+        else:
+            w.mul_((g != 0).to(w.dtype))
+    for s in plan.sets:
+        if not s["remove"]:
+            continue
+        mod = names[s["root"]]
+        handler = tp.prune_conv_out_channels if s["kind"] == "conv" else \
+            tp.prune_linear_out_channels
+        group = dg.get_pruning_group(mod, handler, idxs=s["remove"])
+        for item in group.items:
+            target = item.dep.target.module
+            if _handler_name(item.dep) != "prune_out_channels" or not isinstance(
+                    target, (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._BatchNorm)):
+                continue
+            idx = torch.tensor([int(i) for i in item.idxs], dtype=torch.long)
+            for pname in ("weight", "bias"):
+                p = getattr(target, pname, None)
+                if isinstance(p, torch.Tensor):
+                    p.index_fill_(0, idx, 0.0)
+    return model
+
+
+def compact(model: nn.Module, plan: PrunePlan, dg: tp.DependencyGraph) -> nn.Module:
+    """In place: physically remove the plan's channels (and everything coupled to them)."""
+    names = dict(model.named_modules())
+    for s in plan.sets:
+        if not s["remove"]:
+            continue
+        handler = tp.prune_conv_out_channels if s["kind"] == "conv" else \
+            tp.prune_linear_out_channels
+        group = dg.get_pruning_group(names[s["root"]], handler, idxs=s["remove"])
+        if not dg.check_pruning_group(group):
+            raise RuntimeError(f"torch-pruning refused to prune {s['root']}: it would empty a "
+                               f"layer")
+        group.prune()
+    return model
+
+
+def count(model: nn.Module, example: torch.Tensor) -> tuple[int, int]:
+    """(parameters, multiply-accumulates of one forward pass on ``example``)."""
+    with torch.no_grad():
+        macs, params = tp.utils.count_ops_and_params(model, example)
+    return int(params), int(macs)
+
+
+def current_widths(model: nn.Module) -> list[int] | None:
+    """The ``widths`` list that rebuilds this (possibly narrowed) native model, or None."""
+    from pathviz.groups import gamma_layers
+    from pathviz.models import _is_shortcut
+
+    arch = getattr(model, "pathviz_arch", None)
+    if arch is None or arch["name"].startswith("tv_"):
+        return None
+    return [s.shape[0] for s in gamma_layers(model, conv="group", linear="group")
+            if not _is_shortcut(s.name)]

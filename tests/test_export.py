@@ -1,0 +1,114 @@
+"""export: files that load without pathviz, reports, and clear refusals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from pathviz import export, runs
+from pathviz.data import BatchLoader, load_dataset
+from pathviz.groups import slbi_param_groups
+from pathviz.models import build_model
+from pathviz.optim import SLBI
+from pathviz.recorder import PathRecorder
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A real LeNet-5/digits run of 46 iterations, weights every 23 (partly selected Gamma)."""
+    d = tmp_path_factory.mktemp("runs") / "small"
+    torch.manual_seed(0)
+    data = load_dataset("digits")
+    model = build_model("lenet5")
+    opt = SLBI(slbi_param_groups(model, lam=0.3), lr=0.05, nu=5.0)
+    loader = BatchLoader(data.train_x, data.train_y, data.info, 64, shuffle=True, augment=False)
+    cfg = {"model": "lenet5", "dataset": "digits", "data_root": None}
+    with PathRecorder(model, opt, d / runs.PATH_FILE, config=cfg, weights_every=23,
+                      iterations_per_epoch=len(loader)) as rec:
+        rec.record(0)
+        it = 0
+        for epoch in range(2):
+            for x, y in loader.epoch(epoch):
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(model(x), y).backward()
+                opt.step()
+                it += 1
+                rec.record(it)
+    return d
+
+
+def test_compact_torchscript_loads_with_torch_alone(run_dir, tmp_path):
+    out = tmp_path / "net.pt"
+    rep = export.export(run_dir, 46, "compact", "torchscript", out)
+    assert rep["params_after"] < rep["params_before"] == 61_706
+    assert rep["max_abs_diff_compact_vs_masked"] < 1e-5
+    assert rep["test_acc"] == pytest.approx(rep["test_acc_masked"], abs=1e-9)
+    assert json.loads((tmp_path / "net.pt.json").read_text())["iteration"] == 46
+    assert sum(layer["kept"] < layer["channels"] for layer in rep["layers"]) >= 1
+    code = ("import sys, torch; m = torch.jit.load(sys.argv[1]); "
+            "print(tuple(m(torch.zeros(2, 1, 28, 28)).shape)); "
+            "print(any(k.startswith('pathviz') for k in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True,
+                          check=True)
+    assert proc.stdout.split() == ["(2,", "10)", "False"]
+
+
+def test_state_dict_export_rebuilds_and_matches(run_dir, tmp_path):
+    out = tmp_path / "net.pth"
+    export.export(run_dir, 23, "compact", "state_dict", out)
+    ts = tmp_path / "net.pt"
+    export.export(run_dir, 23, "compact", "torchscript", ts)
+    model = export.load_state_dict_export(out)
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(model(x), torch.jit.load(str(ts))(x), atol=1e-6)
+    arch = json.loads((tmp_path / "net.pth.arch.json").read_text())
+    assert arch["name"] == "lenet5" and len(arch["widths"]) == 4
+
+
+def test_masked_export_keeps_the_shape(run_dir, tmp_path):
+    rep = export.export(run_dir, 46, "masked", "state_dict", tmp_path / "m.pth")
+    assert rep["params_after"] == rep["params_before"]
+    assert rep["nonzero_params_after"] < rep["params_before"]
+
+
+def test_onnx_export(run_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "net.onnx"
+    export.export(run_dir, 46, "compact", "onnx", out)
+    import numpy as np
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(out))
+    y = sess.run(None, {"input": np.zeros((3, 1, 28, 28), np.float32)})[0]
+    assert y.shape == (3, 10)
+
+
+def test_iteration_without_weights_is_refused(run_dir, tmp_path):
+    with pytest.raises(export.ExportError, match="iteration 30 has no saved weights; nearest "
+                                                 "iterations with weights: 23, 46"):
+        export.export(run_dir, 30, "compact", "torchscript", tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_cli_errors_are_one_sentence(run_dir, tmp_path):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "pathviz.export", *args],
+                              capture_output=True, text=True)
+    p = cli(str(run_dir), "--iteration", "30")
+    assert p.returncode == 2 and "nearest iterations with weights: 23, 46" in p.stderr
+    assert "Traceback" not in p.stderr
+    p = cli(str(run_dir), "--iteration", "46", "--mode", "tiny")
+    assert p.returncode == 2 and "--mode must be one of masked, compact" in p.stderr
+    out = tmp_path / "a.pt"
+    out.write_bytes(b"keep")
+    p = cli(str(run_dir), "--iteration", "46", "--out", str(out))
+    assert p.returncode == 2 and "exists" in p.stderr and out.read_bytes() == b"keep"
+    p = cli(str(tmp_path / "nope"), "--iteration", "1")
+    assert p.returncode == 2 and "has no path file" in p.stderr
+    p = cli(str(run_dir), "--iteration", "46", "--out", str(tmp_path / "ok.pt"))
+    assert p.returncode == 0 and "compact vs masked outputs: max |diff|" in p.stdout

@@ -1,0 +1,120 @@
+"""prune: masks, coupled channel removal, the zero-channel guard, exact parameter counts."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from pathviz import prune
+from pathviz.groups import gamma_layers
+from pathviz.models import build_model, count_params
+
+
+def _setup(name: str, keep: dict[str, list[int]] | None = None, seed: int = 0, **kw):
+    """A model in eval mode with random BN stats, and Gammas keeping the given channels."""
+    torch.manual_seed(seed)
+    model = build_model(name, **kw)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    model.eval()
+    layers = [s.to_json() for s in gamma_layers(model)]
+    gen = torch.Generator().manual_seed(seed + 1)
+    gammas = {}
+    for layer in layers:
+        g = torch.randn(layer["shape"], generator=gen)
+        n = layer["shape"][0]
+        if keep is not None and layer["name"] in keep:
+            mask = torch.zeros(n, dtype=torch.bool)
+            mask[keep[layer["name"]]] = True
+        else:
+            mask = torch.rand(n, generator=gen) < 0.5
+        g[~mask] = 0
+        gammas[layer["param"]] = g.numpy()
+    return model, layers, gammas
+
+
+def _masked_and_compact(model, layers, gammas, x):
+    plan, dg = prune.plan_pruning(model, layers, gammas, x[:1])
+    masked = prune.apply_mask(model, layers, gammas, plan, dg)
+    comp = copy.deepcopy(masked)
+    prune.compact(comp, plan, prune.dependency_graph(comp, x[:1]))
+    return plan, masked, comp
+
+
+@pytest.mark.parametrize("name,kw,shape", [
+    ("lenet5", {}, (8, 1, 28, 28)),
+    ("cifar_vgg_16", {"widths": [8, 8, 16, 16, 16, 16, 16, 24, 24, 24, 24, 24, 24]},
+     (8, 3, 32, 32)),
+    ("cifar_resnet_20", {}, (8, 3, 32, 32)),
+])
+def test_compact_matches_masked(name, kw, shape):
+    model, layers, gammas = _setup(name, **kw)
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(5))
+    plan, masked, comp = _masked_and_compact(model, layers, gammas, x)
+    with torch.no_grad():
+        diff = (masked(x) - comp(x)).abs().max().item()
+    assert diff < 1e-5
+    assert count_params(comp) < count_params(masked)
+    # and the masked model really is W * 1[Gamma != 0]
+    masks = prune.support_masks(layers, gammas)
+    mods = dict(masked.named_modules())
+    for layer in layers:
+        w = mods[layer["name"]].weight
+        outside = ~masks[layer["name"]]
+        assert w[outside].abs().sum() == 0
+
+
+def test_lenet_compact_has_exactly_the_implied_parameter_count():
+    keep = {"conv1": [0, 2, 5], "conv2": list(range(0, 16, 3)), "conv3": list(range(40)),
+            "fc1": list(range(0, 84, 2))}
+    model, layers, gammas = _setup("lenet5", keep)
+    x = torch.randn(2, 1, 28, 28)
+    plan, masked, comp = _masked_and_compact(model, layers, gammas, x)
+    k1, k2, k3, k4 = 3, 6, 40, 42
+    implied = (k1 * 25 + k1) + (k2 * k1 * 25 + k2) + (k3 * k2 * 25 + k3) + (k4 * k3 + k4) + \
+        (10 * k4 + 10)
+    assert count_params(comp) == implied
+    assert prune.current_widths(comp) == [k1, k2, k3, k4]
+    assert plan.kept == {"conv1": 3, "conv2": 6, "conv3": 40, "fc1": 42}
+    assert prune.count(comp, x[:1])[0] == implied
+
+
+def test_zero_channel_guard_keeps_the_strongest():
+    model, layers, gammas = _setup("lenet5", {"conv2": []})
+    x = torch.randn(2, 1, 28, 28)
+    strongest = int(model.conv2.weight.detach().reshape(16, -1).norm(dim=1).argmax())
+    plan, masked, comp = _masked_and_compact(model, layers, gammas, x)
+    assert comp.conv2.out_channels == 1
+    assert any("conv2: no filter is in the support; kept the strongest one "
+               f"(channel {strongest})" in w for w in plan.warnings)
+    with torch.no_grad():
+        assert (masked(x) - comp(x)).abs().max() < 1e-5
+
+
+def test_residual_coupling_is_respected():
+    # stage 1 of ResNet-20: the stem and every block's conv2 share one residual stream.
+    stream = ["conv1", "layer1.0.conv2", "layer1.1.conv2", "layer1.2.conv2"]
+    keep = {n: [0, 1, 2] for n in stream}
+    keep["layer1.1.conv2"] = [0, 1, 2, 7]  # channel 7 is selected in one coupled layer only
+    keep["layer1.0.conv1"] = [4, 5]  # an inner conv is free: it narrows on its own
+    model, layers, gammas = _setup("cifar_resnet_20", keep)
+    x = torch.randn(4, 3, 32, 32)
+    plan, masked, comp = _masked_and_compact(model, layers, gammas, x)
+    assert comp.conv1.out_channels == 4  # channels 0, 1, 2 and 7 survive in the whole stream
+    for b in range(3):
+        assert comp.layer1[b].conv2.out_channels == 4
+        assert comp.layer1[b].bn2.num_features == 4
+    assert comp.layer1[0].conv1.out_channels == 2
+    assert comp.layer2[0].conv1.in_channels == 4 and comp.layer2[0].shortcut[0].in_channels == 4
+    stream_set = next(s for s in plan.sets if "layer1.1.conv2" in s["members"])
+    assert set(stream) <= set(stream_set["members"]) and 7 not in stream_set["remove"]
+    with torch.no_grad():
+        assert (masked(x) - comp(x)).abs().max() < 1e-5
+    rebuilt = build_model("cifar_resnet_20", widths=prune.current_widths(comp))
+    rebuilt.load_state_dict(comp.state_dict())
