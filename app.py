@@ -460,6 +460,9 @@ def export_view(info: runs.RunInfo, data: dict, it: int) -> None:
             except ExportError as e:
                 st.error(str(e))
                 return
+            except Exception as e:  # keep the app alive; the message names what failed
+                st.error(f"Export failed: {type(e).__name__}: {e}")
+                return
     if out.exists() and report_file.exists():
         import json
 

@@ -64,8 +64,13 @@ def load_run_model(run_dir: str | os.PathLike, iteration: int):
     extra = {"input_size": info.image_size} if cfg["model"] == "lenet5" else {}
     model = build_model(cfg["model"], num_classes=info.num_classes, in_channels=info.in_channels,
                         **extra)
-    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v))
-                           for k, v in weights.items()})
+    try:
+        model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v))
+                               for k, v in weights.items()})
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[-1].strip()[:200]
+        raise ExportError(f"the weights saved at iteration {iteration} do not fit a "
+                          f"{cfg['model']} for {cfg['dataset']} ({first})") from None
     return model.eval(), layers, gammas, cfg
 
 

@@ -88,19 +88,10 @@ class PathRecorder:
         if os.path.exists(path) and not overwrite:
             raise FileExistsError(f"{path} exists; pass overwrite=True or choose another file")
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self.model, self.optimizer = model, optimizer
-        self.layers = layers_of(model, optimizer)
-        params = dict(model.named_parameters())
-        self._params = [params[s.param] for s in self.layers]
+        self._setup(model, optimizer, weights_every, iterations_per_epoch)
         state = model.state_dict()
         weights = [{"name": k, "shape": list(v.shape), "dtype": str(v.cpu().numpy().dtype)}
                    for k, v in state.items()]
-        self._total_params = sum(p.numel() for p in model.parameters())
-        self.weights_every = int(weights_every)
-        self.iterations_per_epoch = iterations_per_epoch
-        self._t0 = time.time()
-        self.last_iteration: int | None = None
-        self.last_weights_iteration: int | None = None
         self.writer = PathWriter(path, config=dict(config or {}),
                                  layers=[s.to_json() for s in self.layers], weights=weights,
                                  metrics=list(STANDARD_METRICS) + list(metrics),
@@ -112,7 +103,13 @@ class PathRecorder:
                    ) -> PathRecorder:
         """A recorder that appends to an already open writer (used by resume)."""
         self = cls.__new__(cls)
-        self.model, self.optimizer, self.writer = model, optimizer, writer
+        self._setup(model, optimizer, weights_every, iterations_per_epoch)
+        self.writer = writer
+        return self
+
+    def _setup(self, model: nn.Module, optimizer: SLBI, weights_every: int,
+               iterations_per_epoch: int | None) -> None:
+        self.model, self.optimizer = model, optimizer
         self.layers = layers_of(model, optimizer)
         params = dict(model.named_parameters())
         self._params = [params[s.param] for s in self.layers]
@@ -120,9 +117,8 @@ class PathRecorder:
         self.weights_every = int(weights_every)
         self.iterations_per_epoch = iterations_per_epoch
         self._t0 = time.time()
-        self.last_iteration = None
-        self.last_weights_iteration = None
-        return self
+        self.last_iteration: int | None = None
+        self.last_weights_iteration: int | None = None
 
     @torch.no_grad()
     def layer_stats(self) -> tuple[dict[str, tuple[np.ndarray, ...]], float, float]:

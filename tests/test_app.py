@@ -198,3 +198,12 @@ def test_export_panel(root):
     assert "no saved weights" in texts(at) and "50, 100" in texts(at)
     at.button(key="goto50").click().run()
     assert "**Iteration 50**" in texts(at)
+
+
+def test_export_of_a_mismatched_run_is_a_message(root):
+    make_run(root, "odd", n=21, weights_every=10)  # conv shapes that do not fit lenet5
+    at = app(run="odd", iteration="50")
+    at.get("button_group")[0].set_value("Export").run()
+    at.button(key="do_export").click().run()
+    assert not at.exception
+    assert "do not fit a lenet5 for digits" in texts(at)
