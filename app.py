@@ -400,7 +400,8 @@ def metrics_view(data: dict, it: int, stop: analysis.StopSuggestion | None) -> N
     m = data["metrics"]
     sug = stop.iteration if stop else None
     st.caption("Click a point to select its iteration.")
-    ev = st.plotly_chart(plots.metrics_plot(data["iterations"], m, it, sug),
+    ev = st.plotly_chart(plots.metrics_plot(data["iterations"], m, it, sug,
+                                            data["weight_iterations"]),
                          width="stretch", key="metrics_plot", on_select="rerun",
                          selection_mode="points")
     _clicked_iteration(ev, "metrics_plot")

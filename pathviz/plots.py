@@ -134,8 +134,13 @@ def path_plot(weight_norm: np.ndarray, iterations: np.ndarray, inside: np.ndarra
 
 
 def metrics_plot(iterations: np.ndarray, metrics: Mapping[str, np.ndarray],
-                 selected_iteration: int, suggested_iteration: int | None = None) -> go.Figure:
-    """Accuracy, loss, and sparsity / parameters kept against iteration; points are clickable."""
+                 selected_iteration: int, suggested_iteration: int | None = None,
+                 weight_iterations: np.ndarray | None = None) -> go.Figure:
+    """Accuracy, loss, and sparsity / parameters kept against iteration; points are clickable.
+
+    ``weight_iterations`` (those with saved weights, i.e. exportable) are marked with diamonds
+    along the bottom of the accuracy panel.
+    """
     it = np.asarray(iterations)
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
                         subplot_titles=("accuracy", "loss", "sparsity and parameters kept"),
@@ -163,6 +168,12 @@ def metrics_plot(iterations: np.ndarray, metrics: Mapping[str, np.ndarray],
     series("test_loss", 2, INSIDE_COLOR)
     series("sparsity", 3, "#2ca02c")
     series("params_kept", 3, "#9467bd", secondary=True)
+    if weight_iterations is not None and len(weight_iterations):
+        wi = np.asarray(weight_iterations)[decimate(len(weight_iterations), 2000)]
+        fig.add_trace(go.Scatter(x=wi, y=np.zeros(len(wi)), customdata=wi, mode="markers",
+                                 name="weights saved (exportable)",
+                                 marker=dict(symbol="diamond", size=7, color="#444")),
+                      row=1, col=1)
     for row in (1, 2, 3):
         fig.add_vline(x=selected_iteration, line_color=SELECTED_COLOR, line_dash="dot",
                       row=row, col=1)

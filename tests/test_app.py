@@ -207,3 +207,14 @@ def test_export_of_a_mismatched_run_is_a_message(root):
     at.button(key="do_export").click().run()
     assert not at.exception
     assert "do not fit a lenet5 for digits" in texts(at)
+
+
+def test_play_advances_the_slider(root):
+    make_run(root, "done", n=60)
+    at = app(run="done", iteration="0")
+    assert at.slider[0].value == 0
+    next(b for b in at.button if b.label == "▶").click().run()
+    first = at.slider[0].value
+    at.run()  # one tick of the play fragment
+    assert 0 < first < at.slider[0].value
+    assert any(b.label == "⏸" for b in at.button)

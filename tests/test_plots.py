@@ -54,9 +54,11 @@ def test_metrics_and_tradeoff_carry_iterations_for_clicks():
     acc = np.where(np.arange(10) % 2 == 0, np.linspace(0.5, 0.9, 10), np.nan)
     m = {"test_acc": acc, "train_acc": np.linspace(0.4, 1, 10), "sparsity": np.linspace(1, 0, 10),
          "params_kept": np.linspace(0, 100, 10)}
-    fig = plots.metrics_plot(it, m, 20, 30)
+    fig = plots.metrics_plot(it, m, 20, 30, weight_iterations=np.array([0, 25, 45]))
     test = next(t for t in fig.data if t.name == "test_acc")
     assert list(test.customdata) == [0, 10, 20, 30, 40]
+    marks = next(t for t in fig.data if t.name == "weights saved (exportable)")
+    assert list(marks.x) == [0, 25, 45] and marks.marker.symbol == "diamond"
     trade = plots.tradeoff_plot(m["params_kept"], acc, it, 20, 40)
     assert list(trade.data[0].customdata) == [0, 10, 20, 30, 40]
     assert [t.name for t in trade.data[1:]] == ["selected", "suggested stop"]

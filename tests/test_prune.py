@@ -118,3 +118,15 @@ def test_residual_coupling_is_respected():
         assert (masked(x) - comp(x)).abs().max() < 1e-5
     rebuilt = build_model("cifar_resnet_20", widths=prune.current_widths(comp))
     rebuilt.load_state_dict(comp.state_dict())
+
+
+def test_narrow_vgg_compact_has_exactly_the_implied_parameter_count():
+    widths = [8, 8, 16, 16, 16, 16, 16, 24, 24, 24, 24, 24, 24]
+    model, layers, gammas = _setup("cifar_vgg_16", widths=widths, seed=3)
+    x = torch.randn(2, 3, 32, 32)
+    plan, masked, comp = _masked_and_compact(model, layers, gammas, x)
+    kept = [plan.kept[layer["name"]] for layer in layers]
+    ins = [3] + kept[:-1]
+    implied = sum(9 * i * o + 2 * o for i, o in zip(ins, kept)) + kept[-1] * 10 + 10
+    assert count_params(comp) == implied
+    assert kept != widths  # the plan really narrowed something
