@@ -300,7 +300,7 @@ def _clicked_iteration(event: Any, key: str) -> None:
     st.rerun()
 
 
-def views_ui(info: runs.RunInfo, refresh: float) -> None:
+def views_ui(info: runs.RunInfo) -> None:
     """Everything drawn from the path file; a damaged file shows one message here only."""
     live = info.state in ("running", "starting")
     if live:
@@ -541,7 +541,7 @@ def main() -> None:
 
     def tick() -> None:
         current = next((r for r in runs.list_runs(ROOT) if r.name == choice), info)
-        views_ui(current, refresh)
+        views_ui(current)
         if current.state != info.state or st.session_state.pop("play_ended", False):
             st.rerun(scope="app")  # the refresh cadence changes: redraw the whole page once
 
