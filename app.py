@@ -239,10 +239,27 @@ def _duration(seconds: float) -> str:
 
 
 def scrub_ui(data: dict[str, Any], live: bool) -> int:
-    """The snapshot slider, play button and follow-live switch; returns the snapshot index."""
+    """The snapshot slider, play button and follow-live switch; returns the snapshot index.
+
+    With evenly spaced snapshots the slider runs over iterations (its thumb shows the iteration);
+    otherwise over snapshot indices. ``ss.snap`` (an index) is the state either way.
+    """
     iters, epochs = data["iterations"], data["epochs"]
     n = len(iters)
     ss = st.session_state
+    step = int(iters[1] - iters[0]) if n > 1 else 1
+    uniform = n > 1 and step > 0 and bool(np.array_equal(iters, iters[0] + step * np.arange(n)))
+    key = "snap_it" if uniform else "snap_ix"
+
+    def to_index(v: int) -> int:
+        return int((v - iters[0]) // step) if uniform else int(v)
+
+    def to_value(i: int) -> int:
+        return int(iters[0] + step * i) if uniform else int(i)
+
+    if key in ss and ss.get("snap_shown") is not None and ss[key] != ss.snap_shown:
+        ss.snap = to_index(ss[key])  # the user moved the slider: stop following the newest
+        ss.follow = False
     if "pending_iteration" in ss:  # a click or jump, applied before the widgets are drawn
         ss.snap = int(np.searchsorted(iters, ss.pop("pending_iteration"), side="right") - 1)
         ss.follow = False
@@ -258,10 +275,18 @@ def scrub_ui(data: dict[str, Any], live: bool) -> int:
             ss.playing = False
             ss.play_ended = True
     ss.snap = int(min(max(ss.snap, 0), n - 1))
+    ss[key] = ss.snap_shown = to_value(ss.snap)
     cols = st.columns([8, 1, 2])
-    idx = cols[0].slider("Snapshot", 0, max(n - 1, 1), key="snap", disabled=n < 2,
-                         help="Drag to scrub along the path; ◆ in the caption marks "
-                              "iterations with saved weights (exportable).")
+    help_ = ("Drag to scrub along the path. The line below gives the epoch and says whether "
+             "weights were saved here (◆: exportable); the metrics plot marks all such "
+             "iterations.")
+    if uniform:
+        value = cols[0].slider("Iteration", int(iters[0]), int(iters[-1]), step=step, key=key,
+                               help=help_)
+    else:
+        value = cols[0].slider("Snapshot", 0, max(n - 1, 1), key=key, disabled=n < 2,
+                               help=help_)
+    idx = int(min(max(to_index(value), 0), n - 1))
     if cols[1].button("⏸" if ss.get("playing") else "▶", help="Play the path"):
         ss.playing = not ss.get("playing")
         if ss.playing and idx >= n - 1:
@@ -334,10 +359,10 @@ def views_ui(info: runs.RunInfo) -> None:
                                  eligible=data["weight_iterations"])
     if stop is not None:
         c1, c2 = st.columns([6, 1])
-        which = "of the sparse model" if "test_acc_sparse" in m and np.isfinite(
+        which = " of the sparse model" if "test_acc_sparse" in m and np.isfinite(
             m["test_acc_sparse"]).any() else ""
         c1.info(f"**Suggested stop: iteration {stop.iteration:,}** "
-                f"({100 * stop.test_acc:.1f}% test accuracy {which}, {stop.params_kept:,.0f} "
+                f"({100 * stop.test_acc:.1f}% test accuracy{which}, {stop.params_kept:,.0f} "
                 f"parameters kept): {stop.rule}.")
         if c2.button("Jump there", key="jump"):
             st.session_state.pending_iteration = stop.iteration

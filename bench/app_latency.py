@@ -53,7 +53,7 @@ def main() -> None:
             at.get("button_group")[0].set_value(view).run()
             times = []
             for k in rng.integers(0, args.snapshots, args.moves).tolist():
-                at.slider[0].set_value(int(k))
+                at.slider[0].set_value(int(k) * 20)  # the synthetic path: iteration = 20 * index
                 t0 = time.perf_counter()
                 at.run()
                 times.append(time.perf_counter() - t0)

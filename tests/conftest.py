@@ -14,7 +14,8 @@ GROUPS = {"conv1": 6, "conv2": 16, "fc1": 40}
 
 
 def make_run(root: Path, name: str, n: int = 60, state: str = "finished", nu: float = 50.0,
-             weights_every: int = 10, groups: dict[str, int] = GROUPS) -> runs.RunPaths:
+             weights_every: int = 10, groups: dict[str, int] = GROUPS,
+             uneven_end: bool = False) -> runs.RunPaths:
     """A run folder whose path has ``n`` snapshots; group g of a layer enters at snapshot ~2g."""
     paths = runs.run_paths(name, root)
     paths.dir.mkdir(parents=True)
@@ -42,12 +43,13 @@ def make_run(root: Path, name: str, n: int = 60, state: str = "finished", nu: fl
                 kept += entered.sum() * int(np.prod(layer["shape"][1:]))
             frac = np.mean(np.concatenate([s[0] > 0 for s in stats.values()]))
             acc = min(0.5 + 0.02 * i, 0.97)
-            w.append(Snapshot(i * 5, i / 10, i * 0.1, {
+            iteration = i * 5 - (2 if uneven_end and i == total else 0)
+            w.append(Snapshot(iteration, i / 10, i * 0.1, {
                 "train_loss": 1 / (i + 1), "train_acc": acc, "lr": 0.05, "sparsity": 1 - frac,
                 "params_kept": kept, **({"test_acc": acc - 0.01, "test_loss": 1 / (i + 2)}
                                         if i % 2 == 0 else {})}, stats))
             if i % weights_every == 0 or i == total:
-                w.append_weights(i * 5, {f"{layer['name']}.weight": rng.standard_normal(
+                w.append_weights(iteration, {f"{layer['name']}.weight": rng.standard_normal(
                     layer["shape"]).astype(np.float32) for layer in layers},
                     {layer["param"]: np.zeros(layer["shape"], np.float32) for layer in layers})
     paths.config.write_text(json.dumps(cfg))

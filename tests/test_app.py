@@ -66,12 +66,12 @@ def test_finished_run_slider_changes_the_heatmap(root):
     make_run(root, "done", n=60)
     at = app(run="done", iteration="50")
     assert "**Iteration 50**" in texts(at)
-    assert at.slider[0].value == 10
+    assert (at.slider[0].label, at.slider[0].value) == ("Iteration", 50)  # thumb = iteration
     z_before = decode(figure(at)["data"][0]["z"])
     assert z_before.shape == (3, 128)
     # at iteration 50 (snapshot 10), 2 of conv1's 6 filters are in: a third of its cells coloured
     assert np.isfinite(z_before[0]).sum() == pytest.approx(128 / 3, abs=1)
-    at.slider[0].set_value(40).run()
+    at.slider[0].set_value(200).run()
     assert not at.exception
     assert "**Iteration 200**" in texts(at)
     z_after = decode(figure(at)["data"][0]["z"])
@@ -113,7 +113,7 @@ def test_running_run_shows_progress_and_follows(root):
     at = app(run="live")
     assert "iteration 145 / 300" in at.get("progress")[0].proto.text
     assert "about 1 min 15 s left" in at.get("progress")[0].proto.text
-    assert at.slider[0].value == 29  # following the newest snapshot
+    assert at.slider[0].value == 145  # following the newest snapshot
     assert any(b.label == "Stop" for b in at.button)
     assert any(t.label == "Follow live" for t in at.toggle)
 
@@ -218,3 +218,24 @@ def test_play_advances_the_slider(root):
     at.run()  # one tick of the play fragment
     assert 0 < first < at.slider[0].value
     assert any(b.label == "⏸" for b in at.button)
+
+
+def test_moving_the_slider_stops_following_a_live_run(root):
+    p = make_run(root, "live", n=30, state="running")
+    runs.write_status(p, state="running", pid=os.getpid(),
+                      pid_start=runs.process_start_time(os.getpid()), iteration=145,
+                      total_iterations=300)
+    at = app(run="live")
+    at.slider[0].set_value(50).run()
+    assert "**Iteration 50**" in texts(at)
+    assert next(t for t in at.toggle if t.label == "Follow live").value is False
+    at.run()  # a refresh tick keeps the chosen iteration
+    assert "**Iteration 50**" in texts(at)
+
+
+def test_uneven_snapshots_fall_back_to_an_index_slider(root):
+    make_run(root, "uneven", n=5, uneven_end=True)  # iterations 0, 5, 10, 15, 18
+    at = app(run="uneven", iteration="10")
+    assert (at.slider[0].label, at.slider[0].value) == ("Snapshot", 2)
+    at.slider[0].set_value(4).run()
+    assert "**Iteration 18**" in texts(at)
