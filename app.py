@@ -355,8 +355,16 @@ def views_ui(info: runs.RunInfo) -> None:
     idx = scrub_ui(data, live)
     it = int(data["iterations"][idx])
     m = data["metrics"]
+    from pathviz.data import DATASETS  # torch-free
+
+    info_ = DATASETS.get(data["config"].get("dataset", ""))
+    chance = 1.0 / info_.num_classes if info_ else 0.0
     stop = analysis.suggest_stop(data["iterations"], _stop_accuracy(m), m["params_kept"],
-                                 eligible=data["weight_iterations"])
+                                 eligible=data["weight_iterations"], min_acc=1.5 * chance)
+    if stop is None and np.isfinite(_stop_accuracy(m)).any():
+        st.caption(f"No stopping point to suggest yet: the sparse model is not yet clearly "
+                   f"better than chance ({100 * chance:.0f}%), or no such snapshot has saved "
+                   f"weights.")
     if stop is not None:
         c1, c2 = st.columns([6, 1])
         which = " of the sparse model" if "test_acc_sparse" in m and np.isfinite(

@@ -25,13 +25,15 @@ class StopSuggestion:
 
 
 def suggest_stop(iterations: np.ndarray, test_acc: np.ndarray, params_kept: np.ndarray,
-                 tolerance: float = 0.01, eligible: np.ndarray | None = None
-                 ) -> StopSuggestion | None:
+                 tolerance: float = 0.01, eligible: np.ndarray | None = None,
+                 min_acc: float = 0.0) -> StopSuggestion | None:
     """The sparsest evaluated snapshot whose test accuracy is within ``tolerance`` of the best.
 
     "Sparsest" is fewest parameters kept; ties go to the earlier snapshot. ``eligible`` limits
     the pick to those iterations (e.g. the ones with saved weights, so it can be exported); the
-    best accuracy is taken over all evaluated snapshots. None when nothing qualifies yet.
+    best accuracy is taken over all evaluated snapshots. Snapshots below ``min_acc`` never
+    qualify (early in a run every sparse model is at chance, and "the sparsest within a point of
+    the best" would be the empty one). None when nothing qualifies yet.
     """
     acc = np.asarray(test_acc, dtype=np.float64)
     evaluated = np.flatnonzero(np.isfinite(acc))
@@ -42,7 +44,7 @@ def suggest_stop(iterations: np.ndarray, test_acc: np.ndarray, params_kept: np.n
         evaluated = evaluated[np.isin(np.asarray(iterations)[evaluated], eligible)]
         if evaluated.size == 0:
             return None
-    ok = evaluated[acc[evaluated] >= best - tolerance - 1e-12]
+    ok = evaluated[(acc[evaluated] >= best - tolerance - 1e-12) & (acc[evaluated] >= min_acc)]
     if ok.size == 0:
         return None
     kept = np.asarray(params_kept, dtype=np.float64)[ok]

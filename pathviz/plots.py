@@ -56,9 +56,15 @@ def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.nd
         colorscale=SCALE, zmin=0, zmax=1, text=text, hoverongaps=False,
         hovertemplate="%{text}<br>||Γ|| / layer max = %{z:.3f}<extra></extra>",
         colorbar=dict(title="‖Γ_g‖ / max")))
+    # fixed axes: with no filter selected yet every cell is empty and plotly would lose both
     fig.update_layout(title=title or "Gamma support by layer (grey: outside the support)",
                       plot_bgcolor=OUTSIDE_COLOR, xaxis_title="filter (normalised index)",
-                      yaxis=dict(autorange="reversed"), height=110 + 34 * len(layer_names),
+                      xaxis=dict(range=[0, 1]),
+                      # first layer on top, in the empty state too (a reversed autorange
+                      # is ignored on an axis without data)
+                      yaxis=dict(type="category", categoryorder="array",
+                                 categoryarray=list(layer_names)[::-1]),
+                      height=110 + 34 * len(layer_names),
                       margin=dict(l=10, r=10, t=40, b=40))
     return fig
 

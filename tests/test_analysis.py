@@ -38,3 +38,11 @@ def test_suggest_stop_can_be_limited_to_exportable_iterations():
     s = suggest_stop(it, acc, kept, eligible=np.array([0, 20, 40]))
     assert s.iteration == 20 and "among those with saved weights" in s.rule
     assert suggest_stop(it, acc, kept, eligible=np.array([0, 10])) is None  # none near the best
+
+
+def test_no_suggestion_while_every_sparse_model_is_at_chance():
+    it = np.arange(4) * 10
+    acc = np.array([0.10, 0.11, 0.10, 0.12])
+    assert suggest_stop(it, acc, np.arange(4), min_acc=0.15) is None
+    acc[3] = 0.6
+    assert suggest_stop(it, acc, np.arange(4), min_acc=0.15).iteration == 30

@@ -76,3 +76,9 @@ def test_compare_plot_one_line_per_run():
     fig = plots.compare_plot({"a": (np.arange(3), np.array([0, .5, 1])),
                               "b": (np.arange(4), np.zeros(4))})
     assert [t.name for t in fig.data] == ["a", "b"]
+
+
+def test_overview_keeps_its_axes_when_nothing_is_selected():
+    fig = plots.overview_heatmap(["a", "b"], {"a": np.zeros(3), "b": np.zeros(5)})
+    assert list(fig.layout.xaxis.range) == [0, 1]
+    assert list(fig.layout.yaxis.categoryarray) == ["b", "a"]  # drawn bottom-up: "a" on top
