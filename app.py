@@ -16,7 +16,7 @@ import numpy as np
 import streamlit as st
 
 from pathviz import analysis, plots, runs
-from pathviz.store import PathFileError, PathReader
+from pathviz.store import PathFileError, PathReader, entry_indices, nearest
 
 st.set_page_config(page_title="pathviz", layout="wide")
 
@@ -56,10 +56,8 @@ def load_snapshot(path: str, ident: tuple, index: int) -> dict[str, dict[str, np
 def load_layer(path: str, ident: tuple, n: int, layer: str) -> dict[str, np.ndarray]:
     with PathReader(path) as r:
         gn = r.layer_path(layer, "gamma_norm", slice(0, n))
-        inside = gn > 0
-        entry = np.where(inside.any(axis=0), inside.argmax(axis=0), -1)
         return {"gamma_norm": gn, "weight_norm": r.layer_path(layer, "weight_norm", slice(0, n)),
-                "entry": entry}
+                "entry": entry_indices(gn)}
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -299,16 +297,10 @@ def scrub_ui(data: dict[str, Any], live: bool) -> int:
     st.markdown(f"**Iteration {it:,}** · epoch {float(epochs[idx]):.2f} · snapshot {idx + 1} of "
                 f"{n}" + (" · ◆ weights saved here" if has_w else
                           f" · no weights here (nearest: "
-                          f"{', '.join(map(str, _nearest(data['weight_iterations'], it)))})"))
+                          f"{', '.join(map(str, nearest(data['weight_iterations'], it)))})"))
     if st.query_params.get("iteration") != str(it):
         st.query_params["iteration"] = str(it)
     return idx
-
-
-def _nearest(values: np.ndarray, target: int) -> list[int]:
-    from pathviz.store import nearest
-
-    return nearest(values, target)
 
 
 def _clicked_iteration(event: Any, key: str) -> None:
@@ -468,7 +460,7 @@ def export_view(info: runs.RunInfo, data: dict, it: int) -> None:
     """Export the subnetwork at the selected iteration; files stay under the run's exports/."""
     wits = data["weight_iterations"].tolist()
     if it not in wits:
-        near = _nearest(data["weight_iterations"], it)
+        near = nearest(data["weight_iterations"], it)
         st.warning(f"Iteration {it:,} has no saved weights, so it cannot be exported. Nearest "
                    f"iterations with weights: {', '.join(f'{n:,}' for n in near) or 'none yet'}.")
         for n in near:

@@ -86,11 +86,16 @@ def check_dataset(name: str, root: str | os.PathLike | None = None) -> None:
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise DataError(f"data root {root!r} does not exist")
-    folder, files = ((os.path.join(root, "cifar-10-batches-py"), _CIFAR_FILES) if name == "cifar10"
-                     else (os.path.join(root, _MNIST_FOLDERS[name], "raw"), _IDX_FILES))
-    missing = [f for f in files if not os.path.isfile(os.path.join(folder, f))]
+    folder, files, missing = _dataset_files(name, root)
     if missing:
         raise DataError(f"{name} files missing in {folder}: expected {', '.join(files)}")
+
+
+def _dataset_files(name: str, root: str) -> tuple[str, list[str], list[str]]:
+    """(folder, expected files, the ones missing) of a local dataset."""
+    folder, files = ((os.path.join(root, "cifar-10-batches-py"), _CIFAR_FILES) if name == "cifar10"
+                     else (os.path.join(root, _MNIST_FOLDERS[name], "raw"), _IDX_FILES))
+    return folder, files, [f for f in files if not os.path.isfile(os.path.join(folder, f))]
 
 
 # ---- digits --------------------------------------------------------------------------------
@@ -125,8 +130,7 @@ def _mnist_like(name: str, root: str) -> DataBundle:
     import torchvision
 
     cls = torchvision.datasets.MNIST if name == "mnist" else torchvision.datasets.FashionMNIST
-    raw = os.path.join(root, cls.__name__, "raw")
-    missing = [f for f in _IDX_FILES if not os.path.isfile(os.path.join(raw, f))]
+    raw, _, missing = _dataset_files(name, root)
     if missing:
         gz = [f for f in missing if os.path.isfile(os.path.join(raw, f + ".gz"))]
         hint = (f" ({len(gz)} are there as .gz: gunzip them in place)" if gz else
@@ -167,8 +171,7 @@ def _cifar10(root: str) -> DataBundle:
                 self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
             self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
-    folder = os.path.join(root, "cifar-10-batches-py")
-    missing = [f for f in _CIFAR_FILES if not os.path.isfile(os.path.join(folder, f))]
+    folder, _, missing = _dataset_files("cifar10", root)
     if missing:
         raise DataError(f"cifar10 files missing in {folder}: expected {', '.join(_CIFAR_FILES)} "
                         f"(the python version); download cifar-10-python.tar.gz from the CIFAR "

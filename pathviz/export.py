@@ -25,7 +25,7 @@ import torch
 
 from pathviz import prune, runs
 from pathviz.data import DATASETS, BatchLoader, DataError, load_dataset
-from pathviz.models import build_model
+from pathviz.models import build_model, widths_of
 from pathviz.store import PathFileError, PathReader
 
 log = logging.getLogger("pathviz.export")
@@ -140,7 +140,7 @@ def export(run_dir: str | os.PathLike, iteration: int, mode: str, fmt: str,
     if fmt == "state_dict":
         arch = dict(getattr(exported, "pathviz_arch", {}))
         if mode == "compact":
-            arch["widths"] = prune.current_widths(exported)
+            arch["widths"] = widths_of(exported)
         arch_path = out.with_name(out.name + ".arch.json")
         arch_path.write_text(json.dumps(arch, indent=1))
         report["arch"] = str(arch_path)

@@ -15,8 +15,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-__all__ = ["build_model", "registry", "default_widths", "count_params", "ModelEntry",
-           "UnknownModelError"]
+__all__ = ["build_model", "registry", "default_widths", "widths_of", "count_params",
+           "ModelEntry", "UnknownModelError"]
 
 
 class UnknownModelError(ValueError):
@@ -257,19 +257,22 @@ def build_model(name: str, num_classes: int = 10, in_channels: int | None = None
     return model
 
 
-def default_widths(name: str) -> list[int] | None:
-    """The full-width ``widths`` of a native model (None for torchvision models)."""
-    if name.startswith("tv_"):
+def widths_of(model: nn.Module) -> list[int] | None:
+    """The ``widths`` list that rebuilds this (possibly narrowed) native model; None for
+    torchvision models, which have no widths parameter."""
+    arch = getattr(model, "pathviz_arch", None)
+    if arch is None or arch["name"].startswith("tv_"):
         return None
-    model = build_model(name)
     from pathviz.groups import gamma_layers
 
+    # shortcut convs take their width from the residual stream they join
     return [s.shape[0] for s in gamma_layers(model, conv="group", linear="group")
-            if not _is_shortcut(s.name)]
+            if ".shortcut." not in s.name]
 
 
-def _is_shortcut(module_name: str) -> bool:
-    return ".shortcut." in module_name
+def default_widths(name: str) -> list[int] | None:
+    """The full-width ``widths`` of a native model (None for torchvision models)."""
+    return None if name.startswith("tv_") else widths_of(build_model(name))
 
 
 @cache

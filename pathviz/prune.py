@@ -25,7 +25,7 @@ from torch import nn
 
 log = logging.getLogger("pathviz.prune")
 
-__all__ = ["PrunePlan", "plan_pruning", "apply_mask", "compact", "count", "current_widths"]
+__all__ = ["PrunePlan", "plan_pruning", "apply_mask", "compact", "count"]
 
 
 @dataclass
@@ -165,15 +165,3 @@ def count(model: nn.Module, example: torch.Tensor) -> tuple[int, int]:
     with torch.no_grad():
         macs, params = tp.utils.count_ops_and_params(model, example)
     return int(params), int(macs)
-
-
-def current_widths(model: nn.Module) -> list[int] | None:
-    """The ``widths`` list that rebuilds this (possibly narrowed) native model, or None."""
-    from pathviz.groups import gamma_layers
-    from pathviz.models import _is_shortcut
-
-    arch = getattr(model, "pathviz_arch", None)
-    if arch is None or arch["name"].startswith("tv_"):
-        return None
-    return [s.shape[0] for s in gamma_layers(model, conv="group", linear="group")
-            if not _is_shortcut(s.name)]

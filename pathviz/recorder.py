@@ -119,6 +119,7 @@ class PathRecorder:
         self._t0 = time.time()
         self.last_iteration: int | None = None
         self.last_weights_iteration: int | None = None
+        self.last_support: tuple[int, int] = (0, 0)  # (groups in the support, all groups)
 
     @torch.no_grad()
     def layer_stats(self) -> tuple[dict[str, tuple[np.ndarray, ...]], float, float]:
@@ -151,6 +152,8 @@ class PathRecorder:
         Full weights are added when ``weights`` is True, or by ``weights_every`` when None.
         """
         stats, sparsity, kept = self.layer_stats()
+        groups = sum(len(s[0]) for s in stats.values())
+        self.last_support = (round(groups * (1 - sparsity)), groups)
         metrics.setdefault("lr", float(self.optimizer.param_groups[0]["lr"]))
         metrics.setdefault("sparsity", sparsity)
         metrics.setdefault("params_kept", kept)

@@ -445,10 +445,7 @@ class PathReader:
 
     def entry_times(self, name: str) -> np.ndarray:
         """[G] int64 first snapshot index where each group's Gamma is nonzero; -1 if never."""
-        path = self.layer_path(name, GAMMA_NORM) > 0
-        first = path.argmax(axis=0).astype(np.int64)
-        first[~path.any(axis=0)] = -1
-        return first
+        return entry_indices(self.layer_path(name, GAMMA_NORM))
 
     def support_sizes(self, name: str) -> np.ndarray:
         """[N] groups in the support of one layer at each snapshot."""
@@ -494,6 +491,14 @@ class PathReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def entry_indices(gamma_norm: np.ndarray) -> np.ndarray:
+    """[G] int64 first row of a [N, G] gamma_norm path where each group is nonzero; -1 if never."""
+    inside = gamma_norm > 0
+    first = inside.argmax(axis=0).astype(np.int64)
+    first[~inside.any(axis=0)] = -1
+    return first
 
 
 def nearest(values: np.ndarray, target: int, k: int = 2) -> list[int]:

@@ -319,12 +319,11 @@ class Trainer:
 
     def _postfix(self) -> dict[str, Any]:
         m = getattr(self, "_metrics", {})
-        stats, sparsity, _ = self.recorder.layer_stats()
-        groups = sum(len(s[0]) for s in stats.values())
+        inside, groups = self.recorder.last_support  # as of the last snapshot
         return {"epoch": f"{self.iteration / self.ipe:.2f}",
                 "loss": f"{m.get('train_loss', float('nan')):.3f}",
                 "acc": f"{m.get('train_acc', float('nan')):.3f}",
-                "support": f"{round(groups * (1 - sparsity))}/{groups}"}
+                "support": f"{inside}/{groups}"}
 
     # ---- resume ------------------------------------------------------------------------------
 

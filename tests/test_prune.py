@@ -9,7 +9,7 @@ import torch
 
 from pathviz import prune
 from pathviz.groups import gamma_layers
-from pathviz.models import build_model, count_params
+from pathviz.models import build_model, count_params, widths_of
 
 
 def _setup(name: str, keep: dict[str, list[int]] | None = None, seed: int = 0, **kw):
@@ -80,7 +80,7 @@ def test_lenet_compact_has_exactly_the_implied_parameter_count():
     implied = (k1 * 25 + k1) + (k2 * k1 * 25 + k2) + (k3 * k2 * 25 + k3) + (k4 * k3 + k4) + \
         (10 * k4 + 10)
     assert count_params(comp) == implied
-    assert prune.current_widths(comp) == [k1, k2, k3, k4]
+    assert widths_of(comp) == [k1, k2, k3, k4]
     assert plan.kept == {"conv1": 3, "conv2": 6, "conv3": 40, "fc1": 42}
     assert prune.count(comp, x[:1])[0] == implied
 
@@ -116,7 +116,7 @@ def test_residual_coupling_is_respected():
     assert set(stream) <= set(stream_set["members"]) and 7 not in stream_set["remove"]
     with torch.no_grad():
         assert (masked(x) - comp(x)).abs().max() < 1e-5
-    rebuilt = build_model("cifar_resnet_20", widths=prune.current_widths(comp))
+    rebuilt = build_model("cifar_resnet_20", widths=widths_of(comp))
     rebuilt.load_state_dict(comp.state_dict())
 
 
