@@ -59,6 +59,16 @@ class RunConfig:
     eval_every: int = _opt("iterations between test-set evaluations (multiple of snapshot_every)",
                            default=10)
     seed: int = _opt("random seed (weights, data order, augmentation)", default=0)
+    val_fraction: float = _opt("fraction of the training set held out (seeded by split_seed) as "
+                               "the validation split that picks the early stop", default=0.2)
+    split_seed: int = _opt("seed of the train/validation split", default=0)
+    threads: int = _opt("CPU threads for training; fixed (not the machine's core count) so the "
+                        "same config gives a bit-identical path on every machine", default=1)
+    weights_on_change: int = _opt("also save weights when this many groups have entered or left "
+                                  "the support since the last saved weights (0: off)",
+                                  default=0)
+    optimizer: str = _opt("slbi, or sgd (plain momentum SGD baseline: no Gamma)",
+                          default="slbi")
     device: str = _opt("auto (CUDA when present), cpu or cuda[:N]", default="auto")
     impl: str = _opt("SLBI implementation: auto, fused, foreach or single", default="auto")
 
@@ -94,6 +104,23 @@ class RunConfig:
         if self.dataset not in DATASETS:
             raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of "
                               f"{', '.join(DATASETS)}")
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"--val-fraction must be between 0 and 1 (exclusive), got "
+                              f"{self.val_fraction!r}")
+        if not isinstance(self.threads, int) or isinstance(self.threads, bool) or \
+                not 1 <= self.threads <= 256:
+            raise ConfigError(f"--threads must be a whole number from 1 to 256, got "
+                              f"{self.threads!r}")
+        if not isinstance(self.weights_on_change, int) or self.weights_on_change < 0:
+            raise ConfigError(f"--weights-on-change must be a whole number >= 0, got "
+                              f"{self.weights_on_change!r}")
+        if self.optimizer not in ("slbi", "sgd"):
+            raise ConfigError(f"--optimizer must be slbi or sgd, got {self.optimizer!r}")
+        if self.optimizer == "slbi" and self.conv_penalty is None and \
+                self.linear_penalty is None and self.last_linear_penalty is None:
+            raise ConfigError("no layer has a Gamma (--conv-penalty, --linear-penalty and "
+                              "--last-linear-penalty are all none), so SLBI has no path to "
+                              "record; set one of them to group or l1, or use --optimizer sgd")
         if self.nesterov and self.momentum == 0:
             raise ConfigError("--nesterov needs --momentum > 0")
         if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
