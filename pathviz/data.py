@@ -17,7 +17,8 @@ if TYPE_CHECKING:  # torch is imported where tensors are made, so the app can re
     import torch
     from torch import Tensor
 
-__all__ = ["DATASETS", "DataError", "DatasetInfo", "DataBundle", "BatchLoader", "load_dataset"]
+__all__ = ["DATASETS", "DataError", "DatasetInfo", "DataBundle", "BatchLoader", "load_dataset",
+           "split_validation"]
 
 
 class DataError(ValueError):
@@ -48,13 +49,48 @@ DATASETS: dict[str, DatasetInfo] = {
 
 @dataclass
 class DataBundle:
-    """Train and test images (uint8, N x C x H x W) and labels (int64), with the dataset's info."""
+    """Train, test and (after :func:`split_validation`) validation images (uint8, N x C x H x W)
+    and labels (int64), with the dataset's info."""
 
     info: DatasetInfo
     train_x: Tensor
     train_y: Tensor
     test_x: Tensor
     test_y: Tensor
+    val_x: Tensor | None = None
+    val_y: Tensor | None = None
+
+
+def split_validation(bundle: DataBundle, fraction: float, seed: int) -> DataBundle:
+    """Hold out a seeded, class-stratified ``fraction`` of the training set for validation.
+
+    The stop rule chooses on validation data and only reports test accuracy, so its test figure
+    is not optimistic. The split depends only on (labels, fraction, seed): the same on every
+    machine. Returns a bundle whose train set is the rest and whose ``val_x``/``val_y`` hold the
+    held-out part (empty when ``fraction`` is 0).
+    """
+    import torch
+
+    y = bundle.train_y
+    n = len(y)
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"validation fraction {fraction} is not in [0, 1)")
+    n_val = int(round(n * fraction))
+    if n_val == 0:
+        empty = bundle.train_x[:0]
+        return DataBundle(bundle.info, bundle.train_x, y, bundle.test_x, bundle.test_y,
+                          empty, y[:0])
+    gen = torch.Generator().manual_seed(int(seed))
+    perm = torch.randperm(n, generator=gen)
+    # stratify: order the shuffled indices by class, then deal every k-th to validation, so each
+    # class gives its share (to within one image)
+    order = perm[torch.argsort(y[perm], stable=True)]
+    step = n / n_val
+    pick = torch.zeros(n, dtype=torch.bool)
+    pick[(torch.arange(n_val, dtype=torch.float64) * step).long()] = True
+    val_idx, train_idx = order[pick].sort().values, order[~pick].sort().values
+    return DataBundle(bundle.info, bundle.train_x[train_idx], y[train_idx], bundle.test_x,
+                      bundle.test_y, bundle.train_x[val_idx], y[val_idx])
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None) -> DataBundle:

@@ -1,10 +1,16 @@
 """The path file: an HDF5 regularization path, written by one process and read live by many.
 
-Schema 1 (``SCHEMA_VERSION = "1.0"``); every name below is a constant of this module.
+Schema 1 (``SCHEMA_VERSION = "1.1"``); every name below is a constant of this module. Readers
+accept any 1.x file: 1.1 added the ``model`` and ``data`` attributes and the compact-subnetwork
+metrics, all optional for readers.
 
 Root attributes, written before SWMR starts:
-    schema_version   "1.0"; readers refuse another major version
+    schema_version   "1.1"; readers refuse another major version
     config           JSON of the run config
+    model            JSON {"name", "kwargs", "input_shape", "num_classes", "params_total",
+                     "flops_total"}: what rebuilds the model and its full size (optional)
+    data             JSON {"dataset", "n_train", "n_val", "n_test", "val_fraction",
+                     "split_seed"}: the data the metrics were measured on (optional)
     layers           JSON list, in model order, of the layers with a Gamma:
                      {"name", "param", "kind": "conv"|"linear", "shape", "penalty", "groups"}
     metrics          JSON list of the metric names (the datasets under metrics/)
@@ -14,11 +20,14 @@ Datasets, all chunked and resizable along axis 0, appended once per snapshot and
     snapshots/iteration  [N] int64     optimizer steps taken at the snapshot (0: before training)
     snapshots/epoch      [N] float64   iteration / iterations per epoch
     snapshots/time       [N] float64   seconds of training so far
-    metrics/<name>       [N] float64   train_loss, train_acc, lr, test_loss, test_acc (of W),
-                                       test_acc_sparse (of W* = W * 1[Gamma != 0]; NaN where
-                                       not evaluated), sparsity (fraction of groups outside the
-                                       support, all layers), params_kept (parameters of W*),
-                                       and any extra names given to the writer
+    metrics/<name>       [N] float64   train_loss, train_acc, lr, sparsity (fraction of groups
+                                       outside the support, all layers); where evaluated (NaN
+                                       elsewhere): val_loss, val_acc, test_loss, test_acc (of W),
+                                       val_acc_sparse, test_acc_sparse (of the compact
+                                       subnetwork that export writes), params_kept, flops_kept
+                                       (its size, from ``pathviz.prune.compact_size``); and any
+                                       extra names given to the writer. Only train_loss,
+                                       train_acc and lr are required.
     layers/<name>/gamma_norm  [N, G] float32   ||Gamma_g||, 0 outside the support
     layers/<name>/weight_norm [N, G] float32   ||W_g||
     layers/<name>/nnz         [N, G] int32     nonzero entries of Gamma_g
@@ -46,13 +55,15 @@ import h5py
 import numpy as np
 from h5py import h5s
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 ATTR_SCHEMA = "schema_version"
 ATTR_CONFIG = "config"
 ATTR_LAYERS = "layers"
 ATTR_METRICS = "metrics"
 ATTR_WEIGHTS = "weights"
+ATTR_MODEL = "model"
+ATTR_DATA = "data"
 
 SNAPSHOTS = "snapshots"
 ITERATION = "snapshots/iteration"
@@ -68,15 +79,17 @@ WEIGHTS = "weights"
 WEIGHTS_ITERATION = "weights/iteration"
 GAMMA = "gamma"
 
-STANDARD_METRICS = ("train_loss", "train_acc", "lr", "test_loss", "test_acc", "test_acc_sparse",
-                    "sparsity", "params_kept")
+STANDARD_METRICS = ("train_loss", "train_acc", "lr", "val_loss", "val_acc", "val_acc_sparse",
+                    "test_loss", "test_acc", "test_acc_sparse", "sparsity", "params_kept",
+                    "flops_kept")
+REQUIRED_METRICS = ("train_loss", "train_acc", "lr")
 
 # rows per chunk of the per-snapshot datasets: uncompressed, so re-flushing a partly filled chunk
 # rewrites it in place; 64 rows keep a 5000-snapshot layer read to ~80 chunk reads
 CHUNK_ROWS = 64
 
 __all__ = ["SCHEMA_VERSION", "PathWriter", "PathReader", "PathFileError", "Snapshot",
-           "STANDARD_METRICS", "copy_path"]
+           "STANDARD_METRICS", "REQUIRED_METRICS", "copy_path"]
 
 
 class PathFileError(Exception):
@@ -125,7 +138,9 @@ class PathWriter:
 
     def __init__(self, path: str | os.PathLike, *, config: Mapping[str, Any],
                  layers: Sequence[Mapping[str, Any]], weights: Sequence[Mapping[str, Any]] = (),
-                 metrics: Iterable[str] = STANDARD_METRICS, flush_interval: float = 0.25) -> None:
+                 metrics: Iterable[str] = STANDARD_METRICS, flush_interval: float = 0.25,
+                 model: Mapping[str, Any] | None = None,
+                 data: Mapping[str, Any] | None = None) -> None:
         self.path = os.fspath(path)
         self.flush_interval = float(flush_interval)
         self.metric_names = list(dict.fromkeys(metrics))
@@ -142,6 +157,10 @@ class PathWriter:
             f.attrs[ATTR_LAYERS] = json.dumps(self.layers)
             f.attrs[ATTR_METRICS] = json.dumps(self.metric_names)
             f.attrs[ATTR_WEIGHTS] = json.dumps(self.weights)
+            if model is not None:
+                f.attrs[ATTR_MODEL] = json.dumps(dict(model), sort_keys=True)
+            if data is not None:
+                f.attrs[ATTR_DATA] = json.dumps(dict(data), sort_keys=True)
             d = {}
             d[ITERATION] = self._make(f, ITERATION, (), np.int64)
             d[EPOCH] = self._make(f, EPOCH, (), np.float64)
@@ -317,6 +336,11 @@ class PathReader:
             self.layers: list[dict[str, Any]] = json.loads(_str(attrs[ATTR_LAYERS]))
             self.metric_names: list[str] = json.loads(_str(attrs[ATTR_METRICS]))
             self.weight_specs: list[dict[str, Any]] = json.loads(_str(attrs[ATTR_WEIGHTS]))
+            # schema 1.1: what rebuilds the model and what data the metrics are on ({} in 1.0)
+            self.model_info: dict[str, Any] = (json.loads(_str(attrs[ATTR_MODEL]))
+                                               if ATTR_MODEL in attrs else {})
+            self.data_info: dict[str, Any] = (json.loads(_str(attrs[ATTR_DATA]))
+                                              if ATTR_DATA in attrs else {})
             self._iter = self._f[ITERATION]
             self._witer = self._f[WEIGHTS_ITERATION]
         except PathFileError:
@@ -518,7 +542,8 @@ def copy_path(src: str | os.PathLike, dst: str | os.PathLike, upto_iteration: in
     """
     with PathReader(src) as r:
         w = PathWriter(dst, config=r.config, layers=r.layers, weights=r.weight_specs,
-                       metrics=r.metric_names, flush_interval=flush_interval)
+                       metrics=r.metric_names, flush_interval=flush_interval,
+                       model=r.model_info or None, data=r.data_info or None)
         try:
             its = r.iterations
             keep = int(np.searchsorted(its, upto_iteration, side="right"))

@@ -142,7 +142,7 @@ def test_unknown_major_version_is_refused(tmp_path):
     write_file(p)
     with h5py.File(p, "a") as f:
         f.attrs[store.ATTR_SCHEMA] = "2.0"
-    with pytest.raises(PathFileError, match=r"schema version 2\.0, this pathviz reads 1\.0"):
+    with pytest.raises(PathFileError, match=r"schema version 2\.0, this pathviz reads 1\.1"):
         PathReader(p)
     with h5py.File(p, "a") as f:
         f.attrs[store.ATTR_SCHEMA] = "1.7"  # same major: readable
@@ -262,3 +262,18 @@ def test_store_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True,
                          text=True, check=True)
     assert json.loads(out.stdout) is False
+
+
+def test_model_and_data_attributes_round_trip_and_are_optional(tmp_path):
+    p = tmp_path / "path.h5"
+    model = {"name": "lenet5", "kwargs": {"widths": [6, 16, 120, 84]}, "params_total": 61706}
+    data = {"dataset": "digits", "n_train": 1150, "n_val": 287, "n_test": 360}
+    with PathWriter(p, config={}, layers=[], model=model, data=data):
+        pass
+    with PathReader(p) as r:
+        assert r.model_info == model and r.data_info == data
+    q = tmp_path / "old.h5"
+    with PathWriter(q, config={}, layers=[]):
+        pass
+    with PathReader(q) as r:  # a 1.0 file has neither
+        assert r.model_info == {} and r.data_info == {}
