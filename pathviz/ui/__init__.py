@@ -1,0 +1,1 @@
+"""Streamlit views of the app, one module per view; torch-free, so the app starts fast."""
