@@ -102,6 +102,11 @@ class RunPaths:
     def exports(self) -> Path:
         return self.dir / EXPORTS_DIR
 
+    @property
+    def tickets(self) -> Path:
+        """Retrained subnetworks (winning tickets and their controls), see pathviz.tickets."""
+        return self.dir / "tickets"
+
     def tmp(self, path: Path) -> Path:
         """A temporary sibling of ``path`` in the same folder, for atomic replacement."""
         return path.with_name(f".{path.name}.{os.getpid()}.tmp")
