@@ -360,7 +360,7 @@ def retrain_seed(model: nn.Module, data: DataBundle, st: Settings, epochs: int, 
                 break
             loss.backward()
             opt.step()
-            loss_sum += float(loss) * len(y)
+            loss_sum += float(loss.detach()) * len(y)
             correct += int((out.argmax(1) == y).sum())
             n += len(y)
             if progress is not None:
