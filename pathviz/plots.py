@@ -1,97 +1,141 @@
 """Pure functions from path arrays to plotly figures (numpy and plotly only, no torch).
 
-Every figure that can select an iteration carries it in ``customdata`` so that a click on a point
-(``st.plotly_chart(..., on_select="rerun")``) gives the iteration back.
+The heavy figures (the Layer view's heatmap and paths, the metrics plot) do not depend on the
+selected iteration: they are built once per (run, snapshot count) and the page moves a marker over
+them (:mod:`pathviz.ui.marker`), so scrubbing sends a few bytes instead of megabytes. Figures that
+can select an iteration carry it in ``customdata`` so that a click gives it back
+(``st.plotly_chart(..., on_select="rerun")``). Heatmaps are sent as uint8 levels with a colour
+scale whose first level is the neutral "outside the support" grey.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-__all__ = ["overview_heatmap", "layer_heatmap", "path_plot", "metrics_plot", "tradeoff_plot",
-           "filters_image", "compare_plot", "decimate"]
+__all__ = ["overview_heatmap", "layer_figure", "metrics_plot", "tradeoff_plot", "filters_image",
+           "compare_plot", "decimate", "levels", "StopMark", "METRIC_LABELS", "PALETTE"]
 
 OUTSIDE_COLOR = "#d6d6d6"  # filters outside the support: neutral grey, not a colour of the scale
 SELECTED_COLOR = "#d62728"
-INSIDE_COLOR = "#1f77b4"
+STOP_COLOR = "#ff7f0e"
+BAND_COLOR = "rgba(255, 127, 14, 0.15)"
 SCALE = "Viridis"
-MAX_PATH_POINTS = 100_000
+MAX_PATH_POINTS = 60_000  # all filter paths of a layer together
+MAX_LINE_POINTS = 600  # per filter path: about one point per two pixels of a wide plot
 MAX_HEATMAP_COLUMNS = 800
+MAX_OVERVIEW_COLUMNS = 1024
+# Okabe-Ito: a qualitative palette that stays distinguishable for colour-blind readers
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+           "#000000"]
+METRIC_LABELS = {
+    "train_acc": "train accuracy (W)", "val_acc": "validation accuracy (W)",
+    "test_acc": "test accuracy (W)", "val_acc_sparse": "validation accuracy, compact subnetwork",
+    "test_acc_sparse": "test accuracy, compact subnetwork", "train_loss": "train loss",
+    "val_loss": "validation loss", "test_loss": "test loss",
+    "sparsity": "groups outside the support (fraction)",
+    "params_kept": "parameters kept, compact subnetwork", "lr": "learning rate",
+}
+
+
+@dataclass(frozen=True)
+class StopMark:
+    """What the plots mark of a stop decision: the stop and its 1-SE band.
+
+    ``band`` is (best validation accuracy - SE, best); ``band_iterations`` the first and last
+    iteration whose validation accuracy (compact subnetwork) lies in it.
+    """
+
+    iteration: int
+    band: tuple[float, float]
+    band_iterations: tuple[int, int] | None = None
+    label: str = "suggested stop"
 
 
 def decimate(n: int, limit: int) -> np.ndarray:
     """Indices of at most ``limit`` of ``n`` evenly spread items, first and last included."""
     if n <= limit:
         return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
+    return np.unique(np.linspace(0, n - 1, max(limit, 2)).round().astype(np.int64))
 
 
-def _vline(fig: go.Figure, x: float, **kw) -> None:
-    fig.add_vline(x=x, line_color=SELECTED_COLOR, line_width=2, line_dash="dot", **kw)
+def levels(values: np.ndarray, top: float) -> np.ndarray:
+    """uint8 colour levels: 0 for values <= 0 (outside the support), 1..255 for (0, top]."""
+    v = np.asarray(values, dtype=np.float32)
+    scale = 254.0 / top if top > 0 else 0.0
+    out = np.zeros(v.shape, np.uint8)
+    pos = v > 0
+    out[pos] = (1 + np.clip(np.rint(v[pos] * scale), 0, 254)).astype(np.uint8)
+    return out
+
+
+def _level_scale() -> list:
+    """Level 0 grey, levels 1..255 Viridis (a step at the first level, not a blend)."""
+    import plotly.colors as pc
+
+    viridis = pc.get_colorscale(SCALE)
+    edge = 0.5 / 255
+    return ([[0.0, OUTSIDE_COLOR], [edge, OUTSIDE_COLOR]]
+            + [[edge + (1 - edge) * p, c] for p, c in viridis])
+
+
+def _level_colorbar(top: float, title: str) -> dict:
+    """A colour bar labelled in the data's units (levels 1..255 map to (0, top])."""
+    fracs = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+    return dict(title=dict(text=title, side="right"), tickmode="array",
+                tickvals=[0] + (1 + 254 * fracs[1:]).tolist(),
+                ticktext=["0 (outside)"] + [f"{top * f:.3g}" for f in fracs[1:]])
 
 
 def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.ndarray],
-                     columns: int = 128, title: str = "") -> go.Figure:
-    """Layers x filters (normalised index 0..1), coloured by ||Gamma_g|| / the layer's maximum.
+                     title: str = "") -> go.Figure:
+    """Layers x filters at one snapshot, coloured by ||Gamma_g|| / the layer's largest.
 
-    Each layer's G filters are spread over ``columns`` cells (a filter covers G/columns of the
-    row); cells of filters outside the support are left empty and show the neutral background.
+    Full resolution: the row width is the widest layer's filter count G_max (up to
+    MAX_OVERVIEW_COLUMNS), and a layer of G filters spreads each filter over G_max/G cells, so
+    every filter has at least one cell. Only layers wider than MAX_OVERVIEW_COLUMNS are
+    aggregated (the largest norm of the filters sharing a cell), and the title says so.
     """
-    z = np.full((len(layer_names), columns), np.nan, dtype=np.float32)
-    text = []
+    widths = [len(gamma_norms[name]) for name in layer_names]
+    widest = max(widths, default=1)
+    columns = int(min(max(widest, 1), MAX_OVERVIEW_COLUMNS))
+    z = np.zeros((len(layer_names), columns), np.uint8)
+    first = np.zeros((len(layer_names), columns), np.int32)
     for r, name in enumerate(layer_names):
         gn = np.asarray(gamma_norms[name], dtype=np.float32)
         g = len(gn)
-        idx = np.arange(columns) * g // columns  # the filter each cell shows
-        vals = gn[idx]
-        top = vals.max() if vals.size and vals.max() > 0 else 1.0
-        z[r, :] = np.where(vals > 0, vals / top, np.nan)
-        text.append([f"{name}: filter {int(i)} of {g}" for i in idx])
+        if g == 0:
+            continue
+        top = float(gn.max()) if gn.max() > 0 else 1.0
+        if g <= columns:
+            idx = np.arange(columns) * g // columns  # the filter each cell shows
+            vals = gn[idx]
+        else:  # more filters than cells: each cell shows the largest of its filters
+            idx = np.arange(columns) * g // columns
+            vals = np.maximum.reduceat(gn, idx)
+        z[r] = levels(vals / top, 1.0)
+        first[r] = idx
+    aggregated = widest > columns
+    note = (f"each cell is the largest of up to {-(-widest // columns)} filters"
+            if aggregated else "every filter shown")
     fig = go.Figure(go.Heatmap(
-        z=z, x=np.linspace(0, 1, columns, dtype=np.float32), y=list(layer_names),
-        colorscale=SCALE, zmin=0, zmax=1, text=text, hoverongaps=False,
-        hovertemplate="%{text}<br>||Γ|| / layer max = %{z:.3f}<extra></extra>",
-        colorbar=dict(title="‖Γ_g‖ / max")))
-    # fixed axes: with no filter selected yet every cell is empty and plotly would lose both
-    fig.update_layout(title=title or "Gamma support by layer (grey: outside the support)",
-                      plot_bgcolor=OUTSIDE_COLOR, xaxis_title="filter (normalised index)",
-                      xaxis=dict(range=[0, 1]),
-                      # first layer on top, in the empty state too (a reversed autorange
-                      # is ignored on an axis without data)
-                      yaxis=dict(type="category", categoryorder="array",
-                                 categoryarray=list(layer_names)[::-1]),
-                      height=110 + 34 * len(layer_names),
-                      margin=dict(l=10, r=10, t=40, b=40))
-    return fig
-
-
-def layer_heatmap(gamma_norm: np.ndarray, iterations: np.ndarray, entry: np.ndarray,
-                  selected_iteration: int, layer: str = "") -> go.Figure:
-    """Filters sorted by entry time (y) x iterations (x), coloured by ||Gamma_g||.
-
-    ``gamma_norm`` is [N, G]; ``entry`` is [G] the entry snapshot index (-1: never, drawn last).
-    Columns are decimated to at most MAX_HEATMAP_COLUMNS snapshots.
-    """
-    n, g = gamma_norm.shape
-    key = np.where(entry < 0, np.iinfo(np.int64).max, entry)
-    order = np.argsort(key, kind="stable")
-    cols = decimate(n, MAX_HEATMAP_COLUMNS)
-    z = gamma_norm[np.ix_(cols, order)].T.astype(np.float32)
-    z[z <= 0] = np.nan
-    fig = go.Figure(go.Heatmap(
-        z=z, x=np.asarray(iterations)[cols], y=np.arange(g), customdata=order[:, None].repeat(
-            len(cols), 1), colorscale=SCALE, hoverongaps=False,
-        hovertemplate="iteration %{x}<br>filter %{customdata} (rank %{y})<br>||Γ|| = %{z:.4g}"
-                      "<extra></extra>", colorbar=dict(title="‖Γ_g‖")))
-    _vline(fig, selected_iteration)
-    fig.update_layout(title=f"{layer}: filters by entry time (grey: outside the support)",
-                      plot_bgcolor=OUTSIDE_COLOR, xaxis_title="iteration",
-                      yaxis_title="filter, in order of entry", height=420,
-                      margin=dict(l=10, r=10, t=40, b=40))
+        z=z, x=np.arange(columns, dtype=np.float32) / max(columns - 1, 1),
+        y=list(layer_names), customdata=first, colorscale=_level_scale(), zmin=0, zmax=255,
+        hovertemplate="%{y}, filter %{customdata}<br>level %{z} of 255 (0: outside the "
+                      "support)<extra></extra>",
+        colorbar=_level_colorbar(1.0, "‖Γ_g‖ ÷ layer's largest ‖Γ_g‖ now")))
+    fig.update_layout(
+        title=(title or "Gamma support by layer") + f" (grey: outside the support; {note})",
+        xaxis=dict(range=[-0.5 / columns, 1 + 0.5 / columns],
+                   title="filter position in its layer (0 = first, 1 = last)"),
+        # first layer on top (a reversed autorange is ignored on an axis without data)
+        yaxis=dict(type="category", categoryorder="array", categoryarray=list(layer_names)[::-1],
+                   title="layer"),
+        height=130 + 30 * len(layer_names), margin=dict(l=10, r=10, t=50, b=40))
     return fig
 
 
@@ -107,48 +151,145 @@ def _lines(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xs.ravel(), ys.ravel()
 
 
-def path_plot(weight_norm: np.ndarray, iterations: np.ndarray, inside: np.ndarray,
-              selected_iteration: int, gamma_norm: np.ndarray | None = None,
-              layer: str = "") -> go.Figure:
-    """||W_g|| (and optionally ||Gamma_g||, dashed) of every filter against iteration.
+def entry_bins(entry_iterations: np.ndarray, k: int = 5) -> list[tuple[np.ndarray, str]]:
+    """Filters grouped by when they entered: up to ``k`` equal-width iteration bins, then never.
 
-    Filters in the support at the selected iteration are coloured, the others grey; all paths of
-    a class share one WebGL trace (NaN-separated), decimated to about MAX_PATH_POINTS points.
+    ``entry_iterations`` [G] holds the entry iteration (-1: never). Returns (mask, label) pairs.
     """
-    n, g = weight_norm.shape
-    rows = decimate(n, max(2, MAX_PATH_POINTS // max(g, 1)))
-    x = np.asarray(iterations, dtype=np.float32)[rows]
-    fig = go.Figure()
-    for mask, color, label in ((~inside, OUTSIDE_COLOR, "outside the support"),
-                               (inside, INSIDE_COLOR, "in the support")):
-        if not mask.any():
-            continue
+    e = np.asarray(entry_iterations, dtype=np.int64)
+    entered = e >= 0
+    out: list[tuple[np.ndarray, str]] = []
+    if entered.any():
+        lo, hi = int(e[entered].min()), int(e[entered].max())
+        edges = np.linspace(lo, hi + 1, min(k, hi - lo + 1) + 1)
+        b = np.clip(np.searchsorted(edges, e, side="right") - 1, 0, len(edges) - 2)
+        for j in range(len(edges) - 1):
+            mask = entered & (b == j)
+            if mask.any():
+                a, z = int(e[mask].min()), int(e[mask].max())
+                span = f"{a:,}" if a == z else f"{a:,}–{z:,}"
+                out.append((mask, f"entered at {span} ({int(mask.sum())})"))
+    if (~entered).any():
+        out.append((~entered, f"never entered ({int((~entered).sum())})"))
+    return out
+
+
+def layer_figure(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np.ndarray,
+                 entry: np.ndarray, layer: str = "", log_x: bool = False,
+                 show_gamma: bool = False, stop: StopMark | None = None) -> go.Figure:
+    """The Layer view: entry-order heatmap above the filter paths, on one shared iteration axis.
+
+    ``gamma_norm`` and ``weight_norm`` are [N, G]; ``entry`` [G] the entry snapshot index (-1:
+    never). Top: filters sorted by entry (y) x iterations (x), uint8 levels of ||Gamma_g||,
+    columns decimated to MAX_HEATMAP_COLUMNS. Bottom: ||W_g|| of every filter (and ||Gamma_g||
+    dashed with ``show_gamma``), coloured by when the filter entered, decimated to screen
+    resolution. A top axis gives the number of selected groups (glmnet's df axis).
+    """
+    n, g = gamma_norm.shape
+    its = np.asarray(iterations)
+    key = np.where(entry < 0, np.iinfo(np.int64).max, entry)
+    order = np.argsort(key, kind="stable")
+    cols = decimate(n, MAX_HEATMAP_COLUMNS)
+    top = float(gamma_norm.max()) if gamma_norm.size and gamma_norm.max() > 0 else 1.0
+    z = levels(gamma_norm[np.ix_(cols, order)].T, top)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        row_heights=[0.5, 0.5],
+                        subplot_titles=(f"{layer}: filters by entry time (grey: outside the "
+                                        f"support)", f"{layer}: regularization path of every "
+                                                     f"filter"))
+    x_cols = its[cols].astype(np.float32)
+    fig.add_trace(go.Heatmap(
+        z=z, x=x_cols, y=np.arange(g, dtype=np.int32), colorscale=_level_scale(), zmin=0,
+        zmax=255, colorbar=dict(**_level_colorbar(top, "‖Γ_g‖"), len=0.45, y=0.78),
+        hovertemplate="iteration %{x}<br>entry rank %{y}<br>level %{z} of 255<extra></extra>",
+        name="‖Γ_g‖", showlegend=False), row=1, col=1)
+    per_line = max(20, min(MAX_LINE_POINTS, MAX_PATH_POINTS // max(g, 1)))
+    rows = decimate(n, per_line)
+    x = its[rows].astype(np.float32)
+    entry_it = np.where(entry >= 0, its[np.clip(entry, 0, n - 1)], -1)
+    bins = entry_bins(entry_it)
+    import plotly.colors as pc
+
+    entered_bins = [b for b in bins if not b[1].startswith("never")]
+    colors = pc.sample_colorscale(SCALE, [i / max(len(entered_bins) - 1, 1) * 0.9
+                                          for i in range(len(entered_bins))])
+    color_of = {label: c for (_, label), c in zip(entered_bins, colors)}
+    for mask, label in bins:
+        color = color_of.get(label, OUTSIDE_COLOR)
         xs, ys = _lines(x, weight_norm[rows][:, mask])
         fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color=color, width=1),
-                                   name=f"‖W_g‖, {label} ({int(mask.sum())})",
-                                   hoverinfo="skip"))
-        if gamma_norm is not None:
+                                   name=f"‖W_g‖, {label}", hoverinfo="skip",
+                                   legendgroup=label), row=2, col=1)
+        if show_gamma:
             xs, ys = _lines(x, gamma_norm[rows][:, mask])
             fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines",
                                        line=dict(color=color, width=1, dash="dash"),
-                                       name=f"‖Γ_g‖, {label}", hoverinfo="skip"))
-    _vline(fig, selected_iteration)
-    fig.update_layout(title=f"{layer}: regularization path of every filter",
-                      xaxis_title="iteration", yaxis_title="group norm", height=420,
-                      legend=dict(orientation="h", y=-0.2), margin=dict(l=10, r=10, t=40, b=40))
+                                       name=f"‖Γ_g‖, {label}", hoverinfo="skip",
+                                       legendgroup=label), row=2, col=1)
+    support = (gamma_norm > 0).sum(axis=1)
+    ticks = cols[decimate(len(cols), 8)]
+    if log_x:
+        ticks = ticks[its[ticks] > 0]
+    # the df axis: groups selected, on top, matched to the shared iteration axis
+    fig.add_trace(go.Scatter(x=its[ticks].astype(np.float32), y=np.full(len(ticks), np.nan),
+                             xaxis="x3", yaxis="y", showlegend=False, hoverinfo="skip",
+                             mode="markers"))
+    axis_type = "log" if log_x else "linear"
+    fig.update_layout(xaxis3=dict(overlaying="x", side="top", matches="x", type=axis_type,
+                                  tickmode="array", tickvals=its[ticks].tolist(),
+                                  ticktext=[str(int(support[t])) for t in ticks],
+                                  title=dict(text=f"groups selected (of {g})", standoff=2)))
+    _mark_stop(fig, stop, rows=(1, 2))
+    fig.update_xaxes(type=axis_type)
+    fig.update_xaxes(title_text="iteration" + (" (log scale)" if log_x else ""), row=2, col=1)
+    fig.update_yaxes(title_text="filter, in order of entry", row=1, col=1)
+    fig.update_yaxes(title_text="group norm", row=2, col=1)
+    fig.update_layout(height=760, margin=dict(l=10, r=10, t=90, b=40),
+                      legend=dict(orientation="h", y=-0.08, title_text="path colour: "))
     return fig
 
 
-def metrics_plot(iterations: np.ndarray, metrics: Mapping[str, np.ndarray],
-                 selected_iteration: int, suggested_iteration: int | None = None,
-                 weight_iterations: np.ndarray | None = None) -> go.Figure:
-    """Accuracy, loss, and sparsity / parameters kept against iteration; points are clickable.
+def _mark_stop(fig: go.Figure, stop: StopMark | None, rows: Sequence[int],
+               band_row: int | None = None) -> None:
+    """The stop (dashed orange line, with a legend entry) and its 1-SE band.
 
-    ``weight_iterations`` (those with saved weights, i.e. exportable) are marked with diamonds
-    along the bottom of the accuracy panel.
+    On ``band_row`` (an accuracy panel) the band is drawn in accuracy units; elsewhere the
+    iterations whose accuracy lies in the band are shaded.
+    """
+    if stop is None:
+        return
+    for row in rows:
+        fig.add_vline(x=stop.iteration, line_color=STOP_COLOR, line_dash="dash", line_width=2,
+                      row=row, col=1)
+        if row != band_row and stop.band_iterations is not None:
+            a, b = stop.band_iterations
+            fig.add_vrect(x0=a, x1=b, fillcolor=BAND_COLOR, line_width=0, layer="below",
+                          row=row, col=1)
+    if band_row is not None:
+        fig.add_hrect(y0=stop.band[0], y1=stop.band[1], fillcolor=BAND_COLOR, line_width=0,
+                      layer="below", row=band_row, col=1)
+    # legend entries for the shapes (shapes have no legend of their own)
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"{stop.label} "
+                             f"(iteration {stop.iteration:,})",
+                             line=dict(color=STOP_COLOR, dash="dash", width=2)),
+                  row=rows[0], col=1)
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="within 1 SE of the best "
+                             "validation accuracy (compact subnetwork)",
+                             marker=dict(symbol="square", size=12, color=BAND_COLOR)),
+                  row=rows[0], col=1)
+
+
+def metrics_plot(iterations: np.ndarray, metrics: Mapping[str, np.ndarray],
+                 stop: StopMark | None = None, weight_iterations: np.ndarray | None = None,
+                 log_x: bool = False) -> go.Figure:
+    """Accuracy, loss, and sparsity / parameters kept against iteration, on a shared x-axis.
+
+    Every line has a legend entry; points are clickable (customdata = iteration). Iterations
+    with saved weights (exportable) are diamonds along the bottom of the accuracy panel. Only
+    the metrics present are drawn; the caller says which are missing.
     """
     it = np.asarray(iterations)
-    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07,
                         subplot_titles=("accuracy", "loss", "sparsity and parameters kept"),
                         specs=[[{}], [{}], [{"secondary_y": True}]])
 
@@ -157,68 +298,82 @@ def metrics_plot(iterations: np.ndarray, metrics: Mapping[str, np.ndarray],
         if name not in metrics:
             return
         y = np.asarray(metrics[name], dtype=np.float64)
-        ok = np.isfinite(y)
-        if not ok.any():
+        ok = np.flatnonzero(np.isfinite(y))
+        if ok.size == 0:
             return
-        idx = np.flatnonzero(ok)
-        idx = idx[decimate(len(idx), 4000)]
-        fig.add_trace(go.Scatter(x=it[idx], y=y[idx], customdata=it[idx], name=name,
-                                 mode="lines+markers", marker=dict(size=4),
-                                 line=dict(color=color, dash=dash)), row=row, col=1,
-                      secondary_y=secondary if row == 3 else None)
+        idx = ok[decimate(len(ok), 2000)]
+        fig.add_trace(go.Scatter(x=it[idx], y=y[idx].astype(np.float32), customdata=it[idx],
+                                 name=METRIC_LABELS.get(name, name), mode="lines+markers",
+                                 marker=dict(size=3), line=dict(color=color, dash=dash, width=1.5),
+                                 hovertemplate="iteration %{customdata}<br>%{y:.4g}"
+                                               "<extra>" + METRIC_LABELS.get(name, name)
+                                               + "</extra>"),
+                      row=row, col=1, secondary_y=secondary if row == 3 else None)
 
     series("train_acc", 1, "#7f7f7f", "dot")
-    series("test_acc", 1, INSIDE_COLOR)
-    series("test_acc_sparse", 1, "#ff7f0e")
+    series("val_acc", 1, "#56B4E9")
+    series("test_acc", 1, "#0072B2")
+    series("val_acc_sparse", 1, "#E69F00")
+    series("test_acc_sparse", 1, "#D55E00")
     series("train_loss", 2, "#7f7f7f", "dot")
-    series("test_loss", 2, INSIDE_COLOR)
-    series("sparsity", 3, "#2ca02c")
-    series("params_kept", 3, "#9467bd", secondary=True)
+    series("val_loss", 2, "#56B4E9")
+    series("test_loss", 2, "#0072B2")
+    series("sparsity", 3, "#009E73")
+    series("params_kept", 3, "#CC79A7", secondary=True)
     if weight_iterations is not None and len(weight_iterations):
-        wi = np.asarray(weight_iterations)[decimate(len(weight_iterations), 2000)]
-        fig.add_trace(go.Scatter(x=wi, y=np.zeros(len(wi)), customdata=wi, mode="markers",
-                                 name="weights saved (exportable)",
-                                 marker=dict(symbol="diamond", size=7, color="#444")),
-                      row=1, col=1)
-    for row in (1, 2, 3):
-        fig.add_vline(x=selected_iteration, line_color=SELECTED_COLOR, line_dash="dot",
-                      row=row, col=1)
-        if suggested_iteration is not None:
-            fig.add_vline(x=suggested_iteration, line_color="#ff7f0e", line_dash="dash",
-                          row=row, col=1)
-    fig.update_layout(height=620, clickmode="event+select", margin=dict(l=10, r=10, t=40, b=40),
-                      legend=dict(orientation="h", y=-0.08))
-    fig.update_xaxes(title_text="iteration", row=3, col=1)
+        wi = np.asarray(weight_iterations)[decimate(len(weight_iterations), 1000)]
+        fig.add_trace(go.Scatter(x=wi, y=np.zeros(len(wi), np.float32), customdata=wi,
+                                 mode="markers", name="weights saved here (exportable)",
+                                 marker=dict(symbol="diamond", size=6, color="#444"),
+                                 hovertemplate="iteration %{customdata}: weights saved"
+                                               "<extra></extra>"), row=1, col=1)
+    _mark_stop(fig, stop, rows=(1, 2, 3), band_row=1)
+    axis_type = "log" if log_x else "linear"
+    fig.update_xaxes(type=axis_type)
+    fig.update_xaxes(title_text="iteration" + (" (log scale)" if log_x else ""), row=3, col=1)
+    fig.update_yaxes(title_text="accuracy", tickformat=".0%", row=1, col=1)
+    fig.update_yaxes(title_text="loss", row=2, col=1)
+    fig.update_yaxes(title_text="fraction outside", tickformat=".0%", row=3, col=1,
+                     secondary_y=False)
+    fig.update_yaxes(title_text="parameters kept", row=3, col=1, secondary_y=True)
+    fig.update_layout(height=720, clickmode="event+select", margin=dict(l=10, r=10, t=40, b=40),
+                      legend=dict(orientation="h", y=-0.1))
     return fig
 
 
-def tradeoff_plot(params_kept: np.ndarray, test_acc: np.ndarray, iterations: np.ndarray,
-                  selected_iteration: int, suggested_iteration: int | None = None) -> go.Figure:
-    """Test accuracy against parameters kept, one clickable point per evaluated snapshot."""
-    acc = np.asarray(test_acc, dtype=np.float64)
-    ok = np.isfinite(acc)
+def tradeoff_plot(params_kept: np.ndarray, acc: np.ndarray, iterations: np.ndarray,
+                  stop: StopMark | None = None, acc_label: str = "validation accuracy, "
+                  "compact subnetwork") -> go.Figure:
+    """Accuracy against parameters kept, one clickable point per evaluated snapshot.
+
+    The selected iteration is drawn by the page's marker; the suggested stop is a ring here.
+    """
+    a = np.asarray(acc, dtype=np.float64)
+    kept = np.asarray(params_kept, dtype=np.float64)
+    ok = np.isfinite(a) & np.isfinite(kept)
     it = np.asarray(iterations)[ok]
-    kept = np.asarray(params_kept, dtype=np.float64)[ok]
+    kept, a = kept[ok], a[ok]
     fig = go.Figure(go.Scatter(
-        x=kept, y=acc[ok], customdata=it, mode="lines+markers", name="evaluated snapshots",
+        x=kept, y=a.astype(np.float32), customdata=it, mode="lines+markers",
+        name="evaluated snapshots (colour: iteration)",
         marker=dict(size=6, color=it, colorscale="Blues", showscale=True,
                     colorbar=dict(title="iteration")), line=dict(color="#c7c7c7"),
         hovertemplate="iteration %{customdata}<br>params kept %{x:,.0f}<br>"
-                      "test acc %{y:.2%}<extra></extra>"))
-    for iteration, color, label in ((selected_iteration, SELECTED_COLOR, "selected"),
-                                    (suggested_iteration, "#ff7f0e", "suggested stop")):
-        if iteration is None:
-            continue
-        hit = np.flatnonzero(it == iteration)
+                      f"{acc_label} " "%{y:.2%}<extra></extra>"))
+    if stop is not None:
+        hit = np.flatnonzero(it == stop.iteration)
         if hit.size:
             i = hit[-1]
-            fig.add_trace(go.Scatter(x=[kept[i]], y=[acc[ok][i]], customdata=[iteration],
-                                     mode="markers", name=label,
-                                     marker=dict(size=14, color=color, symbol="circle-open",
+            fig.add_trace(go.Scatter(x=[kept[i]], y=[a[i]], customdata=[stop.iteration],
+                                     mode="markers", name=f"{stop.label} (iteration "
+                                                          f"{stop.iteration:,})",
+                                     marker=dict(size=16, color=STOP_COLOR, symbol="circle-open",
                                                  line=dict(width=3))))
-    fig.update_layout(title="test accuracy of the sparse model against parameters kept",
-                      xaxis_title="parameters kept",
-                      yaxis_title="test accuracy", yaxis_tickformat=".0%", height=420,
+        fig.add_hrect(y0=stop.band[0], y1=stop.band[1], fillcolor=BAND_COLOR, line_width=0,
+                      layer="below")
+    fig.update_layout(title=f"{acc_label} against parameters kept",
+                      xaxis_title="parameters kept (compact subnetwork)",
+                      yaxis_title=acc_label, yaxis_tickformat=".0%", height=420,
                       clickmode="event+select", margin=dict(l=10, r=10, t=40, b=40),
                       legend=dict(orientation="h", y=-0.2))
     return fig
@@ -254,21 +409,32 @@ def filters_image(weight: np.ndarray, inside: np.ndarray, iteration: int) -> go.
     fig.add_trace(go.Heatmap(z=mosaic, colorscale="Greys", reversescale=True, showscale=False,
                              hoverongaps=False, hoverinfo="skip"))
     fig.update_layout(title=f"first-layer filters at iteration {iteration} "
-                            f"(framed: selected, {int(np.count_nonzero(inside))} of {out})",
+                            f"(framed: selected, {int(np.count_nonzero(inside))} of {out}; "
+                            f"each scaled to its own range)",
                       xaxis=dict(visible=False, scaleanchor="y"),
                       yaxis=dict(visible=False, autorange="reversed"), plot_bgcolor="white",
                       height=120 + 60 * rows, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
 
-def compare_plot(series: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> go.Figure:
-    """Support size (fraction of groups selected) against iteration, one line per run."""
+def compare_plot(series: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                 log_x: bool = False) -> go.Figure:
+    """Support size (fraction of groups selected) against iteration, one line per run.
+
+    Runs get distinct colours from a qualitative (colour-blind safe) palette and distinct dashes
+    after the eighth; the legend names each run with its ν, λ and κ (the caller's keys).
+    """
     fig = go.Figure()
-    for name, (it, frac) in series.items():
+    dashes = ["solid", "dash", "dot", "dashdot"]
+    for k, (name, (it, frac)) in enumerate(series.items()):
         idx = decimate(len(it), 4000)
-        fig.add_trace(go.Scatter(x=np.asarray(it)[idx], y=np.asarray(frac)[idx], name=name,
-                                 mode="lines"))
-    fig.update_layout(title="support size against iteration", xaxis_title="iteration",
+        fig.add_trace(go.Scatter(x=np.asarray(it)[idx], y=np.asarray(frac, np.float32)[idx],
+                                 name=name, mode="lines",
+                                 line=dict(color=PALETTE[k % len(PALETTE)], width=2.5,
+                                           dash=dashes[(k // len(PALETTE)) % len(dashes)])))
+    fig.update_layout(title="support size against iteration", xaxis_title="iteration"
+                      + (" (log scale)" if log_x else ""), xaxis_type="log" if log_x else "linear",
                       yaxis_title="fraction of groups selected", yaxis_tickformat=".0%",
-                      height=420, margin=dict(l=10, r=10, t=40, b=40))
+                      height=460, margin=dict(l=10, r=10, t=40, b=40),
+                      legend=dict(orientation="h", y=-0.25, title_text="run (ν, λ, κ): "))
     return fig

@@ -1,0 +1,31 @@
+"""About the method: what SLBI does and what its hyperparameters mean."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+
+def about_ui() -> None:
+    """The update equations and a plain reading of each hyperparameter."""
+    st.markdown("### How SLBI grows a sparse network")
+    st.markdown("Each weight tensor $W$ is coupled with a sparse copy $\\Gamma$. One iteration:")
+    st.latex(r"W \leftarrow W - \alpha\kappa\, m - \frac{\alpha\kappa}{\nu}(W - \Gamma)"
+             r"\qquad(m:\text{ momentum of the loss gradient})")
+    st.latex(r"V \leftarrow V + \frac{\alpha}{\nu}(W_{old} - \Gamma)")
+    st.latex(r"\Gamma \leftarrow \kappa\,\mathrm{prox}_{\lambda}(V),\qquad "
+             r"\mathrm{prox}_\lambda(V)_g = V_g \max\left(0, 1 - \frac{\lambda}{\lVert V_g"
+             r"\rVert}\right)")
+    st.markdown(
+        "- $V$ accumulates how much $W$ pulls away from $\\Gamma$. A filter $g$ **enters the "
+        "support** once $\\lVert V_g\\rVert$ passes $\\lambda$; before that its $\\Gamma_g$ is "
+        "exactly zero. Strong filters enter early, weak ones late or never: the path runs from "
+        "simple to complex models (an *inverse scale space*).\n"
+        "- **lr (α)** is the step size: larger moves faster along the path.\n"
+        "- **κ (kappa)** scales Γ and the W step; larger κ makes Γ follow V more closely.\n"
+        "- **ν (nu)** is the coupling: small ν ties W tightly to Γ (W is pulled towards the "
+        "sparse model, filters enter sooner); large ν lets W train freely and Γ grow slowly.\n"
+        "- **λ (lambda)** is the entry threshold: larger λ means fewer filters, entering later.\n"
+        "- **Early stopping** picks a point on the path: a sparse $\\Gamma$ whose support is a "
+        "subnetwork you can export and retrain. The suggested stop is the sparsest saved "
+        "iteration whose compact subnetwork's validation accuracy is within one standard error "
+        "of the best (glmnet's *lambda.1se* rule); the test accuracy is only reported.")

@@ -1,0 +1,50 @@
+"""Compare: support size against iteration for several runs (e.g. two values of ν)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pathviz import plots, runs
+from pathviz.store import PathFileError, PathReader
+from pathviz.ui.urlstate import COMPARE_MAX, parse_compare, quote
+
+
+def _legend_name(name: str, config: dict) -> str:
+    """The run and its ν, λ, κ: what tells two paths of one model apart."""
+    parts = [f"{sym}={config[k]:g}" if isinstance(config.get(k), (int, float)) else f"{sym}=?"
+             for sym, k in (("ν", "nu"), ("λ", "lam"), ("κ", "kappa"))]
+    return f"{name} ({', '.join(parts)})"
+
+
+def compare_ui(current: str, root) -> None:
+    """The run chooser (kept in ``?compare=``) and the comparison plot."""
+    names = [r.name for r in runs.list_runs(root)]
+    ss = st.session_state
+    if ss.get("compare_for") != current or "compare" not in ss:
+        chosen, note = parse_compare(st.query_params.get("compare"), names, current)
+        ss.compare_for, ss.compare, ss.compare_note = current, chosen, note
+    if ss.get("compare_note"):
+        st.warning(ss.compare_note, icon=":material/link:")
+    chosen = st.multiselect("Runs to compare (e.g. two values of ν)", names, key="compare",
+                            max_selections=COMPARE_MAX,
+                            on_change=lambda: ss.__setitem__("compare_note", None))
+    value = ",".join(chosen)
+    if st.query_params.get("compare") != value:
+        st.query_params["compare"] = value
+    series = {}
+    for name in chosen:
+        try:
+            with PathReader(runs.run_paths(name, root).path) as r:
+                if "sparsity" not in r.metric_names:
+                    st.warning(f"{quote(name)} has no sparsity metric, so its support size "
+                               f"cannot be drawn.")
+                    continue
+                series[_legend_name(name, r.config)] = (r.iterations, 1 - r.metric("sparsity"))
+        except (PathFileError, KeyError, runs.RunError) as e:
+            st.warning(f"{quote(name)}: {e}")
+    if series:
+        log_x = st.toggle("Log iteration axis", key="compare_log_x")
+        st.plotly_chart(plots.compare_plot(series, log_x=log_x), width="stretch",
+                        key="compare_plot")
+    elif not chosen:
+        st.info("Pick one or more runs to compare.")

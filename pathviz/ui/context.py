@@ -1,0 +1,61 @@
+"""What every view of one run needs, read once per page run: the run, its file and its stop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pathviz import runs
+from pathviz.analysis import Stop, StopDecision
+from pathviz.plots import StopMark
+from pathviz.ui.data import Ident
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One run as the views see it.
+
+    ``data`` is :func:`pathviz.ui.data.load_overview`'s dict; ``n`` the snapshots read;
+    ``live`` whether the worker may still append.
+    """
+
+    info: runs.RunInfo
+    path: str
+    ident: Ident
+    n: int
+    data: dict[str, Any]
+    decision: StopDecision
+    live: bool
+    model: str
+    dataset: str
+
+    @property
+    def iterations(self) -> np.ndarray:
+        return self.data["iterations"]
+
+    @property
+    def stop(self) -> Stop | None:
+        return self.decision.stop
+
+    def has_metric(self, name: str) -> bool:
+        """True if the file has the metric and it was evaluated at least once."""
+        m = self.data["metrics"].get(name)
+        return m is not None and bool(np.isfinite(m).any())
+
+    def stop_mark(self) -> StopMark | None:
+        """The stop and its 1-SE band, as the plots mark them."""
+        s = self.stop
+        if s is None:
+            return None
+        lo, hi = s.threshold, s.best_val_acc  # best - SE for the 1-SE rule
+        span = None
+        acc = self.data["metrics"].get("val_acc_sparse")
+        if acc is not None:
+            inside = np.flatnonzero(np.isfinite(acc) & (acc >= s.threshold - 1e-12))
+            if inside.size:
+                its = self.iterations
+                span = (int(its[inside[0]]), int(its[inside[-1]]))
+        return StopMark(iteration=s.iteration, band=(float(lo), float(hi)),
+                        band_iterations=span)

@@ -1,0 +1,32 @@
+"""Filters: the first conv layer's filters as images, framed when in the support."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from pathviz import plots
+from pathviz.ui.context import RunView
+from pathviz.ui.data import load_snapshot, load_weight
+
+
+def filters_ui(view: RunView, index: int, iteration: int) -> None:
+    """The filter mosaic at the nearest saved weights at or before the selected iteration."""
+    first = next((layer for layer in view.data["layers"] if layer["kind"] == "conv"
+                  and layer["penalty"] == "group" and len(layer["shape"]) == 4), None)
+    if first is None:
+        st.info("This run has no conv layer with group sparsity to draw.")
+        return
+    wits = view.data["weight_iterations"]
+    if len(wits) == 0:
+        st.info("No weights saved yet.")
+        return
+    wit = int(wits[np.searchsorted(wits, iteration, side="right") - 1]) \
+        if iteration >= wits[0] else int(wits[0])
+    w = load_weight(view.path, view.ident, wit, first["param"])
+    inside = load_snapshot(view.path, view.ident, index)[first["name"]]["gamma_norm"] > 0
+    if wit != iteration:
+        st.caption(f"Weights are saved every few iterations: showing iteration {wit:,}, the "
+                   f"nearest saved one {'before' if wit < iteration else 'after'} "
+                   f"{iteration:,}; the frames show the support at {iteration:,}.")
+    st.plotly_chart(plots.filters_image(w, inside, wit), width="stretch", key="filters")

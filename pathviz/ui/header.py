@@ -1,0 +1,85 @@
+"""The run's header: name, state, Stop/Resume, a failure's reason, and live progress."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from pathviz import runs
+from pathviz.ui.live import eta_seconds, shown_state
+from pathviz.ui.urlstate import md_escape
+
+STATE_BADGE = {"running": ":green-badge[running]", "starting": ":orange-badge[starting]",
+               "finished": ":blue-badge[finished]", "stopped": ":gray-badge[stopped]",
+               "failed": ":red-badge[failed]", "unknown": ":gray-badge[unknown]"}
+
+
+def launched(name: str) -> dict | None:
+    """What this session launched for run ``name`` (pid, start time), if anything."""
+    return st.session_state.get("launched", {}).get(name)
+
+
+def start_run(paths: runs.RunPaths, argv: list[str], resume: bool = False) -> None:
+    """Launch the worker, remember it (so the page shows "starting" at once) and rerun."""
+    try:
+        pid = runs.start_worker(paths, argv, resume=resume)
+    except runs.RunError as e:
+        st.error(md_escape(str(e)))
+        return
+    st.session_state.setdefault("launched", {})[paths.name] = {
+        "pid": pid, "pid_start": runs.process_start_time(pid), "at": time.time()}
+    st.session_state.pop("scrub_for", None)  # follow the run from its newest snapshot
+    st.query_params["run"] = paths.name
+    st.query_params.pop("iteration", None)
+    st.rerun()
+
+
+def run_header_ui(info: runs.RunInfo, model: str, dataset: str) -> str:
+    """Name, state badge, identity and the Stop/Resume button; returns the state shown."""
+    state = shown_state(info, launched(info.name))
+    cols = st.columns([6, 1], vertical_alignment="center")
+    cols[0].subheader(f"{md_escape(info.name)} {STATE_BADGE.get(state, STATE_BADGE['unknown'])}",
+                      anchor=False)
+    reason = f": {info.reason}" if info.reason and state == info.state else ""
+    cols[0].caption(md_escape(f"{model} on {dataset} · {state}{reason}"))
+    if state in ("running", "starting"):
+        if cols[1].button("Stop", icon=":material/stop:",
+                          help="SIGTERM: the worker saves and exits; resume later"):
+            with st.spinner("stopping..."):
+                runs.stop_worker(info.paths)
+            st.session_state.get("launched", {}).pop(info.name, None)
+            st.rerun()
+    elif info.resumable and cols[1].button("Resume", icon=":material/play_arrow:",
+                                           help="continue from the last save"):
+        start_run(info.paths, [], resume=True)
+    if state == "failed":
+        st.error(md_escape(f"This run failed: {info.reason or 'see its train.log'}"))
+    return state
+
+
+def progress_ui(info: runs.RunInfo) -> None:
+    """Iteration / total, epoch, and a smoothed time left (hidden until it is stable)."""
+    status = runs.read_status(info.paths)
+    it, total = int(status.get("iteration", 0)), int(status.get("total_iterations", 0) or 0)
+    ss = st.session_state
+    key = f"eta:{info.name}"
+    samples = ss.setdefault(key, [])
+    if not samples or samples[-1][1] != it:
+        samples.append((time.time(), it))
+        del samples[:-200]
+    eta, raw = eta_seconds(samples, total, ss.get(key + ":raw"))
+    ss[key + ":raw"] = raw
+    # a worker that reports its own eta from the start: trust it only once ours agrees
+    text = (f"iteration {it:,} / {total:,} · epoch {float(status.get('epoch', 0)):.2f}"
+            if total else f"iteration {it:,}")
+    text += f" · about {_duration(eta)} left" if eta is not None else (
+        " · estimating time left..." if total and it < total else "")
+    st.progress(min(it / total, 1.0) if total else 0.0, text=text)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"

@@ -1,0 +1,70 @@
+"""Layer: one layer's filters by entry time above their paths, on one iteration axis.
+
+The figure is built once per (run, snapshot count, layer, options) and cached; scrubbing only
+moves the page's marker over it (see :mod:`pathviz.ui.marker`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from pathviz import plots
+from pathviz.ui.context import RunView
+from pathviz.ui.data import Ident, load_layer
+from pathviz.ui.urlstate import parse_layer
+
+FIGURE_KEY = "layer_fig"
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _figure(path: str, ident: Ident, n: int, layer: str, log_x: bool, show_gamma: bool,
+            stop: plots.StopMark | None, iterations: np.ndarray) -> go.Figure:
+    """The figure, built once per (file, snapshot count, options) and reused."""
+    lp = load_layer(path, ident, n, layer)
+    return plots.layer_figure(lp["gamma_norm"], lp["weight_norm"], iterations, lp["entry"],
+                              layer, log_x=log_x, show_gamma=show_gamma, stop=stop)
+
+
+def layer_choice_ui(view: RunView) -> str | None:
+    """The layer picker; the choice lives in the URL (``?layer=``)."""
+    names = [layer["name"] for layer in view.data["layers"]]
+    ss = st.session_state
+    if ss.get("layer_for") != view.info.name or ss.get("layer") not in names:
+        chosen, note = parse_layer(st.query_params.get("layer"), names)
+        ss.layer_for, ss.layer, ss.layer_note = view.info.name, chosen, note
+    if ss.get("layer_note"):
+        st.warning(ss.layer_note, icon=":material/link:")
+    layer = st.selectbox("Layer", names, key="layer",
+                         on_change=lambda: ss.__setitem__("layer_note", None))
+    if layer is not None and st.query_params.get("layer") != layer:
+        st.query_params["layer"] = layer
+    return layer
+
+
+def layer_at_ui(view: RunView, index: int, iteration: int) -> None:
+    """One line per move: how many of the layer's filters are in the support now."""
+    layer = st.session_state.get("layer")
+    if layer is None:
+        return
+    lp = load_layer(view.path, view.ident, view.n, layer)
+    g = lp["gamma_norm"].shape[1]
+    st.caption(f"{layer}: {int(lp['support'][index])} of {g} filters in the support at iteration "
+               f"{iteration:,} (dotted red line).")
+
+
+def layer_ui(view: RunView) -> None:
+    """The Layer figure (static while scrubbing: the page moves a marker over it)."""
+    layer = st.session_state.get("layer")
+    if layer is None:
+        st.info("This run has no layer with a Gamma to draw.")
+        return
+    c1, c2 = st.columns(2)
+    show_gamma = c1.toggle("Show ‖Γ_g‖ too (dashed)", value=False, key="show_gamma")
+    log_x = c2.toggle("Log iteration axis", value=False, key="log_x",
+                      help="Spreads the early iterations, where most filters enter. Iteration 0 "
+                           "cannot be drawn on a log axis.")
+    spec = _figure(view.path, view.ident, view.n, layer, log_x, show_gamma, view.stop_mark(),
+                   view.iterations)
+    st.plotly_chart(spec, width="stretch", key=FIGURE_KEY, config={"displaylogo": False})

@@ -1,0 +1,111 @@
+"""Metrics & stopping: the metrics against iteration and accuracy against size, both clickable.
+
+Both figures are static while scrubbing (the page's marker shows the selected iteration); a
+click on a point selects its iteration. Plots whose metrics the file lacks are replaced by a note.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from pathviz import plots
+from pathviz.ui.context import RunView
+from pathviz.ui.data import Ident
+
+METRICS_KEY = "metrics_plot"
+TRADEOFF_KEY = "tradeoff_plot"
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _metrics_figure(path: str, ident: Ident, n: int, stop: plots.StopMark | None, log_x: bool,
+                    _data: dict[str, Any]) -> go.Figure:
+    return plots.metrics_plot(_data["iterations"], _data["metrics"], stop,
+                              _data["weight_iterations"], log_x=log_x)
+
+
+def tradeoff_series(view: RunView) -> tuple[str, str] | None:
+    """(accuracy metric, its label) for the size trade-off plot, or None if the file lacks one."""
+    if not view.has_metric("params_kept"):
+        return None
+    for name in ("val_acc_sparse", "test_acc_sparse"):
+        if view.has_metric(name):
+            return name, plots.METRIC_LABELS[name]
+    return None
+
+
+def tradeoff_point(view: RunView, index: int) -> tuple[float, float] | None:
+    """(params kept, accuracy) of the last evaluated snapshot at or before ``index``."""
+    which = tradeoff_series(view)
+    if which is None:
+        return None
+    m = view.data["metrics"]
+    acc, kept = m[which[0]][: index + 1], m["params_kept"][: index + 1]
+    ok = np.flatnonzero(np.isfinite(acc) & np.isfinite(kept))
+    if ok.size == 0:
+        return None
+    return float(kept[ok[-1]]), float(acc[ok[-1]])
+
+
+def metrics_csv(view: RunView) -> bytes:
+    """Every per-snapshot metric as CSV: iteration, epoch, then one column per metric."""
+    m = view.data["metrics"]
+    names = list(m)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["iteration", "epoch", *names])
+    for i, it in enumerate(view.iterations):
+        w.writerow([int(it), f"{float(view.data['epochs'][i]):.6g}",
+                    *["" if not np.isfinite(m[k][i]) else f"{float(m[k][i]):.9g}"
+                      for k in names]])
+    return buf.getvalue().encode()
+
+
+def _clicked(event: Any, key: str) -> None:
+    """A point selection on a plot becomes the selected iteration (applied on the next run)."""
+    points = getattr(getattr(event, "selection", None), "points", None) or []
+    if not points:
+        return
+    cd = points[0].get("customdata")
+    it = cd[0] if isinstance(cd, list) else cd
+    if it is None or st.session_state.get(f"applied:{key}") == it:
+        return
+    st.session_state[f"applied:{key}"] = it
+    st.session_state.pending_iteration = int(it)
+    st.rerun()
+
+
+def metrics_ui(view: RunView) -> None:
+    """The metrics plot, the trade-off plot and the CSV download."""
+    absent = [plots.METRIC_LABELS.get(k, k) for k in
+              ("val_acc_sparse", "test_acc", "params_kept") if not view.has_metric(k)]
+    c1, c2 = st.columns([3, 1])
+    c1.caption("Click a point to select its iteration. Dashed orange: the suggested stop; "
+               "shaded: within 1 SE of the best validation accuracy.")
+    log_x = c2.toggle("Log iteration axis", key="metrics_log_x")
+    fig = _metrics_figure(view.path, view.ident, view.n, view.stop_mark(), log_x, view.data)
+    ev = st.plotly_chart(fig, width="stretch", key=METRICS_KEY, on_select="rerun",
+                         selection_mode="points", config={"displaylogo": False})
+    _clicked(ev, METRICS_KEY)
+    if absent:
+        st.caption(f"Not in this run's file (not recorded, or not evaluated yet): "
+                   f"{'; '.join(absent)}.")
+    which = tradeoff_series(view)
+    if which is None:
+        st.info("The accuracy-against-size plot needs the parameters kept and an accuracy of the "
+                "compact subnetwork, which this run's file does not have.")
+    else:
+        m = view.data["metrics"]
+        ev = st.plotly_chart(plots.tradeoff_plot(m["params_kept"], m[which[0]], view.iterations,
+                                                 view.stop_mark(), acc_label=which[1]),
+                             width="stretch", key=TRADEOFF_KEY, on_select="rerun",
+                             selection_mode="points", config={"displaylogo": False})
+        _clicked(ev, TRADEOFF_KEY)
+    st.download_button("Download the metrics (CSV)", data=metrics_csv(view),
+                       file_name=f"{view.info.name}-metrics.csv", mime="text/csv",
+                       key="metrics_csv", icon=":material/download:")

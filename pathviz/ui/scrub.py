@@ -1,0 +1,150 @@
+"""The iteration picker: slider, step buttons, a number box, play, and Follow live.
+
+State lives in ``st.session_state`` (``snap``: the snapshot index) and in the URL
+(``?iteration=`` when the user picked one, ``?play=1`` while playing). Rules:
+
+- A finished or stopped run opens at its last snapshot unless the URL names an iteration.
+- An explicit ``?iteration=`` wins over Follow live until the user turns Follow live back on.
+- A bad ``?iteration=`` is clamped (or ignored) with a visible note.
+- Moving the slider, a step button or the number box stops Follow live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import streamlit as st
+
+from pathviz.store import nearest
+from pathviz.ui.context import RunView
+from pathviz.ui.urlstate import parse_flag, parse_iteration
+
+PLAY_FRAMES = 80  # a play-through of any run takes about this many frames
+PLAY_INTERVAL = 0.4  # seconds per play frame
+
+
+def _reset_for(view: RunView) -> None:
+    """New run (or a replaced file): forget the previous run's position and apply the URL."""
+    ss = st.session_state
+    token = (view.info.name, view.ident)
+    if ss.get("scrub_for") == token:
+        return
+    ss.scrub_for = token
+    iters = view.iterations
+    idx, note = parse_iteration(st.query_params.get("iteration"), iters)
+    ss.url_note = note
+    ss.snap = len(iters) - 1 if idx is None else idx
+    # an explicit iteration in the link wins over following the newest snapshot
+    ss.follow = idx is None
+    playing, play_note = parse_flag(st.query_params.get("play"), "play")
+    ss.playing = playing
+    ss.play_note = play_note
+    for k in ("snap_it", "snap_ix", "goto"):
+        ss.pop(k, None)
+
+
+def _index_at(iters: np.ndarray, iteration: int) -> int:
+    i = int(np.searchsorted(iters, iteration, side="right")) - 1
+    return int(min(max(i, 0), len(iters) - 1))
+
+
+def scrub_ui(view: RunView, at_iteration: Callable[[int, int], None] | None = None) -> int:
+    """Draw the picker and ``at_iteration(index, iteration)``; returns the snapshot index.
+
+    With evenly spaced snapshots the slider runs over iterations (its thumb shows the iteration);
+    otherwise over snapshot indices (``select_slider`` would ship every label to the browser).
+    """
+    ss = st.session_state
+    _reset_for(view)
+    iters, epochs = view.iterations, view.data["epochs"]
+    n = len(iters)
+    step = int(iters[1] - iters[0]) if n > 1 else 1
+    uniform = n > 1 and step > 0 and bool(np.array_equal(iters, iters[0] + step * np.arange(n)))
+    key = "snap_it" if uniform else "snap_ix"
+
+    def to_index(v: int) -> int:
+        return int(min(max((v - iters[0]) // step if uniform else v, 0), n - 1))
+
+    def to_value(i: int) -> int:
+        return int(iters[0] + step * i) if uniform else int(i)
+
+    def moved(new_index: int) -> None:
+        ss.snap = int(min(max(new_index, 0), n - 1))
+        ss.follow = False
+        ss.url_note = None
+
+    if "pending_iteration" in ss:  # a click on a plot or a jump, applied before drawing
+        moved(_index_at(iters, int(ss.pop("pending_iteration"))))
+    if view.live and ss.get("follow", True):
+        ss.snap = n - 1
+    if ss.get("playing"):
+        if ss.pop("play_started", False) and ss.snap >= n - 1:
+            ss.snap = 0  # pressing play at the end plays from the start
+        else:
+            ss.snap = min(ss.snap + max(1, n // PLAY_FRAMES), n - 1)
+        if ss.snap >= n - 1:
+            ss.playing = False
+            ss.play_ended = True
+    ss.snap = int(min(max(ss.snap, 0), n - 1))
+    idx = ss.snap
+    ss[key] = to_value(idx)
+    ss.goto = int(iters[idx])
+    for note in (ss.get("url_note"), ss.get("play_note")):
+        if note:
+            st.warning(note, icon=":material/link:")
+    help_ = ("Drag to scrub along the path, or focus it and use the arrow keys. The line below "
+             "gives the epoch and says whether weights were saved here (exportable).")
+    if uniform:
+        st.slider("Iteration", int(iters[0]), int(iters[-1]), step=step, key=key, help=help_,
+                  on_change=lambda: moved(to_index(ss[key])))
+    else:
+        st.slider("Snapshot", 0, max(n - 1, 1), key=key, disabled=n < 2, help=help_,
+                  on_change=lambda: moved(to_index(ss[key])))
+    c = st.columns([1.1, 1.1, 2.4, 1.3, 2.2], vertical_alignment="bottom")
+    c[0].button("Back", icon=":material/chevron_left:", key="step_back", disabled=idx == 0,
+                help="One snapshot earlier", on_click=lambda: moved(ss.snap - 1),
+                width="stretch")
+    c[1].button("Next", icon=":material/chevron_right:", key="step_next",
+                disabled=idx >= n - 1, help="One snapshot later",
+                on_click=lambda: moved(ss.snap + 1), width="stretch")
+    c[2].number_input("Go to iteration", min_value=int(iters[0]), max_value=int(iters[-1]),
+                      step=max(step, 1), key="goto",
+                      help="Type an iteration; the snapshot at or before it is shown.",
+                      on_change=lambda: moved(_index_at(iters, int(ss.goto))))
+    playing = bool(ss.get("playing"))
+    if c[3].button("Pause" if playing else "Play", key="play",
+                   icon=":material/pause:" if playing else ":material/play_arrow:",
+                   help="Play the path from here", width="stretch"):
+        ss.playing = not playing
+        ss.play_started = ss.playing
+        ss.follow = False if ss.playing else ss.follow
+        ss.play_note = None
+        st.rerun(scope="app")  # the play cadence changes the fragment's timer
+    if view.live:
+        c[4].toggle("Follow live", key="follow",
+                    help="Keep showing the newest snapshot as the run trains.")
+    it = int(iters[idx])
+    has_w = it in set(view.data["weight_iterations"].tolist())
+    near = nearest(view.data["weight_iterations"], it)
+    st.markdown(f"**Iteration {it:,}** · epoch {float(epochs[idx]):.2f} · snapshot {idx + 1} of "
+                f"{n}" + (" · weights saved here (exportable)" if has_w else
+                          " · no weights here" + (f" (nearest: {', '.join(f'{x:,}' for x in near)})"
+                                                  if near else "")))
+    _sync_url(it, following=view.live and bool(ss.get("follow")), playing=bool(ss.get("playing")))
+    if at_iteration is not None:
+        at_iteration(idx, it)
+    return idx
+
+
+def _sync_url(iteration: int, following: bool, playing: bool) -> None:
+    """The URL names the iteration unless following the newest; ``play=1`` while playing."""
+    q = st.query_params
+    if following:
+        q.pop("iteration", None)
+    elif q.get("iteration") != str(iteration):
+        q["iteration"] = str(iteration)
+    if playing and q.get("play") != "1":
+        q["play"] = "1"
+    elif not playing and "play" in q:
+        q.pop("play", None)

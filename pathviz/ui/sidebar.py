@@ -1,0 +1,175 @@
+"""The sidebar: run picker (kept in ``?run=``), the run list, live refresh and the new-run form."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from pathviz import runs
+from pathviz.ui.header import start_run
+from pathviz.ui.urlstate import md_escape, quote
+
+MODEL_CHOICES = ["lenet5", "cifar_resnet_20", "cifar_resnet_32", "cifar_resnet_56",
+                 "cifar_vgg_11", "cifar_vgg_16", "tv_resnet18"]
+FORM_FIELDS = [  # (config field, label, kind, rule): rule = (lowest allowed, allowed itself)
+    ("model", "Model", "model", None), ("dataset", "Dataset", "dataset", None),
+    ("data_root", "Data root (folder with the dataset files)", "text", None),
+    ("epochs", "Epochs", "int", (1, True)), ("batch_size", "Batch size", "int", (1, True)),
+    ("lr", "Learning rate α (lr)", "float", (0, False)),
+    ("kappa", "κ (kappa)", "float", (0, False)), ("nu", "ν (nu)", "float", (0, False)),
+    ("lam", "λ (lambda)", "float", (0, True)),
+    ("snapshot_every", "Snapshot every (iterations)", "int", (1, True)),
+    ("weights_every", "Weights every (iterations)", "int", (1, True)),
+    ("eval_every", "Evaluate every (iterations)", "int", (1, True)),
+]
+
+
+def run_picker_ui(all_runs: list[runs.RunInfo], root: Path) -> str | None:
+    """The run list; the choice lives in the URL (``?run=NAME``). Bad names get one sentence."""
+    names = [r.name for r in all_runs]
+    wanted = st.query_params.get("run")
+    if wanted is not None:
+        try:
+            runs.validate_name(wanted)
+        except runs.RunError:
+            st.warning(f"The link names a run {quote(wanted)} that cannot exist (run names are "
+                       f"letters, digits, '.', '\\_' and '-'); showing the newest run instead.",
+                       icon=":material/link:")
+            wanted = None
+        else:
+            if wanted not in names:
+                st.warning(f"There is no run called {quote(wanted)} in "
+                           f"{md_escape(str(root))}; showing the newest run instead.",
+                           icon=":material/link:")
+                wanted = None
+    if not names:
+        return None
+    choice = st.sidebar.selectbox(
+        "Run", names, index=names.index(wanted) if wanted else 0, key=f"picker:{wanted}",
+        format_func=lambda n: n)
+    if st.query_params.get("run") != choice:
+        # a different run: its own iteration, layer and comparison
+        for k in ("run", "iteration", "layer", "compare", "play"):
+            st.query_params.pop(k, None)
+        st.query_params["run"] = choice
+    return choice
+
+
+def runs_table_ui(root: Path) -> None:
+    """Every run's state and progress (in a fragment that refreshes while any run is live)."""
+    all_runs = runs.list_runs(root)
+    with st.expander(f"All runs ({len(all_runs)})", expanded=False):
+        st.dataframe([{"run": r.name, "status": r.state, "model": r.model, "dataset": r.dataset,
+                       "snapshots": r.snapshots,
+                       "iteration": f"{r.iteration}/{r.total_iterations}"}
+                      for r in all_runs], hide_index=True, width="stretch")
+
+
+def refresh_ui() -> float:
+    """Live refresh interval in seconds (0 = off)."""
+    return float(st.sidebar.number_input(
+        "Live refresh every (s), 0 = off", min_value=0.0, max_value=60.0, step=0.5,
+        value=float(os.environ.get("PATHVIZ_REFRESH", "2")), key="refresh",
+        help="How often the views of a running run update themselves."))
+
+
+def field_problem(kind: str, rule: tuple[float, bool] | None, value: Any) -> str | None:
+    """One plain sentence if a number is out of its range, else None."""
+    if rule is None or kind not in ("int", "float"):
+        return None
+    low, inclusive = rule
+    if value is None:
+        return "Enter a number."
+    if (value < low) if inclusive else (value <= low):
+        return (f"Must be at least {low:g}." if inclusive else f"Must be greater than {low:g}.")
+    return None
+
+
+def data_root_problem(text: str | None) -> str | None:
+    """A data root must be an existing folder (not a flag, not a file)."""
+    if not text:
+        return None
+    if text.startswith("-"):
+        return "Enter a folder path, not a command-line option."
+    p = Path(text).expanduser()
+    if not p.exists():
+        return f"There is no folder {quote(text, 60)}."
+    if not p.is_dir():
+        return f"{quote(text, 60)} is a file; enter the folder that holds the dataset files."
+    return None
+
+
+def _plain(message: str) -> str:
+    """A config error in the form's words: ``--lr`` becomes the field's label."""
+    for field, label, _, _ in FORM_FIELDS:
+        message = message.replace(f"--{field.replace('_', '-')}", label)
+    return message[:1].upper() + message[1:]
+
+
+def new_run_ui(existing: list[str], root: Path) -> None:
+    """A form for a new run, validated before launch; errors appear under their field."""
+    from pathviz.config import PRESETS, ConfigError, RunConfig, config_to_argv
+    from pathviz.data import DATASETS, DataError, check_dataset
+
+    if not st.sidebar.toggle("New run", key="show_new_run"):
+        return
+    base = PRESETS["demo"]
+    with st.sidebar.form("new_run"):
+        # a fixed default: a default that changed on every rerun would reset what was typed
+        st.session_state.setdefault("new_run_name", f"run-{time.strftime('%m%d-%H%M%S')}")
+        name = st.text_input("Run name", key="new_run_name")
+        name_err = st.empty()
+        values: dict[str, Any] = {}
+        slots = {}
+        for field, label, kind, _ in FORM_FIELDS:
+            default = getattr(base, field)
+            if kind == "model":
+                values[field] = st.selectbox(label, MODEL_CHOICES, index=0)
+            elif kind == "dataset":
+                values[field] = st.selectbox(label, list(DATASETS), index=0)
+            elif kind == "text":
+                values[field] = (st.text_input(label, value=default or "") or "").strip() or None
+            elif kind == "int":
+                values[field] = st.number_input(label, value=int(default), step=1)
+            else:
+                values[field] = st.number_input(label, value=float(default), format="%.4g")
+            slots[field] = st.empty()
+        submitted = st.form_submit_button("Validate and start", type="primary")
+    if not submitted:
+        return
+    problems: dict[str, str] = {}
+    try:
+        runs.validate_name(name)
+        if name in existing:
+            raise runs.RunError(f"a run called {name!r} exists already")
+    except runs.RunError as e:
+        problems["name"] = str(e)
+    for field, _, kind, rule in FORM_FIELDS:
+        p = field_problem(kind, rule, values[field])
+        if p:
+            problems[field] = p
+    p = data_root_problem(values["data_root"])
+    if p:
+        problems["data_root"] = p
+    if not problems:
+        cfg = base.replace(**{k: int(v) if isinstance(v, float) and k in
+                              ("epochs", "batch_size") else v for k, v in values.items()})
+        try:
+            cfg.validate()
+        except ConfigError as e:
+            flag = str(e).split()[0].lstrip("-").replace("-", "_")
+            problems[flag if flag in slots else "name"] = _plain(str(e))
+        try:
+            check_dataset(cfg.dataset, cfg.data_root)
+        except DataError as e:
+            problems["data_root"] = _plain(str(e))
+    if problems:
+        for field, msg in problems.items():
+            (slots.get(field) or name_err).error(md_escape(msg))
+        st.sidebar.error("Fix the fields marked above, then start again.")
+        return
+    start_run(runs.run_paths(name, root), config_to_argv(RunConfig.from_json(cfg.to_json())))

@@ -1,0 +1,193 @@
+"""The run page below the header: stop line, view switcher, iteration picker and the view.
+
+Light views (Overview, Layer, Metrics, Filters) put the picker and everything that changes with
+the iteration in one fragment, so a scrub step reruns and resends only that; their heavy figures
+are drawn outside it once and a marker moves over them (:mod:`pathviz.ui.marker`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from pathviz import runs
+from pathviz.store import PathFileError
+from pathviz.ui import data as d
+from pathviz.ui.context import RunView
+from pathviz.ui.marker import marker_ui
+from pathviz.ui.urlstate import SLUG_OF, VIEWS, md_escape, parse_view
+
+LIGHT_VIEWS = ("overview", "layer", "metrics", "filters")
+
+
+def view_switch_ui() -> str:
+    """The view switcher; the choice lives in the URL (``?view=``). Returns the view's slug."""
+    ss = st.session_state
+    if "view_title" not in ss:
+        slug, note = parse_view(st.query_params.get("view"))
+        ss.view_title, ss.view_note = VIEWS[slug], note
+    title = st.segmented_control("View", list(VIEWS.values()), key="view_title",
+                                 label_visibility="collapsed",
+                                 on_change=lambda: ss.__setitem__("view_note", None))
+    if ss.get("view_note"):
+        st.warning(ss.view_note, icon=":material/link:")
+    if title is None:  # a click on the selected view deselects it: keep it
+        title = ss.get("last_view_title", VIEWS["overview"])
+    ss.last_view_title = title
+    slug = SLUG_OF[title]
+    if st.query_params.get("view") != slug:
+        st.query_params["view"] = slug
+    return slug
+
+
+def load_view(info: runs.RunInfo, live: bool) -> RunView | None:
+    """The run's file read into a :class:`RunView`, or None after one message saying why."""
+    try:
+        n = d.snapshot_count(info.paths.path)
+        ident = d.ident(info.paths.path)
+    except (PathFileError, FileNotFoundError) as e:
+        if live:
+            st.info("Waiting for the worker to write its first snapshot...")
+        else:
+            st.error(md_escape(f"This run's path file cannot be shown: {e}"))
+        return None
+    if n == 0:
+        st.info("Waiting for the first snapshot...")
+        return None
+    path = str(info.paths.path)
+    try:
+        data = d.load_overview(path, ident, n)
+        decision = d.load_stop(path, ident, n)
+    except PathFileError as e:
+        st.error(md_escape(f"This run's path file cannot be shown: {e}"))
+        return None
+    model, dataset = d.run_identity(info, data)
+    return RunView(info=info, path=path, ident=ident, n=n, data=data, decision=decision,
+                   live=live, model=model, dataset=dataset)
+
+
+def stop_line_ui(view: RunView) -> None:
+    """The library's suggested stop in one sentence, with a Jump button; or why there is none."""
+    s = view.stop
+    if s is None:
+        st.caption(md_escape(f"No stopping point to suggest yet: {view.decision.reason}."))
+        return
+    parts = [f"validation accuracy of the compact subnetwork {100 * s.val_acc:.1f}% (best "
+             f"{100 * s.best_val_acc:.1f}% at iteration {s.best_iteration:,}; 1 SE = "
+             f"{100 * s.val_se:.1f} points)"]
+    if s.test_acc_sparse is not None:
+        parts.append(f"test accuracy {100 * s.test_acc_sparse:.1f}%")
+    kept = f"{s.params_kept:,} parameters kept"
+    if s.params_total:
+        kept += f" of {s.params_total:,} ({100 * s.params_kept / s.params_total:.1f}%)"
+    parts.append(kept)
+    if s.flops_kept is not None and s.flops_total:
+        parts.append(f"{100 * s.flops_kept / s.flops_total:.1f}% of the FLOPs")
+    c1, c2 = st.columns([6, 1], vertical_alignment="center")
+    c1.info(f"**Suggested stop: iteration {s.iteration:,}**: " + md_escape("; ".join(parts))
+            + ". " + md_escape(f"Rule: {s.rule}."))
+    if c2.button("Jump there", key="jump", icon=":material/my_location:"):
+        st.session_state.pending_iteration = s.iteration
+        st.rerun()
+
+
+def _marks(view: RunView, slug: str, index: int, iteration: int) -> list[dict[str, Any]]:
+    """Where the marker goes on the static figures of a view."""
+    if slug == "layer":
+        from pathviz.ui.layer import FIGURE_KEY
+
+        return [{"key": FIGURE_KEY, "x": iteration}]
+    if slug == "metrics":
+        from pathviz.ui.metrics import METRICS_KEY, TRADEOFF_KEY, tradeoff_point
+
+        marks: list[dict[str, Any]] = [{"key": METRICS_KEY, "x": iteration}]
+        point = tradeoff_point(view, index)
+        if point is not None:
+            marks.append({"key": TRADEOFF_KEY, "x": point[0], "y": point[1]})
+        return marks
+    return []
+
+
+def run_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
+                scrub_fragment: bool, playing: bool) -> None:
+    """Everything drawn from the path file; a damaged file shows one message here only."""
+    from pathviz.ui.header import progress_ui
+    from pathviz.ui.scrub import PLAY_INTERVAL, scrub_ui
+
+    if live:
+        progress_ui(info)
+    view = load_view(info, live)
+    if view is None:
+        return
+    stop_line_ui(view)
+    if slug == "layer":
+        from pathviz.ui.layer import layer_choice_ui
+
+        layer_choice_ui(view)
+
+    def at_iteration(index: int, iteration: int) -> None:
+        try:
+            if slug == "overview":
+                from pathviz.ui.overview import overview_ui
+
+                overview_ui(view, index, iteration)
+            elif slug == "layer":
+                from pathviz.ui.layer import layer_at_ui
+
+                layer_at_ui(view, index, iteration)
+            elif slug == "filters":
+                from pathviz.ui.filters import filters_ui
+
+                filters_ui(view, index, iteration)
+            elif slug == "export":
+                from pathviz.ui.export import export_ui
+
+                export_ui(view, iteration, root)
+            elif slug == "tickets":
+                tickets_view_ui(view, iteration)
+        except PathFileError as e:
+            st.error(md_escape(f"This run's path file cannot be shown: {e}"))
+        marker_ui(_marks(view, slug, index, iteration))
+
+    def picker() -> None:
+        scrub_ui(view, at_iteration)
+
+    if scrub_fragment:
+        st.fragment(picker, run_every=PLAY_INTERVAL if playing else None)()
+    else:
+        picker()
+    try:
+        if slug == "layer":
+            from pathviz.ui.layer import layer_ui
+
+            layer_ui(view)
+        elif slug == "metrics":
+            from pathviz.ui.metrics import metrics_ui
+
+            metrics_ui(view)
+        elif slug == "compare":
+            from pathviz.ui.compare import compare_ui
+
+            compare_ui(info.name, root)
+        elif slug == "about":
+            from pathviz.ui.about import about_ui
+
+            about_ui()
+        if slug == "overview":
+            from pathviz.ui.overview import entries_csv_ui
+
+            entries_csv_ui(view)
+    except PathFileError as e:
+        st.error(md_escape(f"This run's path file cannot be shown: {e}"))
+
+
+def tickets_view_ui(view: RunView, iteration: int) -> None:
+    """The Tickets view from :mod:`pathviz.ui.tickets` (another module's work)."""
+    try:
+        from pathviz.ui.tickets import tickets_ui
+    except ImportError as e:
+        st.info(md_escape(f"The Tickets view is not available in this installation ({e})."))
+        return
+    tickets_ui(view.info.paths.dir, view.info.name, iteration)
