@@ -114,8 +114,12 @@ def load_support(run_dir: str | Path, iteration: int) -> Support:
                          f"to retrain")
     from pathviz.data import DATASETS
 
-    info = DATASETS[cfg["dataset"]]
-    example = torch.zeros(1, info.in_channels, info.image_size, info.image_size)
+    info = DATASETS.get(cfg.get("dataset") or "")
+    if info is None:
+        raise UsageError(f"{run_dir} was trained on {cfg.get('dataset')!r}, not on a pathviz "
+                         f"dataset ({', '.join(DATASETS)}), so it cannot be retrained here")
+    shape = cfg.get("input_shape") or (info.in_channels, info.image_size, info.image_size)
+    example = torch.zeros(1, *shape)
     plan, _ = prune.plan_pruning(model, layers, gammas, example)
     params_full = count_params(model)
     _, flops_full = prune.count(model, example)
@@ -482,10 +486,13 @@ def prepare(args: argparse.Namespace) -> tuple[Support, DataBundle, Settings, li
         raise UsageError(str(e)) from None
     vf = float(cfg.get("val_fraction") or 0.0)
     data = split_validation(data, vf, int(cfg.get("split_seed", 0)))
+    if args.lr is None and cfg.get("lr") is None:
+        raise UsageError(f"{run_dir} does not record its learning rate; pass --lr")
     st = Settings(epochs=args.epochs, budget=args.budget,
                   lr=float(args.lr if args.lr is not None else cfg["lr"]),
-                  lr_schedule=args.lr_schedule or cfg.get("lr_schedule", "none"),
-                  batch_size=int(cfg["batch_size"]), momentum=float(cfg["momentum"]),
+                  lr_schedule=args.lr_schedule or cfg.get("lr_schedule") or "none",
+                  batch_size=int(cfg.get("batch_size") or 64),
+                  momentum=float(cfg.get("momentum", 0.9)),
                   weight_decay=float(cfg.get("weight_decay", 0.0)),
                   nesterov=bool(cfg.get("nesterov", False)), threads=int(cfg.get("threads", 1)))
     variants = []
