@@ -194,9 +194,7 @@ def layer_figure(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np
     z = levels(gamma_norm[np.ix_(cols, order)].T, top)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         row_heights=[0.5, 0.5],
-                        subplot_titles=(f"{layer}: filters by entry time (grey: outside the "
-                                        f"support)", f"{layer}: regularization path of every "
-                                                     f"filter"))
+                        subplot_titles=("", f"{layer}: regularization path of every filter"))
     x_cols = its[cols].astype(np.float32)
     fig.add_trace(go.Heatmap(
         z=z, x=x_cols, y=np.arange(g, dtype=np.int32), colorscale=_level_scale(), zmin=0,
@@ -244,7 +242,9 @@ def layer_figure(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np
     fig.update_xaxes(title_text="iteration" + (" (log scale)" if log_x else ""), row=2, col=1)
     fig.update_yaxes(title_text="filter, in order of entry", row=1, col=1)
     fig.update_yaxes(title_text="group norm", row=2, col=1)
-    fig.update_layout(height=760, margin=dict(l=10, r=10, t=90, b=40),
+    fig.update_layout(title=dict(text=f"{layer}: filters by entry time (grey: outside the "
+                                      f"support)", y=0.995, yanchor="top"),
+                      height=780, margin=dict(l=10, r=10, t=110, b=40),
                       legend=dict(orientation="h", y=-0.08, title_text="path colour: "))
     return fig
 

@@ -1,10 +1,11 @@
-"""The Streamlit app through AppTest: visible text and decoded figure data."""
+"""The Streamlit app through AppTest: visible text, widget state, URL and decoded figure data."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
+import re
 from pathlib import Path
 
 import h5py
@@ -13,7 +14,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pathviz import runs
+from pathviz.store import REQUIRED_METRICS, PathWriter, Snapshot
 from tests.conftest import make_run
+from tests.e2e.conftest import make_full_run
 
 APP = str(Path(__file__).parents[1] / "app.py")
 
@@ -23,6 +26,7 @@ def root(tmp_path, monkeypatch) -> Path:
     r = tmp_path / "checkpoints"
     r.mkdir()
     monkeypatch.setenv("PATHVIZ_CHECKPOINTS", str(r))
+    monkeypatch.setenv("PATHVIZ_REFRESH", "0")
     return r
 
 
@@ -51,9 +55,17 @@ def figure(at: AppTest, i: int = 0) -> dict:
 
 
 def texts(at: AppTest) -> str:
-    return "\n".join([m.value for m in at.markdown] + [e.value for e in at.error] +
-                     [w.value for w in at.warning] + [i.value for i in at.info] +
-                     [c.value for c in at.caption])
+    """Every message on the page as the reader sees it (markdown escapes removed)."""
+    parts = ([m.value for m in at.markdown] + [e.value for e in at.error] +
+             [w.value for w in at.warning] + [i.value for i in at.info] +
+             [c.value for c in at.caption])
+    return re.sub(r"\\(.)", r"\1", "\n".join(parts))
+
+
+def view(at: AppTest, title: str) -> AppTest:
+    at.get("button_group")[0].set_value(title).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
 
 
 def test_empty_checkpoints_offers_the_demo(root):
@@ -67,42 +79,92 @@ def test_finished_run_slider_changes_the_heatmap(root):
     at = app(run="done", iteration="50")
     assert "**Iteration 50**" in texts(at)
     assert (at.slider[0].label, at.slider[0].value) == ("Iteration", 50)  # thumb = iteration
-    z_before = decode(figure(at)["data"][0]["z"])
-    assert z_before.shape == (3, 128)
-    # at iteration 50 (snapshot 10), 2 of conv1's 6 filters are in: a third of its cells coloured
-    assert np.isfinite(z_before[0]).sum() == pytest.approx(128 / 3, abs=1)
+    z = decode(figure(at)["data"][0]["z"])
+    assert z.shape == (3, 40) and z.dtype == np.uint8  # full resolution: fc1's 40 filters
+    # at iteration 50 (snapshot 10), conv1's filters 0 and 1 (of 6) are in: their cells coloured
+    np.testing.assert_array_equal(z[0] > 0, np.arange(40) * 6 // 40 < 2)
     at.slider[0].set_value(200).run()
-    assert not at.exception
     assert "**Iteration 200**" in texts(at)
     z_after = decode(figure(at)["data"][0]["z"])
-    assert np.isfinite(z_after).all() and not np.array_equal(np.isfinite(z_before),
-                                                             np.isfinite(z_after))
+    assert (z_after > 0).all()
     assert at.query_params["iteration"] == "200"
-    assert "Suggested stop: iteration" in texts(at)
 
 
-def test_views_draw_their_figures(root):
+def test_finished_run_opens_at_its_last_iteration(root):
     make_run(root, "done", n=60)
     at = app(run="done")
-    at.get("button_group")[0].set_value("Layer").run()
-    titles = [figure(at, i)["layout"]["title"]["text"] for i in range(2)]
-    assert titles[0].startswith("conv1: filters by entry time")
-    assert titles[1].startswith("conv1: regularization path")
-    at.get("button_group")[0].set_value("Metrics & stopping").run()
-    assert len(at.get("plotly_chart")) == 2
-    at.get("button_group")[0].set_value("Filters").run()
+    assert "**Iteration 295**" in texts(at)
+    assert "iteration" not in at.query_params or at.query_params["iteration"] == "295"
+
+
+def test_views_draw_their_figures_and_the_url_names_the_view(root):
+    make_full_run(root, "full", n=60)
+    at = app(run="full")
+    view(at, "Layer")
+    spec = figure(at)
+    assert spec["layout"]["title"]["text"].startswith("conv1: filters by entry time")
+    assert at.query_params["view"] == "layer" and at.query_params["layer"] == "conv1"
+    # the figure does not depend on the iteration: the page moves a marker over it
+    at.button(key="step_back").click().run()
+    assert figure(at) == spec
+    view(at, "Metrics & stopping")
+    names = [t.get("name") for t in figure(at)["data"]]
+    assert "validation accuracy, compact subnetwork" in names
+    assert "suggested stop (iteration 200)" in names
+    assert at.query_params["view"] == "metrics"
+    view(at, "Filters")
     assert "first-layer filters at iteration" in figure(at)["layout"]["title"]["text"]
-    at.get("button_group")[0].set_value("About the method").run()
+    view(at, "About the method")
     assert any("enters the support" in m.value for m in at.markdown)
-    assert not at.exception
+
+
+def test_url_restores_view_layer_and_notes_bad_values(root):
+    make_full_run(root, "full", n=60)
+    at = app(run="full", view="layer", layer="conv2", iteration="100")
+    assert at.selectbox(key="layer").value == "conv2" and "**Iteration 100**" in texts(at)
+    at = app(run="full", view="nope", layer="zz", iteration="abc")
+    assert "not a whole number" in texts(at) and "does not exist" in texts(at)
+    assert "**Iteration 295**" in texts(at)
+    at = app(run="full", iteration="-1")
+    assert "before this run's first snapshot" in texts(at) and "**Iteration 0**" in texts(at)
 
 
 def test_jump_to_the_suggested_stop(root):
-    make_run(root, "done", n=60)
-    at = app(run="done")
+    make_full_run(root, "full", n=60)
+    at = app(run="full", iteration="0")
+    assert "Suggested stop: iteration 200" in texts(at)
     at.button(key="jump").click().run()
-    # the sparsest snapshot within a point of the best that has weights (every 50 iterations)
-    assert "**Iteration 150**" in texts(at)
+    assert "**Iteration 200**" in texts(at)
+
+
+def test_stop_band_on_the_metrics_plot(root):
+    make_full_run(root, "full", n=60)
+    at = view(app(run="full"), "Metrics & stopping")
+    shapes = figure(at)["layout"]["shapes"]
+    band = [s for s in shapes if s.get("type") == "rect" and s.get("yref") == "y"]
+    assert len(band) == 1 and band[0]["y0"] < band[0]["y1"] == pytest.approx(0.95)
+    stops = [s for s in shapes if s.get("type") == "line" and s.get("x0") == 200]
+    assert len(stops) == 3  # one per panel
+
+
+def test_required_metrics_only_and_no_sidecars(root):
+    """A file with only the required datasets opens; identity comes from path.h5."""
+    paths = runs.run_paths("bare", root)
+    paths.dir.mkdir()
+    layers = [{"name": "conv1", "param": "conv1.weight", "kind": "conv", "shape": [4, 1, 3, 3],
+               "penalty": "group", "groups": 4}]
+    with PathWriter(paths.path, config={}, layers=layers, metrics=REQUIRED_METRICS,
+                    model={"name": "lenet5"}, data={"dataset": "digits"}) as w:
+        for i in range(5):
+            gn = (np.arange(4) < i).astype(np.float32)
+            w.append(Snapshot(i, i / 5, i, {"train_loss": 1.0, "train_acc": 0.5, "lr": 0.1},
+                              {"conv1": (gn, gn + 1, (gn > 0).astype(np.int32))}))
+    at = app(run="bare")
+    assert "lenet5 on digits" in texts(at)
+    assert "No stopping point to suggest yet" in texts(at)
+    at = view(at, "Metrics & stopping")
+    assert "accuracy-against-size plot needs" in texts(at)
+    assert "Not in this run's file" in texts(at)
 
 
 def test_running_run_shows_progress_and_follows(root):
@@ -111,11 +173,25 @@ def test_running_run_shows_progress_and_follows(root):
                       pid_start=runs.process_start_time(os.getpid()), iteration=145,
                       total_iterations=300, epoch=2.9, eta=75.0)
     at = app(run="live")
-    assert "iteration 145 / 300" in at.get("progress")[0].proto.text
-    assert "about 1 min 15 s left" in at.get("progress")[0].proto.text
+    text = at.get("progress")[0].proto.text
+    assert "iteration 145 / 300" in text and "estimating time left" in text  # not yet stable
     assert at.slider[0].value == 145  # following the newest snapshot
     assert any(b.label == "Stop" for b in at.button)
-    assert any(t.label == "Follow live" for t in at.toggle)
+    assert at.toggle(key="follow").value is True
+
+
+def test_an_explicit_iteration_wins_over_follow_live(root):
+    p = make_run(root, "live", n=30, state="running")
+    runs.write_status(p, state="running", pid=os.getpid(),
+                      pid_start=runs.process_start_time(os.getpid()), iteration=145,
+                      total_iterations=300)
+    at = app(run="live", iteration="50")
+    assert "**Iteration 50**" in texts(at)
+    assert at.toggle(key="follow").value is False
+    at.run()  # a refresh tick keeps it
+    assert "**Iteration 50**" in texts(at)
+    at.toggle(key="follow").set_value(True).run()
+    assert "**Iteration 145**" in texts(at)
 
 
 def test_corrupt_run_beside_a_good_one(root):
@@ -124,8 +200,6 @@ def test_corrupt_run_beside_a_good_one(root):
     bad.path.write_bytes(b"\x89HDF\r\n\x1a\n" + os.urandom(4000))
     at = app(run="bad")
     assert "cannot be shown" in texts(at) and "not a readable path file" in texts(at)
-    assert set(at.selectbox[0].options) >= {"good · finished · lenet5/digits · 20 snapshots"} or \
-        len(at.selectbox[0].options) == 2
     at2 = app(run="good")
     assert "**Iteration 95**" in texts(at2)
 
@@ -135,43 +209,52 @@ def test_wrong_schema_version_and_deleted_file(root):
     with h5py.File(p.path, "a") as f:
         f.attrs["schema_version"] = "9.0"
     at = app(run="future")
-    assert "schema version 9.0, this pathviz reads 1.0" in texts(at)
+    assert "schema version 9.0" in texts(at)
     p.path.unlink()
     at = app(run="future")
     assert "cannot be shown" in texts(at) and not at.exception
 
 
-@pytest.mark.parametrize("name", ["../../etc", "a/b", ".secret"])
+@pytest.mark.parametrize("name", ["../../etc", "a/b", ".secret", "**x**", "<b>x</b>"])
 def test_bad_run_name_in_the_url(root, name):
     make_run(root, "ok", n=5)
     at = app(run=name)
     assert "cannot exist" in texts(at)
-    assert "**Iteration" in texts(at)  # the first run is shown instead
+    assert "**Iteration" in texts(at)  # the newest run is shown instead
+    note = next(w.value for w in at.warning if "cannot exist" in w.value)
+    assert "**x**" not in note and "<b>" not in note  # shown as text, not markup
 
 
 def test_unknown_run_in_the_url(root):
     make_run(root, "ok", n=5)
     at = app(run="nope")
-    assert "No run called 'nope'" in texts(at)
+    assert "There is no run called “nope”" in texts(at)
 
 
-def test_new_run_form_validates_beside_the_field(root):
+def test_new_run_form_gives_plain_errors_beside_the_field(root):
     make_run(root, "taken", n=5)
     at = app()
     at.toggle(key="show_new_run").set_value(True).run()
-    assert not at.exception
     at.text_input[0].set_value("taken")
-    dataset = next(s for s in at.selectbox if s.label == "Dataset")
-    dataset.set_value("mnist")  # needs a data root, none given
     next(n for n in at.number_input if n.label == "κ (kappa)").set_value(0.0)
+    next(n for n in at.number_input if n.label == "Learning rate α (lr)").set_value(0.0)
+    next(t for t in at.text_input if t.label.startswith("Data root")).set_value("--out=x")
     next(b for b in at.button if b.label == "Validate and start").click().run()
     assert not at.exception
     errs = [e.value for e in at.error]
     assert any("exists already" in e for e in errs)
-    assert any("needs a data root" in e for e in errs)
-    assert any("--kappa 0.0 is out of range" in e for e in errs)
-    assert any("Fix the fields marked above" in e for e in errs)
+    assert sum("Must be greater than 0" in e for e in errs) == 2  # lr and kappa
+    assert any("not a command\\-line option" in e for e in errs)
+    assert not any("--" in e for e in errs)  # no CLI syntax
     assert sorted(p.name for p in root.iterdir()) == ["taken"]  # nothing was started
+
+
+def test_new_run_form_needs_a_data_root_for_mnist(root, tmp_path):
+    at = app()
+    at.toggle(key="show_new_run").set_value(True).run()
+    next(s for s in at.selectbox if s.label == "Dataset").set_value("mnist")
+    next(b for b in at.button if b.label == "Validate and start").click().run()
+    assert any("needs a data root" in e.value for e in at.error)
 
 
 def test_demo_button_starts_a_background_worker(root):
@@ -183,54 +266,53 @@ def test_demo_button_starts_a_background_worker(root):
         assert at.query_params["run"] == "demo"
         st = runs.read_status(paths)
         assert runs.is_alive(st["pid"], st["pid_start"])
-        at2 = app(run="demo")
-        assert "demo" in at2.get("header")[0].value if at2.get("header") else True
         with pytest.raises(runs.RunError):  # a second click cannot start it twice
             runs.start_worker(paths, ["--preset", "demo"])
     finally:
         runs.stop_worker(paths)
 
 
-def test_export_panel(root):
+def test_export_panel_offers_the_nearest_saved_weights(root):
     make_run(root, "exp", n=21, weights_every=10)
     at = app(run="exp", iteration="55")  # iteration 55 has no weights (50 and 100 have)
-    at.get("button_group")[0].set_value("Export").run()
+    view(at, "Export")
     assert "no saved weights" in texts(at) and "50, 100" in texts(at)
     at.button(key="goto50").click().run()
     assert "**Iteration 50**" in texts(at)
+    assert at.checkbox(key="export_replace").value is False  # never overwrite unasked
 
 
 def test_export_of_a_mismatched_run_is_a_message(root):
     make_run(root, "odd", n=21, weights_every=10)  # conv shapes that do not fit lenet5
-    at = app(run="odd", iteration="50")
-    at.get("button_group")[0].set_value("Export").run()
+    at = view(app(run="odd", iteration="50"), "Export")
+    at.radio(key="export_format").set_value("torchscript").run()
     at.button(key="do_export").click().run()
     assert not at.exception
-    assert "do not fit a lenet5 for digits" in texts(at)
+    assert "do not fit a lenet5" in texts(at)
 
 
 def test_play_advances_the_slider(root):
     make_run(root, "done", n=60)
     at = app(run="done", iteration="0")
     assert at.slider[0].value == 0
-    next(b for b in at.button if b.label == "▶").click().run()
+    at.button(key="play").click().run()
     first = at.slider[0].value
     at.run()  # one tick of the play fragment
-    assert 0 < first < at.slider[0].value
-    assert any(b.label == "⏸" for b in at.button)
+    assert 0 <= first < at.slider[0].value
+    assert at.button(key="play").label == "Pause"
+    assert at.query_params["play"] == "1"
 
 
-def test_moving_the_slider_stops_following_a_live_run(root):
-    p = make_run(root, "live", n=30, state="running")
-    runs.write_status(p, state="running", pid=os.getpid(),
-                      pid_start=runs.process_start_time(os.getpid()), iteration=145,
-                      total_iterations=300)
-    at = app(run="live")
-    at.slider[0].set_value(50).run()
-    assert "**Iteration 50**" in texts(at)
-    assert next(t for t in at.toggle if t.label == "Follow live").value is False
-    at.run()  # a refresh tick keeps the chosen iteration
-    assert "**Iteration 50**" in texts(at)
+def test_step_buttons_and_number_box_pick_one_snapshot(root):
+    make_run(root, "done", n=60)
+    at = app(run="done", iteration="100")
+    at.button(key="step_next").click().run()
+    assert "**Iteration 105**" in texts(at)
+    at.button(key="step_back").click().run()
+    at.button(key="step_back").click().run()
+    assert "**Iteration 95**" in texts(at)
+    at.number_input(key="goto").set_value(42).run()
+    assert "**Iteration 40**" in texts(at)
 
 
 def test_uneven_snapshots_fall_back_to_an_index_slider(root):
@@ -239,3 +321,10 @@ def test_uneven_snapshots_fall_back_to_an_index_slider(root):
     assert (at.slider[0].label, at.slider[0].value) == ("Snapshot", 2)
     at.slider[0].set_value(4).run()
     assert "**Iteration 18**" in texts(at)
+
+
+def test_csv_downloads(root):
+    make_full_run(root, "full", n=60)
+    at = app(run="full")
+    assert any(b.label == "Download entry iterations (CSV)"
+               for b in at.get("download_button"))

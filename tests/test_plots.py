@@ -1,4 +1,4 @@
-"""plots: figures built from arrays carry the right data."""
+"""plots: figures built from arrays carry the right data, legends and axes."""
 
 from __future__ import annotations
 
@@ -14,54 +14,87 @@ def test_decimate_keeps_ends_and_limit():
     assert idx[0] == 0 and idx[-1] == 9999 and len(idx) <= 100
 
 
-def test_overview_heatmap_marks_outside_filters_empty():
+def test_levels_keep_zero_for_outside_and_scale_the_rest():
+    lv = plots.levels(np.array([0, 0.5, 1.0, 2.0, -1], np.float32), top=1.0)
+    assert lv.dtype == np.uint8
+    assert lv.tolist() == [0, 128, 255, 255, 0]
+
+
+def test_overview_heatmap_shows_every_filter_at_full_resolution():
     fig = plots.overview_heatmap(["a", "b"], {"a": np.array([0, 2, 0, 4], np.float32),
-                                              "b": np.zeros(3, np.float32)}, columns=8)
-    z = np.asarray(fig.data[0].z, dtype=float)
-    assert z.shape == (2, 8)
-    # layer a: filters 0..3 over 8 cells -> [0,0,1,1,2,2,3,3]; outside (0) is NaN; scaled by max
-    np.testing.assert_array_equal(np.isnan(z[0]), [True, True, False, False, True, True,
-                                                   False, False])
-    assert z[0, 2] == pytest.approx(0.5) and z[0, 7] == pytest.approx(1.0)
-    assert np.isnan(z[1]).all()
-    assert fig.layout.plot_bgcolor == plots.OUTSIDE_COLOR
+                                              "b": np.zeros(8, np.float32)})
+    z = np.asarray(fig.data[0].z)
+    assert z.shape == (2, 8)  # the widest layer has 8 filters: one cell each
+    # layer a: filters 0..3 over 8 cells -> [0,0,1,1,2,2,3,3]; outside is level 0
+    assert (z[0] > 0).tolist() == [False, False, True, True, False, False, True, True]
+    assert z[0, 2] == 128 and z[0, 7] == 255  # scaled by the layer's largest norm
+    assert (z[1] == 0).all()
+    assert np.asarray(fig.data[0].customdata)[0].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert "every filter shown" in fig.layout.title.text
+    assert "layer's largest" in fig.data[0].colorbar.title.text
 
 
-def test_layer_heatmap_sorts_by_entry_and_marks_selection():
+def test_overview_heatmap_says_when_it_aggregates():
+    gn = np.zeros(3000, np.float32)
+    gn[2999] = 1.0
+    fig = plots.overview_heatmap(["wide"], {"wide": gn})
+    z = np.asarray(fig.data[0].z)
+    assert z.shape == (1, plots.MAX_OVERVIEW_COLUMNS) and z[0, -1] == 255  # max, not sampled
+    assert "largest of up to 3 filters" in fig.layout.title.text
+
+
+def test_layer_figure_sorts_by_entry_and_shares_the_iteration_axis():
     gn = np.array([[0, 0, 0], [0, 1, 0], [2, 1, 0]], np.float32)  # [N=3, G=3]
     entry = np.array([2, 1, -1])
-    fig = plots.layer_heatmap(gn, np.array([0, 10, 20]), entry, 10, "L")
-    z = np.asarray(fig.data[0].z, dtype=float)
-    # rows: filter 1 (entered at 1), filter 0 (at 2), filter 2 (never)
-    np.testing.assert_array_equal(np.nan_to_num(z), [[0, 1, 1], [0, 0, 2], [0, 0, 0]])
-    assert fig.layout.shapes[0].x0 == 10
+    stop = plots.StopMark(iteration=10, band=(0.8, 0.9), band_iterations=(10, 20))
+    fig = plots.layer_figure(gn, gn + 1, np.array([0, 10, 20]), entry, "L", stop=stop)
+    z = np.asarray(fig.data[0].z)
+    # rows: filter 1 (entered at 1), filter 0 (at 2), filter 2 (never); 0 = outside
+    assert (z > 0).tolist() == [[False, True, True], [False, False, True],
+                                [False, False, False]]
+    assert fig.layout.xaxis2.matches == "x" or fig.layout.xaxis.matches == "x2"
+    assert fig.layout.xaxis3.side == "top" and list(fig.layout.xaxis3.ticktext) == ["0", "1", "2"]
+    names = [t.name for t in fig.data if t.name]
+    assert "‖W_g‖, entered at 10 (1)" in names and "‖W_g‖, never entered (1)" in names
+    assert "suggested stop (iteration 10)" in names
+    assert any(s.type == "line" and s.x0 == 10 for s in fig.layout.shapes)
+    assert any(s.type == "rect" and (s.x0, s.x1) == (10, 20) for s in fig.layout.shapes)
 
 
-def test_path_plot_splits_in_and_out_and_decimates():
+def test_layer_figure_decimates_paths_to_screen_resolution():
     rng = np.random.default_rng(0)
-    wn = rng.random((5000, 300)).astype(np.float32)
-    inside = np.zeros(300, bool)
-    inside[:10] = True
-    fig = plots.path_plot(wn, np.arange(5000), inside, 100)
-    total = sum(np.count_nonzero(np.isfinite(np.asarray(t.y, dtype=float))) for t in fig.data)
-    assert total <= plots.MAX_PATH_POINTS + 300
-    names = [t.name for t in fig.data]
-    assert names == ["‖W_g‖, outside the support (290)", "‖W_g‖, in the support (10)"]
+    gn = rng.random((5000, 512)).astype(np.float32)
+    fig = plots.layer_figure(gn, gn, np.arange(5000), np.zeros(512, np.int64), "big")
+    points = sum(np.count_nonzero(np.isfinite(np.asarray(t.y, dtype=float)))
+                 for t in fig.data if t.type == "scattergl")
+    assert points <= plots.MAX_PATH_POINTS + 512
+    assert np.asarray(fig.data[0].z).shape == (512, plots.MAX_HEATMAP_COLUMNS)
 
 
-def test_metrics_and_tradeoff_carry_iterations_for_clicks():
+def test_metrics_plot_labels_every_line_and_carries_iterations():
     it = np.arange(0, 50, 5)
     acc = np.where(np.arange(10) % 2 == 0, np.linspace(0.5, 0.9, 10), np.nan)
     m = {"test_acc": acc, "train_acc": np.linspace(0.4, 1, 10), "sparsity": np.linspace(1, 0, 10),
          "params_kept": np.linspace(0, 100, 10)}
-    fig = plots.metrics_plot(it, m, 20, 30, weight_iterations=np.array([0, 25, 45]))
-    test = next(t for t in fig.data if t.name == "test_acc")
+    stop = plots.StopMark(iteration=30, band=(0.8, 0.9))
+    fig = plots.metrics_plot(it, m, stop, weight_iterations=np.array([0, 25, 45]))
+    test = next(t for t in fig.data if t.name == "test accuracy (W)")
     assert list(test.customdata) == [0, 10, 20, 30, 40]
-    marks = next(t for t in fig.data if t.name == "weights saved (exportable)")
+    marks = next(t for t in fig.data if t.name == "weights saved here (exportable)")
     assert list(marks.x) == [0, 25, 45] and marks.marker.symbol == "diamond"
-    trade = plots.tradeoff_plot(m["params_kept"], acc, it, 20, 40)
-    assert list(trade.data[0].customdata) == [0, 10, 20, 30, 40]
-    assert [t.name for t in trade.data[1:]] == ["selected", "suggested stop"]
+    assert all(t.name for t in fig.data)  # a legend entry for every line
+    band = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert [(b.y0, b.y1) for b in band] == [(0.8, 0.9)]
+    assert fig.layout.xaxis3.title.text == "iteration"
+
+
+def test_tradeoff_rings_the_stop():
+    it = np.arange(0, 50, 5)
+    acc = np.linspace(0.5, 0.9, 10)
+    trade = plots.tradeoff_plot(np.linspace(0, 100, 10), acc, it,
+                                plots.StopMark(iteration=40, band=(0.8, 0.9)))
+    assert list(trade.data[0].customdata) == it.tolist()
+    assert trade.data[1].name == "suggested stop (iteration 40)"
 
 
 def test_filters_image_frames_selected_filters():
@@ -72,13 +105,9 @@ def test_filters_image_frames_selected_filters():
         plots.filters_image(np.zeros((3, 4)), np.ones(3, bool), 0)
 
 
-def test_compare_plot_one_line_per_run():
-    fig = plots.compare_plot({"a": (np.arange(3), np.array([0, .5, 1])),
-                              "b": (np.arange(4), np.zeros(4))})
-    assert [t.name for t in fig.data] == ["a", "b"]
-
-
-def test_overview_keeps_its_axes_when_nothing_is_selected():
-    fig = plots.overview_heatmap(["a", "b"], {"a": np.zeros(3), "b": np.zeros(5)})
-    assert list(fig.layout.xaxis.range) == [0, 1]
-    assert list(fig.layout.yaxis.categoryarray) == ["b", "a"]  # drawn bottom-up: "a" on top
+def test_compare_plot_distinct_colours_per_run():
+    series = {f"r{k}": (np.arange(3), np.array([0, .5, 1])) for k in range(10)}
+    fig = plots.compare_plot(series)
+    assert [t.name for t in fig.data] == list(series)
+    styles = {(t.line.color, t.line.dash) for t in fig.data}
+    assert len(styles) == 10  # colours repeat after eight, with another dash

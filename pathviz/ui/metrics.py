@@ -84,7 +84,7 @@ def metrics_ui(view: RunView) -> None:
     """The metrics plot, the trade-off plot and the CSV download."""
     absent = [plots.METRIC_LABELS.get(k, k) for k in
               ("val_acc_sparse", "test_acc", "params_kept") if not view.has_metric(k)]
-    c1, c2 = st.columns([3, 1])
+    c1, c2 = st.columns([2, 1])
     c1.caption("Click a point to select its iteration. Dashed orange: the suggested stop; "
                "shaded: within 1 SE of the best validation accuracy.")
     log_x = c2.toggle("Log iteration axis", key="metrics_log_x")

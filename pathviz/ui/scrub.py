@@ -101,11 +101,12 @@ def scrub_ui(view: RunView, at_iteration: Callable[[int, int], None] | None = No
     else:
         st.slider("Snapshot", 0, max(n - 1, 1), key=key, disabled=n < 2, help=help_,
                   on_change=lambda: moved(to_index(ss[key])))
-    c = st.columns([1.1, 1.1, 2.4, 1.3, 2.2], vertical_alignment="bottom")
-    c[0].button("Back", icon=":material/chevron_left:", key="step_back", disabled=idx == 0,
+    c = st.columns([1, 1, 2.2, 1.2, 1.8] if view.live else [1, 1, 2.2, 1.2],
+                   vertical_alignment="bottom")
+    c[0].button("Back", key="step_back", disabled=idx == 0,
                 help="One snapshot earlier", on_click=lambda: moved(ss.snap - 1),
                 width="stretch")
-    c[1].button("Next", icon=":material/chevron_right:", key="step_next",
+    c[1].button("Next", key="step_next",
                 disabled=idx >= n - 1, help="One snapshot later",
                 on_click=lambda: moved(ss.snap + 1), width="stretch")
     c[2].number_input("Go to iteration", min_value=int(iters[0]), max_value=int(iters[-1]),

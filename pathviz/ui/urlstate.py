@@ -25,7 +25,7 @@ VIEWS: dict[str, str] = {
 }
 SLUG_OF = {title: slug for slug, title in VIEWS.items()}
 DEFAULT_VIEW = "overview"
-MAX_DIGITS = 18  # int64 range; longer digit strings are not iterations anyway
+MAX_DIGITS = 30  # longer digit strings are not iterations (and clamp anyway)
 COMPARE_MAX = 8
 
 

@@ -85,10 +85,11 @@ def stop_line_ui(view: RunView) -> None:
     parts.append(kept)
     if s.flops_kept is not None and s.flops_total:
         parts.append(f"{100 * s.flops_kept / s.flops_total:.1f}% of the FLOPs")
-    c1, c2 = st.columns([6, 1], vertical_alignment="center")
+    c1, c2 = st.columns([5, 1.3], vertical_alignment="center")
     c1.info(f"**Suggested stop: iteration {s.iteration:,}**: " + md_escape("; ".join(parts))
             + ". " + md_escape(f"Rule: {s.rule}."))
-    if c2.button("Jump there", key="jump", icon=":material/my_location:"):
+    if c2.button("Jump", key="jump", icon=":material/my_location:", width="stretch",
+                 help="Select the suggested stop"):
         st.session_state.pending_iteration = s.iteration
         st.rerun()
 
