@@ -188,6 +188,10 @@ def main() -> None:
     stop, how = pick_stop(slbi)
     lo, hi = other_supports(slbi, stop)
     print(f"suggested stop: iteration {stop} ({how}); sparser {lo}, denser {hi}")
+    for other, what in ((lo, "sparser"), (hi, "denser")):
+        if other == stop:
+            print(f"note: the path has no saved support {what} than the stop's, so that row is "
+                  f"missing")
     exp = sh([py, "-m", "pathviz.export", str(slbi), "--iteration", str(stop), "--mode",
               "compact", "--format", "state_dict", "--out", str(out / f"stop{stop}.pth"),
               *(["--data-root", a.data_root] if a.data_root else [])])
