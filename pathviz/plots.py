@@ -104,7 +104,7 @@ def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.nd
     widest = max(widths, default=1)
     columns = int(min(max(widest, 1), MAX_OVERVIEW_COLUMNS))
     z = np.zeros((len(layer_names), columns), np.uint8)
-    first = np.zeros((len(layer_names), columns), np.int32)
+    first = np.zeros((len(layer_names), columns), np.int16 if widest < 2**15 else np.int32)
     for r, name in enumerate(layer_names):
         gn = np.asarray(gamma_norms[name], dtype=np.float32)
         g = len(gn)
