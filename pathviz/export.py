@@ -1,22 +1,33 @@
 """Export the sparse subnetwork at a weight iteration to files that load without pathviz.
 
-    python -m pathviz.export checkpoints/demo --iteration 600 --mode compact \\
-        --format torchscript --out demo600.pt
+    python -m pathviz.export checkpoints/demo --iteration 600            # compact, .pt2
+    python -m pathviz.export checkpoints/demo --iteration 600 --format onnx --out demo.onnx
 
-Formats: ``torchscript`` (``torch.jit.load`` alone), ``state_dict`` (plus ``<out>.arch.json``,
-which rebuilds the narrow model with ``pathviz.models.build_model``) and ``onnx``. Every export
-writes ``<out>.json``: params and MACs before/after, kept channels per layer, the largest
-difference between compact and masked outputs on test inputs, and the test accuracy.
+Formats: ``pt2`` (default: a ``torch.export`` ExportedProgram that ``torch.export.load`` reads),
+``torchscript`` (``torch.jit.load``), ``onnx`` (the dynamo-based exporter; ``onnxruntime`` runs
+it) and ``state_dict`` (one ``torch.save`` file ``{"arch": ..., "state_dict": ...}`` that
+:func:`load_state_dict_export` rebuilds with ``pathviz.models.build_model``). Every export writes
+``<out>.json``: params and MACs before/after, the file size, kept channels per layer, the largest
+difference between compact and masked outputs, the test accuracy of the exported model and the
+warnings met on the way. Nothing existing is replaced unless ``--overwrite`` is given.
+
+The subnetwork and its size come from :func:`pathviz.prune.subnetwork` and its accuracy from
+:func:`pathviz.evaluate.evaluate`, the same functions the worker used for the ``params_kept`` and
+``test_acc_sparse`` metrics, so the figures in the app and in ``pathviz.inspect`` are those of the
+file written here.
+
+A run folder is data, never code: the dataset is read only from the ``--data-root`` given now
+(digits needs none), never from a root stored in the run.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +35,19 @@ import numpy as np
 import torch
 
 from pathviz import prune, runs
-from pathviz.data import DATASETS, BatchLoader, DataError, load_dataset
-from pathviz.models import build_model, widths_of
+from pathviz.data import DATASETS, DataError, load_dataset
+from pathviz.evaluate import eval_loader, evaluate, pin_threads
+from pathviz.models import UnknownModelError, build_model, widths_of
 from pathviz.store import PathFileError, PathReader
 
 log = logging.getLogger("pathviz.export")
 
 MODES = ("masked", "compact")
-FORMATS = ("torchscript", "state_dict", "onnx")
-SUFFIX = {"torchscript": ".pt", "state_dict": ".pth", "onnx": ".onnx"}
+FORMATS = ("pt2", "torchscript", "onnx", "state_dict")
+SUFFIX = {"pt2": ".pt2", "torchscript": ".pt", "onnx": ".onnx", "state_dict": ".pth"}
 
-__all__ = ["ExportError", "export", "load_state_dict_export", "default_out", "main"]
+__all__ = ["ExportError", "export", "load_run_model", "load_state_dict_export", "default_out",
+           "main", "FORMATS", "MODES"]
 
 
 class ExportError(Exception):
@@ -42,8 +55,33 @@ class ExportError(Exception):
 
 
 def default_out(run_dir: str | os.PathLike, iteration: int, mode: str, fmt: str) -> Path:
-    """Where the app keeps exports: ``<run>/exports/iter<N>-<mode><suffix>``."""
-    return runs.paths_for_dir(run_dir).exports / f"iter{iteration}-{mode}{SUFFIX[fmt]}"
+    """Where the app keeps exports: ``<run>/exports/<run>-iter<N>-<mode><suffix>``."""
+    paths = runs.paths_for_dir(run_dir)
+    return paths.exports / f"{paths.name}-iter{iteration}-{mode}{SUFFIX.get(fmt, '')}"
+
+
+def _identity(r: PathReader) -> tuple[str, dict[str, Any], str | None]:
+    """(model name, build_model kwargs, dataset) from the path file, for worker and recorder
+    runs alike."""
+    info, cfg = r.model_info, r.config
+    dataset = r.data_info.get("dataset") or cfg.get("dataset")
+    if info.get("custom"):
+        raise ExportError(f"the run's model is a custom {info.get('name', 'model')} (not from "
+                          f"pathviz.models), which export cannot rebuild; cut it in your own "
+                          f"code with pathviz.prune.subnetwork")
+    if info.get("name"):
+        kwargs = dict(info.get("kwargs") or {})
+        kwargs.setdefault("num_classes", info.get("num_classes") or 10)
+        return info["name"], kwargs, dataset
+    # a schema-1.0 worker run: rebuild from the config
+    if "model" not in cfg or dataset not in DATASETS:
+        raise ExportError("the path file does not say which model it holds (no model "
+                          "attribute and no model/dataset in its config); it cannot be exported")
+    d = DATASETS[dataset]
+    kwargs = {"num_classes": d.num_classes, "in_channels": d.in_channels}
+    if cfg["model"] == "lenet5":
+        kwargs["input_size"] = d.image_size
+    return cfg["model"], kwargs, dataset
 
 
 def load_run_model(run_dir: str | os.PathLike, iteration: int):
@@ -55,97 +93,54 @@ def load_run_model(run_dir: str | os.PathLike, iteration: int):
         with PathReader(paths.path) as r:
             weights = r.weights_at(iteration)
             gammas = r.gamma_at(iteration)
-            layers, cfg = r.layers, r.config
+            layers, cfg = r.layers, dict(r.config)
+            name, kwargs, dataset = _identity(r)
+            input_shape = r.model_info.get("input_shape")
     except KeyError as e:
         raise ExportError(str(e).strip("'\"")) from None
     except PathFileError as e:
         raise ExportError(str(e)) from None
-    info = DATASETS[cfg["dataset"]]
-    extra = {"input_size": info.image_size} if cfg["model"] == "lenet5" else {}
-    model = build_model(cfg["model"], num_classes=info.num_classes, in_channels=info.in_channels,
-                        **extra)
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    try:
+        model = build_model(name, **kwargs)
+    except (UnknownModelError, TypeError, ValueError) as e:
+        raise ExportError(f"the run's model {name!r} cannot be rebuilt ({e})") from None
     try:
         model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v))
                                for k, v in weights.items()})
     except RuntimeError as e:
         first = str(e).strip().splitlines()[-1].strip()[:200]
         raise ExportError(f"the weights saved at iteration {iteration} do not fit a "
-                          f"{cfg['model']} for {cfg['dataset']} ({first})") from None
+                          f"{name} ({first})") from None
+    cfg.setdefault("model", name)
+    cfg["dataset"] = dataset
+    if input_shape:
+        cfg["input_shape"] = list(input_shape)
     return model.eval(), layers, gammas, cfg
 
 
-@torch.no_grad()
-def _accuracy(model: torch.nn.Module, loader: BatchLoader) -> float:
-    correct = n = 0
-    for x, y in loader.epoch(0):
-        correct += int((model(x).argmax(1) == y).sum())
-        n += len(y)
-    return correct / max(n, 1)
+def _example(cfg: dict[str, Any]) -> torch.Tensor:
+    if cfg.get("input_shape"):
+        return torch.zeros(1, *cfg["input_shape"])
+    d = DATASETS.get(cfg.get("dataset") or "")
+    if d is None:
+        raise ExportError("the run does not record its input shape or a known dataset; it "
+                          "cannot be traced for export")
+    return torch.zeros(1, d.in_channels, d.image_size, d.image_size)
 
 
-def export(run_dir: str | os.PathLike, iteration: int, mode: str, fmt: str,
-           out: str | os.PathLike, overwrite: bool = False) -> dict[str, Any]:
-    """Write the subnetwork at ``iteration`` to ``out`` and its report beside it; return it."""
-    if mode not in MODES:
-        raise ExportError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
-    if fmt not in FORMATS:
-        raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    out = Path(out)
-    report_path = out.with_name(out.name + ".json")
-    if not overwrite and (out.exists() or report_path.exists()):
-        raise ExportError(f"{out} exists; choose another --out or pass --overwrite")
-    if fmt == "onnx":
-        missing = [m for m in ("onnx", "onnxscript") if _missing(m)]
-        if missing:
-            raise ExportError(f"ONNX export needs {' and '.join(missing)}: "
-                              f"pip install {' '.join(missing)}")
-    model, layers, gammas, cfg = load_run_model(run_dir, iteration)
-    info = DATASETS[cfg["dataset"]]
+def _test_data(dataset: str | None, data_root: str | os.PathLike | None):
+    """The test loader, or (None, why not): only digits (bundled) or a root given now."""
+    if dataset not in DATASETS:
+        return None, "the run's dataset is not one pathviz knows, so no test accuracy"
+    if dataset != "digits" and data_root is None:
+        return None, (f"no test accuracy: pass --data-root with the {dataset} files to measure "
+                      f"it (a root stored in the run is never used)")
     try:
-        data = load_dataset(cfg["dataset"], cfg.get("data_root"))
-        test = BatchLoader(data.test_x, data.test_y, data.info, 500, shuffle=False, augment=False)
-        x = next(test.epoch(0))[0][:64]
+        data = load_dataset(dataset, data_root)
     except DataError as e:
-        log.warning("no test set for the report (%s); using random inputs", e)
-        test = None
-        x = torch.randn(16, info.in_channels, info.image_size, info.image_size,
-                        generator=torch.Generator().manual_seed(0))
-    example = x[:1]
-    params_before, macs_before = prune.count(model, example)
-    plan, dg = prune.plan_pruning(model, layers, gammas, example)
-    masked = prune.apply_mask(model, layers, gammas, plan, dg)
-    compact_model = copy.deepcopy(masked)
-    prune.compact(compact_model, plan, prune.dependency_graph(compact_model, example))
-    with torch.no_grad():
-        y_masked, y_compact = masked(x), compact_model(x)
-    exported = compact_model if mode == "compact" else masked
-    params_after, macs_after = prune.count(exported, example)
-    report: dict[str, Any] = {
-        "run": str(runs.paths_for_dir(run_dir).dir), "iteration": int(iteration), "mode": mode,
-        "format": fmt, "file": str(out), "model": cfg["model"],
-        "params_before": params_before, "params_after": params_after,
-        "macs_before": macs_before, "macs_after": macs_after,
-        "nonzero_params_after": int(sum(int((p != 0).sum()) for p in exported.parameters())),
-        "layers": [{"layer": name, "channels": plan.groups[name], "kept": plan.kept[name]}
-                   for name in plan.groups],
-        "max_abs_diff_compact_vs_masked": float((y_compact - y_masked).abs().max()),
-        "test_acc": _accuracy(exported, test) if test is not None else None,
-        "test_acc_masked": _accuracy(masked, test) if test is not None else None,
-        "warnings": plan.warnings,
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    _write(exported, fmt, tmp, example)
-    os.replace(tmp, out)
-    if fmt == "state_dict":
-        arch = dict(getattr(exported, "pathviz_arch", {}))
-        if mode == "compact":
-            arch["widths"] = widths_of(exported)
-        arch_path = out.with_name(out.name + ".arch.json")
-        arch_path.write_text(json.dumps(arch, indent=1))
-        report["arch"] = str(arch_path)
-    report_path.write_text(json.dumps(report, indent=1))
-    return report
+        return None, f"no test accuracy ({e})"
+    return eval_loader(data.test_x, data.test_y, data.info), None
 
 
 def _missing(module: str) -> bool:
@@ -154,26 +149,117 @@ def _missing(module: str) -> bool:
     return importlib.util.find_spec(module) is None
 
 
-def _write(model: torch.nn.Module, fmt: str, path: Path, example: torch.Tensor) -> None:
-    if fmt == "torchscript":
+def export(run_dir: str | os.PathLike, iteration: int, mode: str = "compact", fmt: str = "pt2",
+           out: str | os.PathLike | None = None, overwrite: bool = False,
+           data_root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Write the subnetwork at ``iteration`` to ``out`` and its report beside it; return it."""
+    if mode not in MODES:
+        raise ExportError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if fmt not in FORMATS:
+        raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    out = Path(out) if out is not None else default_out(run_dir, iteration, mode, fmt)
+    report_path = out.with_name(out.name + ".json")
+    for f in (out, report_path):
+        if f.is_symlink() or (f.exists() and not overwrite):
+            raise ExportError(f"{f} exists; choose another --out or pass --overwrite"
+                              if not f.is_symlink() else
+                              f"{f} is a symbolic link; export writes only regular files")
+    if out.exists() and not out.is_file():
+        raise ExportError(f"{out} is not a file; choose another --out")
+    if fmt == "onnx":
+        missing = [m for m in ("onnx", "onnxscript") if _missing(m)]
+        if missing:
+            raise ExportError(f"ONNX export needs {' and '.join(missing)}: "
+                              f"pip install {' '.join(missing)}")
+    model, layers, gammas, cfg = load_run_model(run_dir, iteration)
+    pin_threads(int(cfg.get("threads") or 1))  # as the worker evaluated, so accuracies agree
+    example = _example(cfg)
+    test, no_test = _test_data(cfg.get("dataset"), data_root)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sub = prune.subnetwork(model, layers, gammas, example)
+        exported = sub.compact if mode == "compact" else sub.masked
+        x = next(test.epoch(0))[0][:64] if test is not None else \
+            torch.randn(16, *example.shape[1:], generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            diff = float((sub.compact(x) - sub.masked(x)).abs().max())
+        params_before, macs_before = prune.count(model, example)
+        params_after, macs_after = (sub.params, sub.flops) if mode == "compact" else \
+            prune.count(exported, example)
+        test_acc = evaluate(exported, test)[1] if test is not None else None
+        test_acc_masked = evaluate(sub.masked, test)[1] if test is not None else None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")  # torch.export wants its suffix
+        try:
+            _write(exported, fmt, tmp, example, mode)
+            os.replace(tmp, out)
+        except ExportError:
+            tmp.unlink(missing_ok=True)
+            raise
+        except Exception as e:  # an exporter that cannot handle this model: say which
+            tmp.unlink(missing_ok=True)
+            raise ExportError(f"{fmt} export of {cfg.get('model')} failed "
+                              f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); try "
+                              f"another --format") from None
+    notes = list(dict.fromkeys([*sub.plan.warnings,
+                                *(str(w.message).splitlines()[0][:300] for w in caught)]))
+    if no_test:
+        notes.append(no_test)
+    report: dict[str, Any] = {
+        "run": str(runs.paths_for_dir(run_dir).dir), "iteration": int(iteration), "mode": mode,
+        "format": fmt, "file": str(out), "file_size": out.stat().st_size,
+        "model": cfg.get("model"),
+        "params_before": params_before, "params_after": params_after,
+        "macs_before": macs_before, "macs_after": macs_after,
+        "params_kept": sub.params, "flops_kept": sub.flops,
+        "nonzero_params_after": int(sum(int((p != 0).sum()) for p in exported.parameters())),
+        "layers": [{"layer": name, "channels": sub.plan.groups[name], "kept": sub.plan.kept[name]}
+                   for name in sub.plan.groups],
+        "max_abs_diff_compact_vs_masked": diff,
+        "test_acc": test_acc, "test_acc_masked": test_acc_masked,
+        "warnings": notes,
+    }
+    tmp = report_path.with_name(f".{report_path.name}.tmp")
+    tmp.write_text(json.dumps(report, indent=1))
+    os.replace(tmp, report_path)
+    return report
+
+
+def _write(model: torch.nn.Module, fmt: str, path: Path, example: torch.Tensor,
+           mode: str) -> None:
+    model = model.eval()
+    if fmt == "pt2":
+        batch = torch.export.Dim("batch", min=1)
+        with torch.no_grad():
+            ep = torch.export.export(model, (example.expand(2, *example.shape[1:]).clone(),),
+                                     dynamic_shapes=({0: batch},))
+        torch.export.save(ep, str(path))
+    elif fmt == "torchscript":
         with torch.no_grad():
             traced = torch.jit.trace(model, example, check_trace=False)
         torch.jit.save(traced, str(path))
     elif fmt == "state_dict":
-        torch.save(model.state_dict(), path)
+        arch = dict(getattr(model, "pathviz_arch", {}))
+        if mode == "compact":
+            arch["widths"] = widths_of(model)
+        torch.save({"arch": arch, "state_dict": model.state_dict()}, path)
     else:
-        torch.onnx.export(model, (example,), str(path), input_names=["input"],
-                          output_names=["logits"], dynamic_axes={"input": {0: "batch"}},
-                          dynamo=False)
+        with torch.no_grad():
+            prog = torch.onnx.export(model, (example,), dynamo=True, input_names=["input"],
+                                     output_names=["logits"],
+                                     dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+                                     verbose=False)
+        prog.save(str(path))
 
 
 def load_state_dict_export(path: str | os.PathLike) -> torch.nn.Module:
-    """Rebuild a ``state_dict`` export (with its ``.arch.json``) as a model in eval mode."""
-    path = Path(path)
-    arch = json.loads(path.with_name(path.name + ".arch.json").read_text())
-    kwargs = {k: v for k, v in arch.items() if k not in ("name",)}
-    model = build_model(arch["name"], **kwargs)
-    model.load_state_dict(torch.load(path, weights_only=True))
+    """Rebuild a ``state_dict`` export (one file: arch + weights) as a model in eval mode."""
+    blob = torch.load(Path(path), weights_only=True)
+    if not isinstance(blob, dict) or "arch" not in blob or "state_dict" not in blob:
+        raise ExportError(f"{path} is not a pathviz state_dict export (no arch/state_dict)")
+    arch = dict(blob["arch"])
+    model = build_model(arch.pop("name"), **arch)
+    model.load_state_dict(blob["state_dict"])
     return model.eval()
 
 
@@ -188,32 +274,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_dir", help="the run folder, e.g. checkpoints/demo")
     p.add_argument("--iteration", type=int, required=True, help="an iteration with saved weights")
     p.add_argument("--mode", default="compact", help="masked or compact (default compact)")
-    p.add_argument("--format", default="torchscript", dest="fmt",
-                   help="torchscript, state_dict or onnx (default torchscript)")
-    p.add_argument("--out", help="output file (default: <run>/exports/iter<N>-<mode>.<ext>)")
+    p.add_argument("--format", default="pt2", dest="fmt",
+                   help="pt2 (torch.export, default), torchscript, onnx or state_dict")
+    p.add_argument("--out", help="output file (default: <run>/exports/<run>-iter<N>-<mode>.<ext>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    import warnings
-
-    # torch marks torch.jit and the TorchScript ONNX exporter deprecated; the files still load
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    p.add_argument("--data-root", help="folder with the dataset's files, to measure test "
+                                       "accuracy (not needed for digits)")
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s: %(message)s")
     try:
         args = p.parse_args(argv)
-        out = args.out or default_out(args.run_dir, args.iteration, args.mode, args.fmt)
-        rep = export(args.run_dir, args.iteration, args.mode, args.fmt, out, args.overwrite)
+        rep = export(args.run_dir, args.iteration, args.mode, args.fmt, args.out, args.overwrite,
+                     data_root=args.data_root)
     except (ExportError, runs.RunError) as e:
         print(f"pathviz.export: error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {rep['file']} ({rep['mode']}, {rep['format']}) and {rep['file']}.json")
     print(f"params: {rep['params_before']:,} -> {rep['params_after']:,}   "
           f"MACs: {rep['macs_before']:,} -> {rep['macs_after']:,}")
+    print(f"file size: {rep['file_size']:,} bytes")
     print(f"compact vs masked outputs: max |diff| = {rep['max_abs_diff_compact_vs_masked']:.2e}")
     if rep["test_acc"] is not None:
         print(f"test accuracy: {100 * rep['test_acc']:.2f}% "
               f"(masked {100 * rep['test_acc_masked']:.2f}%)")
     for w in rep["warnings"]:
-        print(f"warning: {w}")
+        print(f"note: {w}")
     return 0
 
 

@@ -15,6 +15,7 @@ that masked model with those channels cut, so the two compute the same function.
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,8 @@ from torch import nn
 
 log = logging.getLogger("pathviz.prune")
 
-__all__ = ["PrunePlan", "plan_pruning", "apply_mask", "compact", "count"]
+__all__ = ["PrunePlan", "Subnetwork", "plan_pruning", "apply_mask", "compact", "count",
+           "subnetwork"]
 
 
 @dataclass
@@ -106,8 +108,8 @@ def plan_pruning(model: nn.Module, layers: list[dict[str, Any]], gammas: dict[st
         for mname in members:
             plan.groups[mname] = group_layers[mname]["groups"]
             plan.kept[mname] = n - len(remove)
-    for w in plan.warnings:
-        log.warning("%s", w)
+    for w in plan.warnings:  # export puts them in its report; the worker meets them every eval
+        log.debug("%s", w)
     return plan, dg
 
 
@@ -165,3 +167,37 @@ def count(model: nn.Module, example: torch.Tensor) -> tuple[int, int]:
     with torch.no_grad():
         macs, params = tp.utils.count_ops_and_params(model, example)
     return int(params), int(macs)
+
+
+@dataclass
+class Subnetwork:
+    """The sparse model of a support, both ways, and the size of the compact one.
+
+    ``params`` and ``flops`` are *the* count of what is kept: the worker stores them as the
+    ``params_kept``/``flops_kept`` metrics, the stop rule reports them and export writes them in
+    its report, so every place shows the size of the file export writes.
+    """
+
+    masked: nn.Module  # full shape, W * 1[Gamma != 0], removed channels output 0
+    compact: nn.Module  # the same function with the removed channels cut out
+    plan: PrunePlan
+    params: int  # parameters of ``compact`` (its numel)
+    flops: int  # multiply-accumulates of one forward pass of ``compact`` on one example
+
+
+def subnetwork(model: nn.Module, layers: list[dict[str, Any]], gammas: dict[str, Any],
+               example: torch.Tensor) -> Subnetwork:
+    """Masked and compact copies of ``model`` for the support of ``gammas`` (model untouched).
+
+    ``example`` is one input batch of the model's input shape (its values do not matter). Both
+    copies are in eval mode.
+    """
+    was = model.training
+    base = copy.deepcopy(model).eval()
+    model.train(was)
+    plan, dg = plan_pruning(base, layers, gammas, example)
+    masked = apply_mask(base, layers, gammas, plan, dg)
+    small = copy.deepcopy(masked)
+    compact(small, plan, dependency_graph(small, example))
+    params, flops = count(small, example)
+    return Subnetwork(masked, small.eval(), plan, params, flops)

@@ -1,13 +1,18 @@
 """Record a regularization path from any training loop that uses :class:`pathviz.optim.SLBI`.
 
-    recorder = PathRecorder(model, opt, "checkpoints/mine/path.h5", weights_every=100)
+    recorder = PathRecorder(model, opt, "checkpoints/mine/path.h5", dataset="digits",
+                            weights_every=100)
     for it, (x, y) in enumerate(loader, 1):
         ...; opt.step()
         recorder.record(it, train_loss=loss.item())
     recorder.close()
 
 The training worker (``pathviz.train``) uses the same class, so a hand-written loop gets a file
-the app shows exactly like a worker's.
+the app shows exactly like a worker's. The file stores what export needs to rebuild the model:
+its zoo name and constructor arguments (``model.pathviz_arch``, set by
+:func:`pathviz.models.build_model`), the dataset, and the layer map. At every weight save the
+recorder also stores the size of the compact subnetwork (``params_kept``/``flops_kept``), from
+the same :func:`pathviz.prune.subnetwork` that export uses.
 """
 
 from __future__ import annotations
@@ -26,11 +31,51 @@ from pathviz.groups import LayerSpec
 from pathviz.optim import SLBI
 from pathviz.store import STANDARD_METRICS, PathWriter, Snapshot
 
-__all__ = ["PathRecorder", "layers_of"]
+__all__ = ["PathRecorder", "layers_of", "model_info"]
 
 
-def layers_of(model: nn.Module, optimizer: SLBI) -> list[LayerSpec]:
-    """The layers of ``model`` whose weight has a Gamma in ``optimizer``, in model order."""
+def model_info(model: nn.Module, example: torch.Tensor | None = None,
+               dataset: str | None = None) -> dict[str, Any]:
+    """What rebuilds ``model`` and its full size, for the path file's ``model`` attribute.
+
+    ``name``/``kwargs`` come from ``model.pathviz_arch`` (zoo models); a custom model gets its
+    class name and ``"custom": True``, which export reports as not rebuildable. ``flops_total``
+    needs an ``example`` input (or a ``dataset`` whose image shape gives one).
+    """
+    from pathviz.data import DATASETS
+
+    arch = dict(getattr(model, "pathviz_arch", None) or {})
+    info: dict[str, Any] = {"params_total": int(sum(p.numel() for p in model.parameters()))}
+    if arch:
+        info["name"] = arch.pop("name")
+        info["num_classes"] = arch.get("num_classes")
+        info["kwargs"] = arch
+    else:
+        info.update(name=type(model).__name__, custom=True)
+    if example is None and dataset in DATASETS:
+        d = DATASETS[dataset]
+        device = next(iter(model.parameters())).device
+        example = torch.zeros(1, d.in_channels, d.image_size, d.image_size, device=device)
+    if example is not None:
+        from pathviz.prune import count
+
+        was = model.training
+        info["input_shape"] = list(example.shape[1:])
+        info["flops_total"] = count(model.eval(), example)[1]
+        model.train(was)
+    return info
+
+
+_model_info = model_info
+
+
+def layers_of(model: nn.Module, optimizer: torch.optim.Optimizer) -> list[LayerSpec]:
+    """The layers of ``model`` whose weight has a Gamma in ``optimizer``, in model order.
+
+    Any other optimizer (e.g. the ``torch.optim.SGD`` baseline) has none: an empty list.
+    """
+    if not isinstance(optimizer, SLBI):
+        return []
     penalty = {}
     for group in optimizer.param_groups:
         if group["penalty"] is not None:
@@ -70,8 +115,15 @@ class PathRecorder:
     """Writes snapshots of an SLBI run to a path file that the app can show live.
 
     Args:
-        model, optimizer: the network and its SLBI optimizer.
+        model, optimizer: the network and its SLBI optimizer (any other torch optimizer records a
+            baseline: metrics only, no Gamma layers).
         path: the ``.h5`` file to create (an existing file is never overwritten).
+        dataset: the dataset's name in :data:`pathviz.data.DATASETS`, if it is one: stored, so
+            the app names the run and export can rebuild its input and test set.
+        example_input: one input batch of the model's shape (else taken from ``dataset``); with
+            it, weight saves also store the compact subnetwork's ``params_kept``/``flops_kept``.
+        model_info, data_info: override what is stored in the ``model``/``data`` attributes
+            (the worker passes its own, with the validation split's size).
         config: anything JSON-able that describes the run (stored in the file).
         metrics: extra metric names beyond ``store.STANDARD_METRICS`` that ``record`` will get.
         weights_every: save full weights and Gamma every this many iterations (0: only when
@@ -79,41 +131,62 @@ class PathRecorder:
         flush_interval: seconds between writes to disk (see :class:`pathviz.store.PathWriter`).
     """
 
-    def __init__(self, model: nn.Module, optimizer: SLBI, path: str | os.PathLike, *,
-                 config: Mapping[str, Any] | None = None, metrics: Iterable[str] = (),
-                 weights_every: int = 0, iterations_per_epoch: int | None = None,
-                 flush_interval: float = 0.25, overwrite: bool = False) -> None:
-        if not isinstance(optimizer, SLBI):
-            raise TypeError("PathRecorder needs a pathviz.optim.SLBI optimizer")
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 path: str | os.PathLike, *, config: Mapping[str, Any] | None = None,
+                 metrics: Iterable[str] = (), weights_every: int = 0,
+                 iterations_per_epoch: int | None = None, flush_interval: float = 0.25,
+                 overwrite: bool = False, dataset: str | None = None,
+                 example_input: torch.Tensor | None = None,
+                 model_info: Mapping[str, Any] | None = None,
+                 data_info: Mapping[str, Any] | None = None) -> None:
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError("PathRecorder needs a torch optimizer (pathviz.optim.SLBI for a path)")
         if os.path.exists(path) and not overwrite:
             raise FileExistsError(f"{path} exists; pass overwrite=True or choose another file")
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._setup(model, optimizer, weights_every, iterations_per_epoch)
+        if isinstance(optimizer, SLBI) and not self.layers:
+            raise ValueError("the optimizer has no parameter with a Gamma (every group has "
+                             "penalty=None); build its groups with "
+                             "pathviz.groups.slbi_param_groups")
+        if example_input is None and dataset is not None:
+            from pathviz.data import DATASETS
+
+            if dataset in DATASETS:
+                d = DATASETS[dataset]
+                example_input = torch.zeros(1, d.in_channels, d.image_size, d.image_size,
+                                            device=next(iter(model.parameters())).device)
+        self.example = example_input
+        if model_info is None:
+            model_info = _model_info(model, example_input)
+        if data_info is None:
+            data_info = {"dataset": dataset} if dataset else {}
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         state = model.state_dict()
         weights = [{"name": k, "shape": list(v.shape), "dtype": str(v.cpu().numpy().dtype)}
                    for k, v in state.items()]
         self.writer = PathWriter(path, config=dict(config or {}),
                                  layers=[s.to_json() for s in self.layers], weights=weights,
                                  metrics=list(STANDARD_METRICS) + list(metrics),
-                                 flush_interval=flush_interval)
+                                 flush_interval=flush_interval, model=model_info,
+                                 data=data_info or None)
 
     @classmethod
-    def continuing(cls, model: nn.Module, optimizer: SLBI, writer: PathWriter, *,
-                   weights_every: int = 0, iterations_per_epoch: int | None = None
-                   ) -> PathRecorder:
+    def continuing(cls, model: nn.Module, optimizer: torch.optim.Optimizer, writer: PathWriter,
+                   *, weights_every: int = 0, iterations_per_epoch: int | None = None,
+                   example_input: torch.Tensor | None = None) -> PathRecorder:
         """A recorder that appends to an already open writer (used by resume)."""
         self = cls.__new__(cls)
         self._setup(model, optimizer, weights_every, iterations_per_epoch)
+        self.example = example_input
         self.writer = writer
         return self
 
-    def _setup(self, model: nn.Module, optimizer: SLBI, weights_every: int,
+    def _setup(self, model: nn.Module, optimizer: torch.optim.Optimizer, weights_every: int,
                iterations_per_epoch: int | None) -> None:
         self.model, self.optimizer = model, optimizer
         self.layers = layers_of(model, optimizer)
         params = dict(model.named_parameters())
         self._params = [params[s.param] for s in self.layers]
-        self._total_params = sum(p.numel() for p in model.parameters())
         self.weights_every = int(weights_every)
         self.iterations_per_epoch = iterations_per_epoch
         self._t0 = time.time()
@@ -122,41 +195,55 @@ class PathRecorder:
         self.last_support: tuple[int, int] = (0, 0)  # (groups in the support, all groups)
 
     @torch.no_grad()
-    def layer_stats(self) -> tuple[dict[str, tuple[np.ndarray, ...]], float, float]:
-        """Per-layer (gamma_norm, weight_norm, nnz), the sparsity, and the params of W*."""
+    def layer_stats(self) -> tuple[dict[str, tuple[np.ndarray, ...]], float]:
+        """Per-layer (gamma_norm, weight_norm, nnz) and the sparsity (fraction of groups out)."""
         stats = {}
         groups_total = groups_out = 0
-        masked = 0
         for spec, p in zip(self.layers, self._params):
             gamma = self.optimizer.gamma(p)
             if spec.penalty == "group":
                 gn, wn, nnz = _group_stats(p.detach(), gamma, spec.groups)
-                per_group = p.numel() // spec.groups
             else:
                 gn = gamma.detach().abs().flatten().float().cpu().numpy()
                 wn = p.detach().abs().flatten().float().cpu().numpy()
                 nnz = (gn != 0).astype(np.int32)
-                per_group = 1
-            out = int(np.count_nonzero(gn == 0))
             groups_total += spec.groups
-            groups_out += out
-            masked += out * per_group
+            groups_out += int(np.count_nonzero(gn == 0))
             stats[spec.name] = (gn, wn, nnz)
-        return stats, groups_out / max(groups_total, 1), float(self._total_params - masked)
+        return stats, groups_out / groups_total if groups_total else float("nan")
+
+    def subnetwork(self) -> Any:
+        """The masked and compact subnetwork of the current support
+        (:class:`pathviz.prune.Subnetwork`), e.g. to evaluate it in your own loop and pass
+        ``val_acc_sparse``/``test_acc_sparse`` to :meth:`record`. Needs ``example_input`` or a
+        known ``dataset``."""
+        from pathviz.prune import subnetwork
+
+        if self.example is None:
+            raise ValueError("the recorder has no example input: pass dataset= or "
+                             "example_input= when creating it")
+        gammas = {s.param: self.optimizer.gamma(p).detach()
+                  for s, p in zip(self.layers, self._params)}
+        return subnetwork(self.model, [s.to_json() for s in self.layers], gammas, self.example)
 
     def record(self, iteration: int, *, epoch: float | None = None, elapsed: float | None = None,
                weights: bool | None = None, **metrics: float) -> None:
         """Append a snapshot at ``iteration`` with the given metrics (others are NaN).
 
-        ``sparsity`` and ``params_kept`` are computed here; ``lr`` defaults to the optimizer's.
-        Full weights are added when ``weights`` is True, or by ``weights_every`` when None.
+        ``sparsity`` is computed here; ``lr`` defaults to the optimizer's. Full weights are
+        added when ``weights`` is True, or by ``weights_every`` when None; with them come
+        ``params_kept``/``flops_kept`` of the compact subnetwork, unless given.
         """
-        stats, sparsity, kept = self.layer_stats()
+        stats, sparsity = self.layer_stats()
         groups = sum(len(s[0]) for s in stats.values())
-        self.last_support = (round(groups * (1 - sparsity)), groups)
+        self.last_support = (groups - round(groups * sparsity) if groups else 0, groups)
         metrics.setdefault("lr", float(self.optimizer.param_groups[0]["lr"]))
         metrics.setdefault("sparsity", sparsity)
-        metrics.setdefault("params_kept", kept)
+        if weights is None:
+            weights = self.weights_every > 0 and iteration % self.weights_every == 0
+        if weights and self.layers and self.example is not None and "params_kept" not in metrics:
+            sub = self.subnetwork()
+            metrics["params_kept"], metrics["flops_kept"] = float(sub.params), float(sub.flops)
         if epoch is None:
             epoch = iteration / self.iterations_per_epoch if self.iterations_per_epoch else np.nan
         if elapsed is None:
@@ -164,8 +251,6 @@ class PathRecorder:
         self.writer.append(Snapshot(int(iteration), float(epoch), float(elapsed),
                                     {k: float(v) for k, v in metrics.items()}, stats))
         self.last_iteration = int(iteration)
-        if weights is None:
-            weights = self.weights_every > 0 and iteration % self.weights_every == 0
         if weights:
             self.record_weights(iteration)
 

@@ -25,12 +25,14 @@ import torch.nn.functional as F
 
 from pathviz import runs
 from pathviz.config import PRESETS, ConfigError, RunConfig, add_config_arguments, config_from_args
-from pathviz.data import BatchLoader, DataBundle, DataError, load_dataset
+from pathviz.data import BatchLoader, DataBundle, DataError, load_dataset, split_validation
+from pathviz.evaluate import eval_loader, evaluate, pin_threads
 from pathviz.groups import slbi_param_groups
 from pathviz.models import UnknownModelError, build_model
 from pathviz.optim import SLBI
-from pathviz.recorder import PathRecorder
-from pathviz.store import PathFileError, copy_path
+from pathviz.prune import subnetwork
+from pathviz.recorder import PathRecorder, model_info
+from pathviz.store import PathFileError, PathReader, copy_path
 
 log = logging.getLogger("pathviz.train")
 
@@ -120,9 +122,25 @@ def prepare(args: argparse.Namespace) -> Plan:
                              f"--overwrite to start again")
     cfg.validate()
     build_model(cfg.model)  # unknown model names fail here, before anything is written
-    data = load_dataset(cfg.dataset, cfg.data_root)
+    data = split_validation(load_dataset(cfg.dataset, cfg.data_root), cfg.val_fraction,
+                            cfg.split_seed)
     return Plan(cfg, paths, data, _device(cfg.device), args.resume, args.overwrite,
                 not args.no_progress)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+    """SLBI with Gamma on the layers the config's penalties name, or, for ``optimizer="sgd"``,
+    ``torch.optim.SGD`` with the same lr, momentum, weight decay and Nesterov flag (the baseline
+    the tickets view compares against; its path file has metrics and no Gamma layers)."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+    groups = slbi_param_groups(model, conv=cfg.conv_penalty, linear=cfg.linear_penalty,
+                               last_linear=cfg.last_linear_penalty, lam=cfg.lam,
+                               group_scale=cfg.group_scale)
+    return SLBI(groups, lr=cfg.lr, kappa=cfg.kappa, nu=cfg.nu, lam=cfg.lam,
+                momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov,
+                impl=cfg.impl)
 
 
 def _device(spec: str) -> torch.device:
@@ -142,21 +160,27 @@ class Trainer:
         self.cfg = cfg = plan.cfg
         self.paths = plan.paths
         info = plan.data.info
+        if plan.device.type == "cpu":
+            pin_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         extra = {"input_size": info.image_size} if cfg.model == "lenet5" else {}
         self.model = build_model(cfg.model, num_classes=info.num_classes,
                                  in_channels=info.in_channels, **extra).to(plan.device)
-        groups = slbi_param_groups(self.model, conv=cfg.conv_penalty, linear=cfg.linear_penalty,
-                                   last_linear=cfg.last_linear_penalty, lam=cfg.lam,
-                                   group_scale=cfg.group_scale)
-        self.opt = SLBI(groups, lr=cfg.lr, kappa=cfg.kappa, nu=cfg.nu, lam=cfg.lam,
-                        momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                        nesterov=cfg.nesterov, impl=cfg.impl)
+        self.opt = make_optimizer(self.model, cfg)
         d = plan.data
         self.train_loader = BatchLoader(d.train_x, d.train_y, info, cfg.batch_size, shuffle=True,
                                         augment=info.augment, seed=cfg.seed, device=plan.device)
-        self.test_loader = BatchLoader(d.test_x, d.test_y, info, 512, shuffle=False,
-                                       augment=False, device=plan.device)
+        self.val_loader = eval_loader(d.val_x, d.val_y, info, plan.device)
+        self.test_loader = eval_loader(d.test_x, d.test_y, info, plan.device)
+        # one input of the model's shape: torch-pruning traces the model with it
+        self.example = torch.zeros(1, info.in_channels, info.image_size, info.image_size,
+                                   device=plan.device)
+        self.model_info = model_info(self.model, self.example, dataset=info.name)
+        self.data_info = {"dataset": info.name, "n_train": len(d.train_y), "n_val": len(d.val_y),
+                          "n_test": len(d.test_y), "val_fraction": cfg.val_fraction,
+                          "split_seed": cfg.split_seed}
+        self._has_gamma = isinstance(self.opt, SLBI)
+        self._support_at_weights: list[torch.Tensor] | None = None
         self.ipe = len(self.train_loader)
         self.total = cfg.epochs * self.ipe
         self.iteration = 0
@@ -204,8 +228,9 @@ class Trainer:
                 _clear_run(paths)
             runs.write_json_atomic(paths.config, cfg.to_json())
             self.recorder = PathRecorder(self.model, self.opt, paths.path, config=cfg.to_json(),
-                                         weights_every=cfg.weights_every,
-                                         iterations_per_epoch=self.ipe)
+                                         iterations_per_epoch=self.ipe,
+                                         model_info=self.model_info, data_info=self.data_info,
+                                         example_input=self.example)
             self._snapshot(final=False)
             self._save_resume()
         log.info("training %s on %s (%s), %d iterations of %d per epoch, from iteration %d",
@@ -272,33 +297,34 @@ class Trainer:
                                                    device=y.device)])
         return True
 
-    @torch.no_grad()
-    def evaluate(self) -> tuple[float, float]:
-        """(test loss, test accuracy) on the whole test set."""
-        was = self.model.training
-        self.model.eval()
-        loss = correct = n = 0.0
-        for x, y in self.test_loader.epoch(0):
-            out = self.model(x)
-            loss += F.cross_entropy(out, y, reduction="sum").item()
-            correct += (out.argmax(1) == y).sum().item()
-            n += y.shape[0]
-        self.model.train(was)
-        return loss / n, correct / n
+    def evaluate(self) -> dict[str, float]:
+        """Validation and test loss/accuracy of W (the dense model being trained)."""
+        val_loss, val_acc = evaluate(self.model, self.val_loader)
+        test_loss, test_acc = evaluate(self.model, self.test_loader)
+        return {"val_loss": val_loss, "val_acc": val_acc, "test_loss": test_loss,
+                "test_acc": test_acc}
 
-    @torch.no_grad()
-    def evaluate_sparse(self) -> float:
-        """Test accuracy of the sparse model W* = W * 1[Gamma != 0] (the one export keeps)."""
-        params = [p for g in self.opt.param_groups if g["penalty"] is not None
-                  for p in g["params"]]
-        saved = [p.detach().clone() for p in params]
-        try:
-            for p in params:
-                p.copy_(self.opt.w_star(p))
-            return self.evaluate()[1]
-        finally:
-            for p, w in zip(params, saved):
-                p.copy_(w)
+    def evaluate_sparse(self) -> dict[str, float]:
+        """Size and validation/test accuracy of the compact subnetwork that export would write
+        at this iteration (the same :func:`pathviz.prune.subnetwork` and evaluation)."""
+        layers = [s.to_json() for s in self.recorder.layers]
+        gammas = {s.param: self.opt.gamma(p).detach()
+                  for s, p in zip(self.recorder.layers, self.recorder._params)}
+        sub = subnetwork(self.model, layers, gammas, self.example)
+        return {"val_acc_sparse": evaluate(sub.compact, self.val_loader)[1],
+                "test_acc_sparse": evaluate(sub.compact, self.test_loader)[1],
+                "params_kept": float(sub.params), "flops_kept": float(sub.flops)}
+
+    def _support_now(self) -> list[torch.Tensor]:
+        return [_support(self.opt.gamma(p), s.penalty)
+                for s, p in zip(self.recorder.layers, self.recorder._params)]
+
+    def _support_changed(self) -> int:
+        """Groups that entered or left the support since the last saved weights."""
+        now = self._support_now()
+        if self._support_at_weights is None:
+            return sum(int(m.sum()) for m in now)
+        return sum(int((a != b).sum()) for a, b in zip(now, self._support_at_weights))
 
     def _snapshot(self, final: bool) -> None:
         cfg, it = self.cfg, self.iteration
@@ -308,12 +334,19 @@ class Trainer:
             metrics["train_loss"] = loss_sum / n
             metrics["train_acc"] = correct / n
         self._acc.zero_()
-        if it % cfg.eval_every == 0 or final:
-            metrics["test_loss"], metrics["test_acc"] = self.evaluate()
-            metrics["test_acc_sparse"] = self.evaluate_sparse()
+        weights = it % cfg.weights_every == 0 or final or it == 0
+        if not weights and cfg.weights_on_change and self._has_gamma:
+            weights = self._support_changed() >= cfg.weights_on_change
+        # every saved iteration is evaluated, so each one is a candidate for the stop rule
+        if it % cfg.eval_every == 0 or final or weights:
+            metrics.update(self.evaluate())
+            if self._has_gamma:
+                metrics.update(self.evaluate_sparse())
         t0 = time.perf_counter()
-        self.recorder.record(it, epoch=it / self.ipe, elapsed=self.elapsed,
-                             weights=it % cfg.weights_every == 0 or final or it == 0, **metrics)
+        self.recorder.record(it, epoch=it / self.ipe, elapsed=self.elapsed, weights=weights,
+                             **metrics)
+        if weights and self._has_gamma:
+            self._support_at_weights = self._support_now()
         self.snapshot_seconds += time.perf_counter() - t0
         self._metrics = metrics
 
@@ -366,8 +399,15 @@ class Trainer:
             raise UsageError(f"{e}; the run cannot be resumed") from None
         os.replace(tmp, paths.path)
         self.recorder = PathRecorder.continuing(self.model, self.opt, writer,
-                                                weights_every=self.cfg.weights_every,
                                                 iterations_per_epoch=self.ipe)
+        if self._has_gamma:
+            with PathReader(paths.path) as r:  # the support at the last saved weights
+                wits = r.weight_iterations
+                g = r.gamma_at(int(wits[-1])) if len(wits) else None
+            if g is not None:
+                self._support_at_weights = [
+                    _support(torch.as_tensor(g[s.param]).to(p.device), s.penalty)
+                    for s, p in zip(self.recorder.layers, self.recorder._params)]
         log.info("resumed at iteration %d with %d snapshots kept", self.iteration,
                  writer.n_snapshots)
 
@@ -397,6 +437,13 @@ class Trainer:
             self.recorder.flush()
         self._beat("failed", reason=reason, force=True)
         return EXIT_FAILED
+
+
+def _support(gamma: torch.Tensor, penalty: str) -> torch.Tensor:
+    """Flat bool mask of the groups of a Gamma tensor in the support (as SLBI.support)."""
+    if penalty == "group":
+        return (gamma.reshape(gamma.shape[0], -1) != 0).any(dim=1)
+    return (gamma != 0).flatten()
 
 
 def _clear_run(paths: runs.RunPaths) -> None:

@@ -30,7 +30,11 @@ def make_run(root: Path, name: str, n: int = 60, state: str = "finished", nu: fl
     cfg = {"model": "lenet5", "dataset": "digits", "nu": nu, "lam": 0.45}
     rng = np.random.default_rng(0)
     total = n - 1
-    with PathWriter(paths.path, config=cfg, layers=layers, weights=weights) as w:
+    model = {"name": "lenet5", "num_classes": 10, "kwargs": {}, "params_total": 4000,
+             "flops_total": 90000, "input_shape": [1, 28, 28]}
+    data = {"dataset": "digits", "n_train": 1150, "n_val": 287, "n_test": 360}
+    with PathWriter(paths.path, config=cfg, layers=layers, weights=weights, model=model,
+                    data=data) as w:
         for i in range(n):
             stats = {}
             kept = 0.0
@@ -46,8 +50,10 @@ def make_run(root: Path, name: str, n: int = 60, state: str = "finished", nu: fl
             iteration = i * 5 - (2 if uneven_end and i == total else 0)
             w.append(Snapshot(iteration, i / 10, i * 0.1, {
                 "train_loss": 1 / (i + 1), "train_acc": acc, "lr": 0.05, "sparsity": 1 - frac,
-                "params_kept": kept, **({"test_acc": acc - 0.01, "test_loss": 1 / (i + 2)}
-                                        if i % 2 == 0 else {})}, stats))
+                **({"test_acc": acc - 0.01, "test_loss": 1 / (i + 2), "val_acc": acc,
+                    "val_acc_sparse": acc - 0.02, "test_acc_sparse": acc - 0.03,
+                    "params_kept": kept, "flops_kept": 20 * kept}
+                   if i % 2 == 0 else {})}, stats))
             if i % weights_every == 0 or i == total:
                 w.append_weights(iteration, {f"{layer['name']}.weight": rng.standard_normal(
                     layer["shape"]).astype(np.float32) for layer in layers},

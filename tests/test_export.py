@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from pathviz import export, runs
+from pathviz import export, prune, runs
 from pathviz.data import BatchLoader, load_dataset
 from pathviz.groups import slbi_param_groups
 from pathviz.models import build_model
@@ -28,7 +28,7 @@ def run_dir(tmp_path_factory):
     loader = BatchLoader(data.train_x, data.train_y, data.info, 64, shuffle=True, augment=False)
     cfg = {"model": "lenet5", "dataset": "digits", "data_root": None}
     with PathRecorder(model, opt, d / runs.PATH_FILE, config=cfg, weights_every=23,
-                      iterations_per_epoch=len(loader)) as rec:
+                      iterations_per_epoch=len(loader), dataset="digits") as rec:
         rec.record(0)
         it = 0
         for epoch in range(2):
@@ -59,15 +59,18 @@ def test_compact_torchscript_loads_with_torch_alone(run_dir, tmp_path):
 
 def test_state_dict_export_rebuilds_and_matches(run_dir, tmp_path):
     out = tmp_path / "net.pth"
-    export.export(run_dir, 23, "compact", "state_dict", out)
+    rep = export.export(run_dir, 23, "compact", "state_dict", out)
     ts = tmp_path / "net.pt"
     export.export(run_dir, 23, "compact", "torchscript", ts)
     model = export.load_state_dict_export(out)
     x = torch.randn(4, 1, 28, 28)
     with torch.no_grad():
         assert torch.allclose(model(x), torch.jit.load(str(ts))(x), atol=1e-6)
-    arch = json.loads((tmp_path / "net.pth.arch.json").read_text())
-    assert arch["name"] == "lenet5" and len(arch["widths"]) == 4
+    blob = torch.load(out, weights_only=True)  # one file: the architecture and the weights
+    assert blob["arch"]["name"] == "lenet5" and len(blob["arch"]["widths"]) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.pt", "net.pt.json", "net.pth",
+                                                          "net.pth.json"]
+    assert rep["params_after"] == sum(p.numel() for p in model.parameters())
 
 
 def test_masked_export_keeps_the_shape(run_dir, tmp_path):
@@ -112,3 +115,71 @@ def test_cli_errors_are_one_sentence(run_dir, tmp_path):
     assert p.returncode == 2 and "has no path file" in p.stderr
     p = cli(str(run_dir), "--iteration", "46", "--out", str(tmp_path / "ok.pt"))
     assert p.returncode == 0 and "compact vs masked outputs: max |diff|" in p.stdout
+
+
+def test_pt2_is_the_default_and_loads_without_pathviz(run_dir, tmp_path):
+    """Acceptance (issue 10): torch.export.load in a process without pathviz gives the masked
+    model's outputs."""
+    rep = export.export(run_dir, 46)
+    out = run_dir / "exports" / "small-iter46-compact.pt2"
+    assert rep["file"] == str(out) and rep["format"] == "pt2" and out.exists()
+    assert rep["file_size"] == out.stat().st_size
+    assert not any("deprecated" in w for w in rep["warnings"])
+    x = torch.randn(5, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    torch.save(x, tmp_path / "x.pt")
+    code = ("import sys, torch; ep = torch.export.load(sys.argv[1]); "
+            "y = ep.module()(torch.load(sys.argv[2])); torch.save(y, sys.argv[3]); "
+            "print(any(k.startswith('pathviz') for k in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code, str(out), str(tmp_path / "x.pt"),
+                           str(tmp_path / "y.pt")], capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == ["False"]
+    model, layers, gammas, _ = export.load_run_model(run_dir, 46)
+    sub = prune.subnetwork(model, layers, gammas, x[:1])
+    with torch.no_grad():
+        torch.testing.assert_close(torch.load(tmp_path / "y.pt"), sub.masked(x), atol=1e-5,
+                                   rtol=1e-5)
+    with pytest.raises(export.ExportError, match="exists"):  # never replaced without asking
+        export.export(run_dir, 46)
+
+
+def test_export_never_reads_a_data_root_stored_in_the_run(run_dir, tmp_path):
+    """A run folder is data: a stored data_root (here with a pickle that would write a marker)
+    is ignored; a dataset that needs a root gets no test accuracy and a note saying why."""
+    import pickle
+
+    import h5py
+
+    bad = tmp_path / "root" / "cifar-10-batches-py"
+    bad.mkdir(parents=True)
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    for f in ("batches.meta", "data_batch_1", "test_batch"):
+        (bad / f).write_bytes(pickle.dumps(Evil()))
+    run = tmp_path / "evil"
+    import shutil
+
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("exports"))
+    with h5py.File(run / runs.PATH_FILE, "a") as f:
+        cfg = json.loads(f.attrs["config"])
+        cfg.update(dataset="cifar10", data_root=str(tmp_path / "root"))
+        f.attrs["config"] = json.dumps(cfg)
+        f.attrs["data"] = json.dumps({"dataset": "cifar10"})
+    rep = export.export(run, 46, out=tmp_path / "e.pt2")
+    assert rep["test_acc"] is None and any("--data-root" in w for w in rep["warnings"])
+    assert not marker.exists()
+
+
+def test_custom_model_runs_say_they_cannot_be_rebuilt(tmp_path):
+    from torch import nn
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))
+    opt = SLBI(slbi_param_groups(model), lr=0.1)
+    run = tmp_path / "custom"
+    with PathRecorder(model, opt, run / runs.PATH_FILE, dataset="digits") as rec:
+        rec.record(0, weights=True)
+    with pytest.raises(export.ExportError, match="custom Sequential .* cannot rebuild"):
+        export.export(run, 0)

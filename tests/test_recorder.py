@@ -27,7 +27,8 @@ def test_hand_written_loop_records_a_path_the_app_can_read(tmp_path):
     x, y = torch.randn(64, 1, 8, 8, generator=gen), torch.randint(0, 3, (64,), generator=gen)
     saved_gamma = {}
     with PathRecorder(model, opt, path, config={"note": "mine"}, metrics=["grad_norm"],
-                      weights_every=5, iterations_per_epoch=10) as rec:
+                      weights_every=5, iterations_per_epoch=10,
+                      example_input=torch.zeros(1, 1, 8, 8)) as rec:
         rec.record(0)
         for it in range(1, 21):
             opt.zero_grad()
@@ -51,20 +52,32 @@ def test_hand_written_loop_records_a_path_the_app_can_read(tmp_path):
             np.testing.assert_array_equal(g10[name], t.numpy())
         assert r.support_sizes("0")[10] == support_at_10
         assert 0 < support_at_10 < 6, "the test wants a partly selected layer"
-        # params_kept = all params minus the weights of groups outside the support
-        total = sum(p.numel() for p in model.parameters())
-        out0 = 6 - r.support_sizes("0")[-1]
-        out3 = 12 - r.support_sizes("3")[-1]
-        assert r.metric("params_kept")[-1] == total - out0 * 9 - out3 * 216
+        # params_kept: the compact subnetwork's numel, stored at the weight saves only
+        k0, k3 = r.support_sizes("0")[-1], r.support_sizes("3")[-1]
+        want = k0 * 9 + k0 + (k0 * 36) * k3 + k3 + k3 * 3 + 3
+        kept = r.metric("params_kept")
+        assert kept[-1] == want and np.isnan(kept[1]) and np.isfinite(kept[5])
         assert r.metric("lr")[-1] == 0.2
+        # a custom model: the file says so, and export will say it cannot rebuild it
+        assert r.model_info["custom"] is True and r.model_info["name"] == "Sequential"
+        assert r.model_info["params_total"] == sum(p.numel() for p in model.parameters())
 
 
 def test_recorder_refuses_bad_setups(tmp_path):
     model = _model()
-    with pytest.raises(TypeError, match="SLBI"):
-        PathRecorder(model, torch.optim.SGD(model.parameters(), lr=0.1), tmp_path / "a.h5")
+    with pytest.raises(TypeError, match="torch optimizer"):
+        PathRecorder(model, object(), tmp_path / "a.h5")
     with pytest.raises(ValueError, match="no parameter with a Gamma"):
         layers_of(model, SLBI(model.parameters()))
+    with pytest.raises(ValueError, match="no parameter with a Gamma"):
+        PathRecorder(model, SLBI(model.parameters()), tmp_path / "b.h5")
+    assert not (tmp_path / "b.h5").exists()
+    # any other optimizer records a baseline: metrics, no Gamma layers
+    with PathRecorder(model, torch.optim.SGD(model.parameters(), lr=0.1), tmp_path / "c.h5",
+                      weights_every=1) as rec:
+        rec.record(0, train_loss=1.0)
+    with PathReader(tmp_path / "c.h5") as r:
+        assert r.layers == [] and r.metric("train_loss").tolist() == [1.0]
     (tmp_path / "exists.h5").write_bytes(b"keep me")
     opt = SLBI(slbi_param_groups(model))
     with pytest.raises(FileExistsError):
@@ -81,6 +94,16 @@ def test_readme_example_runs(tmp_path, monkeypatch):
     block = re.search(r"## Bring your own training loop.*?```python\n(.*?)```", readme, re.S)
     monkeypatch.chdir(tmp_path)
     exec(compile(block.group(1), "README.md", "exec"), {})
-    with PathReader(tmp_path / "checkpoints" / "mine" / "path.h5") as r:
+    run = tmp_path / "checkpoints" / "mine"
+    with PathReader(run / "path.h5") as r:
         assert r.iterations[-1] == 3 * 23 and r.n_snapshots == 70
-        assert r.weight_iterations.tolist() == [0, 50]
+        assert r.weight_iterations.tolist() == [0, 50, 69]
+        assert r.model_info["name"] == "lenet5" and r.data_info["dataset"] == "digits"
+        kept = r.metric("params_kept")[-1]
+    # the run the README makes exports, and the export's size is the recorded one
+    from pathviz import export, runs
+
+    rep = export.export(run, 69, "compact", "state_dict", tmp_path / "mine.pth")
+    assert rep["params_after"] == kept == sum(
+        p.numel() for p in export.load_state_dict_export(tmp_path / "mine.pth").parameters())
+    assert runs.paths_for_dir(run).name == "mine"

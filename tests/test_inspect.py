@@ -1,0 +1,68 @@
+"""pathviz.inspect: the headless summary, its documented JSON keys, and one-sentence errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from pathviz import inspect
+from pathviz.analysis import stop_of
+from pathviz.store import PathReader
+from tests.conftest import make_run
+
+
+def run_inspect(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pathviz.inspect", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_json_has_the_documented_keys_and_the_library_stop(tmp_path):
+    paths = make_run(tmp_path, "ins")
+    proc = run_inspect(str(paths.dir), "--json")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)
+    for key in ("iterations", "params_total", "flops_total", "stop", "stop_reason", "tickets",
+                "layers", "final", "status", "config", "model", "data"):
+        assert key in s, key
+    with PathReader(paths.path) as r:
+        stop = stop_of(r).stop
+        assert s["iterations"] == int(r.iterations[-1]) == 295
+        last = r.snapshot(r.n_snapshots - 1)
+        assert [layer["in_support"] for layer in s["layers"]] == [
+            int((last[layer["name"]]["gamma_norm"] > 0).sum()) for layer in r.layers]
+        test_w = r.metric("test_acc")
+        assert s["final"]["test_acc"] == test_w[np.isfinite(test_w)][-1]
+    for key in ("iteration", "params_kept", "flops_kept", "val_acc", "val_se",
+                "test_acc_sparse", "rule"):
+        assert s["stop"][key] == getattr(stop, key), key
+    assert s["params_total"] == 4000 and s["stop_reason"] is None
+    text = run_inspect(str(paths.dir)).stdout
+    assert f"suggested stop: iteration {stop.iteration}" in text and "± " in text
+
+
+def test_no_stop_gives_the_reason(tmp_path):
+    # weights only at snapshots 0 and 9; the best validation accuracy is at snapshot 8
+    paths = make_run(tmp_path, "few", n=10, weights_every=100)
+    s = inspect.summary(paths.dir)
+    assert s["stop"] is None
+    assert s["stop_reason"].startswith("no weights saved between iterations 40 and 40")
+
+
+def test_points_rule_and_errors(tmp_path):
+    paths = make_run(tmp_path, "pts")
+    a = inspect.summary(paths.dir)
+    b = json.loads(run_inspect(str(paths.dir), "--json", "--rule", "points:10").stdout)
+    assert "10 points" in b["stop"]["rule"] and b["stop"]["iteration"] <= a["stop"]["iteration"]
+    for args, message in ((["/nonexistent/run"], "has no path.h5"),
+                          ([str(paths.dir), "--rule", "2se"], "unknown stop rule"),
+                          ([], "the following arguments are required")):
+        proc = run_inspect(*args)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "path.h5").write_bytes(b"not hdf5")
+    proc = run_inspect(str(tmp_path / "junk"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
