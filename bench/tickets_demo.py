@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -159,6 +160,9 @@ def main() -> None:
     p.add_argument("--epochs", type=int, help="retraining epochs (default: the path's epochs)")
     p.add_argument("--path-epochs", type=int, help="epochs of the SLBI path and the baselines "
                                                    "(default: the demo preset's)")
+    p.add_argument("--train-args", default="",
+                   help="more pathviz.train flags for the path and the baselines, e.g. "
+                        "\"--weights-on-change 8\"")
     p.add_argument("--jobs", type=int, default=2, help="retrains at a time (default 2)")
     a = p.parse_args()
     out = Path(a.out or tempfile.mkdtemp(prefix="tickets_demo-"))
@@ -172,7 +176,8 @@ def main() -> None:
         if not a.data_root:
             sys.exit("--dataset mnist needs --data-root (or --idx-from-digits)")
         data = ["--dataset", a.dataset, "--data-root", a.data_root]
-    extra = ["--epochs", str(a.path_epochs)] if a.path_epochs else []
+    extra = (["--epochs", str(a.path_epochs)] if a.path_epochs else []) + \
+        shlex.split(a.train_args)
     seeds = [int(s) for s in a.seeds.split(",")]
     py = sys.executable
     slbi = out / "slbi"

@@ -479,6 +479,12 @@ def prepare(args: argparse.Namespace) -> tuple[Support, DataBundle, Settings, li
                              f"weights near it: {', '.join(map(str, sorted(near))) or 'none'}")
     sup = load_support(run_dir, args.iteration)
     cfg = sup.cfg
+    fresh = [m for m, (b, _) in zip(modes, parsed) if b in ("reinit", "uniform")]
+    if fresh and widths_of(sup.model) is None:
+        raise UsageError(f"--init {','.join(fresh)} rebuilds the network with other widths, "
+                         f"which only pathviz's own models can (lenet5, cifar_vgg_*, "
+                         f"cifar_resnet_*); {cfg.get('model')} supports rewind, finetune and "
+                         f"random-support")
     try:
         # the data root comes from this command only: a run folder is data, never code
         data = load_dataset(cfg["dataset"], args.data_root)
