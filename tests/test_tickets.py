@@ -206,3 +206,36 @@ def test_the_form_launches_a_background_retrain(run_dir) -> None:
         tickets.launch_state(run_dir).get("log_tail")
     at = _view(run_dir, 20).run()
     assert not at.exception and len(at.get("plotly_chart")) == 2
+
+
+def test_a_stopped_background_retrain_resumes_where_it_stopped(run_dir) -> None:
+    def wait(cond, seconds: float = 120) -> None:
+        deadline = time.time() + seconds
+        while not cond() and time.time() < deadline:
+            time.sleep(0.2)
+
+    tdir = run_dir / "tickets" / "it20-reinit-epochs4"
+    seed0 = tickets.seed_path(tdir, 0)
+
+    def epochs_done() -> int:
+        try:
+            return len(tickets.read_seed(seed0)["epoch"]) - 1
+        except tickets.TicketError:
+            return -1
+
+    tickets.start_retrain(run_dir, 20, ["reinit"], epochs=4, seeds=[0])
+    with pytest.raises(tickets.TicketError, match="already running"):
+        tickets.start_retrain(run_dir, 20, ["reinit"], epochs=4, seeds=[0])
+    wait(lambda: epochs_done() >= 1)
+    assert tickets.stop_retrain(run_dir)
+    state = tickets.ticket_state(tdir)
+    assert state["state"] == "stopped" and "resume" in state["reason"]
+    stopped_at = epochs_done()
+    assert 1 <= stopped_at < 4 and tickets.resume_path(tdir, 0).exists()
+    first = tickets.read_seed(seed0)["metrics"]["test_acc"][: stopped_at + 1]
+    tickets.start_retrain(run_dir, 20, ["reinit"], epochs=4, seeds=[0])
+    wait(lambda: not tickets.launch_state(run_dir).get("alive"))
+    done = tickets.read_seed(seed0)
+    assert done["complete"] and done["epoch"].tolist() == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(done["metrics"]["test_acc"][: stopped_at + 1], first)
+    assert tickets.ticket_state(tdir)["state"] == "finished"
