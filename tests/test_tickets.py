@@ -160,16 +160,17 @@ def test_a_two_seed_retrain_renders_in_the_tickets_view(run_dir) -> None:
     at = _view(run_dir, 20).run()
     assert not at.exception
     rows = {r["init"]: r for r in tickets.summary(run_dir)}
-    assert any(m.value.startswith("**it20-rewind-epochs1**") for m in at.markdown)
+    assert any(m.value.startswith("**rewind** (2 seeds) does") for m in at.markdown)
     acc, curves = (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
     traces = {t["name"]: t for t in acc["data"]}
     for init in ("rewind", "reinit"):
         t = traces[init]
-        assert _array(t["x"]).tolist() == [rows[init]["params"]]
+        assert t["customdata"][0][4] == rows[init]["params"]
+        assert _array(t["x"])[0] == pytest.approx(rows[init]["params"], rel=0.05)
         assert _array(t["y"])[0] == pytest.approx(100 * rows[init]["test_acc"]["mean"])
         assert _array(t["error_y"]["array"])[0] == pytest.approx(
             100 * rows[init]["test_acc"]["std"])
-    assert {"SLBI W* at 20", "SLBI W at 20", "SGD baseline"} <= set(traces)
+    assert {"SLBI W* at 20", "SLBI W (end of run)", "SGD baseline"} <= set(traces)
     assert _array(traces["SGD baseline"]["y"])[0] == pytest.approx(95.0)
     lines = {t["name"]: t for t in curves["data"]}
     assert set(lines) == {"it20-rewind-epochs1", "it20-reinit-epochs1"}

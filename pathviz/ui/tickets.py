@@ -43,23 +43,31 @@ def _pct(x: float | None) -> float | None:
 
 def accuracy_figure(rows: list[dict[str, Any]], refs: list[dict[str, Any]]) -> go.Figure:
     """Test accuracy (mean, error bars = std over seeds) against parameters kept, one trace per
-    init mode, and the references as large markers."""
+    init mode, and the references (full SLBI W at the end of the run, W* at each retrained
+    support, the SGD baseline) as large markers.
+
+    The variants of one support share a parameter count, so each mode is drawn a little to the
+    side (a fixed 1.5% step on the log axis); the hover and ``customdata[4]`` give the true
+    count.
+    """
     fig = go.Figure()
-    for fam in COLORS:
+    for k, fam in enumerate(COLORS):
         rs = [r for r in rows if _family(r["init"]) == fam and r["test_acc"]["mean"] is not None]
         if not rs:
             continue
+        dodge = 1.0 + 0.015 * (k - (len(COLORS) - 1) / 2)
         fig.add_trace(go.Scatter(
-            x=[r["params"] for r in rs], y=[_pct(r["test_acc"]["mean"]) for r in rs],
+            x=[r["params"] * dodge for r in rs], y=[_pct(r["test_acc"]["mean"]) for r in rs],
             error_y={"type": "data", "array": [_pct(r["test_acc"]["std"]) or 0.0 for r in rs],
                      "visible": True},
             mode="markers", name=fam, marker={"size": 10, "color": COLORS[fam]},
             customdata=[[r["name"], r["seeds"], _pct(r["test_acc"]["se"]) or 0.0,
-                         r["iteration"]] for r in rs],
-            hovertemplate="%{customdata[0]}<br>%{x:,} params<br>%{y:.2f}% "
+                         r["iteration"], r["params"]] for r in rs],
+            hovertemplate="%{customdata[0]}<br>%{customdata[4]:,} params<br>%{y:.2f}% "
                           "(SE %{customdata[2]:.2f}, %{customdata[1]} seeds)<extra></extra>"))
     for ref in refs:
-        if ref["params"] is None or ref["test_acc"]["mean"] is None:
+        if ref["params"] is None or ref["test_acc"]["mean"] is None or \
+                ref["label"].startswith("SLBI W at"):  # same x as the end of run: table only
             continue
         key = next((k for k in ("SLBI W*", "SLBI W", "SGD baseline")
                     if ref["label"].startswith(k)), "SLBI W")
@@ -70,9 +78,9 @@ def accuracy_figure(rows: list[dict[str, Any]], refs: list[dict[str, Any]]) -> g
             name=ref["label"], marker={"size": 13, "symbol": symbol, "color": color},
             error_y={"type": "data", "array": [_pct(std) or 0.0], "visible": std is not None},
             hovertemplate=f"{ref['label']}<br>%{{x:,}} params<br>%{{y:.2f}}%<extra></extra>"))
-    fig.update_layout(xaxis_title="parameters of the trained network",
+    fig.update_layout(xaxis={"title": "parameters of the trained network (log)", "type": "log"},
                       yaxis_title="test accuracy (%)", height=420,
-                      margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"})
+                      margin={"l": 10, "r": 10, "t": 30, "b": 10})
     return fig
 
 
@@ -250,10 +258,11 @@ def tickets_ui(run_dir: pathlib.Path, run_name: str, iteration: int | None) -> N
     if not rows:
         st.info("No retrained tickets yet.")
         return
-    _results_ui(run_dir, run_name, rows)
+    _results_ui(run_dir, run_name, rows, iteration)
 
 
-def _results_ui(run_dir: pathlib.Path, run_name: str, rows: list[dict[str, Any]]) -> None:
+def _results_ui(run_dir: pathlib.Path, run_name: str, rows: list[dict[str, Any]],
+                iteration: int | None) -> None:
     candidates = tickets.sgd_baselines(run_dir)
     chosen = st.multiselect("SGD baseline runs", [c.name for c in candidates],
                             default=[c.name for c in candidates],
@@ -262,11 +271,19 @@ def _results_ui(run_dir: pathlib.Path, run_name: str, rows: list[dict[str, Any]]
                                  "and model; their final test accuracies are averaged")
     refs = tickets.references(run_dir, sorted({r["iteration"] for r in rows}),
                               baselines=[run_dir.parent / c for c in chosen])
-    for r in rows:
-        if r["kind"] == "ticket" and r.get("verdict"):
-            st.markdown(f"**{r['name']}** {r['verdict']}.")
     st.plotly_chart(accuracy_figure(rows, refs), key=f"tickets_acc_{run_name}")
-    st.plotly_chart(curves_figure(tickets.curves(run_dir)), key=f"tickets_curves_{run_name}")
+    supports = sorted({r["iteration"] for r in rows})
+    at = st.selectbox("Support", supports,
+                      index=supports.index(iteration) if iteration in supports else
+                      len(supports) - 1, format_func=lambda i: f"iteration {i:,}",
+                      key=f"tickets_support_{run_name}",
+                      help="the retrained support whose verdicts and curves are shown below")
+    for r in rows:
+        if r["iteration"] == at and r["kind"] == "ticket" and r.get("verdict"):
+            st.markdown(f"**{r['init']}** ({r['seeds']} seeds) {r['verdict']}.")
+    names = {r["name"] for r in rows if r["iteration"] == at}
+    st.plotly_chart(curves_figure([c for c in tickets.curves(run_dir) if c["name"] in names]),
+                    key=f"tickets_curves_{run_name}")
     st.dataframe(_flat(rows) + [{"variant": ref["label"], "params": ref["params"],
                                  "seeds": ref["test_acc"]["n"],
                                  "test acc %": _pct(ref["test_acc"]["mean"]),
