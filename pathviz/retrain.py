@@ -640,6 +640,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{row['name']}: {row['params']:,} params "
                       f"({100 * (row['params_kept'] or 0):.1f}%), test acc {mean}{std}% "
                       f"over {row['seeds']} seed(s)")
+                if row.get("verdict"):
+                    print(f"  {row['verdict']}")
     return code
 
 

@@ -301,7 +301,8 @@ def _verdict(row: dict[str, Any], comps: list[dict[str, Any]]) -> str:
     return f"{head}: " + "; ".join(parts)
 
 
-def summary(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+def summary(run_dir: str | os.PathLike,
+            baselines: Sequence[str | os.PathLike] | None = None) -> list[dict[str, Any]]:
     """One JSON-serialisable row per retrained variant of the run, in name order.
 
     Each row: name, iteration, init, kind ("ticket"/"control"), budget, epochs_run, seeds (done,
@@ -310,7 +311,10 @@ def summary(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     (``{"mean", "std", "se", "n"}`` of the final epoch over complete seeds, fractions; None
     where undefined), diverged (seeds), state (of the folder's retrain process); for tickets
     also ``vs_controls`` (one comparison per control at the same iteration, budget and epochs:
-    control, init, diff, se, verdict) and ``verdict`` (a sentence).
+    control, init, diff, se, verdict) and ``verdict`` (a sentence). Where an SGD baseline
+    exists (``baselines``, default :func:`sgd_baselines`: the full model trained with plain SGD,
+    its final test accuracy averaged over those runs), every row also has ``vs_baseline``
+    (diff, se, verdict against it) and the ticket's verdict ends with that comparison.
     """
     rows = []
     for tdir in list_tickets(run_dir):
@@ -344,7 +348,10 @@ def summary(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
             "test_acc": test, "val_acc": _stats(vals), "diverged": diverged,
             "state": ticket_state(tdir)["state"],
         })
+    base = _baseline(run_dir, baselines) if rows else None
     for r in rows:
+        if base is not None:
+            r["vs_baseline"] = _compare(r, base)
         if r["kind"] != "ticket":
             continue
         controls = [c for c in rows if c["kind"] == "control" and c["iteration"] == r["iteration"]
@@ -352,7 +359,29 @@ def summary(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
         comps = [_compare(r, c) for c in controls]
         r["vs_controls"] = comps
         r["verdict"] = _verdict(r, comps)
+        if base is not None:
+            b = r["vs_baseline"]
+            n = base["test_acc"]["n"]
+            if b["diff"] is None:
+                pass
+            elif b["se"] is None:
+                r["verdict"] += (f". Against full SGD ({n} run{'s' * (n > 1)}): "
+                                 f"{100 * b['diff']:+.2f} points (no SE)")
+            else:
+                r["verdict"] += (f". Against full SGD ({n} runs): {b['verdict']} it by "
+                                 f"{100 * b['diff']:+.2f} ± {100 * b['se']:.2f} points")
     return rows
+
+
+def _baseline(run_dir: str | os.PathLike,
+              baselines: Sequence[str | os.PathLike] | None) -> dict[str, Any] | None:
+    """The SGD baseline as a pseudo-row for :func:`_compare`, or None without one."""
+    paths = [Path(b) for b in baselines] if baselines is not None else sgd_baselines(run_dir)
+    accs = [a for a in (_final_metric(runs.paths_for_dir(b).path, "test_acc") for b in paths)
+            if a is not None]
+    if not accs:
+        return None
+    return {"name": "SGD baseline", "init": "SGD baseline", "test_acc": _stats(accs)}
 
 
 # ---- the references: full SLBI W, W* at N, SGD baseline --------------------------------------

@@ -122,6 +122,20 @@ def test_references_and_the_sgd_baseline_of_the_same_data_and_model(run_dir) -> 
     assert refs["SLBI W at 20"]["params"] == 60_000  # the ticket's full size (schema 1.0 file)
 
 
+def test_tickets_are_compared_with_the_full_sgd_baseline(run_dir) -> None:
+    fake_ticket(run_dir, "rewind", [0.95, 0.96, 0.97])
+    fake_ticket(run_dir, "reinit", [0.70, 0.71, 0.72])
+    assert "vs_baseline" not in tickets.summary(run_dir)[0]  # no SGD run beside it yet
+    sgd_run(run_dir.parent, "sgd-a", 0.95)
+    sgd_run(run_dir.parent, "sgd-b", 0.97, seed=1)
+    rows = {r["init"]: r for r in tickets.summary(run_dir)}
+    assert rows["rewind"]["vs_baseline"]["diff"] == pytest.approx(0.0, abs=1e-12)
+    assert rows["rewind"]["vs_baseline"]["verdict"] == "ties with"
+    assert rows["reinit"]["vs_baseline"]["verdict"] == "loses to"
+    assert rows["rewind"]["verdict"].endswith("Against full SGD (2 runs): ties with it by "
+                                              "+0.00 ± 1.15 points")
+
+
 def test_readers_never_import_torch() -> None:
     code = ("import sys, pathviz.tickets, pathviz.ui.tickets; "
             "sys.exit(1 if 'torch' in sys.modules else 0)")
