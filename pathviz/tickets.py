@@ -254,6 +254,14 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
+def _chance(dataset: str | None) -> float | None:
+    """Accuracy of guessing on a pathviz dataset (1 / classes), None if unknown."""
+    from pathviz.data import DATASETS  # numpy-only at import
+
+    info = DATASETS.get(dataset or "")
+    return 1.0 / info.num_classes if info else None
+
+
 def _compare(t: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
     """Ticket row vs control row: difference of mean test accuracy, its SE and the verdict."""
     ta, ca = t["test_acc"], c["test_acc"]
@@ -309,7 +317,9 @@ def summary(run_dir: str | os.PathLike,
     i.e. complete), seeds_asked, running (seeds still training), params, flops, params_full,
     flops_full, params_kept and flops_kept (fractions of the full model), test_acc and val_acc
     (``{"mean", "std", "se", "n"}`` of the final epoch over complete seeds, fractions; None
-    where undefined), diverged (seeds), state (of the folder's retrain process); for tickets
+    where undefined), diverged (seeds whose loss became non-finite), collapsed (complete seeds
+    whose final test accuracy is under 1.5x chance: rewinding sometimes never leaves chance),
+    state (of the folder's retrain process); for tickets
     also ``vs_controls`` (one comparison per control at the same iteration, budget and epochs:
     control, init, diff, se, verdict) and ``verdict`` (a sentence). Where an SGD baseline
     exists (``baselines``, default :func:`sgd_baselines`: the full model trained with plain SGD,
@@ -335,6 +345,8 @@ def summary(run_dir: str | os.PathLike,
             finals.append(_final(seed, "test_acc"))
             vals.append(_final(seed, "val_acc"))
         test = _stats(finals)
+        chance = _chance(t.get("dataset"))
+        collapsed = sum(1 for a in finals if chance and np.isfinite(a) and a < 1.5 * chance)
         pf, ff = t.get("params_full") or 0, t.get("flops_full") or 0
         rows.append({
             "name": t["name"], "iteration": int(t["iteration"]), "init": t["init"],
@@ -346,6 +358,7 @@ def summary(run_dir: str | os.PathLike,
             "params_kept": t["params"] / pf if pf else None,
             "flops_kept": t["flops"] / ff if ff else None,
             "test_acc": test, "val_acc": _stats(vals), "diverged": diverged,
+            "collapsed": collapsed,
             "state": ticket_state(tdir)["state"],
         })
     base = _baseline(run_dir, baselines) if rows else None
@@ -359,6 +372,9 @@ def summary(run_dir: str | os.PathLike,
         comps = [_compare(r, c) for c in controls]
         r["vs_controls"] = comps
         r["verdict"] = _verdict(r, comps)
+        if r["collapsed"]:
+            r["verdict"] += (f". {r['collapsed']} of {r['seeds']} seeds collapsed (final test "
+                             f"accuracy under 1.5x chance)")
         if base is not None:
             b = r["vs_baseline"]
             n = base["test_acc"]["n"]
@@ -514,7 +530,7 @@ def rows_to_csv(rows: list[dict[str, Any]]) -> str:
 
     cols = ["name", "iteration", "init", "kind", "budget", "epochs_run", "seeds", "params",
             "params_kept", "flops", "flops_kept", "test_acc_mean", "test_acc_std", "test_acc_se",
-            "val_acc_mean", "diverged", "verdict"]
+            "val_acc_mean", "diverged", "collapsed", "verdict"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
     w.writeheader()

@@ -32,6 +32,7 @@ def fake_ticket(run_dir: Path, init: str, accs: list[float], iteration: int = 20
     (tdir / tickets.TICKET_FILE).write_text(json.dumps({
         "schema_version": "1.0", "name": name, "run": run_dir.name, "iteration": iteration,
         "init": init, "kind": tickets.mode_kind(init), "epochs": 3, "budget": "epochs",
+        "dataset": "digits",
         "epochs_run": 3, "params": params, "flops": 100_000, "params_full": 60_000,
         "flops_full": 400_000, "seeds": list(range(len(accs)))}))
     for s, a in enumerate(accs):
@@ -85,6 +86,15 @@ def test_a_control_as_good_as_the_ticket_is_said_plainly(run_dir) -> None:
     verdicts = {c["init"]: c["verdict"] for c in r["vs_controls"]}
     assert verdicts == {"uniform": "ties with", "random-support": "loses to"}
     assert r["verdict"].startswith("does worse than a control")
+
+
+def test_a_seed_stuck_at_chance_is_called_collapsed(run_dir) -> None:
+    fake_ticket(run_dir, "rewind", [0.97, 0.98, 0.10])
+    fake_ticket(run_dir, "reinit", [0.97, 0.975, 0.98])
+    rows = {r["init"]: r for r in tickets.summary(run_dir)}
+    assert rows["rewind"]["collapsed"] == 1 and rows["reinit"]["collapsed"] == 0
+    assert rows["rewind"]["verdict"].endswith("1 of 3 seeds collapsed (final test accuracy "
+                                              "under 1.5x chance)")
 
 
 def test_controls_at_another_iteration_do_not_count_and_one_seed_has_no_se(run_dir) -> None:

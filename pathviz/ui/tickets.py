@@ -215,7 +215,8 @@ def _flat(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "epochs": r["epochs_run"],
                     "test acc %": None if t["mean"] is None else round(100 * t["mean"], 2),
                     "± std": None if t["std"] is None else round(100 * t["std"], 2),
-                    "± SE": None if t["se"] is None else round(100 * t["se"], 2)})
+                    "± SE": None if t["se"] is None else round(100 * t["se"], 2),
+                    "collapsed": r.get("collapsed", 0)})
     return out
 
 
