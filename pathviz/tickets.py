@@ -385,7 +385,7 @@ def summary(run_dir: str | os.PathLike,
                                  f"{100 * b['diff']:+.2f} points (no SE)")
             else:
                 r["verdict"] += (f". Against full SGD ({n} runs): {b['verdict']} it by "
-                                 f"{100 * b['diff']:+.2f} ± {100 * b['se']:.2f} points")
+                                 f"{100 * b['diff']:+.2f} ± {100 * b['se']:.2f} points (SE)")
     return rows
 
 

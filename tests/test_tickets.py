@@ -143,7 +143,7 @@ def test_tickets_are_compared_with_the_full_sgd_baseline(run_dir) -> None:
     assert rows["rewind"]["vs_baseline"]["verdict"] == "ties with"
     assert rows["reinit"]["vs_baseline"]["verdict"] == "loses to"
     assert rows["rewind"]["verdict"].endswith("Against full SGD (2 runs): ties with it by "
-                                              "+0.00 ± 1.15 points")
+                                              "+0.00 ± 1.15 points (SE)")
 
 
 def test_readers_never_import_torch() -> None:
