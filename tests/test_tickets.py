@@ -237,9 +237,11 @@ def test_a_stopped_background_retrain_resumes_where_it_stopped(run_dir) -> None:
     def wait(cond, seconds: float = 120) -> None:
         deadline = time.time() + seconds
         while not cond() and time.time() < deadline:
-            time.sleep(0.2)
+            time.sleep(0.02)
 
-    tdir = run_dir / "tickets" / "it20-reinit-epochs4"
+    # 16 short epochs: long enough to catch it running after its first epoch, short enough to
+    # finish quickly once resumed
+    tdir = run_dir / "tickets" / "it20-reinit-epochs16"
     seed0 = tickets.seed_path(tdir, 0)
 
     def epochs_done() -> int:
@@ -248,19 +250,25 @@ def test_a_stopped_background_retrain_resumes_where_it_stopped(run_dir) -> None:
         except tickets.TicketError:
             return -1
 
-    tickets.start_retrain(run_dir, 20, ["reinit"], epochs=4, seeds=[0])
+    tickets.start_retrain(run_dir, 20, ["reinit"], epochs=16, seeds=[0])
     with pytest.raises(tickets.TicketError, match="already running"):
-        tickets.start_retrain(run_dir, 20, ["reinit"], epochs=4, seeds=[0])
+        tickets.start_retrain(run_dir, 20, ["reinit"], epochs=16, seeds=[0])
     wait(lambda: epochs_done() >= 1)
+    at = _view(run_dir, 20).run()  # while it runs: the view says so and shows its progress
+    assert not at.exception
+    assert any("Retraining in the background" in i.value for i in at.info)
+    bars = at.get("progress")
+    assert bars and "it20-reinit-epochs16: seed 0, epoch" in bars[0].proto.text
+    assert at.button(key="tickets_stop_demo")
     assert tickets.stop_retrain(run_dir)
     state = tickets.ticket_state(tdir)
     assert state["state"] == "stopped" and "resume" in state["reason"]
     stopped_at = epochs_done()
-    assert 1 <= stopped_at < 4 and tickets.resume_path(tdir, 0).exists()
+    assert 1 <= stopped_at < 16 and tickets.resume_path(tdir, 0).exists()
     first = tickets.read_seed(seed0)["metrics"]["test_acc"][: stopped_at + 1]
-    tickets.start_retrain(run_dir, 20, ["reinit"], epochs=4, seeds=[0])
+    tickets.start_retrain(run_dir, 20, ["reinit"], epochs=16, seeds=[0])
     wait(lambda: not tickets.launch_state(run_dir).get("alive"))
     done = tickets.read_seed(seed0)
-    assert done["complete"] and done["epoch"].tolist() == [0, 1, 2, 3, 4]
+    assert done["complete"] and done["epoch"].tolist() == list(range(17))
     np.testing.assert_array_equal(done["metrics"]["test_acc"][: stopped_at + 1], first)
     assert tickets.ticket_state(tdir)["state"] == "finished"
