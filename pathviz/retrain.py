@@ -259,6 +259,7 @@ class Settings:
     weight_decay: float
     nesterov: bool
     threads: int
+    device: str = "cpu"
 
 
 class _Progress:
@@ -297,22 +298,25 @@ def retrain_seed(model: nn.Module, data: DataBundle, st: Settings, epochs: int, 
     training). With ``seed_file`` the rows are written after every epoch and ``resume_file``
     lets a later call continue from the last finished epoch."""
     info = data.info
+    dev = torch.device(st.device)
+    model.to(dev)
     torch.manual_seed(int(seed))
     opt = torch.optim.SGD(model.parameters(), lr=st.lr, momentum=st.momentum,
                           weight_decay=st.weight_decay, nesterov=st.nesterov)
     train = BatchLoader(data.train_x, data.train_y, info, st.batch_size, shuffle=True,
-                        augment=info.augment, seed=int(seed))
-    val = (BatchLoader(data.val_x, data.val_y, info, EVAL_BATCH, shuffle=False, augment=False)
-           if data.val_x is not None else None)
-    test = BatchLoader(data.test_x, data.test_y, info, EVAL_BATCH, shuffle=False, augment=False)
+                        augment=info.augment, seed=int(seed), device=dev)
+    val = (BatchLoader(data.val_x, data.val_y, info, EVAL_BATCH, shuffle=False, augment=False,
+                       device=dev) if data.val_x is not None else None)
+    test = BatchLoader(data.test_x, data.test_y, info, EVAL_BATCH, shuffle=False, augment=False,
+                       device=dev)
     ipe, total = len(train), epochs * len(train)
     rows: list[dict[str, Any]] = []
     start, elapsed, diverged = 0, 0.0, False
     if resume_file is not None and resume_file.exists():
-        state = torch.load(resume_file, weights_only=True)
+        state = torch.load(resume_file, map_location=dev, weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
+        torch.set_rng_state(state["rng"].cpu())
         start, elapsed = int(state["epoch"]), float(state["elapsed"])
         old = tickets.read_seed(seed_file)  # type: ignore[arg-type]
         rows = [{"epoch": int(e), "iteration": int(i), "time": float(t),
@@ -419,8 +423,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "model's training FLOPs")
     p.add_argument("--data-root", help="folder of the dataset files (not needed for digits)")
     p.add_argument("--name", help="folder name under <run>/tickets (one --init only)")
+    p.add_argument("--device", default="cpu",
+                   help="where to train: cpu (default), cuda or cuda:N (the network is built "
+                        "on the CPU, then moved)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+def _device(spec: str) -> str:
+    if spec == "cpu":
+        return spec
+    if not spec.startswith("cuda"):
+        raise UsageError(f"--device must be cpu, cuda or cuda:N, got {spec!r}")
+    if not torch.cuda.is_available():
+        raise UsageError(f"--device {spec} asked for CUDA, but torch sees no CUDA device")
+    try:
+        torch.device(spec)
+    except RuntimeError:
+        raise UsageError(f"--device {spec!r} is not a device name (cuda or cuda:N)") from None
+    return spec
 
 
 def _seeds(text: str) -> list[int]:
@@ -460,6 +481,7 @@ def prepare(args: argparse.Namespace) -> tuple[Support, DataBundle, Settings, li
     if args.name and len(modes) > 1:
         raise UsageError("--name names one folder; give a single --init with it")
     seeds = _seeds(args.seeds)
+    device = _device(args.device)
     try:
         with PathReader(paths.path) as r:
             saved = set(int(i) for i in r.weight_iterations)
@@ -500,7 +522,8 @@ def prepare(args: argparse.Namespace) -> tuple[Support, DataBundle, Settings, li
                   batch_size=int(cfg.get("batch_size") or 64),
                   momentum=float(cfg.get("momentum", 0.9)),
                   weight_decay=float(cfg.get("weight_decay", 0.0)),
-                  nesterov=bool(cfg.get("nesterov", False)), threads=int(cfg.get("threads", 1)))
+                  nesterov=bool(cfg.get("nesterov", False)), threads=int(cfg.get("threads", 1)),
+                  device=device)
     variants = []
     for mode in modes:
         name = args.name or tickets.default_name(args.iteration, mode, args.budget, args.epochs)

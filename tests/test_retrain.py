@@ -256,6 +256,7 @@ def test_interrupted_retrain_resumes_to_the_same_numbers(tmp_path, sup) -> None:
     (["--init", "rewind:15"], "the rewind point 15 has no saved weights"),
     (["--init", "rewind", "--seeds", "a"], "--seeds 'a'"),
     (["--init", "rewind", "--epochs", "0"], "--epochs must be >= 1"),
+    (["--init", "rewind", "--device", "tpu"], "--device must be cpu, cuda or cuda:N"),
 ])
 def test_bad_input_is_one_sentence_exit_2_nothing_written(tmp_path, capsys, args, says) -> None:
     run_dir, _ = write_run(tmp_path)
