@@ -12,10 +12,11 @@ Layout (schema ``TICKET_SCHEMA = "1.0"``; every name is a constant below)::
         launch.json                the last background launch: {pid, pid_start, cmd, log, started}
         launch.log                 its output
         <name>/                    one variant, e.g. it630-rewind-epochs30
-            ticket.json            what the variant is (see TICKET_KEYS), written once
+            ticket.json            what the variant is (keys below); seeds grow when added
             seed_<s>.h5            one per seed, rewritten atomically after every epoch
             seed_<s>.resume.pt     model and optimizer after the last finished epoch (torch)
-            status.json, worker.lock, train.log   as in a run folder (pathviz.runs names)
+            status.json, worker.lock   state, progress, heartbeat and the lock of the retrain
+                                   process, as in a run folder (pathviz.runs names)
 
 ``ticket.json``::
 
