@@ -79,6 +79,20 @@ if AVAILABLE:
     _L1 = _jit(_l1_kernel)
 
 
+def launch() -> None:
+    """Start numba's threading layer now, with a step on a 1x1 array.
+
+    Its OpenMP layer, when it starts, sets the process's OpenMP thread count to
+    ``NUMBA_NUM_THREADS``, and MKL/oneDNN under torch then use that many threads: a later torch
+    result would depend on the machine's core count. :func:`pathviz.evaluate.pin_threads` calls
+    this before it sets torch's thread count.
+    """
+    if AVAILABLE:
+        a = np.zeros((1, 1), np.float32)
+        step(a, a.copy(), a.copy(), a.copy(), a.copy(), lr=0.0, kappa=1.0, nu=1.0, momentum=0.0,
+             weight_decay=0.0, nesterov=False, lam=1.0, l1=False)
+
+
 def step(w: np.ndarray, g: np.ndarray, m: np.ndarray, z: np.ndarray, gam: np.ndarray, *,
          lr: float, kappa: float, nu: float, momentum: float, weight_decay: float,
          nesterov: bool, lam: float, l1: bool) -> None:

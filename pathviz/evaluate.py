@@ -53,12 +53,19 @@ def pin_threads(threads: int, deterministic: bool = True) -> None:
     run config and calls this before building the model, and again on resume; export calls it
     too, so its accuracy is computed exactly as the worker's was.
     """
-    torch.set_num_threads(int(threads))
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         import numba
     except ImportError:  # pragma: no cover - numba is optional
-        return
-    # the fused SLBI kernel has no cross-row reductions, so this only keeps timings comparable
-    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+        numba = None
+    if numba is not None:
+        from pathviz import _fused
+
+        # numba's OpenMP layer resets the process's OpenMP thread count when it starts, which
+        # MKL/oneDNN then follow: start it first, then set torch's count (measured: without
+        # this, NUMBA_NUM_THREADS=4 changed the demo's weights in the last bit)
+        _fused.launch()
+        # the fused SLBI kernel has no cross-row reductions, so this only keeps timings honest
+        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    torch.set_num_threads(int(threads))
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)

@@ -41,6 +41,9 @@ class SLBI(Optimizer):
     ``group_scale="sqrt"``, else ``lam``. Parameters whose group has ``penalty=None`` take a plain
     momentum SGD step of ``lr*kappa`` (bit-identical to ``torch.optim.SGD(lr=lr*kappa)``).
 
+    Where kappa applies: in the W step (both terms are scaled by ``lr*kappa``) and in
+    ``Gamma = kappa * prox(z)``; not in the z step (``lr/nu``). This is design.md section 3.
+
     Where this differs from the paper: the paper's Algorithm 1 writes the W step without momentum
     and with ``kappa`` on the loss gradient only; like the official code we apply momentum to the
     loss gradient alone (not to the coupling term) and scale both terms by ``lr*kappa``. Gamma and z
