@@ -11,7 +11,7 @@ Layout (schema ``TICKET_SCHEMA = "1.0"``; every name is a constant below)::
     <run>/tickets/
         launch.json                the last background launch: {pid, pid_start, cmd, log, started}
         launch.log                 its output
-        <name>/                    one variant, e.g. it630-rewind-epochs30
+        <name>/                    one variant, e.g. it510-rewind-epochs70
             ticket.json            what the variant is (keys below); seeds grow when added
             seed_<s>.h5            one per seed, rewritten atomically after every epoch
             seed_<s>.resume.pt     model and optimizer after the last finished epoch (torch)
@@ -126,7 +126,7 @@ def mode_kind(mode: str) -> str:
 
 
 def default_name(iteration: int, mode: str, budget: str, epochs: int) -> str:
-    """Folder name of a variant, e.g. ``it630-rewind-k30-epochs20``."""
+    """Folder name of a variant, e.g. ``it510-rewind-k30-epochs70``."""
     base, k = parse_mode(mode)
     slug = base if k is None else f"{base}-k{k}"
     return f"it{int(iteration)}-{slug}-{budget}{int(epochs)}"
