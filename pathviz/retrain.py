@@ -53,6 +53,7 @@ from torch import nn
 
 from pathviz import prune, runs, tickets
 from pathviz.data import BatchLoader, DataBundle, DataError, load_dataset, split_validation
+from pathviz.evaluate import eval_loader, evaluate, pin_threads
 from pathviz.export import ExportError, load_run_model
 from pathviz.models import build_model, count_params, widths_of
 from pathviz.store import PathFileError, PathReader
@@ -60,7 +61,6 @@ from pathviz.store import PathFileError, PathReader
 log = logging.getLogger("pathviz.retrain")
 
 EXIT_OK, EXIT_USAGE = 0, 2
-EVAL_BATCH = 512
 HEARTBEAT_EVERY = 1.0
 
 __all__ = ["UsageError", "Support", "load_support", "build_variant", "random_plan",
@@ -230,22 +230,6 @@ def build_variant(sup: Support, mode: str, seed: int) -> tuple[nn.Module, dict[s
 # ---- training one seed ---------------------------------------------------------------------
 
 
-@torch.no_grad()
-def _evaluate(model: nn.Module, loader: BatchLoader | None) -> tuple[float, float]:
-    if loader is None or len(loader.y) == 0:
-        return float("nan"), float("nan")
-    was = model.training
-    model.eval()
-    loss, correct, n = 0.0, 0, 0
-    for x, y in loader.epoch(0):
-        out = model(x)
-        loss += float(F.cross_entropy(out, y, reduction="sum"))
-        correct += int((out.argmax(1) == y).sum())
-        n += len(y)
-    model.train(was)
-    return loss / n, correct / n
-
-
 @dataclass
 class Settings:
     """How every variant of one command is trained."""
@@ -305,10 +289,10 @@ def retrain_seed(model: nn.Module, data: DataBundle, st: Settings, epochs: int, 
                           weight_decay=st.weight_decay, nesterov=st.nesterov)
     train = BatchLoader(data.train_x, data.train_y, info, st.batch_size, shuffle=True,
                         augment=info.augment, seed=int(seed), device=dev)
-    val = (BatchLoader(data.val_x, data.val_y, info, EVAL_BATCH, shuffle=False, augment=False,
-                       device=dev) if data.val_x is not None else None)
-    test = BatchLoader(data.test_x, data.test_y, info, EVAL_BATCH, shuffle=False, augment=False,
-                       device=dev)
+    # the worker's evaluation (same batches, same order), so accuracies compare with the path's
+    val = (eval_loader(data.val_x, data.val_y, info, dev)
+           if data.val_x is not None and len(data.val_y) else None)
+    test = eval_loader(data.test_x, data.test_y, info, dev)
     ipe, total = len(train), epochs * len(train)
     rows: list[dict[str, Any]] = []
     start, elapsed, diverged = 0, 0.0, False
@@ -331,8 +315,8 @@ def retrain_seed(model: nn.Module, data: DataBundle, st: Settings, epochs: int, 
         return st.lr
 
     def record(epoch: int, train_loss: float, train_acc: float) -> None:
-        vl, va = _evaluate(model, val)
-        tl, ta = _evaluate(model, test)
+        vl, va = evaluate(model, val) if val is not None else (float("nan"), float("nan"))
+        tl, ta = evaluate(model, test)
         rows.append({"epoch": epoch, "iteration": epoch * ipe, "time": elapsed,
                      "train_loss": train_loss, "train_acc": train_acc,
                      "lr": lr_at(epoch * ipe), "val_loss": vl, "val_acc": va,
@@ -575,7 +559,8 @@ def _describe(sup: Support, v: Variant, st: Settings, seeds: list[int]) -> dict[
 def run(sup: Support, data: DataBundle, st: Settings, variants: list[Variant], seeds: list[int],
         progress: bool = True) -> int:
     """Train every variant's unfinished seeds; returns the exit code."""
-    torch.set_num_threads(st.threads)  # the run's thread count: the same numbers everywhere
+    if st.device == "cpu":
+        pin_threads(st.threads)  # the run's thread count: the same numbers on every machine
     descs = [_describe(sup, v, st, seeds) for v in variants]
     ipe = -(-len(data.train_y) // st.batch_size)
     todo = [(v, d, s) for v, d in zip(variants, descs) for s in seeds
