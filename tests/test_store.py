@@ -277,3 +277,115 @@ def test_model_and_data_attributes_round_trip_and_are_optional(tmp_path):
         pass
     with PathReader(q) as r:  # a 1.0 file has neither
         assert r.model_info == {} and r.data_info == {}
+
+
+# ---- files not to be trusted (issue 12, defects 3 and 9) ---------------------------------
+
+
+def _ragged(path, short: str, n: int = 6) -> None:
+    """A sound file, then one dataset cut to n - 2 rows (as a writer killed mid-flush leaves)."""
+    write_file(path, n=n)
+    with h5py.File(path, "a", libver="latest") as f:
+        f[short].resize(n - 2, axis=0)
+
+
+@pytest.mark.parametrize("short", ["layers/conv1/gamma_norm", "metrics/lr", "snapshots/epoch"])
+def test_reads_are_bounded_by_the_shortest_snapshot_dataset(tmp_path, short):
+    p = tmp_path / "ragged.h5"
+    _ragged(p, short)
+    with PathReader(p) as r:
+        assert r.n_snapshots == 4 and r.iterations.tolist() == [0, 10, 20, 30]
+        assert r.layer_path("conv1").shape == (4, 4) and r.metric("lr").shape == (4,)
+        assert r.snapshot(-1)["conv1"]["nnz"].tolist() == synthetic(3).layers["conv1"][2].tolist()
+        with pytest.raises(IndexError, match="snapshot 4 out of range 0..3"):
+            r.snapshot(4)
+
+
+def test_weight_rows_are_bounded_by_the_shortest_weight_dataset(tmp_path):
+    p = tmp_path / "wragged.h5"
+    write_file(p, n=8)
+    with h5py.File(p, "a", libver="latest") as f:
+        f["gamma/fc.0.weight"].resize(2, axis=0)
+    with PathReader(p) as r:
+        assert r.weight_iterations.tolist() == [0, 30]
+        with pytest.raises(KeyError, match="iteration 70 has no saved weights"):
+            r.weights_at(70)
+
+
+def _edit(path, fn) -> None:
+    with h5py.File(path, "a", libver="latest") as f:
+        fn(f)
+
+
+def _retype(name, dtype):
+    def fn(f):
+        data = f[name][...]
+        del f[name]
+        f.create_dataset(name, data=data.astype(dtype), maxshape=(None, *data.shape[1:]),
+                         chunks=True)
+    return fn
+
+
+MALFORMED = [
+    ("missing iteration", lambda f: f.__delitem__("snapshots/iteration"),
+     "dataset snapshots/iteration is missing"),
+    ("missing layer field", lambda f: f.__delitem__("layers/conv1/nnz"),
+     "dataset layers/conv1/nnz is missing"),
+    ("missing metric", lambda f: f.__delitem__("metrics/lr"), "dataset metrics/lr is missing"),
+    ("missing weights", lambda f: f.__delitem__("weights/fc.0.weight"),
+     "dataset weights/fc.0.weight is missing"),
+    ("string iterations", _retype("snapshots/iteration", "S8"),
+     "dataset snapshots/iteration is |S8"),
+    ("float iterations", _retype("snapshots/iteration", np.float32),
+     "dataset snapshots/iteration is float32"),
+    ("wrong group count", lambda f: f.attrs.__setitem__(
+        "layers", json.dumps([{**LAYERS[0], "groups": 5}, LAYERS[1]])),
+     r"dataset layers/conv1/gamma_norm is float32 \(8, 4\), expected rows of shape \(5,\)"),
+    ("config not JSON", lambda f: f.attrs.__setitem__("config", "{oops"),
+     "the 'config' attribute is not a JSON dict"),
+    ("layers not a list", lambda f: f.attrs.__setitem__("layers", '{"a": 1}'),
+     "the 'layers' attribute is not a JSON list"),
+    ("layer without groups", lambda f: f.attrs.__setitem__(
+        "layers", json.dumps([{"name": "conv1", "param": "conv1.weight"}])),
+     "layer record .* is malformed"),
+    ("layer name with a slash", lambda f: f.attrs.__setitem__(
+        "layers", json.dumps([{**LAYERS[0], "name": "../x"}])), "layer record .* is malformed"),
+    ("weight dtype unknown", lambda f: f.attrs.__setitem__(
+        "weights", json.dumps([{**WEIGHTS[0], "dtype": "complex-ish"}])),
+     "weight record .* is malformed"),
+    ("metrics attribute missing", lambda f: f.attrs.__delitem__("metrics"),
+     "the 'metrics' attribute is missing"),
+    ("absurd shape", lambda f: f.attrs.__setitem__(
+        "weights", json.dumps([{**WEIGHTS[0], "shape": [2 ** 40]}])),
+     "weight record .* is malformed"),
+]
+
+
+@pytest.mark.parametrize("case,edit,message", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_files_are_one_clear_sentence(tmp_path, case, edit, message):
+    p = tmp_path / "bad.h5"
+    write_file(p)
+    _edit(p, edit)
+    with pytest.raises(PathFileError, match=message) as e:
+        PathReader(p)
+    assert "\n" not in str(e.value) and str(e.value).endswith("delete the run or restore the file")
+
+
+def test_a_hanging_dataset_is_reported_not_waited_on(tmp_path):
+    """A real file left by a SIGKILLed writer whose metrics/test_acc_sparse object header makes
+    HDF5 loop forever: the reader answers within the timeout, and repair keeps 11 snapshots."""
+    import shutil
+
+    src = os.path.join(os.path.dirname(__file__), "faults", "data", "killed_hang.h5")
+    p = tmp_path / "hang.h5"
+    shutil.copy(src, p)
+    t = time.monotonic()
+    with pytest.raises(store.PathDamagedError, match="11 snapshots readable") as e:
+        PathReader(p, timeout=1.0)
+    assert e.value.readable == 11 and time.monotonic() - t < 5
+    with PathReader(p, allow_damaged=True, timeout=1.0) as r:
+        assert r.n_snapshots == 11 and np.isnan(r.metric("test_acc_sparse")).all()
+        assert r.damaged.keys() == {"metrics/test_acc_sparse"}
+    assert store.repair_path_file(p) == 11
+    with PathReader(p) as r:  # a sound file now, opened without SWMR
+        assert not r.swmr and r.iterations.tolist() == list(range(11)) and not r.damaged
