@@ -9,12 +9,19 @@ A run folder ``<root>/<name>/`` holds:
     status.json   state, pid, progress and heartbeat, replaced atomically by the worker
     resume.pt     model, optimizer and loop state for --resume, replaced atomically
     train.log     the worker's log
-    worker.lock   held (O_EXCL) by the live worker, so a run can never train twice at once
+    worker.lock   flock-ed by the live worker, so a run can never train twice at once
+    manifest.json marks a folder pathviz created and lists the files it wrote there, so
+                  --overwrite removes only those
     exports/      exported subnetworks and their reports
+
+A run folder is data, never code: nothing here unpickles or executes anything from it, and
+paths from it are resolved (:func:`resolve_inside`) before they are read or written.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import re
@@ -33,18 +40,24 @@ STATUS_FILE = "status.json"
 RESUME_FILE = "resume.pt"
 LOG_FILE = "train.log"
 LOCK_FILE = "worker.lock"
+MANIFEST_FILE = "manifest.json"
 EXPORTS_DIR = "exports"
 RUN_FILES = (PATH_FILE, CONFIG_FILE, STATUS_FILE, RESUME_FILE, LOG_FILE)
+# errno values that mean "no room to write": a full disk, a quota, a file size limit
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_TMP = re.compile(r"\A\.(.+)\.(\d+)\.tmp\Z")
 
 STATES = ("starting", "running", "finished", "failed", "stopped")
 ENV_ROOT = "PATHVIZ_CHECKPOINTS"
 HEARTBEAT_TIMEOUT = 30.0  # seconds without a heartbeat before a "running" run counts as dead
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+# \Z, not $: "$" also matches before a trailing newline, so "x\n" would pass
+_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,79}\Z")
 
 __all__ = ["RunPaths", "RunInfo", "RunError", "checkpoints_root", "validate_name", "run_paths",
            "list_runs", "read_status", "write_status", "effective_state", "start_worker",
-           "stop_worker", "acquire_lock", "release_lock"]
+           "stop_worker", "acquire_lock", "release_lock", "resolve_inside", "check_run_dir",
+           "claim_run_dir", "record_files", "clear_run", "clean_stale_temps", "is_disk_full"]
 
 
 class RunError(Exception):
@@ -99,6 +112,10 @@ class RunPaths:
         return self.dir / LOCK_FILE
 
     @property
+    def manifest(self) -> Path:
+        return self.dir / MANIFEST_FILE
+
+    @property
     def exports(self) -> Path:
         return self.dir / EXPORTS_DIR
 
@@ -127,6 +144,20 @@ def run_paths(name: str, root: str | os.PathLike | None = None) -> RunPaths:
     return RunPaths(d)
 
 
+def resolve_inside(path: str | os.PathLike, root: str | os.PathLike) -> Path:
+    """``path`` with every symlink resolved; RunError if that lies outside ``root``.
+
+    Use it before reading or writing anything under a run folder, so a link planted in a shared
+    run cannot point a download or an export at a file elsewhere.
+    """
+    real_root = Path(root).resolve()
+    real = Path(path).resolve()
+    if real != real_root and real_root not in real.parents:
+        raise RunError(f"{path} resolves to {real}, outside {real_root}; remove the link or "
+                       f"copy the file into the run folder")
+    return real
+
+
 def paths_for_dir(run_dir: str | os.PathLike) -> RunPaths:
     """The files of the run in an explicit folder (the CLI's ``--out`` / ``RUN_DIR``)."""
     d = Path(run_dir)
@@ -138,11 +169,31 @@ def paths_for_dir(run_dir: str | os.PathLike) -> RunPaths:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temp file and move it into place, so readers never see half a file."""
+    """Write JSON to a temp file and move it into place, so readers never see half a file.
+
+    On a full disk the temp file is removed and the error raised; see :func:`write_status` for
+    the one write that must still get through.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_in_place(path: Path, data: Any) -> None:
+    """Overwrite ``path`` in place within its existing size (padded with spaces, still valid
+    JSON), so it needs no new disk blocks: the last resort for a status on a full disk."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    size = path.stat().st_size
+    if len(text) > max(size, 4096 - 1):
+        raise OSError(errno.ENOSPC, f"no room to record the status in {path}")
+    with open(path, "r+b") as f:
+        f.write(text + b" " * max(0, size - len(text)))
+        f.flush()
 
 
 def write_status(paths: RunPaths, **fields: Any) -> dict[str, Any]:
@@ -150,7 +201,12 @@ def write_status(paths: RunPaths, **fields: Any) -> dict[str, Any]:
     status = read_status(paths) if paths.status.exists() else {}
     status.pop("problem", None)
     status.update(fields, updated=time.time())
-    write_json_atomic(paths.status, status)
+    try:
+        write_json_atomic(paths.status, status)
+    except OSError as e:
+        if not is_disk_full(e) or not paths.status.is_file():
+            raise
+        _write_in_place(paths.status, status)  # a full disk must not hide how the run ended
     return status
 
 
@@ -239,6 +295,11 @@ def list_runs(root: str | os.PathLike | None = None) -> list[RunInfo]:
     for d in root.iterdir():
         if not d.is_dir() or not _NAME.match(d.name):
             continue
+        if d.is_symlink():
+            try:
+                resolve_inside(d, root)
+            except RunError:
+                continue  # a link to elsewhere is not a run of this root
         paths = RunPaths(d)
         if not paths.has_run() and not paths.status.exists():
             continue
@@ -264,40 +325,83 @@ def _read_config(paths: RunPaths) -> dict[str, Any] | None:
 
 # ---- the worker lock ---------------------------------------------------------------------
 
+# lock files this process holds: resolved path -> open descriptor (flock lives on the descriptor)
+_HELD: dict[str, int] = {}
+
 
 def acquire_lock(paths: RunPaths) -> None:
-    """Take the run's worker lock for this process; RunError if a live worker holds it."""
+    """Take the run's worker lock for this process; RunError if another process holds it.
+
+    The lock is ``fcntl.flock`` on ``worker.lock``: the kernel drops it when its holder dies, so
+    a stale lock is simply free and takeover needs no guessing. The holder unlinks the file on
+    release; a taker that locked a file which was unlinked meanwhile (its inode is no longer at
+    the path) retries, so two takers can never both win. The file holds the holder's pid and
+    start time for display only. Stale temp files of dead writers are removed once it is held.
+    """
     paths.dir.mkdir(parents=True, exist_ok=True)
-    me = {"pid": os.getpid(), "pid_start": process_start_time(os.getpid())}
-    for _ in range(2):
+    key = str(paths.lock.resolve())
+    if key in _HELD:
+        raise RunError(f"run {paths.name!r} is already being trained by process {os.getpid()} "
+                       f"(this one); stop it first")
+    for _ in range(100):
+        fd = os.open(paths.lock, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o644)
         try:
-            fd = os.open(paths.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                holder = json.loads(paths.lock.read_text() or "{}")
-            except (OSError, ValueError):
-                holder = {}
-            if holder and is_alive(holder.get("pid"), holder.get("pid_start")):
-                raise RunError(f"run {paths.name!r} is already being trained by process "
-                               f"{holder['pid']}; stop it first") from None
-            if not holder and time.time() - _mtime(paths.lock) < 5:
-                raise RunError(f"run {paths.name!r} is being started by another process") from None
-            paths.lock.unlink(missing_ok=True)  # stale: its worker is gone
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = _lock_info(paths).get("pid")
+            raise RunError(f"run {paths.name!r} is already being trained by process "
+                           f"{holder or 'another process'}; stop it first") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(paths.lock, follow_symlinks=False).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:  # its holder released (and unlinked) it between our open and flock
+            os.close(fd)
             continue
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
+        me = json.dumps({"pid": os.getpid(), "pid_start": process_start_time(os.getpid())})
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, me.encode(), 0)
+        _HELD[key] = fd
+        clean_stale_temps(paths)
         return
-    raise RunError(f"could not take the lock of run {paths.name!r}")
+    raise RunError(f"could not take the lock of run {paths.name!r}; try again")
 
 
 def release_lock(paths: RunPaths) -> None:
-    """Drop the lock if this process holds it."""
-    try:
-        holder = json.loads(paths.lock.read_text())
-    except (OSError, ValueError):
+    """Drop the lock if this process holds it (the file is unlinked while still locked)."""
+    fd = _HELD.pop(str(paths.lock.resolve()), None)
+    if fd is None:
         return
-    if holder.get("pid") == os.getpid():
+    try:
         paths.lock.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+
+
+def lock_held(paths: RunPaths) -> bool:
+    """True if some process holds the run's lock now (this one included)."""
+    if str(paths.lock.resolve()) in _HELD:
+        return True
+    try:
+        fd = os.open(paths.lock, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _lock_info(paths: RunPaths) -> dict[str, Any]:
+    try:
+        data = json.loads(paths.lock.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _mtime(p: Path) -> float:
@@ -305,6 +409,158 @@ def _mtime(p: Path) -> float:
         return p.stat().st_mtime
     except OSError:
         return 0.0
+
+
+# ---- what pathviz wrote: manifest, overwrite, temp files ---------------------------------
+
+
+def _read_manifest(paths: RunPaths) -> dict[str, Any] | None:
+    try:
+        data = json.loads(paths.manifest.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+        return None
+    return data
+
+
+def is_run_dir(paths: RunPaths) -> bool:
+    """True if pathviz made this folder: it has a manifest, or (runs older than the manifest)
+    a path file that is a pathviz path file."""
+    if _read_manifest(paths) is not None:
+        return True
+    if not paths.path.is_file() or paths.path.is_symlink():
+        return False
+    from pathviz.store import PathFileError, PathReader
+
+    try:
+        with open(paths.path, "rb") as f:
+            if f.read(8) != b"\x89HDF\r\n\x1a\n":
+                return False
+        with PathReader(paths.path, allow_damaged=True):
+            return True
+    except (PathFileError, OSError):
+        return False
+
+
+def check_run_dir(paths: RunPaths) -> None:
+    """RunError unless ``paths.dir`` may receive a new run: absent, empty, or made by pathviz.
+
+    A file, a link or a folder of other files is refused, so pointing ``--out`` at the wrong
+    place never replaces anyone's ``status.json`` or ``config.json``.
+    """
+    d = paths.dir
+    if d.is_symlink():
+        raise RunError(f"{d} is a symbolic link; give the real folder, or a new folder, as the "
+                       f"run folder")
+    if d.exists() and not d.is_dir():
+        raise RunError(f"{d} is a file, not a folder; choose a folder name for the run")
+    if d.is_dir() and any(d.iterdir()) and not is_run_dir(paths):
+        raise RunError(f"{d} holds files that pathviz did not write; choose a new or empty "
+                       f"folder for the run")
+
+
+def claim_run_dir(paths: RunPaths) -> None:
+    """Create the run folder (after :func:`check_run_dir`) and its manifest."""
+    paths.dir.mkdir(parents=True, exist_ok=True)
+    if _read_manifest(paths) is None:
+        write_json_atomic(paths.manifest, {"created_by": "pathviz", "files": sorted(
+            set(RUN_FILES) | {LOCK_FILE, MANIFEST_FILE})})
+
+
+def record_files(paths: RunPaths, *names: str | os.PathLike) -> None:
+    """Add files (relative to the run folder, e.g. ``exports/x.pt``) to the manifest, so that
+    --overwrite removes them too. Files not listed are never removed by pathviz."""
+    manifest = _read_manifest(paths) or {"created_by": "pathviz", "files": []}
+    files = set(manifest["files"])
+    for n in names:
+        rel = Path(n)
+        if rel.is_absolute():
+            rel = rel.relative_to(paths.dir)
+        if ".." in rel.parts:
+            raise RunError(f"{n} is not inside the run folder {paths.dir}")
+        files.add(rel.as_posix())
+    manifest["files"] = sorted(files)
+    write_json_atomic(paths.manifest, manifest)
+
+
+def clear_run(paths: RunPaths, keep: Sequence[str] = (LOG_FILE, LOCK_FILE, MANIFEST_FILE)) -> None:
+    """--overwrite: remove the files the manifest lists (but not ``keep``), nothing else.
+
+    Each one must resolve inside the run folder and is unlinked, not followed, if it is a link.
+    Folders left empty (e.g. ``exports/``) go too.
+    """
+    manifest = _read_manifest(paths)
+    if manifest is None:
+        if not is_run_dir(paths):
+            raise RunError(f"{paths.dir} was not made by pathviz; it will not be cleared")
+        names = [f for f in RUN_FILES]  # a run from before the manifest: its own file names
+    else:
+        names = [f for f in manifest["files"] if isinstance(f, str)]
+    real_dir = paths.dir.resolve()
+    dirs = set()
+    for name in names:
+        if name in keep or Path(name).is_absolute() or ".." in Path(name).parts:
+            continue
+        p = paths.dir / name
+        if p.resolve().parent != real_dir and real_dir not in p.parent.resolve().parents:
+            continue
+        if p.is_symlink() or p.is_file():
+            p.unlink(missing_ok=True)
+        if len(Path(name).parts) > 1:
+            dirs.add(paths.dir / Path(name).parts[0])
+    for d in dirs:
+        if d.is_dir() and not d.is_symlink():
+            for sub in sorted(d.rglob("*"), reverse=True):
+                if sub.is_dir() and not sub.is_symlink() and not any(sub.iterdir()):
+                    sub.rmdir()
+            if not any(d.iterdir()):
+                d.rmdir()
+
+
+def clean_stale_temps(paths: RunPaths) -> list[str]:
+    """Remove ``.<name>.<pid>.tmp`` files of processes that are gone; returns their names."""
+    removed = []
+    try:
+        entries = list(os.scandir(paths.dir))
+    except OSError:
+        return removed
+    for e in entries:
+        m = _TMP.match(e.name)
+        if not m or not e.is_file(follow_symlinks=False):
+            continue
+        pid = int(m.group(2))
+        if pid == os.getpid() or process_start_time(pid) is not None:
+            continue  # its writer is alive (or is us)
+        try:
+            os.unlink(e.path)
+            removed.append(e.name)
+        except OSError:
+            pass
+    return removed
+
+
+def remove_my_temps(paths: RunPaths) -> None:
+    """Remove this process's temp files in the run folder (after a failed write)."""
+    for e in list(os.scandir(paths.dir)) if paths.dir.is_dir() else []:
+        m = _TMP.match(e.name)
+        if m and int(m.group(2)) == os.getpid():
+            try:
+                os.unlink(e.path)
+            except OSError:
+                pass
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """True for an error that means there is no room left to write."""
+    while e is not None:
+        if isinstance(e, OSError) and e.errno in DISK_FULL:
+            return True
+        if isinstance(e, OSError) and e.errno is None and any(
+                s in str(e) for s in ("No space left", "Disk quota", "File too large")):
+            return True  # HDF5 reports the errno only in its message
+        e = e.__cause__ or e.__context__
+    return False
 
 
 # ---- starting and stopping ---------------------------------------------------------------
@@ -336,7 +592,9 @@ def start_worker(paths: RunPaths, args: Sequence[str] = (), resume: bool = False
         raise RunError(f"run {paths.name!r} already exists; choose another name or resume it")
     if resume and not paths.resume.exists():
         raise RunError(f"run {paths.name!r} has no resume state to continue from")
-    paths.dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        check_run_dir(paths)
+    claim_run_dir(paths)
     if not resume:
         write_status(paths, state="starting", reason="", pid=None)
     with open(paths.log, "ab") as log:
@@ -349,11 +607,11 @@ def start_worker(paths: RunPaths, args: Sequence[str] = (), resume: bool = False
 
 
 def _lock_holder(paths: RunPaths) -> int | None:
-    try:
-        holder = json.loads(paths.lock.read_text())
-    except (OSError, ValueError):
+    """The pid of the process that holds the run's lock now, or None."""
+    if not lock_held(paths):
         return None
-    return holder.get("pid") if is_alive(holder.get("pid"), holder.get("pid_start")) else None
+    pid = _lock_info(paths).get("pid")
+    return int(pid) if isinstance(pid, int) and is_alive(pid, None) else None
 
 
 def stop_worker(paths: RunPaths, timeout: float = 15.0) -> bool:

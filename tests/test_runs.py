@@ -107,3 +107,156 @@ def test_start_twice_is_impossible_and_stop_marks_stopped(tmp_path):
     assert st["state"] == "stopped" and "SIGTERM" in st["reason"]
     assert runs.list_runs(tmp_path)[0].resumable
     assert runs.stop_worker(p) is False
+
+
+# ---- issue 12: names, links, manifests, temp files ------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@pytest.mark.parametrize("bad", ["x\n", "run\n", "a\r", "ok\x00", "\u0661"])
+def test_names_with_a_trailing_newline_or_odd_characters_are_refused(tmp_path, bad):
+    with pytest.raises(runs.RunError, match="invalid run name"):
+        runs.validate_name(bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=90))
+def test_a_valid_name_never_leaves_the_root(name):
+    import re
+
+    try:
+        runs.validate_name(name)
+    except runs.RunError:
+        assert not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}", name)
+        return
+    assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}", name)
+    assert "/" not in name and "\n" not in name and name not in (".", "..")
+
+
+def test_resolve_inside_follows_links_and_refuses_what_leaves_the_root(tmp_path):
+    root = tmp_path / "ckpt"
+    (root / "run" / "exports").mkdir(parents=True)
+    outside = tmp_path / "secret.txt"
+    outside.write_text("s")
+    (root / "run" / "exports" / "leak.pt").symlink_to(outside)
+    (root / "run" / "exports" / "ok.pt").write_text("x")
+    (root / "run" / "exports" / "alias.pt").symlink_to(root / "run" / "exports" / "ok.pt")
+    assert runs.resolve_inside(root / "run/exports/alias.pt", root) == \
+        (root / "run/exports/ok.pt").resolve()
+    with pytest.raises(runs.RunError, match=r"secret\.txt, outside .*ckpt; remove the link"):
+        runs.resolve_inside(root / "run/exports/leak.pt", root)
+    with pytest.raises(runs.RunError, match="outside"):
+        runs.resolve_inside(root / ".." / "secret.txt", root)
+
+
+def test_list_runs_skips_run_folders_that_link_outside_the_root(tmp_path):
+    from tests.conftest import make_run
+
+    root = tmp_path / "ckpt"
+    root.mkdir()
+    elsewhere = make_run(tmp_path / "other", "far", n=3)
+    make_run(root, "near", n=3)
+    (root / "linked").symlink_to(elsewhere.dir)
+    (root / "alias").symlink_to(root / "near")
+    assert sorted(r.name for r in runs.list_runs(root)) == ["alias", "near"]
+
+
+def test_check_run_dir_refuses_files_links_and_foreign_folders(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("mine")
+    with pytest.raises(runs.RunError, match="is a file, not a folder"):
+        runs.check_run_dir(runs.RunPaths(f))
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "status.json").write_text('{"mine": 1}')
+    with pytest.raises(runs.RunError, match="holds files that pathviz did not write"):
+        runs.check_run_dir(runs.RunPaths(foreign))
+    (tmp_path / "link").symlink_to(foreign)
+    with pytest.raises(runs.RunError, match="is a symbolic link"):
+        runs.check_run_dir(runs.RunPaths(tmp_path / "link"))
+    assert (foreign / "status.json").read_text() == '{"mine": 1}' and f.read_text() == "mine"
+    runs.check_run_dir(runs.RunPaths(tmp_path / "new"))  # absent: fine
+    (tmp_path / "empty").mkdir()
+    runs.check_run_dir(runs.RunPaths(tmp_path / "empty"))  # empty: fine
+
+
+def test_clear_run_removes_only_what_the_manifest_lists(tmp_path):
+    p = runs.RunPaths(tmp_path / "r")
+    runs.claim_run_dir(p)
+    for f in (runs.PATH_FILE, runs.CONFIG_FILE, runs.RESUME_FILE, runs.LOG_FILE):
+        (p.dir / f).write_text("run")
+    p.exports.mkdir()
+    (p.exports / "made.pt").write_text("export")
+    (p.exports / "user-notes.txt").write_text("keep me")
+    (p.dir / "README.md").write_text("keep me too")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("outside")
+    runs.record_files(p, "exports/made.pt")
+    runs.check_run_dir(p)  # a pathviz folder may be reused
+    runs.clear_run(p)
+    left = sorted(x.relative_to(p.dir).as_posix() for x in p.dir.rglob("*"))
+    assert left == ["README.md", "exports", "exports/user-notes.txt", "manifest.json",
+                    "train.log"]
+    assert outside.read_text() == "outside"
+    with pytest.raises(runs.RunError, match="not inside the run folder"):
+        runs.record_files(p, "../outside.txt")
+    q = runs.RunPaths(tmp_path / "foreign")
+    q.dir.mkdir()
+    (q.dir / "config.json").write_text("{}")
+    with pytest.raises(runs.RunError, match="was not made by pathviz"):
+        runs.clear_run(q)
+    assert (q.dir / "config.json").exists()
+
+
+def test_stale_temp_files_of_dead_writers_are_cleaned_when_the_lock_is_taken(tmp_path):
+    p = runs.RunPaths(tmp_path / "t")
+    p.dir.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (p.dir / f".resume.pt.{dead.pid}.tmp").write_text("half")
+    (p.dir / f".path.h5.{dead.pid}.tmp").write_text("half")
+    (p.dir / f".status.json.{os.getppid()}.tmp").write_text("live writer")  # alive: kept
+    (p.dir / "notes.tmp").write_text("not ours")
+    runs.acquire_lock(p)
+    try:
+        assert sorted(os.listdir(p.dir)) == sorted(
+            [f".status.json.{os.getppid()}.tmp", "notes.tmp", "worker.lock"])
+    finally:
+        runs.release_lock(p)
+
+
+def test_status_still_records_failure_on_a_full_disk(tmp_path, monkeypatch):
+    import errno
+
+    p = runs.RunPaths(tmp_path / "full")
+    p.dir.mkdir()
+    runs.write_status(p, state="running", iteration=5, config={"model": "lenet5" * 20})
+
+    def no_room(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runs.json, "dump", no_room)  # the temp-file route fails like a full disk
+    runs.write_status(p, state="failed", reason="disk full at iteration 7")
+    st = runs.read_status(p)
+    assert (st["state"], st["reason"], st["iteration"]) == ("failed", "disk full at iteration 7", 5)
+    assert sorted(os.listdir(p.dir)) == ["status.json"]
+
+
+def test_lock_is_released_by_the_kernel_when_its_holder_dies(tmp_path):
+    p = runs.RunPaths(tmp_path / "k")
+    code = ("import sys, time; from pathviz import runs; from pathlib import Path; "
+            f"runs.acquire_lock(runs.RunPaths(Path({str(p.dir)!r}))); print('held', flush=True); "
+            "time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "held\n"
+    with pytest.raises(runs.RunError, match=f"already being trained by process {proc.pid}"):
+        runs.acquire_lock(p)
+    assert runs.lock_held(p)
+    proc.kill()
+    proc.wait()
+    assert not runs.lock_held(p)
+    runs.acquire_lock(p)  # the dead holder's file is taken over
+    assert json.loads(p.lock.read_text())["pid"] == os.getpid()
+    runs.release_lock(p)
