@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = ["RunConfig", "PRESETS", "ConfigError", "load_config_file", "add_config_arguments",
-           "config_from_args", "config_to_argv"]
+           "config_from_args", "config_to_argv", "config_from_json"]
 
 
 class ConfigError(ValueError):
@@ -171,8 +172,63 @@ def _flag(name: str) -> str:
     return name.replace("_", "-")
 
 
+def _field_kinds() -> dict[str, tuple[str, bool]]:
+    """{field: (base type name, None allowed)} of RunConfig, from its annotations."""
+    out = {}
+    for f in fields(RunConfig):
+        t = f.type if isinstance(f.type, str) else f.type.__name__
+        out[f.name] = (t.split(" ")[0], "None" in t)
+    return out
+
+
+_SEEDS = ("seed", "split_seed")  # torch generators are seeded with seed * 1_000_003 + epoch
+
+
+def _typed(name: str, value: Any, where: str) -> Any:
+    """``value`` for field ``name`` if it has exactly the field's type; ConfigError otherwise.
+
+    Strict on purpose: ``nesterov = "yes"``, ``epochs = 3.0``, ``lr = "0.1"``, ``lr = inf`` and
+    ``lr = nan`` are refused rather than coerced, so a file means one thing only. Ints are
+    bounded (|v| < 2**63) so they fit torch and numpy.
+    """
+    kind, nullable = _field_kinds()[name]
+    flag = where if where.startswith("--") else f"{name} ({where})"
+    if value is None or (nullable and isinstance(value, str) and value.lower() == "none"):
+        if nullable:
+            return None
+        raise ConfigError(f"{flag} must be a {kind}, got nothing; give it a value or leave it "
+                          f"out")
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{flag} must be true or false (unquoted), got {value!r}")
+    if kind == "int":
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2 ** 63:
+            if name in _SEEDS and not 0 <= value < 2 ** 32:
+                raise ConfigError(f"{flag} must be a seed from 0 to 2**32 - 1, got {value!r}")
+            return value
+        raise ConfigError(f"{flag} must be a whole number, got {value!r}")
+    if kind == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isfinite(value):
+                return float(value)
+            raise ConfigError(f"{flag} must be a finite number, got {value!r}")
+        raise ConfigError(f"{flag} must be a number, got {value!r}")
+    if isinstance(value, str) and "\x00" not in value:
+        return value
+    raise ConfigError(f"{flag} must be a string, got {value!r}")
+
+
+def _no_constants(token: str) -> Any:
+    raise ValueError(f"{token} is not a number a config may hold")
+
+
 def load_config_file(path: str) -> dict[str, Any]:
-    """Read a JSON or TOML config file into a dict of RunConfig fields."""
+    """Read a JSON or TOML config file into a dict of RunConfig fields, strictly typed.
+
+    Unknown keys, values of the wrong type, and inf/NaN are refused with a ConfigError that
+    names the key; ``"none"`` (TOML has no null) or JSON ``null`` clear an optional field.
+    """
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path!r} does not exist")
     try:
@@ -184,22 +240,38 @@ def load_config_file(path: str) -> dict[str, Any]:
             with open(path, "rb") as f:
                 data = tomllib.load(f)
         else:
-            with open(path) as f:
-                data = json.load(f)
-    except (ValueError, OSError) as e:
-        raise ConfigError(f"config file {path!r} could not be parsed: {e}") from None
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f, parse_constant=_no_constants)
+    except (ValueError, OSError, RecursionError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"config file {path!r} could not be parsed ({msg}); fix its "
+                          f"syntax") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path!r} must hold a table/object of settings")
     if "config" in data and isinstance(data["config"], dict):  # a run's own config.json
         data = data["config"]
     known = {f.name for f in fields(RunConfig)}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(map(str, set(data) - known))
     if unknown:
-        raise ConfigError(f"config file {path!r} has unknown keys {unknown}")
-    return data
+        raise ConfigError(f"config file {path!r} has unknown keys {unknown}; known keys: "
+                          f"{', '.join(sorted(known))}")
+    return {k: _typed(k, v, f"in {path}") for k, v in data.items()}
+
+
+def config_from_json(data: Any, where: str) -> RunConfig:
+    """A RunConfig from a stored JSON object (a run's config.json), strictly typed; not
+    validated (call ``.validate()``)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must hold a JSON object of settings")
+    known = {f.name for f in fields(RunConfig)}
+    unknown = sorted(map(str, set(data) - known))
+    if unknown:
+        raise ConfigError(f"{where} has unknown keys {unknown}")
+    return RunConfig(**{k: _typed(k, v, f"in {where}") for k, v in data.items()})
 
 
 def _none_or(kind):
+    """A CLI parser for an optional field: none/null (or nothing) is None, else ``kind``."""
     def parse(s: str):
         return None if s.lower() in ("none", "null", "") else kind(s)
     parse.__name__ = kind.__name__
@@ -207,20 +279,53 @@ def _none_or(kind):
 
 
 def _bool(s: str) -> bool:
-    if s.lower() in ("1", "true", "yes", "on"):
+    """A CLI boolean: true or false (any case), nothing else."""
+    if s.lower() == "true":
         return True
-    if s.lower() in ("0", "false", "no", "off"):
+    if s.lower() == "false":
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {s!r}")
+
+
+def _int(s: str) -> int:
+    """A CLI whole number (decimal digits, optional sign), below 2**63 in size."""
+    t = s.strip()
+    if not t.lstrip("+-").isdigit() or not t.isascii():
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}")
+    v = int(t)
+    if abs(v) >= 2 ** 63:
+        raise argparse.ArgumentTypeError(f"{s!r} is too large")
+    return v
+
+
+def _float(s: str) -> float:
+    """A CLI number that is finite (inf, nan and overflowing literals are refused)."""
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {s!r}")
+    return v
+
+
+def _str(s: str) -> str:
+    if "\x00" in s:
+        raise argparse.ArgumentTypeError("expected text without NUL characters")
+    return s
+
+
+_int.__name__, _float.__name__, _str.__name__ = "int", "float", "str"
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One ``--flag`` per RunConfig field; unset flags stay absent so presets/files show through."""
     for f in fields(RunConfig):
         t = f.type if isinstance(f.type, str) else f.type.__name__
-        kind = {"int": int, "float": float, "str": str, "bool": _bool}.get(t.split(" ")[0], str)
+        kind = {"int": _int, "float": _float, "str": _str, "bool": _bool}.get(t.split(" ")[0],
+                                                                            _str)
         if "None" in t:
-            kind = _none_or(str if t.startswith("str") else kind)
+            kind = _none_or(_str if t.startswith("str") else kind)
         default = "none" if f.default is None else f.default
         kw: dict[str, Any] = dict(default=argparse.SUPPRESS,
                                   help=f"{f.metadata['help']} (default: {default})")
@@ -230,7 +335,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """Preset, then config file, then explicit flags; validated."""
+    """Preset, then config file, then explicit flags; strictly typed and validated."""
     preset = getattr(args, "preset", None)
     if preset is not None and preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -241,7 +346,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     given = vars(args)
     for f in fields(RunConfig):
         if f.name in given:
-            values[f.name] = given[f.name]
+            values[f.name] = _typed(f.name, given[f.name], f"--{_flag(f.name)}")
     try:
         cfg = RunConfig(**values)
     except TypeError as e:
