@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # torch is imported where tensors are made, so the app can read DATASETS
     import torch
@@ -163,25 +163,67 @@ _IDX_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images
 
 
 def _mnist_like(name: str, root: str) -> DataBundle:
-    import torchvision
+    import torch
 
-    cls = torchvision.datasets.MNIST if name == "mnist" else torchvision.datasets.FashionMNIST
     raw, _, missing = _dataset_files(name, root)
     if missing:
         gz = [f for f in missing if os.path.isfile(os.path.join(raw, f + ".gz"))]
+        site = "MNIST" if name == "mnist" else "FashionMNIST"
         hint = (f" ({len(gz)} are there as .gz: gunzip them in place)" if gz else
-                f"; get them from the {cls.__name__} site or with torchvision.datasets."
-                f"{cls.__name__}(root, download=True) on a machine with internet")
+                f"; get them from the {site} site or with torchvision.datasets."
+                f"{site}(root, download=True) on a machine with internet")
         raise DataError(f"{name} files missing in {raw}: expected {', '.join(_IDX_FILES)} "
                         f"(uncompressed IDX){hint}")
+    arrays = {f: _read_idx(os.path.join(raw, f)) for f in _IDX_FILES}
+    for split in ("train", "t10k"):
+        x, y = arrays[f"{split}-images-idx3-ubyte"], arrays[f"{split}-labels-idx1-ubyte"]
+        if x.ndim != 3 or x.shape[1:] != (28, 28) or y.ndim != 1 or len(x) != len(y) or \
+                (y.size and y.max() > 9):
+            raise DataError(f"{name} files in {raw} do not match: {split} images are "
+                            f"{x.shape} and labels {y.shape} (labels 0-9 expected); replace "
+                            f"them with the original IDX files")
+
+    def t(a) -> Tensor:
+        return torch.from_numpy(a.copy())
+
+    return DataBundle(DATASETS[name], t(arrays["train-images-idx3-ubyte"]).unsqueeze(1),
+                      t(arrays["train-labels-idx1-ubyte"]).long(),
+                      t(arrays["t10k-images-idx3-ubyte"]).unsqueeze(1),
+                      t(arrays["t10k-labels-idx1-ubyte"]).long())
+
+
+def _read_idx(path: str):
+    """An IDX file of unsigned bytes (the MNIST format) as a numpy array; DataError otherwise.
+
+    Parsed here rather than by torchvision so that garbage (a wrong magic, a header that claims
+    more data than the file holds) is one clear sentence, and nothing is allocated beyond the
+    file's own size.
+    """
+    import numpy as np
+
+    fix = "replace it with the original (uncompressed) IDX file"
     try:
-        train = cls(root, train=True, download=False)
-        test = cls(root, train=False, download=False)
-    except (RuntimeError, ValueError, OSError) as e:
-        raise DataError(f"{name} files in {raw} could not be read ({e}); replace them with the "
-                        f"original IDX files") from None
-    return DataBundle(DATASETS[name], train.data.unsqueeze(1).contiguous(), train.targets.long(),
-                      test.data.unsqueeze(1).contiguous(), test.targets.long())
+        with open(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4 or head[:2] != b"\x00\x00" or head[2] != 0x08 or \
+                    not 1 <= head[3] <= 4:
+                raise DataError(f"{path} is not an IDX file of unsigned bytes (magic "
+                                f"{head.hex() or 'missing'}, expected 0000080N); {fix}")
+            ndim = head[3]
+            dims_raw = f.read(4 * ndim)
+            if len(dims_raw) < 4 * ndim:
+                raise DataError(f"{path} ends inside its IDX header; {fix}")
+            dims = tuple(int.from_bytes(dims_raw[4 * i:4 * i + 4], "big") for i in range(ndim))
+            size = int(np.prod(dims, dtype=object))
+            held = os.fstat(f.fileno()).st_size - 4 - 4 * ndim
+            if held != size:  # checked before reading: a header may claim terabytes
+                raise DataError(f"{path} holds {held} bytes of data but its header says "
+                                f"{dims} = {size}; {fix}")
+            data = f.read(size)
+    except OSError as e:
+        raise DataError(f"{path} could not be read ({e.strerror}); check its permissions") \
+            from None
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
 # ---- CIFAR-10 ------------------------------------------------------------------------------
@@ -190,40 +232,89 @@ _CIFAR_FILES = ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", 
                 "test_batch", "batches.meta"]
 
 
-def _cifar10(root: str) -> DataBundle:
+class _CifarUnpickler:
+    """Unpickles the CIFAR-10 python batches and nothing else.
+
+    The batches are pickles, and a data folder may come with someone else's run, so a plain
+    ``pickle.load`` would run whatever the file asks. This unpickler resolves only the globals
+    that numpy arrays need (array and dtype reconstruction, and ``_codecs.encode`` that
+    protocol-2 pickles use for bytes); any other global is refused before it is called.
+    """
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),
+    }
+
+    @classmethod
+    def load(cls, path: str) -> Any:
+        import importlib
+        import pickle
+
+        allowed = cls.ALLOWED
+
+        class Restricted(pickle.Unpickler):
+            def find_class(self, module: str, name: str) -> Any:
+                if (module, name) not in allowed:
+                    raise pickle.UnpicklingError(f"it asks for {module}.{name}, which a CIFAR "
+                                                 f"batch never holds")
+                return getattr(importlib.import_module(module), name)
+
+        with open(path, "rb") as f:
+            return Restricted(f, encoding="latin1").load()
+
+
+def _cifar_batch(path: str) -> tuple[Any, list[int]]:
+    """(images [n, 3072] uint8, labels) of one CIFAR-10 batch file; DataError if not one."""
     import pickle
 
+    import numpy as np
+
+    fix = "replace it with the original file from cifar-10-python.tar.gz"
+    try:
+        d = _CifarUnpickler.load(path)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            IndexError, KeyError, MemoryError, RecursionError, UnicodeDecodeError,
+            ModuleNotFoundError) as e:
+        raise DataError(f"{path} is not a CIFAR-10 batch ({_one_line(e)}); {fix}") from None
+    except OSError as e:
+        raise DataError(f"{path} could not be read ({e.strerror}); check its permissions") \
+            from None
+    x = d.get("data") if isinstance(d, dict) else None
+    y = d.get("labels") if isinstance(d, dict) else None
+    if not (isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 2 and
+            x.shape[1] == 3072 and isinstance(y, list) and len(y) == len(x) and
+            all(isinstance(v, int) and 0 <= v <= 9 for v in y)):
+        raise DataError(f"{path} does not hold a CIFAR-10 batch (a 'data' uint8 array of rows of "
+                        f"3072 and as many 'labels' 0-9); {fix}")
+    return x, y
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:160] if text else type(e).__name__
+
+
+def _cifar10(root: str) -> DataBundle:
+    import numpy as np
     import torch
-    import torchvision
-
-    class LocalCIFAR10(torchvision.datasets.CIFAR10):
-        # torchvision checks md5 sums; we check presence (above) and let a bad pickle fail loudly,
-        # so that small files in the real format load too (tests, subsets)
-        def _check_integrity(self) -> bool:
-            return True
-
-        def _load_meta(self) -> None:
-            with open(os.path.join(self.root, self.base_folder, self.meta["filename"]), "rb") as f:
-                self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
-            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
     folder, _, missing = _dataset_files("cifar10", root)
     if missing:
         raise DataError(f"cifar10 files missing in {folder}: expected {', '.join(_CIFAR_FILES)} "
                         f"(the python version); download cifar-10-python.tar.gz from the CIFAR "
                         f"site and unpack it into {root}")
-    try:
-        train = LocalCIFAR10(root, train=True, download=False)
-        test = LocalCIFAR10(root, train=False, download=False)
-    except (pickle.UnpicklingError, KeyError, ValueError, EOFError, OSError) as e:
-        raise DataError(f"cifar10 files in {folder} could not be read ({e!r}); replace them with "
-                        f"the original batches") from None
+    parts = [_cifar_batch(os.path.join(folder, f)) for f in _CIFAR_FILES[:6]]
 
     def nchw(a) -> Tensor:
-        return torch.as_tensor(a).permute(0, 3, 1, 2).contiguous()
+        return torch.from_numpy(np.ascontiguousarray(a).reshape(-1, 3, 32, 32).copy())
 
-    return DataBundle(DATASETS["cifar10"], nchw(train.data), torch.as_tensor(train.targets),
-                      nchw(test.data), torch.as_tensor(test.targets))
+    train_x = np.concatenate([p[0] for p in parts[:5]])
+    train_y = [v for p in parts[:5] for v in p[1]]
+    return DataBundle(DATASETS["cifar10"], nchw(train_x), torch.as_tensor(train_y),
+                      nchw(parts[5][0]), torch.as_tensor(parts[5][1]))
 
 
 # ---- batches -------------------------------------------------------------------------------

@@ -98,7 +98,8 @@ def test_missing_folder_and_files_name_the_fix(tmp_path):
 def test_corrupt_cifar_file_is_a_clear_error(tmp_path):
     make_cifar10(str(tmp_path))
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"not a pickle")
-    with pytest.raises(DataError, match="could not be read"):
+    with pytest.raises(DataError, match=r"data_batch_3 is not a CIFAR-10 batch \(invalid load "
+                                        r"key, 'n'\.\); replace it with the original file"):
         load_dataset("cifar10", tmp_path)
 
 
@@ -128,3 +129,99 @@ def test_crop_flip_keeps_content_and_shape():
         assert torch.equal(out[i], x[i]) or torch.equal(out[i], x[i].flip(-1))
     out = _crop_flip(x, torch.Generator().manual_seed(1), pad=4)
     assert out.shape == x.shape
+
+
+# ---- data files are not trusted (issue 12, defects 1 and 6) ----------------------------------
+
+
+class _Py2Pickler(pickle._Pickler):
+    """Writes bytes and str as Python 2 ``str`` (BINSTRING), as the real CIFAR-10 batches were
+    written by cPickle, so the loader is tested on that format and not only on Python 3's."""
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def _py2_str(self, obj):
+        raw = obj.encode("latin1") if isinstance(obj, str) else obj
+        if len(raw) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(raw)]) + raw)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(raw)) + raw)
+        self.memoize(obj)
+
+    dispatch[bytes] = _py2_str
+    dispatch[str] = _py2_str
+
+
+def test_cifar10_in_the_python2_pickle_format_loads(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    rows = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {"batch_label": "training batch 1 of 5",
+                 "data": rng.integers(0, 256, (3, 3072), dtype=np.uint8),
+                 "labels": [1, 9, 0], "filenames": ["a.png", "b.png", "c.png"]}
+        rows[name] = batch["data"]
+        with open(folder / name, "wb") as f:
+            _Py2Pickler(f, protocol=2).dump(batch)
+    with open(folder / "batches.meta", "wb") as f:
+        _Py2Pickler(f, protocol=2).dump({"label_names": ["airplane"], "num_vis": 3072})
+    b = load_dataset("cifar10", tmp_path)
+    assert b.train_x.shape == (15, 3, 32, 32) and b.train_y.tolist() == [1, 9, 0] * 5
+    assert b.test_x[2].flatten().tolist() == rows["test_batch"][2].tolist()
+
+
+class _Boom:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("victim", ["data_batch_2", "test_batch", "batches.meta"])
+def test_a_pickle_that_runs_code_is_refused_and_never_runs(tmp_path, victim):
+    make_cifar10(str(tmp_path))
+    marker = tmp_path / "PWNED"
+    with open(tmp_path / "cifar-10-batches-py" / victim, "wb") as f:
+        pickle.dump({"data": _Boom(marker), "labels": []}, f)
+    if victim == "batches.meta":  # never read at all: the class names are not needed
+        load_dataset("cifar10", tmp_path)
+    else:
+        with pytest.raises(DataError, match=r"is not a CIFAR-10 batch \(it asks for "
+                                            r"posix\.system, which a CIFAR batch never holds\); "
+                                            r"replace it with the original file"):
+            load_dataset("cifar10", tmp_path)
+    assert not marker.exists()
+
+
+def test_a_pickle_of_the_wrong_shape_is_refused(tmp_path):
+    make_cifar10(str(tmp_path))
+    with open(tmp_path / "cifar-10-batches-py" / "data_batch_1", "wb") as f:
+        pickle.dump({"data": np.zeros((2, 10), np.uint8), "labels": [0, 1]}, f)
+    with pytest.raises(DataError, match="does not hold a CIFAR-10 batch"):
+        load_dataset("cifar10", tmp_path)
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "is not an IDX file of unsigned bytes \\(magic missing"),
+    (b"garbage garbage garbage", "is not an IDX file of unsigned bytes \\(magic 67617262"),
+    (struct.pack(">HBB", 0, 0x08, 3) + struct.pack(">I", 12), "ends inside its IDX header"),
+    (struct.pack(">HBB", 0, 0x08, 3) + struct.pack(">3I", 4_000_000_000, 28, 28),
+     "holds 0 bytes of data but its header says \\(4000000000, 28, 28\\)"),
+    (struct.pack(">HBB", 0, 0x0D, 3) + struct.pack(">3I", 1, 28, 28),
+     "is not an IDX file of unsigned bytes"),
+])
+def test_garbage_idx_files_are_one_sentence(tmp_path, content, message):
+    make_mnist(str(tmp_path))
+    (tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte").write_bytes(content)
+    with pytest.raises(DataError, match=message) as e:
+        load_dataset("mnist", tmp_path)
+    assert "\n" not in str(e.value) and str(e.value).endswith("(uncompressed) IDX file")
+
+
+def test_idx_images_and_labels_must_agree(tmp_path):
+    make_mnist(str(tmp_path))
+    write_idx(str(tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"), np.arange(4))
+    with pytest.raises(DataError, match=r"t10k images are \(5, 28, 28\) and labels \(4,\)"):
+        load_dataset("mnist", tmp_path)
