@@ -556,9 +556,9 @@ def is_disk_full(e: BaseException) -> bool:
     while e is not None:
         if isinstance(e, OSError) and e.errno in DISK_FULL:
             return True
-        if isinstance(e, OSError) and e.errno is None and any(
-                s in str(e) for s in ("No space left", "Disk quota", "File too large")):
-            return True  # HDF5 reports the errno only in its message
+        if any(s in str(e) for s in ("No space left", "Disk quota exceeded", "File too large",
+                                     "errno = 28", "errno = 122", "errno = 27")):
+            return True  # HDF5 (through h5py) reports the errno only in its message
         e = e.__cause__ or e.__context__
     return False
 

@@ -114,6 +114,10 @@ class PathFileError(Exception):
     """A path file that cannot be read: the message says what is wrong and what to do."""
 
 
+# files of writers that failed to write: never closed (see PathWriter.close)
+_ABANDONED: list[h5py.File] = []
+
+
 class PathDamagedError(PathFileError):
     """A path file with datasets that hang or fail to read; ``readable`` snapshots are intact.
 
@@ -179,6 +183,7 @@ class PathWriter:
         self._k = 0
         self._pending: list[Snapshot] = []
         self._last_write = time.monotonic()
+        self._broken = False
         f = h5py.File(self.path, "w", libver="latest")
         try:
             f.attrs[ATTR_SCHEMA] = SCHEMA_VERSION
@@ -253,9 +258,14 @@ class PathWriter:
                              f"{sorted(names - set(tensors))}, "
                              f"extra {sorted(set(tensors) - names)}")
         self._k += 1
-        self._write_pending()
-        self._write_weights(iteration, tensors, gammas)
-        self._f.flush()
+        try:
+            self._write_pending()
+            self._write_weights(iteration, tensors, gammas)
+            self._f.flush()
+        except (OSError, RuntimeError) as e:
+            self._broken = True
+            raise PathFileError(f"{self.path} could not be written ({_short(e)}); its flushed "
+                                f"snapshots are intact") from e
 
     def _write_pending(self) -> None:
         if self._pending:
@@ -266,6 +276,9 @@ class PathWriter:
     def _check(self) -> None:
         if self._f is None:
             raise PathFileError(f"{self.path} is closed")
+        if self._broken:
+            raise PathFileError(f"{self.path} could not be written (the disk may be full); "
+                                f"its flushed snapshots are intact")
 
     def _row(self, name: str, n: int, value) -> None:
         self._d[name].write(n, [value])
@@ -294,20 +307,36 @@ class PathWriter:
         self._row(WEIGHTS_ITERATION, k, iteration)
 
     def flush(self) -> None:
-        """Write every pending snapshot and flush the file, so readers see it all."""
+        """Write every pending snapshot and flush the file, so readers see it all.
+
+        A failed write (a full disk) marks the writer broken and re-raises: what was flushed
+        before stays readable, and nothing more is written to the file.
+        """
         self._check()
-        self._write_pending()
-        self._f.flush()
+        try:
+            self._write_pending()
+            self._f.flush()
+        except (OSError, RuntimeError) as e:  # h5py reports a failed write as RuntimeError
+            self._broken = True
+            raise PathFileError(f"{self.path} could not be written ({_short(e)}); its flushed "
+                                f"snapshots are intact") from e
 
     def close(self) -> None:
-        """Write what is pending, flush and close; safe to call twice."""
+        """Write what is pending, flush and close; safe to call twice. A broken writer (see
+        :meth:`flush`) is closed without writing, so its file keeps the last good flush."""
         if self._f is None:
             return
         try:
-            self.flush()
+            if not self._broken:
+                self.flush()
         finally:
-            self._f.close()
-            self._f = None
+            f, self._f = self._f, None
+            if self._broken:
+                # closing would retry the failed writes, and HDF5 can crash doing so; the file
+                # is left as a killed writer leaves it, every flushed snapshot readable
+                _ABANDONED.append(f)
+            else:
+                f.close()
 
     def __enter__(self) -> PathWriter:
         return self
