@@ -291,7 +291,7 @@ def _int(s: str) -> int:
     """A CLI whole number (decimal digits, optional sign), below 2**63 in size."""
     t = s.strip()
     if not t.lstrip("+-").isdigit() or not t.isascii():
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}")
+        raise ValueError(s)  # argparse says "invalid int value: '...'"
     v = int(t)
     if abs(v) >= 2 ** 63:
         raise argparse.ArgumentTypeError(f"{s!r} is too large")
@@ -300,10 +300,7 @@ def _int(s: str) -> int:
 
 def _float(s: str) -> float:
     """A CLI number that is finite (inf, nan and overflowing literals are refused)."""
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+    v = float(s)  # ValueError: argparse says "invalid float value: '...'"
     if not math.isfinite(v):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {s!r}")
     return v
