@@ -106,11 +106,17 @@ def prepare(args: argparse.Namespace) -> Plan:
                              f"{' '.join(flags)}")
         import json
 
+        from pathviz.config import config_from_json
+
         try:
-            cfg = RunConfig.from_json(json.loads(paths.config.read_text()))
+            cfg = config_from_json(json.loads(paths.config.read_text()), str(paths.config))
         except (OSError, ValueError) as e:
-            raise UsageError(f"{paths.config} cannot be read ({e}); the run cannot be resumed") \
-                from None
+            raise UsageError(f"{paths.config} cannot be read ({str(e).splitlines()[0]}); the run "
+                             f"cannot be resumed") from None
+        if "impl" in vars(args) and args.impl != cfg.impl:
+            raise UsageError(f"--impl {args.impl} differs from the run's {cfg.impl}, and another "
+                             f"SLBI implementation would not continue the path bit for bit; "
+                             f"drop --impl")
         cfg = cfg.replace(**{k: getattr(args, k) for k in _RESUME_OVERRIDABLE if k in vars(args)})
         status = runs.read_status(paths)
         if status.get("state") == "finished":
@@ -199,6 +205,11 @@ class Trainer:
         paths = self.paths
         try:
             runs.acquire_lock(paths)
+            if not self.plan.resume:
+                runs.claim_run_dir(paths)
+            elif runs.read_status(paths).get("state") == "finished":  # by a rival resume
+                runs.release_lock(paths)
+                raise runs.RunError(f"run {paths.name!r} already finished; nothing to resume")
         except runs.RunError as e:
             print(f"pathviz.train: error: {e}", file=sys.stderr)
             return EXIT_USAGE
@@ -382,8 +393,17 @@ class Trainer:
             self.model.load_state_dict(state["model"])
             self.opt.load_state_dict(state["optimizer"])
         except Exception as e:  # a truncated or foreign file: say so, touch nothing
-            raise UsageError(f"{paths.resume} cannot be loaded ({type(e).__name__}: "
-                             f"{str(e)[:160]}); the run cannot be resumed") from None
+            raise UsageError(f"{paths.resume} cannot be loaded ({type(e).__name__}); the run "
+                             f"cannot be resumed: start it again with --overwrite") from None
+        recorded = state.get("config") if isinstance(state, dict) else None
+        if isinstance(recorded, dict):
+            mine = {k: v for k, v in self.cfg.to_json().items() if k not in _RESUME_OVERRIDABLE}
+            theirs = {k: v for k, v in recorded.items() if k not in _RESUME_OVERRIDABLE}
+            changed = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            if changed:
+                raise UsageError(f"{paths.config} differs from the settings the run was trained "
+                                 f"with ({', '.join(changed)}); restore it, or start a new run "
+                                 f"with the new settings")
         self.iteration = int(state["iteration"])
         self.elapsed = float(state["elapsed"])
         self._acc = state["acc"].to(self.plan.device)
@@ -447,13 +467,8 @@ def _support(gamma: torch.Tensor, penalty: str) -> torch.Tensor:
 
 
 def _clear_run(paths: runs.RunPaths) -> None:
-    """--overwrite: remove the old run's files (the lock is ours, exports go too)."""
-    import shutil
-
-    for f in runs.RUN_FILES:
-        if f != runs.LOG_FILE:
-            (paths.dir / f).unlink(missing_ok=True)
-    shutil.rmtree(paths.exports, ignore_errors=True)
+    """--overwrite: remove the old run's files (the lock is ours, listed exports go too)."""
+    runs.clear_run(paths)  # only what the manifest lists: never a file pathviz did not write
 
 
 def _log_to(paths: runs.RunPaths) -> logging.Handler:
@@ -491,10 +506,36 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ConfigError, DataError, UnknownModelError, runs.RunError) as e:
         print(f"pathviz.train: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    trainer = None
     try:
-        return Trainer(plan).run()
-    except UsageError as e:
+        if not plan.resume:
+            runs.check_run_dir(plan.paths)
+        trainer = Trainer(plan)
+        return trainer.run()
+    except (UsageError, runs.RunError) as e:
         print(f"pathviz.train: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (OSError, PathFileError) as e:
+        if not runs.is_disk_full(e):
+            raise
+        where = f" at iteration {trainer.iteration}" if trainer is not None else ""
+        try:
+            runs.write_status(plan.paths, state="failed", reason=f"disk full{where}")
+        except OSError:
+            pass
+        runs.remove_my_temps(plan.paths)
+        runs.release_lock(plan.paths)
+        print(f"pathviz.train: error: the disk is full{where}; free space, then continue with "
+              f"--resume", file=sys.stderr)
+        from pathviz import store
+
+        if store._ABANDONED and argv is None:
+            # the path file was left open (closing it retries the failed writes, and HDF5 may
+            # crash at exit doing so); leave now, as a killed writer would, with a clean status
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_USAGE)
         return EXIT_USAGE
 
 

@@ -79,7 +79,7 @@ def test_demo_path_is_worth_watching(demo_run):
         assert r.metric("test_acc")[-1] >= 0.9
     files = sorted(p.name for p in demo_run.iterdir())
     assert files == sorted([runs.PATH_FILE, runs.CONFIG_FILE, runs.STATUS_FILE, runs.RESUME_FILE,
-                            runs.LOG_FILE])
+                            runs.LOG_FILE, runs.MANIFEST_FILE])
 
 
 def test_the_stop_is_what_export_writes(demo_run, tmp_path):
@@ -249,6 +249,34 @@ def test_resume_refuses_a_corrupt_resume_file_and_keeps_the_run(tmp_path):
     out = train("--out", str(run), "--resume", check_rc=2)
     assert "cannot be loaded" in out.stderr and "Traceback" not in out.stderr
     assert (run / runs.PATH_FILE).read_bytes() == path_before
+
+
+def test_resume_refuses_another_impl_or_an_edited_config_and_keeps_the_run(tmp_path):
+    run = tmp_path / "edited"
+    proc = subprocess.Popen([sys.executable, "-m", "pathviz.train", *SMALL, "--epochs", "30",
+                             "--out", str(run)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _wait_for(lambda: (run / runs.STATUS_FILE).exists() and
+              status(run).get("iteration", 0) > 3, what="training to start")
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    stored = json.loads((run / runs.CONFIG_FILE).read_text())
+    other = "single" if stored["impl"] != "single" else "foreach"
+    out = train("--out", str(run), "--resume", "--impl", other, check_rc=2)
+    assert f"--impl {other} differs" in out.stderr and "Traceback" not in out.stderr
+    # someone edits config.json of the stopped run: resume.pt remembers what was trained
+    edited = dict(stored, lam=stored["lam"] * 2)
+    (run / runs.CONFIG_FILE).write_text(json.dumps(edited))
+    out = train("--out", str(run), "--resume", check_rc=2)
+    assert "differs from the settings the run was trained with (lam)" in out.stderr
+    assert "Traceback" not in out.stderr
+    (run / runs.CONFIG_FILE).write_bytes(before[runs.CONFIG_FILE])
+    after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert {k: v for k, v in after.items() if k != runs.LOG_FILE} == \
+        {k: v for k, v in before.items() if k != runs.LOG_FILE}
+    train("--out", str(run), "--resume", "--no-progress")  # the restored run still continues
+    assert status(run)["state"] == "finished"
 
 
 def test_config_file_and_console_entry(tmp_path):
