@@ -157,8 +157,15 @@ def export(run_dir: str | os.PathLike, iteration: int, mode: str = "compact", fm
         raise ExportError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    paths = runs.paths_for_dir(run_dir)
     out = Path(out) if out is not None else default_out(run_dir, iteration, mode, fmt)
     report_path = out.with_name(out.name + ".json")
+    in_run = _inside(out, paths.dir)
+    if in_run:  # a link planted in a shared run (e.g. exports/ -> elsewhere) is refused
+        if paths.exports.is_symlink():
+            raise ExportError(f"{paths.exports} is a symbolic link; remove it, exports are "
+                              f"written only inside the run folder")
+        runs.resolve_inside(out.parent if out.parent.exists() else paths.dir, paths.dir)
     for f in (out, report_path):
         if f.is_symlink() or (f.exists() and not overwrite):
             raise ExportError(f"{f} exists; choose another --out or pass --overwrite"
@@ -222,7 +229,19 @@ def export(run_dir: str | os.PathLike, iteration: int, mode: str = "compact", fm
     tmp = report_path.with_name(f".{report_path.name}.tmp")
     tmp.write_text(json.dumps(report, indent=1))
     os.replace(tmp, report_path)
+    if in_run:  # so that --overwrite of the run removes them, and nothing it did not write
+        runs.record_files(paths, out.resolve().relative_to(paths.dir.resolve()),
+                          report_path.resolve().relative_to(paths.dir.resolve()))
     return report
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """True if ``path`` (not yet existing, perhaps) lies lexically under ``folder``."""
+    try:
+        Path(os.path.abspath(path)).relative_to(os.path.abspath(folder))
+    except ValueError:
+        return False
+    return True
 
 
 def _write(model: torch.nn.Module, fmt: str, path: Path, example: torch.Tensor,

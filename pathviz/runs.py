@@ -471,7 +471,9 @@ def claim_run_dir(paths: RunPaths) -> None:
 def record_files(paths: RunPaths, *names: str | os.PathLike) -> None:
     """Add files (relative to the run folder, e.g. ``exports/x.pt``) to the manifest, so that
     --overwrite removes them too. Files not listed are never removed by pathviz."""
-    manifest = _read_manifest(paths) or {"created_by": "pathviz", "files": []}
+    manifest = _read_manifest(paths)
+    if manifest is None:  # a run from before the manifest, or a PathRecorder's: its own files
+        manifest = {"created_by": "pathviz", "files": sorted(set(RUN_FILES) | {MANIFEST_FILE})}
     files = set(manifest["files"])
     for n in names:
         rel = Path(n)

@@ -183,3 +183,26 @@ def test_custom_model_runs_say_they_cannot_be_rebuilt(tmp_path):
         rec.record(0, weights=True)
     with pytest.raises(export.ExportError, match="custom Sequential .* cannot rebuild"):
         export.export(run, 0)
+
+
+def test_exports_stay_inside_the_run_and_overwrite_removes_only_them(run_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "shared"
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("exports"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run / "exports").symlink_to(elsewhere)  # planted in a run folder from someone else
+    with pytest.raises(export.ExportError, match="symbolic link"):
+        export.export(run, 46, fmt="state_dict")
+    assert list(elsewhere.iterdir()) == []
+    (run / "exports").unlink()
+    rep = export.export(run, 46, fmt="state_dict")
+    mine = (run / "exports" / "notes.txt")
+    mine.write_text("the user's own file")
+    listed = json.loads((run / runs.MANIFEST_FILE).read_text())["files"]
+    assert "exports/shared-iter46-compact.pth" in listed and \
+        "exports/shared-iter46-compact.pth.json" in listed and runs.PATH_FILE in listed
+    runs.clear_run(runs.paths_for_dir(run))  # what train --overwrite does
+    assert not (run / runs.PATH_FILE).exists() and not (run / rep["file"]).exists()
+    assert mine.read_text() == "the user's own file"
