@@ -130,7 +130,12 @@ def _example(cfg: dict[str, Any]) -> torch.Tensor:
 
 
 def _test_data(dataset: str | None, data_root: str | os.PathLike | None):
-    """The test loader, or (None, why not): only digits (bundled) or a root given now."""
+    """The test loader, or (None, why not): only digits (bundled) or a root given now.
+
+    A ``data_root`` the user passes now that does not hold the dataset (missing or garbage
+    files) is bad input: ExportError, before anything is written, rather than an export that
+    quietly lacks the accuracy asked for.
+    """
     if dataset not in DATASETS:
         return None, "the run's dataset is not one pathviz knows, so no test accuracy"
     if dataset != "digits" and data_root is None:
@@ -139,6 +144,8 @@ def _test_data(dataset: str | None, data_root: str | os.PathLike | None):
     try:
         data = load_dataset(dataset, data_root)
     except DataError as e:
+        if data_root is not None and dataset != "digits":
+            raise ExportError(str(e)) from None
         return None, f"no test accuracy ({e})"
     return eval_loader(data.test_x, data.test_y, data.info), None
 
