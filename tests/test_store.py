@@ -389,3 +389,62 @@ def test_a_hanging_dataset_is_reported_not_waited_on(tmp_path):
     assert store.repair_path_file(p) == 11
     with PathReader(p) as r:  # a sound file now, opened without SWMR
         assert not r.swmr and r.iterations.tolist() == list(range(11)) and not r.damaged
+
+
+def test_a_ragged_file_is_repaired_to_its_consistent_length(tmp_path):
+    """What resume does with a killed writer's ragged file: every dataset cut to 4 rows."""
+    p = tmp_path / "ragged.h5"
+    _ragged(p, "layers/fc.0/weight_norm")
+    assert store.repair_path_file(p) == 4
+    with h5py.File(p, "r") as f:
+        rows = {name: d.shape[0] for name, d in _datasets(f) if name.startswith(
+            ("snapshots/", "metrics/", "layers/"))}
+    assert set(rows.values()) == {4}
+    with PathReader(p) as r:
+        assert r.iterations.tolist() == [0, 10, 20, 30] and r.weight_iterations.tolist() == [0, 30]
+    assert sorted(os.listdir(tmp_path)) == ["ragged.h5"]  # no temp file left
+
+
+def _datasets(f: h5py.File):
+    out = []
+    f.visititems(lambda name, obj: out.append((name, obj)) if isinstance(obj, h5py.Dataset)
+                 else None)
+    return out
+
+
+def test_a_writer_that_cannot_write_is_broken_and_never_closed(tmp_path):
+    """A full disk (issue 12, defect 5): the failed flush is one sentence, later appends are
+    refused, close() does not retry the writes (HDF5 could crash doing so) but parks the file
+    in store._ABANDONED, and another process still reads every flushed snapshot."""
+    import errno
+
+    p = tmp_path / "full.h5"
+    w = PathWriter(p, config={}, layers=LAYERS, weights=WEIGHTS, flush_interval=0)
+    for i in range(3):
+        w.append(synthetic(i))
+    w.flush()
+    real_write = store._Appender.write
+
+    def no_room(self, n, rows):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    store._Appender.write = no_room
+    try:
+        with pytest.raises(PathFileError, match=r"could not be written \(\[Errno 28\] No space "
+                                                r"left on device\); its flushed snapshots are "
+                                                r"intact\Z"):
+            w.append(synthetic(3))
+    finally:
+        store._Appender.write = real_write
+    with pytest.raises(PathFileError, match=r"could not be written \(the disk may be full\)"):
+        w.append(synthetic(4))
+    abandoned = len(store._ABANDONED)
+    w.close()
+    w.close()  # twice is fine
+    assert len(store._ABANDONED) == abandoned + 1 and store._ABANDONED[-1].id.valid
+    code = ("import sys; from pathviz.store import PathReader; "
+            "r = PathReader(sys.argv[1]); print(r.iterations.tolist())")
+    out = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "[0, 10, 20]"
+    store._ABANDONED.pop().close()
