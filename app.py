@@ -13,6 +13,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pathviz import runs
+from pathviz.ui import url
 from pathviz.ui.data import identity_of
 from pathviz.ui.header import launched, run_header_ui, start_run
 from pathviz.ui.live import shown_state
@@ -64,6 +65,7 @@ def main() -> None:
         now = shown_state(current, launched(choice))
         run_body_ui(current, slug, ROOT, live=now in ("running", "starting"),
                     scrub_fragment=scrub_fragment, playing=playing)
+        url.flush_fragment()
         if now != state or st.session_state.pop("play_ended", False):
             st.rerun(scope="app")  # the refresh cadence changes: redraw the whole page once
 
@@ -75,4 +77,5 @@ def main() -> None:
         tick()
 
 
-main()
+with url.full_run():  # the URL is written once per run: one browser history entry per action
+    main()

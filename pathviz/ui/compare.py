@@ -6,6 +6,7 @@ import streamlit as st
 
 from pathviz import plots, runs
 from pathviz.store import PathFileError, PathReader
+from pathviz.ui import url
 from pathviz.ui.urlstate import COMPARE_MAX, parse_compare, quote
 
 
@@ -20,8 +21,8 @@ def compare_ui(current: str, root) -> None:
     """The run chooser (kept in ``?compare=``) and the comparison plot."""
     names = [r.name for r in runs.list_runs(root)]
     ss = st.session_state
-    if ss.get("compare_for") != current or "compare" not in ss:
-        chosen, note = parse_compare(st.query_params.get("compare"), names, current)
+    if ss.get("compare_for") != current or "compare" not in ss or url.navigated():
+        chosen, note = parse_compare(url.get("compare"), names, current)
         ss.compare_for, ss.compare, ss.compare_note = current, chosen, note
     if ss.get("compare_note"):
         st.warning(ss.compare_note, icon=":material/link:")
@@ -29,8 +30,8 @@ def compare_ui(current: str, root) -> None:
                             max_selections=COMPARE_MAX,
                             on_change=lambda: ss.__setitem__("compare_note", None))
     value = ",".join(chosen)
-    if st.query_params.get("compare") != value:
-        st.query_params["compare"] = value
+    if url.get("compare") != value:
+        url.want("compare", value)
     series = {}
     for name in chosen:
         try:

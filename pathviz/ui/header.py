@@ -7,6 +7,7 @@ import time
 import streamlit as st
 
 from pathviz import runs
+from pathviz.ui import url
 from pathviz.ui.live import eta_seconds, shown_state
 from pathviz.ui.urlstate import md_escape
 
@@ -30,8 +31,8 @@ def start_run(paths: runs.RunPaths, argv: list[str], resume: bool = False) -> No
     st.session_state.setdefault("launched", {})[paths.name] = {
         "pid": pid, "pid_start": runs.process_start_time(pid), "at": time.time()}
     st.session_state.pop("scrub_for", None)  # follow the run from its newest snapshot
-    st.query_params["run"] = paths.name
-    st.query_params.pop("iteration", None)
+    url.want("run", paths.name)
+    url.want("iteration", None)
     st.rerun()
 
 

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pathviz import plots
+from pathviz.ui import url
 from pathviz.ui.context import RunView
 from pathviz.ui.data import Ident, load_layer
 from pathviz.ui.urlstate import parse_layer
@@ -31,15 +32,15 @@ def layer_choice_ui(view: RunView) -> str | None:
     """The layer picker; the choice lives in the URL (``?layer=``)."""
     names = [layer["name"] for layer in view.data["layers"]]
     ss = st.session_state
-    if ss.get("layer_for") != view.info.name or ss.get("layer") not in names:
-        chosen, note = parse_layer(st.query_params.get("layer"), names)
+    if ss.get("layer_for") != view.info.name or ss.get("layer") not in names or url.navigated():
+        chosen, note = parse_layer(url.get("layer"), names)
         ss.layer_for, ss.layer, ss.layer_note = view.info.name, chosen, note
     if ss.get("layer_note"):
         st.warning(ss.layer_note, icon=":material/link:")
     layer = st.selectbox("Layer", names, key="layer",
                          on_change=lambda: ss.__setitem__("layer_note", None))
-    if layer is not None and st.query_params.get("layer") != layer:
-        st.query_params["layer"] = layer
+    if layer is not None and url.get("layer") != layer:
+        url.want("layer", layer)
     return layer
 
 

@@ -4,7 +4,7 @@ The heavy figures (Layer view, metrics) do not change when the user scrubs, so t
 resend or redraw them: this small component, mounted inside the scrub fragment, receives the
 selected iteration and draws a dotted line (or a ring, for a point in a scatter) over each named
 chart, using the chart's own axis conversion. It redraws itself after every plotly redraw
-(resize, zoom) and exposes ``data-pv-mark`` on each chart for tests and the browser bench.
+(resize, zoom), on charts that appear or are replaced after it ran, and exposes ``data-pv-mark`` on each chart for tests and the browser bench.
 """
 
 from __future__ import annotations
@@ -63,16 +63,38 @@ function drawOne(m) {
   return true;
 }
 
+function drawMissing() {
+  // a chart element that has not got its current mark: drawn after this component ran, or
+  // replaced by a new one (another run or layer)
+  const state = window.__pathvizMarker;
+  let done = true;
+  for (const m of state.marks) {
+    const gd = document.querySelector('.st-key-' + m.key + ' .js-plotly-plot');
+    if (gd && gd.__pvDrawn === JSON.stringify(m)) continue;
+    if (drawOne(m)) gd.__pvDrawn = JSON.stringify(m);
+    else done = false;
+  }
+  return done;
+}
+
 export default function (component) {
   const data = component.data || {};
   const state = (window.__pathvizMarker = window.__pathvizMarker || { marks: [] });
   state.marks = data.marks || [];
+  if (!state.observer) {  // once per page: charts that appear or are replaced later
+    let queued = false;
+    state.observer = new MutationObserver(() => {
+      if (queued) return;
+      queued = true;
+      requestAnimationFrame(() => { queued = false; drawMissing(); });
+    });
+    state.observer.observe(document.body, { childList: true, subtree: true });
+  }
   if (state.timer) clearInterval(state.timer);
-  const drawAll = () => state.marks.map(drawOne).every(Boolean);
-  if (drawAll()) return;
-  let tries = 0;  // charts drawn after this component (first load): retry briefly
+  if (drawMissing()) return;
+  let tries = 0;  // charts still being drawn by plotly (first load): retry briefly
   state.timer = setInterval(() => {
-    if (drawAll() || ++tries > 100) clearInterval(state.timer);
+    if (drawMissing() || ++tries > 100) clearInterval(state.timer);
   }, 100);
 }
 """

@@ -17,6 +17,7 @@ import numpy as np
 import streamlit as st
 
 from pathviz.store import nearest
+from pathviz.ui import url
 from pathviz.ui.context import RunView
 from pathviz.ui.urlstate import parse_flag, parse_iteration
 
@@ -25,19 +26,19 @@ PLAY_INTERVAL = 0.4  # seconds per play frame
 
 
 def _reset_for(view: RunView) -> None:
-    """New run (or a replaced file): forget the previous run's position and apply the URL."""
+    """New run (or a replaced file, or a Back/Forward step): forget the position, apply the URL."""
     ss = st.session_state
     token = (view.info.name, view.ident)
-    if ss.get("scrub_for") == token:
+    if ss.get("scrub_for") == token and not url.navigated():
         return
     ss.scrub_for = token
     iters = view.iterations
-    idx, note = parse_iteration(st.query_params.get("iteration"), iters)
+    idx, note = parse_iteration(url.get("iteration"), iters)
     ss.url_note = note
     ss.snap = len(iters) - 1 if idx is None else idx
     # an explicit iteration in the link wins over following the newest snapshot
     ss.follow = idx is None
-    playing, play_note = parse_flag(st.query_params.get("play"), "play")
+    playing, play_note = parse_flag(url.get("play"), "play")
     ss.playing = playing
     ss.play_note = play_note
     for k in ("snap_it", "snap_ix", "goto"):
@@ -139,13 +140,16 @@ def scrub_ui(view: RunView, at_iteration: Callable[[int, int], None] | None = No
 
 
 def _sync_url(iteration: int, following: bool, playing: bool) -> None:
-    """The URL names the iteration unless following the newest; ``play=1`` while playing."""
-    q = st.query_params
+    """The URL names the iteration unless following the newest; ``play=1`` while playing.
+
+    While playing, the iteration stays where play started (every frame would otherwise be a
+    history entry); the frame where play stops is written once.
+    """
     if following:
-        q.pop("iteration", None)
-    elif q.get("iteration") != str(iteration):
-        q["iteration"] = str(iteration)
-    if playing and q.get("play") != "1":
-        q["play"] = "1"
-    elif not playing and "play" in q:
-        q.pop("play", None)
+        url.want("iteration", None)
+    elif not playing and url.get("iteration") != str(iteration):
+        url.want("iteration", str(iteration))
+    if playing and url.get("play") != "1":
+        url.want("play", "1")
+    elif not playing and url.get("play") is not None:
+        url.want("play", None)

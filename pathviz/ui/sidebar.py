@@ -10,6 +10,7 @@ from typing import Any
 import streamlit as st
 
 from pathviz import runs
+from pathviz.ui import url
 from pathviz.ui.header import start_run
 from pathviz.ui.urlstate import md_escape, quote
 
@@ -31,7 +32,7 @@ FORM_FIELDS = [  # (config field, label, kind, rule): rule = (lowest allowed, al
 def run_picker_ui(all_runs: list[runs.RunInfo], root: Path) -> str | None:
     """The run list; the choice lives in the URL (``?run=NAME``). Bad names get one sentence."""
     names = [r.name for r in all_runs]
-    wanted = st.query_params.get("run")
+    wanted = url.get("run")
     if wanted is not None:
         try:
             runs.validate_name(wanted)
@@ -48,14 +49,17 @@ def run_picker_ui(all_runs: list[runs.RunInfo], root: Path) -> str | None:
                 wanted = None
     if not names:
         return None
+    ss = st.session_state
+    if url.navigated():  # Back/Forward: a fresh picker that starts at the URL's run
+        ss.picker_nav = ss.get("picker_nav", 0) + 1
     choice = st.sidebar.selectbox(
-        "Run", names, index=names.index(wanted) if wanted else 0, key=f"picker:{wanted}",
-        format_func=lambda n: n)
-    if st.query_params.get("run") != choice:
+        "Run", names, index=names.index(wanted) if wanted else 0,
+        key=f"picker:{wanted}:{ss.get('picker_nav', 0)}", format_func=lambda n: n)
+    if url.get("run") != choice:
         # a different run: its own iteration, layer and comparison
-        for k in ("run", "iteration", "layer", "compare", "play"):
-            st.query_params.pop(k, None)
-        st.query_params["run"] = choice
+        for k in ("iteration", "layer", "compare", "play"):
+            url.want(k, None)
+        url.want("run", choice)
     return choice
 
 

@@ -15,6 +15,7 @@ import streamlit as st
 from pathviz import runs
 from pathviz.store import PathFileError
 from pathviz.ui import data as d
+from pathviz.ui import url
 from pathviz.ui.context import RunView
 from pathviz.ui.marker import marker_ui
 from pathviz.ui.urlstate import SLUG_OF, VIEWS, md_escape, parse_view
@@ -25,8 +26,8 @@ LIGHT_VIEWS = ("overview", "layer", "metrics", "filters")
 def view_switch_ui() -> str:
     """The view switcher; the choice lives in the URL (``?view=``). Returns the view's slug."""
     ss = st.session_state
-    if "view_title" not in ss:
-        slug, note = parse_view(st.query_params.get("view"))
+    if "view_title" not in ss or url.navigated():
+        slug, note = parse_view(url.get("view"))
         ss.view_title, ss.view_note = VIEWS[slug], note
     title = st.segmented_control("View", list(VIEWS.values()), key="view_title",
                                  label_visibility="collapsed",
@@ -37,8 +38,8 @@ def view_switch_ui() -> str:
         title = ss.get("last_view_title", VIEWS["overview"])
     ss.last_view_title = title
     slug = SLUG_OF[title]
-    if st.query_params.get("view") != slug:
-        st.query_params["view"] = slug
+    if url.get("view") != slug:
+        url.want("view", slug)
     return slug
 
 
@@ -154,6 +155,7 @@ def run_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
 
     def picker() -> None:
         scrub_ui(view, at_iteration)
+        url.flush_fragment()
 
     if scrub_fragment:
         st.fragment(picker, run_every=PLAY_INTERVAL if playing else None)()

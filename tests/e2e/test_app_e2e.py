@@ -21,7 +21,7 @@ def _active_view(page) -> str:
     return page.locator(active).first.inner_text()
 
 
-def _check_view(page, view: str, iteration: int) -> None:
+def _check_view(page, view: str, iteration: int, layer: str = "conv2") -> None:
     """The page shows ``view`` at ``iteration`` with the view's own content."""
     shown_iteration(page, iteration)
     assert _active_view(page).strip() == VIEW_TITLES[view]
@@ -32,7 +32,7 @@ def _check_view(page, view: str, iteration: int) -> None:
             " return g && g.dataset.pvMark === String(it) && g.querySelector('.pv-marker'); }",
             arg=[key, iteration], timeout=30_000)
     if view == "layer":
-        page.get_by_text("conv2: ").first.wait_for()
+        page.get_by_text(f"{layer}: ").first.wait_for()
     elif view == "overview":
         page.locator(".st-key-overview .js-plotly-plot").wait_for()
     elif view == "filters":
@@ -128,4 +128,67 @@ def test_compare_runs_have_distinct_colours_and_hyperparameters(app_url, browser
     assert traces[0][1] != traces[1][1]
     legend = page.locator(".st-key-compare_plot .legendtext").all_text_contents()
     assert legend == names
+    page.close()
+
+
+def _pick(page, container: str, option: str) -> None:
+    """Choose ``option`` in the selectbox inside ``container`` (a CSS selector)."""
+    page.locator(f"{container} [data-testid=stSelectbox]").first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+    idle(page)
+
+
+def _wait_shown(page, run: str, view: str, iteration: int, layer: str | None) -> None:
+    """Wait until the page shows this run, view, iteration (and layer), and the URL says so."""
+    page.wait_for_function("""([run, title, it, layer]) => {
+        const q = new URLSearchParams(location.search);
+        const picker = document.querySelector('[data-testid=stSidebar] input[aria-label=Run]');
+        const active = document.querySelector(
+            'button[data-variant=segmented_control][aria-checked=true]');
+        const its = Array.from(document.querySelectorAll(
+            '[data-testid=stMarkdownContainer] strong')).map((e) => e.textContent);
+        return q.get('run') === run && q.get('iteration') === String(it)
+            && (layer === null || q.get('layer') === layer)
+            && picker && picker.value === run && active && active.textContent.trim() === title
+            && its.includes('Iteration ' + it); }""",
+        arg=[run, VIEW_TITLES[view], iteration, layer], timeout=30_000)
+    idle(page)
+    _check_view(page, view, iteration, layer=layer or "conv2")
+
+
+def test_back_and_forward_restore_the_view(app_url, browser):
+    """Each action (step, view, layer, run) is one history entry; Back shows the view before it
+    (its view, iteration, layer and run) and Forward the one after."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{app_url}/?run=e2e&view=overview&iteration=100")
+    idle(page)
+    shown_iteration(page, 100)
+    start = page.evaluate("history.length")
+    page.get_by_role("button", name="Next").click()
+    shown_iteration(page, 105)
+    page.locator("button[data-variant=segmented_control]").filter(has_text="Layer").click()
+    page.wait_for_function("location.search.includes('view=layer')")
+    _check_view(page, "layer", 105, layer="conv1")
+    _pick(page, "[data-testid=stMain]", "conv2")
+    page.wait_for_function("location.search.includes('layer=conv2')")
+    page.get_by_role("button", name="Next").click()
+    shown_iteration(page, 110)
+    page.wait_for_function("location.search.includes('iteration=110')")
+    _pick(page, "[data-testid=stSidebar]", "e2e-b")
+    _wait_shown(page, "e2e-b", "layer", 295, "conv1")  # another run: its own last iteration
+    assert page.evaluate("history.length") == start + 5  # one entry per action, no extras
+    # (run, view, iteration, layer) after each Back, newest first
+    expected = [("e2e", "layer", 110, "conv2"), ("e2e", "layer", 105, "conv2"),
+                ("e2e", "layer", 105, "conv1"), ("e2e", "overview", 105, None),
+                ("e2e", "overview", 100, None)]
+    for run, view, it, layer in expected:
+        page.go_back()
+        _wait_shown(page, run, view, it, layer)
+    for run, view, it, layer in reversed(expected[:-1]):
+        page.go_forward()
+        _wait_shown(page, run, view, it, layer)
+    page.go_forward()
+    _wait_shown(page, "e2e-b", "layer", 295, "conv1")
+    assert page.evaluate("history.length") == start + 5  # navigating added nothing
+    assert not page.locator("[data-testid='stException']").count()
     page.close()
