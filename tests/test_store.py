@@ -448,3 +448,21 @@ def test_a_writer_that_cannot_write_is_broken_and_never_closed(tmp_path):
                          check=True, timeout=60)
     assert out.stdout.strip() == "[0, 10, 20]"
     store._ABANDONED.pop().close()
+
+
+def test_the_package_keeps_every_name_and_the_same_mutable_globals():
+    """pathviz.store is a package now; the names other modules use stay where they were, and
+    its mutable globals are the submodules' own objects (train.py reads store._ABANDONED)."""
+    from pathviz.store import helper, reader, repair, schema, writer
+
+    assert store._ABANDONED is writer._ABANDONED and store._PROBED is helper._PROBED
+    assert store._HELPER is helper._HELPER and store._Appender is writer._Appender
+    assert (store.PathReader, store.PathWriter, store.copy_path, store.probe) == \
+        (reader.PathReader, writer.PathWriter, repair.copy_path, helper.probe)
+    assert store.SCHEMA_VERSION == schema.SCHEMA_VERSION == "1.1"
+    for name in ("ATTR_SCHEMA", "STANDARD_METRICS", "REQUIRED_METRICS", "LAYER_FIELDS",
+                 "PathFileError", "PathDamagedError", "Snapshot", "entry_indices", "nearest",
+                 "repair_path_file", "_serve", "_consistent", "READ_TIMEOUT", "MAX_READ_BYTES"):
+        assert hasattr(store, name), name
+    for mod in (schema, writer, helper, reader, repair):  # house style: about 400 lines at most
+        assert len(open(mod.__file__).read().splitlines()) <= 420, mod.__name__

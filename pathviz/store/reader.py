@@ -1,0 +1,404 @@
+"""PathReader: reads a path file lazily, also while its writer appends (SWMR), bounded by
+what the helper-process check (:mod:`pathviz.store.helper`) found readable; and the small
+pure functions over what it returns (:func:`entry_indices`, :func:`nearest`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import h5py
+import numpy as np
+
+from pathviz.store.helper import _consistent, probe
+from pathviz.store.schema import (
+    ATTR_CONFIG,
+    ATTR_DATA,
+    ATTR_LAYERS,
+    ATTR_METRICS,
+    ATTR_MODEL,
+    ATTR_SCHEMA,
+    ATTR_WEIGHTS,
+    EPOCH,
+    GAMMA,
+    GAMMA_NORM,
+    ITERATION,
+    LAYER_FIELDS,
+    MAX_READ_BYTES,
+    METRICS,
+    SCHEMA_VERSION,
+    TIME,
+    WEIGHTS,
+    WEIGHTS_ITERATION,
+    PathDamagedError,
+    PathFileError,
+    _layer_path,
+    _short,
+    _str,
+)
+
+__all__ = ["PathReader", "entry_indices", "nearest"]
+
+
+def _json_attr(path: str, attrs, name: str, kind: type, default=None):
+    if name not in attrs:
+        if default is not None:
+            return default
+        raise PathFileError(f"{path} is not a valid path file: the {name!r} attribute is "
+                            f"missing; delete the run or restore the file")
+    try:
+        value = json.loads(_str(attrs[name]))
+    except (ValueError, TypeError, UnicodeDecodeError):
+        value = None
+    if not isinstance(value, kind):
+        raise PathFileError(f"{path} is not a valid path file: the {name!r} attribute is not a "
+                            f"JSON {kind.__name__}; delete the run or restore the file")
+    return value
+
+
+def _check_specs(path: str, layers: list, metrics: list, weights: list) -> None:
+    """Refuse layer, metric and weight records that a pathviz writer could not have made."""
+    def bad(what: str) -> PathFileError:
+        return PathFileError(f"{path} is not a valid path file: {what}; delete the run or "
+                             f"restore the file")
+
+    def shape_ok(s) -> bool:
+        return isinstance(s, list) and all(isinstance(v, int) and not isinstance(v, bool)
+                                           and 0 <= v < 2 ** 31 for v in s)
+
+    for layer in layers:
+        if not (isinstance(layer, dict) and isinstance(layer.get("name"), str)
+                and isinstance(layer.get("param"), str) and layer["name"] and layer["param"]
+                and "/" not in layer["name"] and "/" not in layer["param"]
+                and isinstance(layer.get("groups"), int) and not isinstance(layer["groups"], bool)
+                and 0 <= layer["groups"] < 2 ** 31 and shape_ok(layer.get("shape"))):
+            raise bad(f"layer record {str(layer)[:80]!r} is malformed")
+    if len({layer["name"] for layer in layers}) != len(layers):
+        raise bad("two layers share a name")
+    if not all(isinstance(m, str) and m and "/" not in m for m in metrics):
+        raise bad("the metric names are not plain strings")
+    for w in weights:
+        ok = (isinstance(w, dict) and isinstance(w.get("name"), str) and w["name"]
+              and "/" not in w["name"] and shape_ok(w.get("shape")))
+        if ok:
+            try:
+                ok = np.dtype(w.get("dtype")).kind in "biuf"
+            except TypeError:
+                ok = False
+        if not ok:
+            raise bad(f"weight record {str(w)[:80]!r} is malformed")
+
+
+class PathReader:
+    """Reads a path file lazily, also while its writer is still appending (SWMR).
+
+    Nothing is loaded up front except the root attributes; every accessor reads only the slices
+    it needs, bounded by the number of snapshots that every per-snapshot dataset holds. The file
+    is first checked by :func:`probe` in a helper process, so a damaged file raises
+    :class:`PathDamagedError` instead of hanging; ``allow_damaged=True`` opens it anyway with its
+    readable snapshots (lost optional metrics read as NaN). Call :meth:`refresh` to see
+    snapshots appended since opening.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, allow_damaged: bool = False,
+                 timeout: float | None = None) -> None:
+        self.path = os.fspath(path)
+        self._timeout = timeout
+        self._allow_damaged = allow_damaged
+        if not os.path.exists(self.path):
+            raise PathFileError(f"no path file at {self.path}")
+        if not os.path.isfile(self.path):
+            raise PathFileError(f"{self.path} is not a file; a run's path file is a regular file")
+        self._bad: dict[str, str] = {}
+        self._limit = self._probe()  # before this process opens the file
+        self._f = self._open()
+        try:
+            attrs = self._f.attrs
+            if ATTR_SCHEMA not in attrs:
+                raise PathFileError(f"{self.path} is an HDF5 file but not a pathviz path file "
+                                    f"(no {ATTR_SCHEMA} attribute)")
+            version = _str(attrs[ATTR_SCHEMA])
+            if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+                raise PathFileError(
+                    f"{self.path} has schema version {version}, this pathviz reads "
+                    f"{SCHEMA_VERSION}; open it with a pathviz that matches its major version")
+            self.schema_version = version
+            self.config: dict[str, Any] = _json_attr(self.path, attrs, ATTR_CONFIG, dict)
+            self.layers: list[dict[str, Any]] = _json_attr(self.path, attrs, ATTR_LAYERS, list)
+            self.metric_names: list[str] = _json_attr(self.path, attrs, ATTR_METRICS, list)
+            self.weight_specs: list[dict[str, Any]] = _json_attr(self.path, attrs, ATTR_WEIGHTS,
+                                                                 list)
+            _check_specs(self.path, self.layers, self.metric_names, self.weight_specs)
+            # schema 1.1: what rebuilds the model and what data the metrics are on ({} in 1.0)
+            self.model_info: dict[str, Any] = _json_attr(self.path, attrs, ATTR_MODEL, dict, {})
+            self.data_info: dict[str, Any] = _json_attr(self.path, attrs, ATTR_DATA, dict, {})
+            self._check_datasets()
+            self._iter = self._f[ITERATION]
+            self._witer = self._f[WEIGHTS_ITERATION]
+            self._handles = {ITERATION: self._iter, WEIGHTS_ITERATION: self._witer}
+        except PathFileError:
+            self._f.close()
+            raise
+        except (KeyError, ValueError, TypeError, OSError) as e:
+            self._f.close()
+            raise PathFileError(f"{self.path} is damaged or incomplete ({_short(e)})") from None
+        self._layer_names = [layer["name"] for layer in self.layers]
+        self._n = self._k = 0
+        self._opened = False
+        self.refresh()
+
+    def _probe(self) -> tuple[int, int]:
+        """Check the file in the helper; (snapshots, weight rows) safe to read in-process."""
+        res = probe(self.path, self._timeout)
+        if "error" in res:
+            detail = res.get("detail", "")
+            if res["error"] == "open":
+                raise PathFileError(
+                    f"{self.path} is not a readable path file ({detail}); it may be truncated "
+                    f"or corrupt: delete the run or restore the file")
+            if res["error"] == "swmr":
+                raise PathFileError(
+                    f"{self.path} is being written but cannot be read yet ({detail}); it may "
+                    f"still be being created: try again in a moment")
+            raise PathDamagedError(f"{self.path} is damaged: 0 snapshots readable ({detail}); "
+                                   f"delete the run or restore the file", 0)
+        self._bad = dict(res["bad"])
+        n, k, _ = _consistent(res["lengths"], self._bad)
+        if self._bad and not self._allow_damaged:
+            first = sorted(self._bad)[0]
+            raise PathDamagedError(
+                f"{self.path} is damaged: {n} snapshots readable ({first}: "
+                f"{self._bad[first]}); resume the run to cut the file to them, or delete it", n)
+        return n, k
+
+    def _check_datasets(self) -> None:
+        """Every dataset the attributes promise exists, with a numeric dtype and the row shape."""
+        expect: list[tuple[str, tuple[int, ...], str]] = [
+            (ITERATION, (), "iu"), (EPOCH, (), "iuf"), (TIME, (), "iuf"),
+            (WEIGHTS_ITERATION, (), "iu")]
+        expect += [(f"{METRICS}/{m}", (), "biuf") for m in self.metric_names]
+        for layer in self.layers:
+            expect += [(_layer_path(layer["name"], f), (layer["groups"],), "biuf")
+                       for f in LAYER_FIELDS]
+            expect.append((f"{GAMMA}/{layer['param']}", tuple(layer["shape"]), "biuf"))
+        expect += [(f"{WEIGHTS}/{w['name']}", tuple(w["shape"]), "biuf")
+                   for w in self.weight_specs]
+        for name, row, kinds in expect:
+            if name in self._bad:
+                continue
+            d = self._f.get(name)
+            if not isinstance(d, h5py.Dataset):
+                raise PathFileError(f"{self.path} is not a valid path file: dataset {name} is "
+                                    f"missing; delete the run or restore the file")
+            if d.dtype.kind not in kinds or d.ndim != 1 + len(row) or tuple(d.shape[1:]) != row:
+                raise PathFileError(
+                    f"{self.path} is not a valid path file: dataset {name} is {d.dtype} "
+                    f"{d.shape}, expected rows of shape {row}; delete the run or restore the file")
+
+    def _open(self) -> h5py.File:
+        # A plain open checks the file's end against its superblock and so catches truncation;
+        # an SWMR open skips that check and can spin on a truncated file. Only a file under (or
+        # left by) a writer refuses the plain open, and those are read as SWMR.
+        try:
+            self.swmr = False
+            return h5py.File(self.path, "r", libver="latest")
+        except OSError as e:
+            if "already open for write" not in str(e):
+                raise PathFileError(
+                    f"{self.path} is not a readable path file ({_short(e)}); it may be truncated "
+                    f"or corrupt: delete the run or restore the file") from None
+        try:
+            self.swmr = True
+            return h5py.File(self.path, "r", libver="latest", swmr=True)
+        except OSError as e:
+            raise PathFileError(
+                f"{self.path} is being written but cannot be read yet ({_short(e)}); it may "
+                f"still be being created: try again in a moment") from None
+
+    # ---- bookkeeping -------------------------------------------------------------------------
+
+    @property
+    def damaged(self) -> dict[str, str]:
+        """Datasets that hung or failed in the check, with why (empty for a sound file)."""
+        return dict(self._bad)
+
+    def refresh(self) -> int:
+        """See rows appended since the last refresh; returns the number of complete snapshots.
+
+        New rows of a live file are checked by the helper first; the count is the shortest
+        length across every per-snapshot dataset, so a killed writer's ragged rows are ignored.
+        """
+        if self.swmr and self._opened:  # the first refresh uses the check of __init__
+            self._limit = self._probe()
+        self._opened = True
+        if self.swmr:
+            self._iter.refresh()
+            self._witer.refresh()
+        self._n = min(self._limit[0], self._iter.shape[0])
+        self._k = min(self._limit[1], self._witer.shape[0])
+        return self._n
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def n_snapshots(self) -> int:
+        return self._n
+
+    def layer(self, name: str) -> dict[str, Any]:
+        """The layer record (name, param, kind, shape, penalty, groups) of a layer name."""
+        try:
+            return self.layers[self._layer_names.index(name)]
+        except ValueError:
+            raise KeyError(
+                f"no layer {name!r} in {self.path}; layers: {self._layer_names}") from None
+
+    def _dataset(self, name: str) -> h5py.Dataset:
+        if name in self._bad:
+            raise PathDamagedError(f"{self.path} is damaged: {name} cannot be read "
+                                   f"({self._bad[name]}); resume the run to cut the file, or "
+                                   f"delete it", self._n)
+        # one handle per dataset for the reader's life: under SWMR a second handle to a dataset
+        # that another handle has refreshed can read stale (fill-value) chunks
+        d = self._handles.get(name)
+        if d is None:
+            d = self._handles[name] = self._f[name]
+        if self.swmr:
+            d.refresh()
+        return d
+
+    def _read(self, name: str, sel=slice(None), limit: int | None = None) -> np.ndarray:
+        d = self._dataset(name)
+        n = min(self._n if limit is None else limit, d.shape[0])
+        if isinstance(sel, slice):
+            start, stop, step = sel.indices(n)
+            rows = slice(start, stop, step) if stop > start else None
+            count = len(range(start, stop, step)) if rows is not None else 0
+        else:
+            sel = int(sel)
+            if not 0 <= sel < n:
+                raise IndexError(f"snapshot {sel} out of range 0..{n - 1}")
+            rows, count = sel, 1
+        if rows is None:
+            return np.empty((0, *d.shape[1:]), d.dtype)
+        size = count * int(np.prod(d.shape[1:], dtype=np.int64)) * d.dtype.itemsize
+        if size > MAX_READ_BYTES:
+            raise PathFileError(f"{self.path}: reading {name} would take {size >> 20} MiB, more "
+                                f"than the {MAX_READ_BYTES >> 20} MiB a read may take; read fewer "
+                                f"rows")
+        try:
+            return d[rows]
+        except OSError as e:
+            raise PathFileError(f"{self.path} is damaged: reading {name} failed "
+                                f"({_short(e)})") from None
+
+    # ---- snapshots and metrics ---------------------------------------------------------------
+
+    @property
+    def iterations(self) -> np.ndarray:
+        """[N] int64 iteration of every snapshot."""
+        return self._read(ITERATION).astype(np.int64, copy=False)
+
+    @property
+    def epochs(self) -> np.ndarray:
+        return self._read(EPOCH).astype(np.float64, copy=False)
+
+    @property
+    def times(self) -> np.ndarray:
+        return self._read(TIME).astype(np.float64, copy=False)
+
+    def index_of(self, iteration: int) -> int:
+        """Snapshot index at ``iteration``, or of the nearest snapshot before it (0 if none)."""
+        it = self.iterations
+        i = int(np.searchsorted(it, iteration, side="right")) - 1
+        return max(i, 0)
+
+    def metric(self, name: str) -> np.ndarray:
+        """[N] float64 one metric over all snapshots (NaN where not evaluated, or lost)."""
+        if name not in self.metric_names:
+            raise KeyError(f"no metric {name!r}; metrics: {self.metric_names}")
+        if f"{METRICS}/{name}" in self._bad:
+            return np.full(self._n, np.nan)
+        return self._read(f"{METRICS}/{name}").astype(np.float64, copy=False)
+
+    def metrics(self, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        return {m: self.metric(m) for m in (names or self.metric_names)}
+
+    def snapshot(self, index: int) -> dict[str, dict[str, np.ndarray]]:
+        """Row ``index`` of every layer: ``{layer: {gamma_norm, weight_norm, nnz}}``, [G] each."""
+        if index < 0:
+            index += self._n
+        return {name: {field: self._read(_layer_path(name, field), index)
+                       for field in LAYER_FIELDS} for name in self._layer_names}
+
+    def layer_path(self, name: str, field: str = GAMMA_NORM,
+                   rows: slice = slice(None)) -> np.ndarray:
+        """[N, G] one field of one layer over the snapshots in ``rows``."""
+        self.layer(name)
+        if field not in LAYER_FIELDS:
+            raise KeyError(f"no field {field!r}; fields: {LAYER_FIELDS}")
+        return self._read(_layer_path(name, field), rows)
+
+    def entry_times(self, name: str) -> np.ndarray:
+        """[G] int64 first snapshot index where each group's Gamma is nonzero; -1 if never."""
+        return entry_indices(self.layer_path(name, GAMMA_NORM))
+
+    def support_sizes(self, name: str) -> np.ndarray:
+        """[N] groups in the support of one layer at each snapshot."""
+        return (self.layer_path(name, GAMMA_NORM) > 0).sum(axis=1)
+
+    # ---- weights -----------------------------------------------------------------------------
+
+    @property
+    def weight_iterations(self) -> np.ndarray:
+        """[K] int64 the iterations that have full weights and Gamma."""
+        return self._read(WEIGHTS_ITERATION, limit=self._k).astype(np.int64, copy=False)
+
+    def _weight_row(self, iteration: int) -> int:
+        its = self.weight_iterations
+        hits = np.flatnonzero(its == iteration)
+        if hits.size == 0:
+            near = nearest(its, iteration)
+            raise KeyError(f"iteration {iteration} has no saved weights; nearest iterations with "
+                           f"weights: {', '.join(map(str, near)) or 'none yet'}")
+        return int(hits[-1])
+
+    def weights_at(self, iteration: int) -> dict[str, np.ndarray]:
+        """Every saved tensor (state_dict order) at a weight iteration."""
+        k = self._weight_row(iteration)
+        return {w["name"]: self._read(f"{WEIGHTS}/{w['name']}", k, limit=self._k)
+                for w in self.weight_specs}
+
+    def gamma_at(self, iteration: int) -> dict[str, np.ndarray]:
+        """Gamma of every layer, keyed by parameter name, at a weight iteration."""
+        k = self._weight_row(iteration)
+        return {layer["param"]: self._read(f"{GAMMA}/{layer['param']}", k, limit=self._k)
+                for layer in self.layers}
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> PathReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def entry_indices(gamma_norm: np.ndarray) -> np.ndarray:
+    """[G] int64 first row of a [N, G] gamma_norm path where each group is nonzero; -1 if never."""
+    inside = gamma_norm > 0
+    first = inside.argmax(axis=0).astype(np.int64)
+    first[~inside.any(axis=0)] = -1
+    return first
+
+
+def nearest(values: np.ndarray, target: int, k: int = 2) -> list[int]:
+    """Up to ``k`` values nearest to ``target`` (ties: the earlier first), in ascending order."""
+    if len(values) == 0:
+        return []
+    order = np.argsort(np.abs(values.astype(np.int64) - target), kind="stable")[:k]
+    return sorted(int(values[i]) for i in order)
