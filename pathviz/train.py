@@ -18,12 +18,13 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from pathviz import runs
+from pathviz import distributed, runs
 from pathviz.config import PRESETS, ConfigError, RunConfig, add_config_arguments, config_from_args
 from pathviz.data import BatchLoader, DataBundle, DataError, load_dataset, split_validation
 from pathviz.evaluate import eval_loader, evaluate, pin_threads
@@ -31,7 +32,7 @@ from pathviz.groups import slbi_param_groups
 from pathviz.models import UnknownModelError, build_model
 from pathviz.optim import SLBI
 from pathviz.prune import subnetwork
-from pathviz.recorder import PathRecorder, model_info
+from pathviz.recorder import PathRecorder, layers_of, model_info
 from pathviz.store import PathFileError, PathReader, copy_path
 
 log = logging.getLogger("pathviz.train")
@@ -159,10 +160,17 @@ def _device(spec: str) -> torch.device:
 
 
 class Trainer:
-    """Runs one plan: the loop, snapshots, resume state, status and signals."""
+    """Runs one plan: the loop, snapshots, resume state, status and signals.
 
-    def __init__(self, plan: Plan) -> None:
+    With ``dist`` (one of several torchrun processes) the forward pass goes through DDP on this
+    rank's share of each batch, evaluation is sharded, and only rank 0 (``self.writer``) touches
+    the run folder; :mod:`pathviz.distributed` holds those pieces.
+    """
+
+    def __init__(self, plan: Plan, dist: distributed.Dist | None = None) -> None:
         self.plan = plan
+        self.dist = dist
+        self.writer = dist is None or dist.writer
         self.cfg = cfg = plan.cfg
         self.paths = plan.paths
         info = plan.data.info
@@ -172,10 +180,17 @@ class Trainer:
         extra = {"input_size": info.image_size} if cfg.model == "lenet5" else {}
         self.model = build_model(cfg.model, num_classes=info.num_classes,
                                  in_channels=info.in_channels, **extra).to(plan.device)
+        if dist is not None and plan.device.type == "cuda":
+            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.opt = make_optimizer(self.model, cfg)
         d = plan.data
         self.train_loader = BatchLoader(d.train_x, d.train_y, info, cfg.batch_size, shuffle=True,
                                         augment=info.augment, seed=cfg.seed, device=plan.device)
+        # the module the forward pass goes through: DDP all-reduces the gradients in backward
+        self.net = self.model
+        if dist is not None:
+            self.net = distributed.wrap_model(self.model, plan.device)
+            self.train_loader = distributed.ShardedBatches(self.train_loader, dist)
         self.val_loader = eval_loader(d.val_x, d.val_y, info, plan.device)
         self.test_loader = eval_loader(d.test_x, d.test_y, info, plan.device)
         # one input of the model's shape: torch-pruning traces the model with it
@@ -186,6 +201,10 @@ class Trainer:
                           "n_test": len(d.test_y), "val_fraction": cfg.val_fraction,
                           "split_seed": cfg.split_seed}
         self._has_gamma = isinstance(self.opt, SLBI)
+        # the Gamma layers, known on every rank (the recorder exists on rank 0 only)
+        self._layers = layers_of(self.model, self.opt)
+        named = dict(self.model.named_parameters())
+        self._layer_params = [named[s.param] for s in self._layers]
         self._support_at_weights: list[torch.Tensor] | None = None
         self.ipe = len(self.train_loader)
         self.total = cfg.epochs * self.ipe
@@ -193,6 +212,8 @@ class Trainer:
         self.elapsed = 0.0
         self._acc = torch.zeros(3, dtype=torch.float64, device=plan.device)  # loss, correct, n
         self._stop: str | None = None
+        self._stop_requested: str | None = None  # a signal to this rank, not yet agreed on
+        self._fingerprints: dict[str, Any] | None = None
         self._last_beat = 0.0
         # seconds spent writing the path (snapshots, weights) and resume state, for bench/
         self.snapshot_seconds = 0.0
@@ -203,21 +224,32 @@ class Trainer:
 
     def run(self) -> int:
         paths = self.paths
-        try:
-            runs.acquire_lock(paths)
-            if not self.plan.resume:
-                runs.claim_run_dir(paths)
-            elif runs.read_status(paths).get("state") == "finished":  # by a rival resume
-                runs.release_lock(paths)
-                raise runs.RunError(f"run {paths.name!r} already finished; nothing to resume")
-        except runs.RunError as e:
-            print(f"pathviz.train: error: {e}", file=sys.stderr)
+        error = None
+        if self.writer:
+            try:
+                runs.acquire_lock(paths)
+                if not self.plan.resume:
+                    runs.claim_run_dir(paths)
+                elif runs.read_status(paths).get("state") == "finished":  # by a rival resume
+                    runs.release_lock(paths)
+                    raise runs.RunError(f"run {paths.name!r} already finished; nothing to "
+                                        f"resume")
+            except runs.RunError as e:
+                error = str(e)
+        if self.dist is not None:  # every rank leaves when rank 0 cannot have the run
+            error = distributed.broadcast_object(error, self.dist)
+        if error is not None:
+            if self.writer:
+                print(f"pathviz.train: error: {error}", file=sys.stderr)
             return EXIT_USAGE
         old_handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM,
                                                                        signal.SIGINT)}
-        handler = _log_to(paths)
+        handler = _log_to(paths) if self.writer else None
         try:
-            return self._run()
+            try:
+                return self._run()
+            except RanksDiverged as e:
+                return self._fail(str(e))
         finally:
             for s, h in old_handlers.items():
                 signal.signal(s, h)
@@ -226,34 +258,39 @@ class Trainer:
                     self.recorder.close()
                 except PathFileError as e:
                     log.error("%s", e)
-            runs.release_lock(paths)
-            logging.getLogger("pathviz").removeHandler(handler)
-            handler.close()
+            if handler is not None:
+                runs.release_lock(paths)
+                logging.getLogger("pathviz").removeHandler(handler)
+                handler.close()
 
     def _run(self) -> int:
         cfg, paths = self.cfg, self.paths
         if self.plan.resume:
-            self._load_resume()
+            self._resume()
         else:
-            if self.plan.overwrite:
-                _clear_run(paths)
-            runs.write_json_atomic(paths.config, cfg.to_json())
-            self.recorder = PathRecorder(self.model, self.opt, paths.path, config=cfg.to_json(),
-                                         iterations_per_epoch=self.ipe,
-                                         model_info=self.model_info, data_info=self.data_info,
-                                         example_input=self.example)
+            if self.writer:
+                if self.plan.overwrite:
+                    _clear_run(paths)
+                runs.write_json_atomic(paths.config, cfg.to_json())
+                self.recorder = PathRecorder(self.model, self.opt, paths.path,
+                                             config=cfg.to_json(), iterations_per_epoch=self.ipe,
+                                             model_info=self.model_info,
+                                             data_info=self.data_info, example_input=self.example)
             self._snapshot(final=False)
             self._save_resume()
-        log.info("training %s on %s (%s), %d iterations of %d per epoch, from iteration %d",
-                 cfg.model, cfg.dataset, self.plan.device, self.total, self.ipe, self.iteration)
+        if self.writer:
+            on = f"{self.plan.device}" if self.dist is None else \
+                f"{self.plan.device}, {self.dist.world} processes"
+            log.info("training %s on %s (%s), %d iterations of %d per epoch, from iteration %d",
+                     cfg.model, cfg.dataset, on, self.total, self.ipe, self.iteration)
         self._beat("running", force=True)
-        bar = _progress(self.plan.progress, self.total, self.iteration)
+        bar = _progress(self.plan.progress and self.writer, self.total, self.iteration)
         t_start = time.time() - self.elapsed
         try:
             while self.iteration < self.total and self._stop is None:
                 epoch = self.iteration // self.ipe
-                for x, y in self.train_loader.epoch(epoch, start=self.iteration % self.ipe):
-                    if not self._train_step(x, y):
+                for batch in self.train_loader.epoch(epoch, start=self.iteration % self.ipe):
+                    if not self._train_step(*batch):
                         self.elapsed = time.time() - t_start
                         return self._fail(f"diverged at iteration {self.iteration + 1} "
                                           f"(loss is not finite)")
@@ -277,17 +314,24 @@ class Trainer:
                 bar.close()
         if self._stop is not None and self.iteration < self.total:
             self._save_resume()
-            self.recorder.flush()
+            if self.recorder is not None:
+                self.recorder.flush()
             self._beat("stopped", reason=f"stopped by {self._stop} at iteration {self.iteration}",
                        force=True)
-            log.info("stopped at iteration %d; resume with --resume", self.iteration)
+            if self.writer:
+                log.info("stopped at iteration %d; resume with --resume", self.iteration)
             return EXIT_OK
-        self.recorder.flush()
+        if self.recorder is not None:
+            self.recorder.flush()
         self._beat("finished", force=True)
-        log.info("finished: %d iterations in %.1fs", self.iteration, self.elapsed)
+        if self.writer:
+            log.info("finished: %d iterations in %.1fs", self.iteration, self.elapsed)
         return EXIT_OK
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> bool:
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, n_global: int | None = None
+                    ) -> bool:
+        if self.dist is not None:
+            return self._train_step_sharded(x, y, n_global)
         cfg = self.cfg
         if cfg.lr_schedule == "cosine":
             lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * self.iteration / self.total))
@@ -308,27 +352,59 @@ class Trainer:
                                                    device=y.device)])
         return True
 
+    def _train_step_sharded(self, x: torch.Tensor, y: torch.Tensor, n_global: int) -> bool:
+        """One DDP step on this rank's shard; False (on every rank) if any rank's loss is not
+        finite. A stop asked of any rank is agreed on here, before backward, so all ranks
+        finish this step and leave the loop together."""
+        cfg, d = self.cfg, self.dist
+        if cfg.lr_schedule == "cosine":
+            lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * self.iteration / self.total))
+            for g in self.opt.param_groups:
+                g["lr"] = lr
+        self.opt.zero_grad(set_to_none=True)
+        out = self.net(x)
+        loss, loss_sum = distributed.local_loss(out, y, n_global, d.world)
+        bad, stop = distributed.agree_flags(
+            [not bool(torch.isfinite(loss_sum)), self._stop_requested is not None],
+            self.plan.device)
+        if stop and self._stop is None:
+            self._stop = self._stop_requested or "a signal to another rank"
+        if bad:
+            return False
+        loss.backward()  # DDP all-reduces the gradients here
+        self.opt.step()
+        with torch.no_grad():
+            self._acc += torch.stack([loss_sum.double(), (out.argmax(1) == y).sum().double(),
+                                      torch.tensor(float(y.shape[0]), dtype=torch.float64,
+                                                   device=y.device)])
+        return True
+
+    def _evaluate(self, model: torch.nn.Module, loader: BatchLoader) -> tuple[float, float]:
+        if self.dist is not None:
+            return distributed.evaluate_sharded(model, loader, self.dist)
+        return evaluate(model, loader)
+
     def evaluate(self) -> dict[str, float]:
         """Validation and test loss/accuracy of W (the dense model being trained)."""
-        val_loss, val_acc = evaluate(self.model, self.val_loader)
-        test_loss, test_acc = evaluate(self.model, self.test_loader)
+        val_loss, val_acc = self._evaluate(self.model, self.val_loader)
+        test_loss, test_acc = self._evaluate(self.model, self.test_loader)
         return {"val_loss": val_loss, "val_acc": val_acc, "test_loss": test_loss,
                 "test_acc": test_acc}
 
     def evaluate_sparse(self) -> dict[str, float]:
         """Size and validation/test accuracy of the compact subnetwork that export would write
         at this iteration (the same :func:`pathviz.prune.subnetwork` and evaluation)."""
-        layers = [s.to_json() for s in self.recorder.layers]
+        layers = [s.to_json() for s in self._layers]
         gammas = {s.param: self.opt.gamma(p).detach()
-                  for s, p in zip(self.recorder.layers, self.recorder._params)}
+                  for s, p in zip(self._layers, self._layer_params)}
         sub = subnetwork(self.model, layers, gammas, self.example)
-        return {"val_acc_sparse": evaluate(sub.compact, self.val_loader)[1],
-                "test_acc_sparse": evaluate(sub.compact, self.test_loader)[1],
+        return {"val_acc_sparse": self._evaluate(sub.compact, self.val_loader)[1],
+                "test_acc_sparse": self._evaluate(sub.compact, self.test_loader)[1],
                 "params_kept": float(sub.params), "flops_kept": float(sub.flops)}
 
     def _support_now(self) -> list[torch.Tensor]:
         return [_support(self.opt.gamma(p), s.penalty)
-                for s, p in zip(self.recorder.layers, self.recorder._params)]
+                for s, p in zip(self._layers, self._layer_params)]
 
     def _support_changed(self) -> int:
         """Groups that entered or left the support since the last saved weights."""
@@ -340,7 +416,8 @@ class Trainer:
     def _snapshot(self, final: bool) -> None:
         cfg, it = self.cfg, self.iteration
         metrics: dict[str, float] = {}
-        loss_sum, correct, n = self._acc.tolist()
+        acc = self._acc if self.dist is None else distributed.all_sum(self._acc)
+        loss_sum, correct, n = acc.tolist()
         if n > 0:
             metrics["train_loss"] = loss_sum / n
             metrics["train_acc"] = correct / n
@@ -354,8 +431,9 @@ class Trainer:
             if self._has_gamma:
                 metrics.update(self.evaluate_sparse())
         t0 = time.perf_counter()
-        self.recorder.record(it, epoch=it / self.ipe, elapsed=self.elapsed, weights=weights,
-                             **metrics)
+        if self.recorder is not None:
+            self.recorder.record(it, epoch=it / self.ipe, elapsed=self.elapsed, weights=weights,
+                                 **metrics)
         if weights and self._has_gamma:
             self._support_at_weights = self._support_now()
         self.snapshot_seconds += time.perf_counter() - t0
@@ -372,12 +450,28 @@ class Trainer:
     # ---- resume ------------------------------------------------------------------------------
 
     def _save_resume(self) -> None:
-        """Write the resume state atomically; the path file is flushed first so no row is lost."""
+        """Write the resume state atomically; the path file is flushed first so no row is lost.
+
+        With several ranks, their training states are checked to be bit-identical first (a
+        fingerprint each, gathered), the train-loss sums are all-reduced, and rank 0 writes the
+        one resume file, which a run with any number of processes can continue.
+        """
+        acc = self._acc
+        if self.dist is not None:
+            acc = distributed.all_sum(self._acc)
+            prints = distributed.all_fingerprints(self.model, self.opt, self.dist,
+                                                  self.plan.device)
+            self._fingerprints = {"iteration": self.iteration, "fingerprints": prints}
+            if len(set(prints)) > 1:
+                raise RanksDiverged(f"the {self.dist.world} processes hold different weights "
+                                    f"or optimizer states at iteration {self.iteration}")
+        if not self.writer:
+            return
         t0 = time.perf_counter()
         self.recorder.flush()
         state = {"iteration": self.iteration, "elapsed": self.elapsed,
                  "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                 "acc": self._acc.cpu(), "rng": torch.get_rng_state(),
+                 "acc": acc.cpu(), "rng": torch.get_rng_state(),
                  "config": self.cfg.to_json()}
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
@@ -386,7 +480,40 @@ class Trainer:
         os.replace(tmp, self.paths.resume)
         self.resume_seconds += time.perf_counter() - t0
 
-    def _load_resume(self) -> None:
+    def _resume(self) -> None:
+        """Continue from the resume state: rank 0 reads it (and keeps the path's rows up to
+        it); with several ranks it sends the state to the others, whatever the number of
+        processes that wrote it."""
+        if self.dist is None:
+            self._load_resume()
+            return
+        error = state = None
+        if self.writer:
+            try:
+                state = self._load_resume()
+            except UsageError as e:
+                error = str(e)
+            support = self._support_at_weights
+            state = None if error else {
+                "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "iteration": self.iteration, "elapsed": self.elapsed, "rng": state["rng"],
+                "support": None if support is None else [m.cpu() for m in support]}
+        error, state = distributed.broadcast_object((error, _to_cpu(state)), self.dist)
+        if error is not None:
+            raise UsageError(error)
+        if self.writer:
+            return
+        dev = self.plan.device
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.iteration, self.elapsed = int(state["iteration"]), float(state["elapsed"])
+        torch.set_rng_state(state["rng"])
+        # rank 0 carries the train-loss sums since the last snapshot; the others start at 0
+        self._acc = torch.zeros(3, dtype=torch.float64, device=dev)
+        if state["support"] is not None:
+            self._support_at_weights = [m.to(dev) for m in state["support"]]
+
+    def _load_resume(self) -> dict[str, Any]:
         paths = self.paths
         try:
             state = torch.load(paths.resume, map_location=self.plan.device, weights_only=True)
@@ -430,13 +557,19 @@ class Trainer:
                     for s, p in zip(self.recorder.layers, self.recorder._params)]
         log.info("resumed at iteration %d with %d snapshots kept", self.iteration,
                  writer.n_snapshots)
+        return state
 
     # ---- status and signals ------------------------------------------------------------------
 
     def _on_signal(self, signum, frame) -> None:
-        self._stop = signal.Signals(signum).name
+        if self.dist is None:
+            self._stop = signal.Signals(signum).name
+        else:  # the ranks agree on it in the next step, so all of them stop at one iteration
+            self._stop_requested = signal.Signals(signum).name
 
     def _beat(self, state: str, reason: str = "", force: bool = False) -> None:
+        if not self.writer:
+            return
         now = time.time()
         if not force and now - self._last_beat < HEARTBEAT_EVERY:
             return
@@ -449,14 +582,37 @@ class Trainer:
             pid_start=runs.process_start_time(os.getpid()), heartbeat=now, iteration=it,
             total_iterations=self.total, epoch=it / self.ipe, elapsed=self.elapsed, eta=eta,
             snapshots=self.recorder.writer.n_snapshots if self.recorder else 0,
-            config=self.cfg.to_json())
+            config=self.cfg.to_json(), **self._dist_status())
+
+    def _dist_status(self) -> dict[str, Any]:
+        """Status fields of a multi-process run: its process count, and the ranks' state
+        fingerprints at the last resume save (equal when the ranks agree bit for bit)."""
+        if self.dist is None:
+            return {}
+        return {"processes": self.dist.world, "ranks": self._fingerprints}
 
     def _fail(self, reason: str) -> int:
-        log.error("%s", reason)
+        if self.writer:
+            log.error("%s", reason)
         if self.recorder is not None:
             self.recorder.flush()
         self._beat("failed", reason=reason, force=True)
         return EXIT_FAILED
+
+
+class RanksDiverged(RuntimeError):
+    """The processes of a multi-process run no longer hold the same training state."""
+
+
+def _to_cpu(obj: Any) -> Any:
+    """``obj`` with every tensor moved to the CPU (for a pickled broadcast)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
 
 
 def _support(gamma: torch.Tensor, penalty: str) -> torch.Tensor:
@@ -498,12 +654,68 @@ def _progress(enabled: bool, total: int, initial: int):
     return tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True, leave=True)
 
 
+_INPUT_ERRORS = (UsageError, ConfigError, DataError, UnknownModelError, runs.RunError)
+
+
+def _plan_on_every_rank(argv: list[str] | None, d: distributed.Dist) -> Plan | str:
+    """Rank 0 validates the input and the run folder; the others get its plan by broadcast
+    (they never look at the run folder). Returns the plan, or rank 0's one-sentence error."""
+    outcome: dict[str, Any] | None = None
+    plan = None
+    if d.writer:
+        try:
+            plan = prepare(build_parser().parse_args(argv))
+            if not plan.resume:
+                runs.check_run_dir(plan.paths)
+            outcome = {"config": plan.cfg.to_json(), "out": str(plan.paths.dir),
+                       "resume": plan.resume, "overwrite": plan.overwrite}
+        except _INPUT_ERRORS as e:
+            outcome = {"error": str(e)}
+    outcome = distributed.broadcast_object(outcome, d)
+    if "error" in outcome:
+        return outcome["error"]
+    if plan is None:
+        cfg = RunConfig.from_json(outcome["config"])
+        data = split_validation(load_dataset(cfg.dataset, cfg.data_root), cfg.val_fraction,
+                                cfg.split_seed)
+        plan = Plan(cfg, runs.RunPaths(Path(outcome["out"])), data, _device(cfg.device),
+                    outcome["resume"], outcome["overwrite"], progress=False)
+    plan.device = distributed.device_for(d, plan.device)
+    return plan
+
+
+def _main_distributed(argv: list[str] | None, d: distributed.Dist) -> int:
+    """One of several torchrun processes: join the group, agree on the plan, train."""
+    if not d.writer:
+        logging.getLogger("pathviz").setLevel(logging.WARNING)  # rank 0 tells the story
+    distributed.init(d, cuda=torch.cuda.is_available())
+    trainer = None
+    try:
+        plan = _plan_on_every_rank(argv, d)
+        if isinstance(plan, str):
+            if d.writer:
+                print(f"pathviz.train: error: {plan}", file=sys.stderr)
+            return EXIT_USAGE
+        trainer = Trainer(plan, dist=d)
+        return trainer.run()
+    except _INPUT_ERRORS as e:
+        if d.writer:
+            print(f"pathviz.train: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        distributed.shutdown()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point; returns the exit code."""
+    """CLI entry point; returns the exit code. Under torchrun with several processes each one
+    is a DDP rank (see :mod:`pathviz.distributed`)."""
+    d = distributed.from_env()
+    if d is not None:
+        return _main_distributed(argv, d)
     try:
         args = build_parser().parse_args(argv)
         plan = prepare(args)
-    except (UsageError, ConfigError, DataError, UnknownModelError, runs.RunError) as e:
+    except _INPUT_ERRORS as e:
         print(f"pathviz.train: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     trainer = None

@@ -1,0 +1,226 @@
+"""Several training processes on PyTorch's own engine: torchrun + DistributedDataParallel.
+
+    torchrun --standalone --nproc_per_node=2 -m pathviz.train --preset demo --out RUN
+
+The worker (:mod:`pathviz.train`) asks :func:`from_env` whether torchrun started it. With one
+process it trains exactly as before; with N it wraps the model in DDP and uses this module for
+the parts that involve other ranks:
+
+- **Data.** Every rank walks the single-process batch order (:class:`pathviz.data.BatchLoader`,
+  seeded by ``(seed, epoch)``) and keeps the interleaved share ``batch[rank::world]``, as
+  ``torch.utils.data.DistributedSampler`` does over a permutation. The N shards of an iteration
+  are therefore the single-process batch, augmentation included, and a run can be resumed with
+  another number of processes: the global batch sequence does not depend on N.
+- **Gradients.** Each rank's loss is ``sum(CE over its shard) * world / global_batch``; DDP
+  averages gradients over ranks, so every rank gets the gradient of the global mean loss (also
+  when a last batch does not split evenly). SLBI's Gamma, z and momentum follow from that
+  all-reduced gradient alone, so every rank computes the same update (:func:`fingerprint`
+  proves it at each resume save).
+- **Evaluation.** Rank r evaluates the batches r, r+N, ... of the fixed evaluation order and the
+  per-batch sums are all-reduced and added in batch order, so given the same weights the
+  figures are bit-identical to the single-process :func:`pathviz.evaluate.evaluate`.
+- **Agreement.** Stop requests (SIGTERM on any rank) and a non-finite loss on any rank are
+  all-reduced before backward every iteration, so all ranks leave the loop at the same
+  iteration and no rank waits in a collective that the others never enter.
+
+Only rank 0 touches the run folder (lock, manifest, config, status, log, path file, resume
+state); the other ranks get the validated plan and the resume state from it by broadcast.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as tdist
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Dist", "from_env", "init", "shutdown", "ShardedBatches", "wrap_model",
+           "local_loss", "agree_flags", "all_sum", "broadcast_object", "evaluate_sharded",
+           "fingerprint", "all_fingerprints"]
+
+# a rank stuck in a collective gives up after this long (a dead peer, a hung filesystem on
+# rank 0) instead of gloo's default 30 minutes; torchrun then ends the other ranks
+COLLECTIVE_TIMEOUT = datetime.timedelta(seconds=float(os.environ.get("PATHVIZ_DIST_TIMEOUT",
+                                                                     "300")))
+
+
+@dataclass(frozen=True)
+class Dist:
+    """Who this process is among the torchrun processes of one run."""
+
+    rank: int
+    world: int
+    local_rank: int
+
+    @property
+    def writer(self) -> bool:
+        """Rank 0 writes every file of the run; the others write nothing."""
+        return self.rank == 0
+
+
+def from_env() -> Dist | None:
+    """The torchrun identity from ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``; None for a single
+    process (also ``torchrun --nproc_per_node=1``, which then trains exactly as without it)."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    except ValueError:
+        return None
+    if world <= 1:
+        return None
+    return Dist(rank=rank, world=world, local_rank=local)
+
+
+def init(d: Dist, cuda: bool) -> None:
+    """Join the process group: nccl for CUDA, gloo on the CPU (torchrun's env rendezvous)."""
+    if tdist.is_initialized():
+        return
+    if cuda:
+        torch.cuda.set_device(d.local_rank)
+    tdist.init_process_group("nccl" if cuda else "gloo", timeout=COLLECTIVE_TIMEOUT)
+
+
+def shutdown() -> None:
+    """Leave the process group (no-op when none was joined)."""
+    if tdist.is_available() and tdist.is_initialized():
+        tdist.destroy_process_group()
+
+
+def device_for(d: Dist, device: torch.device) -> torch.device:
+    """Each rank drives its own GPU (``cuda:LOCAL_RANK``); CPU ranks share the CPU."""
+    if device.type == "cuda":
+        return torch.device("cuda", d.local_rank)
+    return device
+
+
+class ShardedBatches:
+    """This rank's share of each single-process batch: ``(x[rank::world], y[rank::world], n)``
+    with ``n`` the global batch size. Same ``len`` and ``epoch(e, start=k)`` as the loader."""
+
+    def __init__(self, loader: Any, d: Dist) -> None:
+        self.loader, self.d = loader, d
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor,
+                                                                   int]]:
+        r, w = self.d.rank, self.d.world
+        for x, y in self.loader.epoch(epoch, start=start):
+            yield x[r::w], y[r::w], int(y.shape[0])
+
+
+def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` in DDP (SyncBatchNorm first on CUDA only: it raises on the CPU/gloo).
+
+    The wrapped module is ``model`` itself, so the optimizer, the state dict and the recorder
+    keep using the plain model; only the forward pass goes through the wrapper.
+    """
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    if device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return DDP(model, device_ids=[device.index])
+    return DDP(model)
+
+
+def local_loss(out: torch.Tensor, y: torch.Tensor, n_global: int, world: int
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss to backpropagate, this shard's summed cross-entropy).
+
+    ``sum * world / n_global``: DDP divides the summed gradients by ``world``, which leaves the
+    gradient of the global mean loss, whatever the shard sizes.
+    """
+    total = F.cross_entropy(out, y, reduction="sum")
+    return total * (world / n_global), total.detach()
+
+
+def agree_flags(flags: list[bool], device: torch.device) -> list[bool]:
+    """Each flag true on any rank is true on all (one small all-reduce)."""
+    t = torch.tensor([float(f) for f in flags], dtype=torch.float64, device=device)
+    tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
+    return [bool(v) for v in t.tolist()]
+
+
+def all_sum(t: torch.Tensor) -> torch.Tensor:
+    """The sum over ranks of ``t`` (a new tensor; ``t`` is left as it was)."""
+    out = t.clone()
+    tdist.all_reduce(out, op=tdist.ReduceOp.SUM)
+    return out
+
+
+def broadcast_object(obj: Any, d: Dist) -> Any:
+    """Rank 0's ``obj`` on every rank (pickled: only for plans, messages and the resume state,
+    which rank 0 has validated)."""
+    box = [obj if d.writer else None]
+    tdist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+@torch.no_grad()
+def evaluate_sharded(model: nn.Module, loader: Any, d: Dist) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) over ``loader``, the batches split across ranks.
+
+    Rank r evaluates batches r, r+N, ...; per-batch sums go into a (batches, 3) float64 table
+    that is all-reduced (each cell has one non-zero term, so the sum is exact) and then added in
+    batch order exactly as :func:`pathviz.evaluate.evaluate` adds them.
+    """
+    was = model.training
+    model.eval()
+    device = next(iter(model.parameters())).device
+    table = torch.zeros(len(loader), 3, dtype=torch.float64)
+    try:
+        for b, (x, y) in enumerate(loader.epoch(0)):
+            if b % d.world != d.rank:
+                continue
+            out = model(x)
+            table[b, 0] = F.cross_entropy(out, y, reduction="sum").double().cpu()
+            table[b, 1] = float(int((out.argmax(1) == y).sum()))
+            table[b, 2] = float(y.shape[0])
+    finally:
+        model.train(was)
+    table = table.to(device)
+    tdist.all_reduce(table, op=tdist.ReduceOp.SUM)
+    table = table.cpu()
+    loss = torch.zeros((), dtype=torch.float64)
+    for v in table[:, 0]:
+        loss += v
+    correct, n = int(table[:, 1].sum()), int(table[:, 2].sum())
+    if n == 0:
+        return float("nan"), float("nan")
+    return float(loss) / n, correct / n
+
+
+def fingerprint(model: nn.Module, opt: torch.optim.Optimizer) -> int:
+    """A 63-bit hash of the bytes of every parameter, buffer and optimizer state tensor (Gamma,
+    z, momentum): equal on two ranks only if their training states are bit-identical."""
+    h = hashlib.sha256()
+
+    def add(t: torch.Tensor) -> None:
+        h.update(t.detach().contiguous().cpu().numpy().tobytes())
+
+    for _, t in sorted(model.state_dict().items()):
+        add(t)
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for _, v in sorted(opt.state.get(p, {}).items()):
+                if isinstance(v, torch.Tensor):
+                    add(v)
+    return int.from_bytes(h.digest()[:8], "little") >> 1
+
+
+def all_fingerprints(model: nn.Module, opt: torch.optim.Optimizer, d: Dist,
+                     device: torch.device) -> list[int]:
+    """Every rank's :func:`fingerprint`, in rank order (a collective: call on every rank)."""
+    mine = torch.tensor([fingerprint(model, opt)], dtype=torch.int64, device=device)
+    out = [torch.zeros_like(mine) for _ in range(d.world)]
+    tdist.all_gather(out, mine)
+    return [int(t.item()) for t in out]
