@@ -53,11 +53,17 @@ def run_one(out: Path, overrides: dict, seed: int) -> dict:
         first = {k: int(r.iterations[e[e >= 0].min()]) if (e >= 0).any() else -1
                  for k, e in entries.items()}
         test_w = float(r.metric("test_acc")[-1])
+        # issue 9: the first iteration where W* (the compact model) is within 1 point of its
+        # best validation accuracy
+        v, its = r.metric("val_acc_sparse"), r.iterations
+        ok = np.isfinite(v)
+        near = int(its[ok][np.argmax(v[ok] >= np.nanmax(v) - 0.01)]) if ok.any() else -1
         size = (out / "path.h5").stat().st_size
     s = d.stop
     return {"seed": seed, "seconds": seconds, "iterations": n, "size_mb": size / 1e6,
             "stop": None if s is None else s.to_json(), "reason": d.reason,
-            "selected": sel, "first_entry": first, "final_test_acc": test_w}
+            "selected": sel, "first_entry": first, "final_test_acc": test_w,
+            "within_1pt": near}
 
 
 def main() -> None:
@@ -88,8 +94,10 @@ def main() -> None:
                           f"({s['params_kept'] / s['params_total']:.2f}), val "
                           f"{100 * s['val_acc']:.1f}±{100 * s['val_se']:.1f}, test(compact) "
                           f"{100 * s['test_acc_sparse']:.1f}, final W "
-                          f"{100 * row['final_test_acc']:.1f} | selected% {sel} | first entry "
-                          f"{ent} | {row['seconds']:.0f}s {row['size_mb']:.1f}MB", flush=True)
+                          f"{100 * row['final_test_acc']:.1f}, W* within 1 pt at "
+                          f"{row['within_1pt'] / row['iterations']:.2f} | selected% {sel} | "
+                          f"first entry {ent} | {row['seconds']:.0f}s {row['size_mb']:.1f}MB",
+                          flush=True)
                 else:
                     print(f"{over} seed {seed}: no stop ({row['reason']}) | selected% {sel} | "
                           f"first entry {ent} | {row['seconds']:.0f}s", flush=True)

@@ -51,6 +51,8 @@ class RunConfig:
                                       default="group")
     last_linear_penalty: str | None = _opt("penalty on the classifier: group, l1 or none",
                                            default=None)
+    first_layer_dense: bool = _opt("keep the first layer (the input convolution) dense, without "
+                                    "a Gamma", default=False)
     group_scale: str | None = _opt("scale lambda by sqrt(group size): sqrt or none", default=None)
     lr_schedule: str = _opt("none, or cosine (decay to 0 over the run)", default="none")
     snapshot_every: int = _opt("iterations between path snapshots", default=1)
@@ -144,14 +146,18 @@ class RunConfig:
 
 
 PRESETS: dict[str, RunConfig] = {
-    # chosen with bench/demo_sweep.py over seeds 0-2 (README, "The demo preset"): nu 25 and
-    # lam 0.6 let the compact subnetwork reach its plateau by about half of 70 epochs while every
-    # layer fills at staggered times; the old nu 50/lam 0.45/30 epochs stopped at the last
-    # iteration. Weights are also saved when 8 groups have changed, so every step of the support
-    # can be exported and scored by the stop rule.
-    "demo": RunConfig(model="lenet5", dataset="digits", epochs=70, batch_size=64, lr=0.05,
-                      kappa=1.0, nu=25.0, lam=0.6, momentum=0.9, snapshot_every=1,
-                      weights_every=30, eval_every=10, weights_on_change=8),
+    # chosen with bench/demo_sweep.py over seeds 0-2 (README, "The demo preset"): on every seed
+    # the compact subnetwork is within 1 point of its best validation accuracy by 35-44 % of the
+    # run, the stop keeps 14-31 % of the parameters and every Gamma layer ends 43-81 % selected.
+    # The input convolution stays dense: its 6 filters all entered on some seeds (100 %
+    # selected, nothing to see), and it holds 156 of 61,706 parameters. lam 1.0 with weight
+    # decay 5e-4 over 140 epochs spreads the entries out (the old lam 0.6/70 epochs stopped at
+    # 71 % of the run on seed 0). Weights are also saved when 8 groups have changed, so every
+    # step of the support can be exported and scored by the stop rule.
+    "demo": RunConfig(model="lenet5", dataset="digits", epochs=140, batch_size=64, lr=0.05,
+                      kappa=1.0, nu=25.0, lam=1.0, momentum=0.9, weight_decay=5e-4,
+                      first_layer_dense=True, snapshot_every=1, weights_every=30,
+                      eval_every=10, weights_on_change=8),
     # weights every 250 iterations (was 500: almost no iteration could be exported) and on
     # every change of 8 groups; not re-measured here (no MNIST files on this machine)
     "mnist_lenet": RunConfig(model="lenet5", dataset="mnist", epochs=20, batch_size=128, lr=0.1,

@@ -51,11 +51,13 @@ def _candidates(model: nn.Module) -> list[tuple[str, nn.Module, str]]:
 
 
 def gamma_layers(model: nn.Module, conv: str | None = "group", linear: str | None = "group",
-                 last_linear: str | None = None) -> list[LayerSpec]:
+                 last_linear: str | None = None, first_dense: bool = False) -> list[LayerSpec]:
     """The layers of ``model`` that get a Gamma under these penalties, in model order.
 
     ``last_linear`` is the penalty of the classifier (the last linear layer); ``None`` keeps it
-    dense, since pruning output classes makes no sense under the group penalty.
+    dense, since pruning output classes makes no sense under the group penalty. ``first_dense``
+    keeps the first layer (the input convolution) dense: it has few filters, each reading the
+    raw image, so a group penalty there mostly decides when, not whether, they enter.
     """
     for label, pen in (("conv", conv), ("linear", linear), ("last_linear", last_linear)):
         if pen not in PENALTIES:
@@ -65,7 +67,7 @@ def gamma_layers(model: nn.Module, conv: str | None = "group", linear: str | Non
     specs = []
     for i, (name, mod, kind) in enumerate(cands):
         pen = conv if kind == "conv" else (last_linear if i == last else linear)
-        if pen is None:
+        if pen is None or (first_dense and i == 0):
             continue
         w = mod.weight
         groups = w.shape[0] if pen == "group" else w.numel()
@@ -75,15 +77,18 @@ def gamma_layers(model: nn.Module, conv: str | None = "group", linear: str | Non
 
 
 def slbi_param_groups(model: nn.Module, conv: str | None = "group", linear: str | None = "group",
-                      last_linear: str | None = None, **overrides: Any) -> list[dict[str, Any]]:
+                      last_linear: str | None = None, first_dense: bool = False,
+                      **overrides: Any) -> list[dict[str, Any]]:
     """Param groups for :class:`pathviz.optim.SLBI`: one per penalty in use, then the rest.
 
-    Conv and linear weights get a Gamma with the given penalty (``None``: no Gamma); biases, norm
+    Conv and linear weights get a Gamma with the given penalty (``None``: no Gamma; nor the
+    first layer with ``first_dense``); biases, norm
     layers and any other parameter go in a final group with ``penalty=None``. ``overrides`` (e.g.
     ``lam=0.5, group_scale="sqrt"``) are set on the groups with a Gamma only. Each group also
     carries ``layer_names``, the parameter names, which the optimizer ignores.
     """
-    specs = gamma_layers(model, conv=conv, linear=linear, last_linear=last_linear)
+    specs = gamma_layers(model, conv=conv, linear=linear, last_linear=last_linear,
+                         first_dense=first_dense)
     by_penalty: dict[str, dict[str, Any]] = {}
     params = dict(model.named_parameters())
     taken = set()

@@ -1,8 +1,8 @@
 """Retrain the support at an iteration: the winning ticket and the controls that test it.
 
-    python -m pathviz.retrain checkpoints/demo --iteration 510 --init rewind --epochs 70 \\
+    python -m pathviz.retrain checkpoints/demo --iteration 1020 --init rewind --epochs 70 \\
         --seeds 0,1,2
-    python -m pathviz.retrain checkpoints/demo --iteration 510 \\
+    python -m pathviz.retrain checkpoints/demo --iteration 1020 \\
         --init rewind,finetune,reinit,random-support,uniform --epochs 70 --seeds 0,1,2
 
 The network is the compact subnetwork of the support at N (as ``pathviz.export`` writes it,

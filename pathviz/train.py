@@ -143,7 +143,8 @@ def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimi
         return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
     groups = slbi_param_groups(model, conv=cfg.conv_penalty, linear=cfg.linear_penalty,
-                               last_linear=cfg.last_linear_penalty, lam=cfg.lam,
+                               last_linear=cfg.last_linear_penalty,
+                               first_dense=cfg.first_layer_dense, lam=cfg.lam,
                                group_scale=cfg.group_scale)
     return SLBI(groups, lr=cfg.lr, kappa=cfg.kappa, nu=cfg.nu, lam=cfg.lam,
                 momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov,

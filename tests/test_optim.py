@@ -226,6 +226,10 @@ def test_slbi_param_groups_and_layers():
         ("0", "conv", (4, 1, 3, 3), 4), ("4", "linear", (8, 64), 8)]
     with pytest.raises(ValueError, match="Invalid conv penalty"):
         gamma_layers(model, conv="ridge")
+    # first_dense: the input convolution has no Gamma and trains with the rest
+    assert [s.name for s in gamma_layers(model, first_dense=True)] == ["4"]
+    groups = slbi_param_groups(model, first_dense=True)
+    assert groups[0]["layer_names"] == ["4.weight"] and "0.weight" in groups[1]["layer_names"]
 
 
 def test_support_and_w_star_reject_params_without_gamma():
