@@ -21,19 +21,40 @@ def launched(name: str) -> dict | None:
     return st.session_state.get("launched", {}).get(name)
 
 
-def start_run(paths: runs.RunPaths, argv: list[str], resume: bool = False) -> None:
-    """Launch the worker, remember it (so the page shows "starting" at once) and rerun."""
+def launch(paths: runs.RunPaths, argv: list[str], resume: bool = False) -> str | None:
+    """Launch the worker and remember it, so that the page shows "starting" at once; returns
+    why it could not start, or None. Safe in a widget callback (it draws nothing)."""
     try:
         pid = runs.start_worker(paths, argv, resume=resume)
     except runs.RunError as e:
-        st.error(md_escape(str(e)))
-        return
+        return str(e)
     st.session_state.setdefault("launched", {})[paths.name] = {
         "pid": pid, "pid_start": runs.process_start_time(pid), "at": time.time()}
     st.session_state.pop("scrub_for", None)  # follow the run from its newest snapshot
     url.want("run", paths.name)
     url.want("iteration", None)
+    return None
+
+
+def start_run(paths: runs.RunPaths, argv: list[str], resume: bool = False) -> None:
+    """Launch the worker (see :func:`launch`) and rerun, or show why it could not start."""
+    problem = launch(paths, argv, resume=resume)
+    if problem:
+        st.error(md_escape(problem))
+        return
     st.rerun()
+
+
+def _resume(paths: runs.RunPaths) -> None:
+    """Resume button callback: runs before the page is drawn, so the click's own run already
+    shows "starting" (a rerun after drawing would show "stopped" for a moment)."""
+    st.session_state.launch_problem = launch(paths, [], resume=True)
+
+
+def _stop(paths: runs.RunPaths) -> None:
+    """Stop button callback: the click's own run then shows the run stopped."""
+    runs.stop_worker(paths)
+    st.session_state.get("launched", {}).pop(paths.name, None)
 
 
 def run_header_ui(info: runs.RunInfo, model: str, dataset: str) -> str:
@@ -45,15 +66,14 @@ def run_header_ui(info: runs.RunInfo, model: str, dataset: str) -> str:
     reason = f": {info.reason}" if info.reason and state == info.state else ""
     cols[0].caption(md_escape(f"{model} on {dataset} · {state}{reason}"))
     if state in ("running", "starting"):
-        if cols[1].button("Stop", icon=":material/stop:",
-                          help="SIGTERM: the worker saves and exits; resume later"):
-            with st.spinner("stopping..."):
-                runs.stop_worker(info.paths)
-            st.session_state.get("launched", {}).pop(info.name, None)
-            st.rerun()
-    elif info.resumable and cols[1].button("Resume", icon=":material/play_arrow:",
-                                           help="continue from the last save"):
-        start_run(info.paths, [], resume=True)
+        cols[1].button("Stop", icon=":material/stop:", on_click=_stop, args=(info.paths,),
+                       help="SIGTERM: the worker saves and exits; resume later")
+    elif info.resumable:
+        cols[1].button("Resume", icon=":material/play_arrow:", on_click=_resume,
+                       args=(info.paths,), help="continue from the last save")
+    problem = st.session_state.pop("launch_problem", None)
+    if problem:
+        st.error(md_escape(problem))
     if state == "failed":
         st.error(md_escape(f"This run failed: {info.reason or 'see its train.log'}"))
     return state

@@ -4,7 +4,8 @@ The heavy figures (Layer view, metrics) do not change when the user scrubs, so t
 resend or redraw them: this small component, mounted inside the scrub fragment, receives the
 selected iteration and draws a dotted line (or a ring, for a point in a scatter) over each named
 chart, using the chart's own axis conversion. It redraws itself after every plotly redraw
-(resize, zoom), on charts that appear or are replaced after it ran, and exposes ``data-pv-mark`` on each chart for tests and the browser bench.
+(resize, zoom) and on charts that appear or are replaced after it ran (another run or layer),
+and exposes ``data-pv-mark`` on each chart for tests and the browser bench.
 """
 
 from __future__ import annotations
