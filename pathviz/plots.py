@@ -28,6 +28,8 @@ SCALE = "Viridis"
 MAX_PATH_POINTS = 60_000  # all filter paths of a layer together
 MAX_LINE_POINTS = 600  # per filter path: about one point per two pixels of a wide plot
 MAX_HEATMAP_COLUMNS = 800
+MAX_PICK_TICKS = 400  # clickable iteration ticks under the Layer view's path plot
+PICK_COLOR = "#7f7f7f"
 MAX_OVERVIEW_COLUMNS = 1024
 # Okabe-Ito: a qualitative palette that stays distinguishable for colour-blind readers
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
@@ -183,7 +185,8 @@ def layer_figure(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np
     never). Top: filters sorted by entry (y) x iterations (x), uint8 levels of ||Gamma_g||,
     columns decimated to MAX_HEATMAP_COLUMNS. Bottom: ||W_g|| of every filter (and ||Gamma_g||
     dashed with ``show_gamma``), coloured by when the filter entered, decimated to screen
-    resolution. A top axis gives the number of selected groups (glmnet's df axis).
+    resolution. A top axis gives the number of selected groups (glmnet's df axis); a row of
+    ticks at the bottom of the path panel (customdata = iteration) makes iterations clickable.
     """
     n, g = gamma_norm.shape
     its = np.asarray(iterations)
@@ -224,6 +227,16 @@ def layer_figure(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np
                                        line=dict(color=color, width=1, dash="dash"),
                                        name=f"‖Γ_g‖, {label}", hoverinfo="skip",
                                        legendgroup=label), row=2, col=1)
+    # a row of ticks along the bottom of the path panel: a click on one picks its iteration
+    # (Streamlit reports no selection for a heatmap cell or a line without hover)
+    picks = cols[decimate(len(cols), MAX_PICK_TICKS)]
+    fig.add_trace(go.Scatter(x=its[picks].astype(np.float32), y=np.zeros(len(picks), np.float32),
+                             customdata=its[picks].astype(np.int32), mode="markers",
+                             marker=dict(symbol="line-ns-open", size=9, color=PICK_COLOR,
+                                         line=dict(width=1, color=PICK_COLOR)),
+                             name="click a tick: select its iteration",
+                             hovertemplate="iteration %{customdata}<extra>click to select</extra>"),
+                  row=2, col=1)
     support = (gamma_norm > 0).sum(axis=1)
     ticks = cols[decimate(len(cols), 8)]
     if log_x:

@@ -1,4 +1,5 @@
-"""Filters: the first conv layer's filters as images, framed when in the support."""
+"""Filters: the first conv layer with a Gamma, its filters as images, framed when in the
+support."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ def filters_ui(view: RunView, index: int, iteration: int) -> None:
     wit = int(wits[np.searchsorted(wits, iteration, side="right") - 1]) \
         if iteration >= wits[0] else int(wits[0])
     w = load_weight(view.path, view.ident, wit, first["param"])
+    channels = int(first["shape"][1])
+    st.caption(f"{first['name']}, the first convolution with a Γ: {first['shape'][0]} filters"
+               + (f", each shown as the mean over its {channels} input channels"
+                  if channels > 1 else "") + ".")
     inside = load_snapshot(view.path, view.ident, index)[first["name"]]["gamma_norm"] > 0
     if wit != iteration:
         st.caption(f"Weights are saved every few iterations: showing iteration {wit:,}, the "

@@ -14,6 +14,7 @@ from pathviz import plots
 from pathviz.ui import url
 from pathviz.ui.context import RunView
 from pathviz.ui.data import Ident, load_layer
+from pathviz.ui.scrub import clickable, pick_from_chart
 from pathviz.ui.urlstate import parse_layer
 
 FIGURE_KEY = "layer_fig"
@@ -24,8 +25,9 @@ def _figure(path: str, ident: Ident, n: int, layer: str, log_x: bool, show_gamma
             stop: plots.StopMark | None, iterations: np.ndarray) -> go.Figure:
     """The figure, built once per (file, snapshot count, options) and reused."""
     lp = load_layer(path, ident, n, layer)
-    return plots.layer_figure(lp["gamma_norm"], lp["weight_norm"], iterations, lp["entry"],
-                              layer, log_x=log_x, show_gamma=show_gamma, stop=stop)
+    return clickable(plots.layer_figure(lp["gamma_norm"], lp["weight_norm"], iterations,
+                                        lp["entry"], layer, log_x=log_x, show_gamma=show_gamma,
+                                        stop=stop))
 
 
 def layer_choice_ui(view: RunView) -> str | None:
@@ -68,4 +70,8 @@ def layer_ui(view: RunView) -> None:
                            "cannot be drawn on a log axis.")
     spec = _figure(view.path, view.ident, view.n, layer, log_x, show_gamma, view.stop_mark(),
                    view.iterations)
-    st.plotly_chart(spec, width="stretch", key=FIGURE_KEY, config={"displaylogo": False})
+    st.caption("Click a tick under the paths to select its iteration. Dashed orange: the "
+               "suggested stop; shaded: within 1 SE of the best validation accuracy.")
+    ev = st.plotly_chart(spec, width="stretch", key=FIGURE_KEY, on_select="rerun",
+                         selection_mode="points", config={"displaylogo": False})
+    pick_from_chart(ev, FIGURE_KEY)

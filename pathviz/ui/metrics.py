@@ -17,6 +17,7 @@ import streamlit as st
 from pathviz import plots
 from pathviz.ui.context import RunView
 from pathviz.ui.data import Ident
+from pathviz.ui.scrub import clickable, pick_from_chart
 
 METRICS_KEY = "metrics_plot"
 TRADEOFF_KEY = "tradeoff_plot"
@@ -25,8 +26,8 @@ TRADEOFF_KEY = "tradeoff_plot"
 @st.cache_data(max_entries=16, show_spinner=False)
 def _metrics_figure(path: str, ident: Ident, n: int, stop: plots.StopMark | None, log_x: bool,
                     _data: dict[str, Any]) -> go.Figure:
-    return plots.metrics_plot(_data["iterations"], _data["metrics"], stop,
-                              _data["weight_iterations"], log_x=log_x)
+    return clickable(plots.metrics_plot(_data["iterations"], _data["metrics"], stop,
+                                        _data["weight_iterations"], log_x=log_x))
 
 
 def tradeoff_series(view: RunView) -> tuple[str, str] | None:
@@ -66,20 +67,6 @@ def metrics_csv(view: RunView) -> bytes:
     return buf.getvalue().encode()
 
 
-def _clicked(event: Any, key: str) -> None:
-    """A point selection on a plot becomes the selected iteration (applied on the next run)."""
-    points = getattr(getattr(event, "selection", None), "points", None) or []
-    if not points:
-        return
-    cd = points[0].get("customdata")
-    it = cd[0] if isinstance(cd, list) else cd
-    if it is None or st.session_state.get(f"applied:{key}") == it:
-        return
-    st.session_state[f"applied:{key}"] = it
-    st.session_state.pending_iteration = int(it)
-    st.rerun()
-
-
 def metrics_ui(view: RunView) -> None:
     """The metrics plot, the trade-off plot and the CSV download."""
     absent = [plots.METRIC_LABELS.get(k, k) for k in
@@ -91,7 +78,7 @@ def metrics_ui(view: RunView) -> None:
     fig = _metrics_figure(view.path, view.ident, view.n, view.stop_mark(), log_x, view.data)
     ev = st.plotly_chart(fig, width="stretch", key=METRICS_KEY, on_select="rerun",
                          selection_mode="points", config={"displaylogo": False})
-    _clicked(ev, METRICS_KEY)
+    pick_from_chart(ev, METRICS_KEY)
     if absent:
         st.caption(f"Not in this run's file (not recorded, or not evaluated yet): "
                    f"{'; '.join(absent)}.")
@@ -105,7 +92,7 @@ def metrics_ui(view: RunView) -> None:
                                                  view.stop_mark(), acc_label=which[1]),
                              width="stretch", key=TRADEOFF_KEY, on_select="rerun",
                              selection_mode="points", config={"displaylogo": False})
-        _clicked(ev, TRADEOFF_KEY)
+        pick_from_chart(ev, TRADEOFF_KEY)
     st.download_button("Download the metrics (CSV)", data=metrics_csv(view),
                        file_name=f"{view.info.name}-metrics.csv", mime="text/csv",
                        key="metrics_csv", icon=":material/download:")

@@ -192,3 +192,39 @@ def test_back_and_forward_restore_the_view(app_url, browser):
     assert page.evaluate("history.length") == start + 5  # navigating added nothing
     assert not page.locator("[data-testid='stException']").count()
     page.close()
+
+
+# The page position of the point of trace ``name`` (a prefix) whose customdata is ``it``,
+# computed with the chart's own axes, so a real mouse click can land on it.
+_POINT = """([key, name, it]) => {
+  const gd = document.querySelector('.st-key-' + key + ' .js-plotly-plot');
+  const t = gd._fullData.find((d) => (d.name || '').startsWith(name));  // decoded arrays
+  const cd = Array.from(t.customdata).map((c) => Array.isArray(c) ? c[0] : c).map(Number);
+  const j = cd.indexOf(it);
+  const fl = gd._fullLayout;
+  const xa = fl[t.xaxis.replace('x', 'xaxis')], ya = fl[t.yaxis.replace('y', 'yaxis')];
+  const box = gd.getBoundingClientRect();
+  return [box.left + xa._offset + xa.l2p(Number(t.x[j])),
+          box.top + ya._offset + ya.l2p(Number(t.y[j]))];
+}"""
+
+
+@pytest.mark.parametrize("view,key,trace", [
+    ("layer", "layer_fig", "click a tick"),
+    ("metrics", "metrics_plot", "validation accuracy"),
+])
+def test_a_click_on_the_plot_picks_the_iteration(app_url, browser, view, key, trace):
+    """A click on a point of the path plot (its tick row) or of the metrics plot selects that
+    iteration: the page, its marker and the link follow."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{app_url}/?run=e2e&view={view}&iteration=100&layer=conv2")
+    idle(page)
+    _check_view(page, view, 100)
+    page.locator(f".st-key-{key} .js-plotly-plot").scroll_into_view_if_needed()
+    x, y = page.evaluate(_POINT, [key, trace, 200])
+    page.mouse.click(x, y)
+    shown_iteration(page, 200)
+    _check_view(page, view, 200)
+    page.wait_for_function("location.search.includes('iteration=200')")
+    assert not page.locator("[data-testid='stException']").count()
+    page.close()
