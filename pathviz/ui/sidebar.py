@@ -67,9 +67,10 @@ def runs_table_ui(root: Path) -> None:
     """Every run's state and progress (in a fragment that refreshes while any run is live)."""
     all_runs = runs.list_runs(root)
     with st.expander(f"All runs ({len(all_runs)})", expanded=False):
-        st.dataframe([{"run": r.name, "status": r.state, "model": r.model, "dataset": r.dataset,
-                       "snapshots": r.snapshots,
-                       "iteration": f"{r.iteration}/{r.total_iterations}"}
+        # progress first: the sidebar is narrow, and the columns past its edge need a scroll
+        st.dataframe([{"run": r.name, "status": r.state,
+                       "iteration": f"{r.iteration}/{r.total_iterations}",
+                       "snapshots": r.snapshots, "model": r.model, "dataset": r.dataset}
                       for r in all_runs], hide_index=True, width="stretch")
 
 

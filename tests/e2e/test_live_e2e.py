@@ -108,3 +108,35 @@ def test_resume_shows_starting_then_running_at_once(live_app, live_root, browser
     assert runs.read_status(paths)["state"] == "stopped"
     assert not page.locator("[data-testid='stException']").count()
     page.close()
+
+
+# The sidebar's run list as text rows (the data grid keeps an accessible table of the cells in
+# view; the progress columns come first so that they are in view).
+_RUN_ROWS = """() => {
+  const t = document.querySelector('[data-testid=stSidebar] [data-testid=stDataFrame] table');
+  return t ? Array.from(t.querySelectorAll('tr')).map(
+    (r) => Array.from(r.querySelectorAll('th,td')).map((c) => c.textContent)) : [];
+}"""
+
+
+def test_the_sidebar_run_list_follows_a_live_run(live_app, live_root, browser):
+    """While a run trains, the sidebar's list of runs refreshes by itself (it sits in a
+    fragment on the live-refresh cadence): its iteration and snapshot count grow with no user
+    action, and its status turns "stopped" once the run is stopped."""
+    paths = runs.run_paths("r", live_root)
+    runs.start_worker(paths, [], resume=True)
+    _wait_status(paths, "running")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{live_app}/?run=r")
+    page.get_by_text("r running").first.wait_for(timeout=60_000)
+    page.locator("[data-testid=stSidebar]").get_by_text("All runs").click()
+    page.wait_for_function(f"({_RUN_ROWS})().length == 2", timeout=30_000)
+    header, row = page.evaluate(_RUN_ROWS)
+    assert header[:4] == ["run", "status", "iteration", "snapshots"] and row[:2] == ["r", "running"]
+    grew = f"(n) => {{ const r = ({_RUN_ROWS})()[1]; return r && Number(r[3]) > n; }}"
+    page.wait_for_function(grew, arg=int(row[3]), timeout=60_000)
+    runs.stop_worker(paths)
+    stopped = f"() => {{ const r = ({_RUN_ROWS})()[1]; return r && r[1] === 'stopped'; }}"
+    page.wait_for_function(stopped, timeout=60_000)
+    assert not page.locator("[data-testid='stException']").count()
+    page.close()
