@@ -333,11 +333,7 @@ class Trainer:
                     ) -> bool:
         if self.dist is not None:
             return self._train_step_sharded(x, y, n_global)
-        cfg = self.cfg
-        if cfg.lr_schedule == "cosine":
-            lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * self.iteration / self.total))
-            for g in self.opt.param_groups:
-                g["lr"] = lr
+        self._set_lr()
         self.opt.zero_grad(set_to_none=True)
         out = self.model(x)
         loss = F.cross_entropy(out, y)
@@ -345,23 +341,30 @@ class Trainer:
             return False
         loss.backward()
         self.opt.step()
-        with torch.no_grad():
-            n = y.shape[0]
-            self._acc += torch.stack([loss.detach().double() * n,
-                                      (out.argmax(1) == y).sum().double(),
-                                      torch.tensor(float(n), dtype=torch.float64,
-                                                   device=y.device)])
+        self._count(loss.detach().double() * y.shape[0], out, y)
         return True
+
+    def _set_lr(self) -> None:
+        """The learning rate of this iteration (cosine decays it to 0 over the run)."""
+        cfg = self.cfg
+        if cfg.lr_schedule == "cosine":
+            lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * self.iteration / self.total))
+            for g in self.opt.param_groups:
+                g["lr"] = lr
+
+    @torch.no_grad()
+    def _count(self, loss_sum: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+        """Add one batch's summed loss, correct predictions and size to the train metrics."""
+        self._acc += torch.stack([loss_sum.double(), (out.argmax(1) == y).sum().double(),
+                                  torch.tensor(float(y.shape[0]), dtype=torch.float64,
+                                               device=y.device)])
 
     def _train_step_sharded(self, x: torch.Tensor, y: torch.Tensor, n_global: int) -> bool:
         """One DDP step on this rank's shard; False (on every rank) if any rank's loss is not
         finite. A stop asked of any rank is agreed on here, before backward, so all ranks
         finish this step and leave the loop together."""
-        cfg, d = self.cfg, self.dist
-        if cfg.lr_schedule == "cosine":
-            lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * self.iteration / self.total))
-            for g in self.opt.param_groups:
-                g["lr"] = lr
+        d = self.dist
+        self._set_lr()
         self.opt.zero_grad(set_to_none=True)
         out = self.net(x)
         loss, loss_sum = distributed.local_loss(out, y, n_global, d.world)
@@ -374,10 +377,7 @@ class Trainer:
             return False
         loss.backward()  # DDP all-reduces the gradients here
         self.opt.step()
-        with torch.no_grad():
-            self._acc += torch.stack([loss_sum.double(), (out.argmax(1) == y).sum().double(),
-                                      torch.tensor(float(y.shape[0]), dtype=torch.float64,
-                                                   device=y.device)])
+        self._count(loss_sum, out, y)
         return True
 
     def _evaluate(self, model: torch.nn.Module, loader: BatchLoader) -> tuple[float, float]:
