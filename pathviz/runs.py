@@ -568,20 +568,36 @@ def is_disk_full(e: BaseException) -> bool:
 # ---- starting and stopping ---------------------------------------------------------------
 
 
-def worker_command(paths: RunPaths, args: Sequence[str] = (), resume: bool = False) -> list[str]:
-    """The command line that trains (or resumes) the run in ``paths``."""
-    cmd = [sys.executable, "-m", "pathviz.train", "--out", str(paths.dir), "--no-progress"]
+# local training processes the app may start for one run (each pins its own threads)
+MAX_LOCAL_PROCESSES = 64
+
+
+def worker_command(paths: RunPaths, args: Sequence[str] = (), resume: bool = False,
+                   processes: int = 1) -> list[str]:
+    """The command line that trains (or resumes) the run in ``paths``; with ``processes`` > 1,
+    that many local processes under torchrun (DDP; see :mod:`pathviz.distributed`)."""
+    launcher = [sys.executable]
+    if processes > 1:
+        launcher += ["-m", "torch.distributed.run", "--standalone",
+                     f"--nproc_per_node={int(processes)}"]
+    cmd = [*launcher, "-m", "pathviz.train", "--out", str(paths.dir), "--no-progress"]
     if resume:
         cmd.append("--resume")
     return cmd + list(args)
 
 
-def start_worker(paths: RunPaths, args: Sequence[str] = (), resume: bool = False) -> int:
+def start_worker(paths: RunPaths, args: Sequence[str] = (), resume: bool = False,
+                 processes: int = 1) -> int:
     """Start the training worker as its own process session; returns its pid.
 
     The worker itself takes the run's lock, so a second start (a double click, a second tab) exits
-    at once with "already being trained" in the log and leaves the first alone.
+    at once with "already being trained" in the log and leaves the first alone. ``processes`` > 1
+    starts torchrun with that many local ranks in the same session (so Stop reaches all of them);
+    they talk over the loopback interface.
     """
+    if not isinstance(processes, int) or not 1 <= processes <= MAX_LOCAL_PROCESSES:
+        raise RunError(f"the number of processes must be a whole number from 1 to "
+                       f"{MAX_LOCAL_PROCESSES}, got {processes!r}")
     lock_holder = _lock_holder(paths)
     if lock_holder:
         raise RunError(f"run {paths.name!r} is already being trained by process {lock_holder}")
@@ -600,9 +616,12 @@ def start_worker(paths: RunPaths, args: Sequence[str] = (), resume: bool = False
     if not resume:
         write_status(paths, state="starting", reason="", pid=None)
     with open(paths.log, "ab") as log:
-        proc = subprocess.Popen(worker_command(paths, args, resume), stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if processes > 1:  # every rank is local: gloo over loopback works on any machine
+            env.setdefault("GLOO_SOCKET_IFNAME", "lo")
+        proc = subprocess.Popen(worker_command(paths, args, resume, processes),
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, env=env)
     if not resume:
         write_status(paths, pid=proc.pid, pid_start=process_start_time(proc.pid))
     return proc.pid

@@ -257,6 +257,22 @@ def test_new_run_form_needs_a_data_root_for_mnist(root, tmp_path):
     assert any("needs a data root" in e.value for e in at.error)
 
 
+def test_new_run_form_starts_several_processes(root, monkeypatch):
+    """The form's Processes field reaches the worker launch (torchrun with that many ranks)."""
+    started = []
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(runs, "start_worker",
+                        lambda paths, argv, resume=False, processes=1:
+                        started.append((paths.name, processes)) or os.getpid())
+    at = app()
+    at.toggle(key="show_new_run").set_value(True).run()
+    at.text_input[0].set_value("ddp")
+    at.number_input(key="new_run_processes").set_value(3)
+    next(b for b in at.button if b.label == "Validate and start").click().run()
+    assert not at.exception and started == [("ddp", 3)]
+    assert at.number_input(key="new_run_processes").max == 4
+
+
 def test_demo_button_starts_a_background_worker(root):
     at = app()
     at.button[0].click().run()

@@ -211,3 +211,36 @@ def test_one_process_under_torchrun_is_the_plain_worker(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     assert distributed.from_env() == distributed.Dist(rank=1, world=2, local_rank=0)
+
+
+
+def test_a_run_started_with_two_processes_stops_resumes_and_finishes(tmp_path, monkeypatch):
+    """What the app's Processes field, Stop and Resume do: ``runs.start_worker(...,
+    processes=2)`` runs torchrun in the run's own session, ``runs.stop_worker`` stops every rank
+    (status stopped), and a resume with 2 processes finishes with every iteration once."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    paths = runs.run_paths("two", tmp_path)
+    args = [*ARGS[:ARGS.index("--epochs")], "--epochs", "12",
+            *ARGS[ARGS.index("--epochs") + 2:]]
+    total = 12 * TOTAL // 2
+
+    def wait(pid: int) -> dict:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and runs.is_alive(pid, None):
+            time.sleep(0.2)
+        return status(paths.dir)
+
+    pid = runs.start_worker(paths, args, processes=2)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (
+            status(paths.dir).get("state") == "running"
+            and int(status(paths.dir).get("snapshots") or 0) >= 20):
+        time.sleep(0.1)
+    assert runs.stop_worker(paths, timeout=60)
+    st = wait(pid)
+    assert st["state"] == "stopped" and st["iteration"] < total, paths.log.read_text()[-3000:]
+    st = wait(runs.start_worker(paths, [], resume=True, processes=2))
+    assert st["state"] == "finished", paths.log.read_text()[-3000:]
+    assert st["processes"] == 2 and len(set(st["ranks"]["fingerprints"])) == 1
+    with PathReader(paths.path) as r:
+        assert r.iterations.tolist() == list(range(total + 1))

@@ -260,3 +260,17 @@ def test_lock_is_released_by_the_kernel_when_its_holder_dies(tmp_path):
     runs.acquire_lock(p)  # the dead holder's file is taken over
     assert json.loads(p.lock.read_text())["pid"] == os.getpid()
     runs.release_lock(p)
+
+
+def test_several_processes_start_under_torchrun(tmp_path):
+    paths = runs.run_paths("r", tmp_path)
+    one = runs.worker_command(paths, ["--epochs", "2"])
+    assert one[1:3] == ["-m", "pathviz.train"] and "torch.distributed.run" not in one
+    two = runs.worker_command(paths, ["--epochs", "2"], resume=True, processes=2)
+    assert two[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    assert two[5:] == ["-m", "pathviz.train", "--out", str(paths.dir), "--no-progress",
+                       "--resume", "--epochs", "2"]
+    for bad in (0, 65, 1.5, "2"):
+        with pytest.raises(runs.RunError, match="number of processes"):
+            runs.start_worker(paths, [], processes=bad)
+    assert not paths.dir.exists()  # nothing written

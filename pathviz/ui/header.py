@@ -21,11 +21,13 @@ def launched(name: str) -> dict | None:
     return st.session_state.get("launched", {}).get(name)
 
 
-def launch(paths: runs.RunPaths, argv: list[str], resume: bool = False) -> str | None:
-    """Launch the worker and remember it, so that the page shows "starting" at once; returns
-    why it could not start, or None. Safe in a widget callback (it draws nothing)."""
+def launch(paths: runs.RunPaths, argv: list[str], resume: bool = False,
+           processes: int = 1) -> str | None:
+    """Launch the worker (``processes`` > 1: that many DDP processes under torchrun) and
+    remember it, so that the page shows "starting" at once; returns why it could not start, or
+    None. Safe in a widget callback (it draws nothing)."""
     try:
-        pid = runs.start_worker(paths, argv, resume=resume)
+        pid = runs.start_worker(paths, argv, resume=resume, processes=processes)
     except runs.RunError as e:
         return str(e)
     st.session_state.setdefault("launched", {})[paths.name] = {
@@ -36,9 +38,10 @@ def launch(paths: runs.RunPaths, argv: list[str], resume: bool = False) -> str |
     return None
 
 
-def start_run(paths: runs.RunPaths, argv: list[str], resume: bool = False) -> None:
+def start_run(paths: runs.RunPaths, argv: list[str], resume: bool = False,
+              processes: int = 1) -> None:
     """Launch the worker (see :func:`launch`) and rerun, or show why it could not start."""
-    problem = launch(paths, argv, resume=resume)
+    problem = launch(paths, argv, resume=resume, processes=processes)
     if problem:
         st.error(md_escape(problem))
         return
@@ -47,8 +50,11 @@ def start_run(paths: runs.RunPaths, argv: list[str], resume: bool = False) -> No
 
 def _resume(paths: runs.RunPaths) -> None:
     """Resume button callback: runs before the page is drawn, so the click's own run already
-    shows "starting" (a rerun after drawing would show "stopped" for a moment)."""
-    st.session_state.launch_problem = launch(paths, [], resume=True)
+    shows "starting" (a rerun after drawing would show "stopped" for a moment). A run trained
+    by several processes resumes with as many."""
+    n = runs.read_status(paths).get("processes")
+    n = n if isinstance(n, int) and 1 <= n <= runs.MAX_LOCAL_PROCESSES else 1
+    st.session_state.launch_problem = launch(paths, [], resume=True, processes=n)
 
 
 def _stop(paths: runs.RunPaths) -> None:

@@ -143,6 +143,12 @@ def new_run_ui(existing: list[str], root: Path) -> None:
             else:
                 values[field] = st.number_input(label, value=float(default), format="%.4g")
             slots[field] = st.empty()
+        processes = int(st.number_input(
+            "Processes", min_value=1, max_value=min(os.cpu_count() or 1,
+                                                    runs.MAX_LOCAL_PROCESSES),
+            value=1, step=1, key="new_run_processes",
+            help="Train on several local processes (DDP under torchrun, gloo on the CPU). "
+                 "The path is the single-process one up to float rounding."))
         submitted = st.form_submit_button("Validate and start", type="primary")
     if not submitted:
         return
@@ -177,4 +183,5 @@ def new_run_ui(existing: list[str], root: Path) -> None:
             (slots.get(field) or name_err).error(md_escape(msg))
         st.sidebar.error("Fix the fields marked above, then start again.")
         return
-    start_run(runs.run_paths(name, root), config_to_argv(RunConfig.from_json(cfg.to_json())))
+    start_run(runs.run_paths(name, root), config_to_argv(RunConfig.from_json(cfg.to_json())),
+              processes=processes)
