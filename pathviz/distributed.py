@@ -41,7 +41,7 @@ import torch.distributed as tdist
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Dist", "from_env", "init", "shutdown", "ShardedBatches", "wrap_model",
+__all__ = ["Dist", "from_env", "init", "barrier", "shutdown", "ShardedBatches", "wrap_model",
            "local_loss", "agree_flags", "all_sum", "broadcast_object", "evaluate_sharded",
            "fingerprint", "all_fingerprints"]
 
@@ -88,6 +88,11 @@ def init(d: Dist, cuda: bool) -> None:
     tdist.init_process_group("nccl" if cuda else "gloo", timeout=COLLECTIVE_TIMEOUT)
 
 
+def barrier() -> None:
+    """Wait until every rank is here (a collective: call on every rank)."""
+    tdist.barrier()
+
+
 def shutdown() -> None:
     """Leave the process group (no-op when none was joined)."""
     if tdist.is_available() and tdist.is_initialized():
@@ -119,15 +124,16 @@ class ShardedBatches:
 
 
 def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
-    """``model`` in DDP (SyncBatchNorm first on CUDA only: it raises on the CPU/gloo).
+    """``model`` in DDP.
 
     The wrapped module is ``model`` itself, so the optimizer, the state dict and the recorder
-    keep using the plain model; only the forward pass goes through the wrapper.
+    keep using the plain model; only the forward pass goes through the wrapper. On CUDA the
+    caller converts BatchNorm to SyncBatchNorm first, before it builds the optimizer (the
+    conversion raises on the CPU/gloo, so CPU ranks normalise over their own share).
     """
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     if device.type == "cuda":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         return DDP(model, device_ids=[device.index])
     return DDP(model)
 

@@ -690,15 +690,17 @@ def _main_distributed(argv: list[str] | None, d: distributed.Dist) -> int:
     if not d.writer:
         logging.getLogger("pathviz").setLevel(logging.WARNING)  # rank 0 tells the story
     distributed.init(d, cuda=torch.cuda.is_available())
-    trainer = None
     try:
         plan = _plan_on_every_rank(argv, d)
         if isinstance(plan, str):
             if d.writer:
                 print(f"pathviz.train: error: {plan}", file=sys.stderr)
             return EXIT_USAGE
-        trainer = Trainer(plan, dist=d)
-        return trainer.run()
+        rc = Trainer(plan, dist=d).run()  # the trainer and its DDP wrapper are released here
+        # the ranks leave together: one that tore gloo down while rank 0 still wrote the run's
+        # files could abort at exit (seen once: SIGABRT in rank 1 after a finished run)
+        distributed.barrier()
+        return rc
     except _INPUT_ERRORS as e:
         if d.writer:
             print(f"pathviz.train: error: {e}", file=sys.stderr)
