@@ -33,7 +33,8 @@ class RunConfig:
 
     model: str = _opt("model name from the zoo (pathviz.models), e.g. lenet5, cifar_resnet_20",
                       default="lenet5")
-    dataset: str = _opt("digits (bundled), mnist, fashion_mnist or cifar10", default="digits")
+    dataset: str = _opt("digits (bundled), mnist, fashion_mnist, cifar10, or imagefolder (a "
+                        "folder of train/<class>/ and val/<class>/ images)", default="digits")
     data_root: str | None = _opt("folder holding the dataset files (not needed for digits)",
                                  default=None)
     epochs: int = _opt("training epochs", default=30)
@@ -74,10 +75,16 @@ class RunConfig:
                           default="slbi")
     device: str = _opt("auto (CUDA when present), cpu or cuda[:N]", default="auto")
     impl: str = _opt("SLBI implementation: auto, fused, foreach or single", default="auto")
+    workers: int = _opt("data-loading worker processes (imagefolder only; does not change the "
+                        "numbers)", default=0)
+    amp: bool = _opt("bf16 autocast for the forward pass (meant for CUDA; changes the path; "
+                     "evaluation stays float32, as export's)", default=False)
+    channels_last: bool = _opt("channels-last memory format for the model and its input "
+                               "(faster convolutions on recent GPUs)", default=False)
 
     def validate(self) -> RunConfig:
         """Raise ConfigError naming the first bad value; returns self for chaining."""
-        from pathviz.data import DATASETS
+        from pathviz.data import DATASET_NAMES
 
         positive = ("epochs", "batch_size", "snapshot_every", "weights_every", "eval_every")
         for name in positive:
@@ -104,9 +111,9 @@ class RunConfig:
             raise ConfigError(f"--lr-schedule must be none or cosine, got {self.lr_schedule!r}")
         if self.impl not in ("auto", "fused", "foreach", "single"):
             raise ConfigError(f"--impl must be auto, fused, foreach or single, got {self.impl!r}")
-        if self.dataset not in DATASETS:
+        if self.dataset not in DATASET_NAMES:
             raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of "
-                              f"{', '.join(DATASETS)}")
+                              f"{', '.join(DATASET_NAMES)}")
         if not 0 < self.val_fraction < 1:
             raise ConfigError(f"--val-fraction must be between 0 and 1 (exclusive), got "
                               f"{self.val_fraction!r}")
@@ -117,6 +124,10 @@ class RunConfig:
         if not isinstance(self.weights_on_change, int) or self.weights_on_change < 0:
             raise ConfigError(f"--weights-on-change must be a whole number >= 0, got "
                               f"{self.weights_on_change!r}")
+        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or \
+                not 0 <= self.workers <= 64:
+            raise ConfigError(f"--workers must be a whole number from 0 to 64, got "
+                              f"{self.workers!r}")
         if self.optimizer not in ("slbi", "sgd"):
             raise ConfigError(f"--optimizer must be slbi or sgd, got {self.optimizer!r}")
         if self.optimizer == "slbi" and self.conv_penalty is None and \

@@ -1,23 +1,31 @@
-"""Datasets: scikit-learn's bundled digits (default), and MNIST, Fashion-MNIST and CIFAR-10 from a
-local folder through torchvision, with download off.
+"""Datasets: scikit-learn's bundled digits (default), MNIST, Fashion-MNIST and CIFAR-10 from a
+local folder through torchvision, with download off, and ``imagefolder``: a torchvision
+ImageFolder-style tree of image files (:mod:`pathviz.folder`).
 
-Every dataset is held in memory as uint8 images plus labels, and served by :class:`BatchLoader`,
-whose batch order and augmentation depend only on ``(seed, epoch)``. That makes a training run
-reproducible and resumable mid-epoch without saving any loader state.
+The fixed datasets are held in memory as uint8 images plus labels and served by
+:class:`BatchLoader`; an image folder is a list of file paths, decoded batch by batch by
+:class:`pathviz.folder.FolderLoader`. Both loaders take their batch order and augmentation from
+``(seed, epoch)`` only, which makes a training run reproducible and resumable mid-epoch without
+saving any loader state. :func:`make_loader` picks the right one, so callers never ask which
+dataset they hold.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # torch is imported where tensors are made, so the app can read DATASETS
     import torch
     from torch import Tensor
 
-__all__ = ["DATASETS", "DataError", "DatasetInfo", "DataBundle", "BatchLoader", "load_dataset",
+    from pathviz.folder import FolderImages, FolderLoader
+
+__all__ = ["DATASETS", "DATASET_NAMES", "DataError", "DatasetInfo", "DataBundle", "BatchLoader",
+           "Loader", "load_dataset", "check_dataset", "dataset_info", "make_loader",
            "split_validation"]
 
 
@@ -35,9 +43,11 @@ class DatasetInfo:
     image_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    augment: bool  # random crop (pad 4) + horizontal flip on training batches
+    augment: bool  # training batches: random crop (pad 4) + flip; imagefolder: resized crop + flip
 
 
+# the datasets whose info is fixed; imagefolder's class count comes from its folder
+# (dataset_info), so it is in DATASET_NAMES but not here
 DATASETS: dict[str, DatasetInfo] = {
     "digits": DatasetInfo("digits", 10, 1, 28, (0.3054,), (0.3247,), False),
     "mnist": DatasetInfo("mnist", 10, 1, 28, (0.1307,), (0.3081,), False),
@@ -46,18 +56,51 @@ DATASETS: dict[str, DatasetInfo] = {
                            (0.2470, 0.2435, 0.2616), True),
 }
 
+# ImageNet's statistics, as torchvision's pretrained models expect them; num_classes 0 stands for
+# "read from the folder" (dataset_info / load_dataset fill it in)
+IMAGEFOLDER = DatasetInfo("imagefolder", 0, 3, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
+                          True)
+
+DATASET_NAMES: tuple[str, ...] = (*DATASETS, "imagefolder")
+"""Every name ``--dataset`` accepts."""
+
+
+def dataset_info(name: str | None, root: str | os.PathLike | None = None) -> DatasetInfo | None:
+    """The :class:`DatasetInfo` of a dataset name; None for a name pathviz does not know.
+
+    A replacement for ``DATASETS.get(name)`` that also knows ``imagefolder``, whose class count
+    lives in its folder: with ``root`` the class folders of ``root/train`` are counted (after the
+    layout checks of :func:`pathviz.folder.folder_classes`, which raise DataError; no image is
+    listed). Without ``root`` its ``num_classes`` is 0, unknown, while the input shape,
+    normalisation and augmentation are right: enough for an example input (export, the
+    recorder).
+    """
+    if name in DATASETS:
+        return DATASETS[name]
+    if name != "imagefolder":
+        return None
+    if root is None:
+        return IMAGEFOLDER
+    from pathviz.folder import folder_classes
+
+    return dataclasses.replace(IMAGEFOLDER, num_classes=len(folder_classes(os.fspath(root))))
+
 
 @dataclass
 class DataBundle:
-    """Train, test and (after :func:`split_validation`) validation images (uint8, N x C x H x W)
-    and labels (int64), with the dataset's info."""
+    """Train, test and (after :func:`split_validation`) validation images and labels (int64),
+    with the dataset's info.
+
+    Images are uint8 tensors (N x C x H x W) for the in-memory datasets, and
+    :class:`pathviz.folder.FolderImages` (file paths, indexed like a tensor) for an image folder.
+    """
 
     info: DatasetInfo
-    train_x: Tensor
+    train_x: Tensor | FolderImages
     train_y: Tensor
-    test_x: Tensor
+    test_x: Tensor | FolderImages
     test_y: Tensor
-    val_x: Tensor | None = None
+    val_x: Tensor | FolderImages | None = None
     val_y: Tensor | None = None
 
 
@@ -67,7 +110,8 @@ def split_validation(bundle: DataBundle, fraction: float, seed: int) -> DataBund
     The stop rule chooses on validation data and only reports test accuracy, so its test figure
     is not optimistic. The split depends only on (labels, fraction, seed): the same on every
     machine. Returns a bundle whose train set is the rest and whose ``val_x``/``val_y`` hold the
-    held-out part (empty when ``fraction`` is 0).
+    held-out part (empty when ``fraction`` is 0). Image folders split the same way: their images
+    index like tensors.
     """
     import torch
 
@@ -94,9 +138,12 @@ def split_validation(bundle: DataBundle, fraction: float, seed: int) -> DataBund
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None) -> DataBundle:
-    """Load a dataset by name; ``root`` is the local folder for the torchvision datasets."""
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    """Load a dataset by name; ``root`` is the local folder for all but digits.
+
+    An image folder is listed, not read: its images are decoded batch by batch when served.
+    """
+    if name not in DATASET_NAMES:
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
     if name == "digits":
         return _digits()
     if root is None:
@@ -108,13 +155,22 @@ def load_dataset(name: str, root: str | os.PathLike | None = None) -> DataBundle
                         f"there, or pass the right --data-root")
     if name == "cifar10":
         return _cifar10(root)
+    if name == "imagefolder":
+        from pathviz.folder import load_folder
+
+        return load_folder(root)
     return _mnist_like(name, root)
 
 
 def check_dataset(name: str, root: str | os.PathLike | None = None) -> None:
-    """Raise DataError if ``name`` is unknown or its files are not under ``root``; loads nothing."""
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    """Raise DataError if ``name`` is unknown or its files are not under ``root``; loads nothing.
+
+    For an image folder: ``train/`` and ``val/`` exist, with the same class folders, every
+    training class holds an image and ``val/`` holds one (found by a scan that stops at the
+    first image of each folder, so this stays quick on ImageNet-sized trees).
+    """
+    if name not in DATASET_NAMES:
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
     if name == "digits":
         return
     if not root:
@@ -122,6 +178,11 @@ def check_dataset(name: str, root: str | os.PathLike | None = None) -> None:
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise DataError(f"data root {root!r} does not exist")
+    if name == "imagefolder":
+        from pathviz.folder import check_folder
+
+        check_folder(root)
+        return
     folder, files, missing = _dataset_files(name, root)
     if missing:
         raise DataError(f"{name} files missing in {folder}: expected {', '.join(files)}")
@@ -318,6 +379,38 @@ def _cifar10(root: str) -> DataBundle:
 
 
 # ---- batches -------------------------------------------------------------------------------
+
+
+class Loader(Protocol):
+    """What the trainer, evaluation and DDP use of a loader: :class:`BatchLoader` and
+    :class:`pathviz.folder.FolderLoader` both are one."""
+
+    def __len__(self) -> int: ...
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]: ...
+
+
+def make_loader(x: Tensor | FolderImages, y: Tensor, info: DatasetInfo, batch_size: int, *,
+                shuffle: bool, augment: bool, seed: int = 0,
+                device: str | torch.device = "cpu", drop_last: bool = False,
+                workers: int = 0) -> BatchLoader | FolderLoader:
+    """The loader for a bundle's images, whichever dataset they come from.
+
+    Tensors (the in-memory datasets) get a :class:`BatchLoader`, which ignores ``workers``:
+    its batches are slices of memory. :class:`pathviz.folder.FolderImages` get a
+    :class:`pathviz.folder.FolderLoader` that decodes in ``workers`` processes (0: in this one).
+    Both give the same batches for the same ``(seed, epoch)`` whatever ``workers`` is, so
+    callers need no ``if dataset == ...`` and ``workers`` never changes the numbers.
+    """
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return BatchLoader(x, y, info, batch_size, shuffle=shuffle, augment=augment, seed=seed,
+                           device=device, drop_last=drop_last)
+    from pathviz.folder import FolderLoader
+
+    return FolderLoader(x, y, info, batch_size, shuffle=shuffle, augment=augment, seed=seed,
+                        device=device, drop_last=drop_last, workers=workers)
 
 
 class BatchLoader:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from pathviz import prune, runs
-from pathviz.data import DATASETS, DataError, load_dataset
+from pathviz.data import DATASETS, DataError, dataset_info, load_dataset
 from pathviz.evaluate import eval_loader, evaluate, pin_threads
 from pathviz.models import UnknownModelError, build_model, widths_of
 from pathviz.store import PathFileError, PathReader
@@ -122,21 +122,23 @@ def load_run_model(run_dir: str | os.PathLike, iteration: int):
 def _example(cfg: dict[str, Any]) -> torch.Tensor:
     if cfg.get("input_shape"):
         return torch.zeros(1, *cfg["input_shape"])
-    d = DATASETS.get(cfg.get("dataset") or "")
+    d = dataset_info(cfg.get("dataset"))  # the input shape only: no data root needed
     if d is None:
         raise ExportError("the run does not record its input shape or a known dataset; it "
                           "cannot be traced for export")
     return torch.zeros(1, d.in_channels, d.image_size, d.image_size)
 
 
-def _test_data(dataset: str | None, data_root: str | os.PathLike | None):
+def _test_data(dataset: str | None, data_root: str | os.PathLike | None,
+               num_classes: int | None = None):
     """The test loader, or (None, why not): only digits (bundled) or a root given now.
 
     A ``data_root`` the user passes now that does not hold the dataset (missing or garbage
-    files) is bad input: ExportError, before anything is written, rather than an export that
-    quietly lacks the accuracy asked for.
+    files), or an image folder whose class count is not the model's ``num_classes``, is bad
+    input: ExportError, before anything is written, rather than an export that quietly lacks
+    the accuracy asked for.
     """
-    if dataset not in DATASETS:
+    if dataset_info(dataset) is None:
         return None, "the run's dataset is not one pathviz knows, so no test accuracy"
     if dataset != "digits" and data_root is None:
         return None, (f"no test accuracy: pass --data-root with the {dataset} files to measure "
@@ -147,6 +149,9 @@ def _test_data(dataset: str | None, data_root: str | os.PathLike | None):
         if data_root is not None and dataset != "digits":
             raise ExportError(str(e)) from None
         return None, f"no test accuracy ({e})"
+    if num_classes is not None and data.info.num_classes != num_classes:
+        raise ExportError(f"the run's model has {num_classes} classes but {data_root} holds "
+                          f"{data.info.num_classes}; pass the --data-root it was trained on")
     return eval_loader(data.test_x, data.test_y, data.info), None
 
 
@@ -188,7 +193,8 @@ def export(run_dir: str | os.PathLike, iteration: int, mode: str = "compact", fm
     model, layers, gammas, cfg = load_run_model(run_dir, iteration)
     pin_threads(int(cfg.get("threads") or 1))  # as the worker evaluated, so accuracies agree
     example = _example(cfg)
-    test, no_test = _test_data(cfg.get("dataset"), data_root)
+    test, no_test = _test_data(cfg.get("dataset"), data_root,
+                               (getattr(model, "pathviz_arch", None) or {}).get("num_classes"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         sub = prune.subnetwork(model, layers, gammas, example)

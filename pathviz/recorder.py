@@ -42,7 +42,7 @@ def model_info(model: nn.Module, example: torch.Tensor | None = None,
     class name and ``"custom": True``, which export reports as not rebuildable. ``flops_total``
     needs an ``example`` input (or a ``dataset`` whose image shape gives one).
     """
-    from pathviz.data import DATASETS
+    from pathviz.data import dataset_info
 
     arch = dict(getattr(model, "pathviz_arch", None) or {})
     info: dict[str, Any] = {"params_total": int(sum(p.numel() for p in model.parameters()))}
@@ -52,8 +52,8 @@ def model_info(model: nn.Module, example: torch.Tensor | None = None,
         info["kwargs"] = arch
     else:
         info.update(name=type(model).__name__, custom=True)
-    if example is None and dataset in DATASETS:
-        d = DATASETS[dataset]
+    d = dataset_info(dataset) if example is None else None  # imagefolder too: shape only
+    if d is not None:
         device = next(iter(model.parameters())).device
         example = torch.zeros(1, d.in_channels, d.image_size, d.image_size, device=device)
     if example is not None:
@@ -118,7 +118,7 @@ class PathRecorder:
         model, optimizer: the network and its SLBI optimizer (any other torch optimizer records a
             baseline: metrics only, no Gamma layers).
         path: the ``.h5`` file to create (an existing file is never overwritten).
-        dataset: the dataset's name in :data:`pathviz.data.DATASETS`, if it is one: stored, so
+        dataset: its name in :data:`pathviz.data.DATASET_NAMES`, if it is one: stored, so
             the app names the run and export can rebuild its input and test set.
         example_input: one input batch of the model's shape (else taken from ``dataset``); with
             it, weight saves also store the compact subnetwork's ``params_kept``/``flops_kept``.
@@ -149,10 +149,10 @@ class PathRecorder:
                              "penalty=None); build its groups with "
                              "pathviz.groups.slbi_param_groups")
         if example_input is None and dataset is not None:
-            from pathviz.data import DATASETS
+            from pathviz.data import dataset_info
 
-            if dataset in DATASETS:
-                d = DATASETS[dataset]
+            d = dataset_info(dataset)  # the input shape; imagefolder's needs no root
+            if d is not None:
                 example_input = torch.zeros(1, d.in_channels, d.image_size, d.image_size,
                                             device=next(iter(model.parameters())).device)
         self.example = example_input
@@ -196,7 +196,12 @@ class PathRecorder:
 
     @torch.no_grad()
     def layer_stats(self) -> tuple[dict[str, tuple[np.ndarray, ...]], float]:
-        """Per-layer (gamma_norm, weight_norm, nnz) and the sparsity (fraction of groups out)."""
+        """Per-layer (gamma_norm, weight_norm, nnz) and the sparsity (fraction of groups out).
+
+        On the CPU each layer's rows go through the numba kernel; on a GPU every layer's
+        statistics are computed there and come back in one transfer per snapshot."""
+        if self._params and self._params[0].device.type != "cpu":
+            return self._device_stats()
         stats = {}
         groups_total = groups_out = 0
         for spec, p in zip(self.layers, self._params):
@@ -210,6 +215,33 @@ class PathRecorder:
             groups_total += spec.groups
             groups_out += int(np.count_nonzero(gn == 0))
             stats[spec.name] = (gn, wn, nnz)
+        return stats, groups_out / groups_total if groups_total else float("nan")
+
+    def _device_stats(self) -> tuple[dict[str, tuple[np.ndarray, ...]], float]:
+        """:meth:`layer_stats` computed on the parameters' device: one float32 vector of
+        (gamma_norm, weight_norm, nnz) per layer, concatenated, then one copy to the host."""
+        parts = []
+        for spec, p in zip(self.layers, self._params):
+            g = self.optimizer.gamma(p).detach()
+            if spec.penalty == "group":
+                g2, w2 = g.reshape(spec.groups, -1), p.detach().reshape(spec.groups, -1)
+                parts += [torch.linalg.vector_norm(g2, dim=1).float(),
+                          torch.linalg.vector_norm(w2, dim=1).float(),
+                          (g2 != 0).sum(dim=1).float()]
+            else:
+                gn = g.abs().flatten().float()
+                parts += [gn, p.detach().abs().flatten().float(), (gn != 0).float()]
+        flat = torch.cat(parts).cpu().numpy()  # the one transfer
+        stats = {}
+        groups_total = groups_out = 0
+        at = 0
+        for spec in self.layers:
+            n = spec.groups  # rows for group, every weight for l1
+            gn, wn, nnz = (flat[at + i * n:at + (i + 1) * n] for i in range(3))
+            at += 3 * n
+            groups_total += spec.groups
+            groups_out += int(np.count_nonzero(gn == 0))
+            stats[spec.name] = (gn.copy(), wn.copy(), nnz.astype(np.int32))
         return stats, groups_out / groups_total if groups_total else float("nan")
 
     def subnetwork(self) -> Any:

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pathviz import prune, runs, tickets
-from pathviz.data import BatchLoader, DataBundle, DataError, load_dataset, split_validation
+from pathviz.data import DataBundle, DataError, load_dataset, make_loader, split_validation
 from pathviz.evaluate import eval_loader, evaluate, pin_threads
 from pathviz.export import ExportError, load_run_model
 from pathviz.models import build_model, count_params, widths_of
@@ -112,12 +112,12 @@ def load_support(run_dir: str | Path, iteration: int) -> Support:
     if not layers:
         raise UsageError(f"{run_dir} has no Gamma layers (an SGD run?), so it has no support "
                          f"to retrain")
-    from pathviz.data import DATASETS
+    from pathviz.data import DATASET_NAMES, dataset_info
 
-    info = DATASETS.get(cfg.get("dataset") or "")
+    info = dataset_info(cfg.get("dataset"))  # for the input shape: no data root needed
     if info is None:
         raise UsageError(f"{run_dir} was trained on {cfg.get('dataset')!r}, not on a pathviz "
-                         f"dataset ({', '.join(DATASETS)}), so it cannot be retrained here")
+                         f"dataset ({', '.join(DATASET_NAMES)}), so it cannot be retrained here")
     shape = cfg.get("input_shape") or (info.in_channels, info.image_size, info.image_size)
     example = torch.zeros(1, *shape)
     plan, _ = prune.plan_pruning(model, layers, gammas, example)
@@ -244,6 +244,7 @@ class Settings:
     nesterov: bool
     threads: int
     device: str = "cpu"
+    workers: int = 0  # image-decoding processes (imagefolder); the batches do not depend on it
 
 
 class _Progress:
@@ -287,12 +288,12 @@ def retrain_seed(model: nn.Module, data: DataBundle, st: Settings, epochs: int, 
     torch.manual_seed(int(seed))
     opt = torch.optim.SGD(model.parameters(), lr=st.lr, momentum=st.momentum,
                           weight_decay=st.weight_decay, nesterov=st.nesterov)
-    train = BatchLoader(data.train_x, data.train_y, info, st.batch_size, shuffle=True,
-                        augment=info.augment, seed=int(seed), device=dev)
+    train = make_loader(data.train_x, data.train_y, info, st.batch_size, shuffle=True,
+                        augment=info.augment, seed=int(seed), device=dev, workers=st.workers)
     # the worker's evaluation (same batches, same order), so accuracies compare with the path's
-    val = (eval_loader(data.val_x, data.val_y, info, dev)
+    val = (eval_loader(data.val_x, data.val_y, info, dev, workers=st.workers)
            if data.val_x is not None and len(data.val_y) else None)
-    test = eval_loader(data.test_x, data.test_y, info, dev)
+    test = eval_loader(data.test_x, data.test_y, info, dev, workers=st.workers)
     ipe, total = len(train), epochs * len(train)
     rows: list[dict[str, Any]] = []
     start, elapsed, diverged = 0, 0.0, False
@@ -496,6 +497,10 @@ def prepare(args: argparse.Namespace) -> tuple[Support, DataBundle, Settings, li
         data = load_dataset(cfg["dataset"], args.data_root)
     except DataError as e:
         raise UsageError(str(e)) from None
+    classes = (getattr(sup.model, "pathviz_arch", None) or {}).get("num_classes")
+    if classes is not None and data.info.num_classes != classes:  # an image folder's count
+        raise UsageError(f"the run's model has {classes} classes but {args.data_root} holds "
+                         f"{data.info.num_classes}; pass the --data-root it was trained on")
     vf = float(cfg.get("val_fraction") or 0.0)
     data = split_validation(data, vf, int(cfg.get("split_seed", 0)))
     if args.lr is None and cfg.get("lr") is None:
@@ -507,7 +512,7 @@ def prepare(args: argparse.Namespace) -> tuple[Support, DataBundle, Settings, li
                   momentum=float(cfg.get("momentum", 0.9)),
                   weight_decay=float(cfg.get("weight_decay", 0.0)),
                   nesterov=bool(cfg.get("nesterov", False)), threads=int(cfg.get("threads", 1)),
-                  device=device)
+                  device=device, workers=int(cfg.get("workers") or 0))
     variants = []
     for mode in modes:
         name = args.name or tickets.default_name(args.iteration, mode, args.budget, args.epochs)

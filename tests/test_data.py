@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from pathviz.data import BatchLoader, DataError, load_dataset
+from pathviz.data import DATASETS, BatchLoader, DataError, load_dataset
 
 
 def write_idx(path: str, arr: np.ndarray) -> None:
@@ -225,3 +225,16 @@ def test_idx_images_and_labels_must_agree(tmp_path):
     write_idx(str(tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"), np.arange(4))
     with pytest.raises(DataError, match=r"t10k images are \(5, 28, 28\) and labels \(4,\)"):
         load_dataset("mnist", tmp_path)
+
+
+def test_imagefolder_is_a_dataset_name_with_a_root():
+    from pathviz.data import DATASET_NAMES, check_dataset, dataset_info
+
+    assert DATASET_NAMES[-1] == "imagefolder" and "imagefolder" not in DATASETS
+    with pytest.raises(DataError, match=r"choose one of digits, .*, imagefolder"):
+        load_dataset("imagenet")
+    with pytest.raises(DataError, match="'imagefolder' needs --data-root"):
+        load_dataset("imagefolder")
+    with pytest.raises(DataError, match="'imagefolder' needs a data root"):
+        check_dataset("imagefolder", None)
+    assert dataset_info("cifar10") is DATASETS["cifar10"]

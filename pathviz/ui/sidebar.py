@@ -118,7 +118,7 @@ def _plain(message: str) -> str:
 def new_run_ui(existing: list[str], root: Path) -> None:
     """A form for a new run, validated before launch; errors appear under their field."""
     from pathviz.config import PRESETS, ConfigError, RunConfig, config_to_argv
-    from pathviz.data import DATASETS, DataError, check_dataset
+    from pathviz.data import DATASET_NAMES, DataError, check_dataset
 
     if not st.sidebar.toggle("New run", key="show_new_run"):
         return
@@ -135,7 +135,7 @@ def new_run_ui(existing: list[str], root: Path) -> None:
             if kind == "model":
                 values[field] = st.selectbox(label, MODEL_CHOICES, index=0)
             elif kind == "dataset":
-                values[field] = st.selectbox(label, list(DATASETS), index=0)
+                values[field] = st.selectbox(label, list(DATASET_NAMES), index=0)
             elif kind == "text":
                 values[field] = (st.text_input(label, value=default or "") or "").strip() or None
             elif kind == "int":
