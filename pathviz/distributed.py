@@ -22,6 +22,13 @@ the parts that involve other ranks:
 - **Agreement.** Stop requests (SIGTERM on any rank) and a non-finite loss on any rank are
   all-reduced before backward every iteration, so all ranks leave the loop at the same
   iteration and no rank waits in a collective that the others never enter.
+- **Failure.** A rank that fails (an exception, a lost peer) posts ``rank R: reason`` in
+  torchrun's key-value store (:func:`report_failure`) and leaves; its peers' collectives then
+  fail, torchrun ends them, and rank 0 reads the first posted reason
+  (:func:`first_failure`) into the run's status: ``failed: rank R: reason``.
+- **Backends.** The control plane (plan, resume state, messages) is gloo on every device; on
+  CUDA an nccl group (:attr:`Dist.group`) carries DDP's gradients and every collective on
+  device tensors, so nothing leaves the GPU for them.
 
 Only rank 0 touches the run folder (lock, manifest, config, status, log, path file, resume
 state); the other ranks get the validated plan and the resume state from it by broadcast.
@@ -29,6 +36,7 @@ state); the other ranks get the validated plan and the resume state from it by b
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import os
@@ -41,9 +49,10 @@ import torch.distributed as tdist
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Dist", "from_env", "init", "barrier", "shutdown", "ShardedBatches", "wrap_model",
-           "local_loss", "agree_flags", "all_sum", "broadcast_object", "evaluate_sharded",
-           "fingerprint", "all_fingerprints"]
+__all__ = ["Dist", "from_env", "init", "on_device", "barrier", "shutdown", "ShardedBatches",
+           "wrap_model", "local_loss", "agree_flags", "first_rank", "all_sum", "broadcast_object",
+           "evaluate_sharded", "fingerprint", "all_fingerprints", "report_failure",
+           "first_failure", "FAILURE_KEY"]
 
 # a rank stuck in a collective gives up after this long (a dead peer, a hung filesystem on
 # rank 0) instead of gloo's default 30 minutes; torchrun then ends the other ranks
@@ -58,6 +67,9 @@ class Dist:
     rank: int
     world: int
     local_rank: int
+    # the process group of collectives on device tensors: None (the default gloo group) on the
+    # CPU, an nccl group on CUDA (see :func:`on_device`)
+    group: Any = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def writer(self) -> bool:
@@ -79,13 +91,24 @@ def from_env() -> Dist | None:
     return Dist(rank=rank, world=world, local_rank=local)
 
 
-def init(d: Dist, cuda: bool) -> None:
-    """Join the process group: nccl for CUDA, gloo on the CPU (torchrun's env rendezvous)."""
+def init(d: Dist) -> None:
+    """Join the default process group (gloo, torchrun's env rendezvous): the control plane,
+    which carries the plan and the resume state before the device is known."""
     if tdist.is_initialized():
         return
-    if cuda:
-        torch.cuda.set_device(d.local_rank)
-    tdist.init_process_group("nccl" if cuda else "gloo", timeout=COLLECTIVE_TIMEOUT)
+    tdist.init_process_group("gloo", timeout=COLLECTIVE_TIMEOUT)
+
+
+def on_device(d: Dist, device: torch.device) -> tuple[Dist, torch.device]:
+    """This rank on the run's device: ``cuda:LOCAL_RANK`` with an nccl group for its device
+    collectives (a collective: call on every rank), or the CPU and the default gloo group.
+
+    The backend follows the run's ``--device``, not whether the machine has CUDA."""
+    if device.type != "cuda":
+        return d, device
+    torch.cuda.set_device(d.local_rank)
+    group = tdist.new_group(backend="nccl", timeout=COLLECTIVE_TIMEOUT)
+    return dataclasses.replace(d, group=group), torch.device("cuda", d.local_rank)
 
 
 def barrier() -> None:
@@ -97,13 +120,6 @@ def shutdown() -> None:
     """Leave the process group (no-op when none was joined)."""
     if tdist.is_available() and tdist.is_initialized():
         tdist.destroy_process_group()
-
-
-def device_for(d: Dist, device: torch.device) -> torch.device:
-    """Each rank drives its own GPU (``cuda:LOCAL_RANK``); CPU ranks share the CPU."""
-    if device.type == "cuda":
-        return torch.device("cuda", d.local_rank)
-    return device
 
 
 class ShardedBatches:
@@ -123,7 +139,7 @@ class ShardedBatches:
             yield x[r::w], y[r::w], int(y.shape[0])
 
 
-def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
+def wrap_model(model: nn.Module, device: torch.device, d: Dist | None = None) -> nn.Module:
     """``model`` in DDP.
 
     The wrapped module is ``model`` itself, so the optimizer, the state dict and the recorder
@@ -133,9 +149,10 @@ def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
     """
     from torch.nn.parallel import DistributedDataParallel as DDP
 
+    group = None if d is None else d.group
     if device.type == "cuda":
-        return DDP(model, device_ids=[device.index])
-    return DDP(model)
+        return DDP(model, device_ids=[device.index], process_group=group)
+    return DDP(model, process_group=group)
 
 
 def local_loss(out: torch.Tensor, y: torch.Tensor, n_global: int, world: int
@@ -149,17 +166,28 @@ def local_loss(out: torch.Tensor, y: torch.Tensor, n_global: int, world: int
     return total * (world / n_global), total.detach()
 
 
-def agree_flags(flags: list[bool], device: torch.device) -> list[bool]:
-    """Each flag true on any rank is true on all (one small all-reduce)."""
-    t = torch.tensor([float(f) for f in flags], dtype=torch.float64, device=device)
-    tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
-    return [bool(v) for v in t.tolist()]
+def agree_flags(flags: list[bool | torch.Tensor], d: Dist, device: torch.device
+                ) -> list[int | None]:
+    """For each flag, the lowest rank where it is true, or None where it is false on every
+    rank (one small all-reduce; a flag may be a 0-d bool tensor on the device)."""
+    none = float(d.world)
+    t = torch.stack([torch.as_tensor(f, device=device).to(torch.float64).reshape(())
+                     for f in flags])
+    t = torch.where(t != 0, torch.tensor(float(d.rank), dtype=torch.float64, device=device),
+                    torch.tensor(none, dtype=torch.float64, device=device))
+    tdist.all_reduce(t, op=tdist.ReduceOp.MIN, group=d.group)
+    return [None if v >= none else int(v) for v in t.tolist()]
 
 
-def all_sum(t: torch.Tensor) -> torch.Tensor:
+def first_rank(flag: bool, d: Dist, device: torch.device) -> int | None:
+    """The lowest rank where ``flag`` is true, or None (a collective: call on every rank)."""
+    return agree_flags([flag], d, device)[0]
+
+
+def all_sum(t: torch.Tensor, d: Dist) -> torch.Tensor:
     """The sum over ranks of ``t`` (a new tensor; ``t`` is left as it was)."""
     out = t.clone()
-    tdist.all_reduce(out, op=tdist.ReduceOp.SUM)
+    tdist.all_reduce(out, op=tdist.ReduceOp.SUM, group=d.group)
     return out
 
 
@@ -182,20 +210,19 @@ def evaluate_sharded(model: nn.Module, loader: Any, d: Dist) -> tuple[float, flo
     was = model.training
     model.eval()
     device = next(iter(model.parameters())).device
-    table = torch.zeros(len(loader), 3, dtype=torch.float64)
+    table = torch.zeros(len(loader), 3, dtype=torch.float64, device=device)
     try:
         for b, (x, y) in enumerate(loader.epoch(0)):
             if b % d.world != d.rank:
                 continue
             out = model(x)
-            table[b, 0] = F.cross_entropy(out, y, reduction="sum").double().cpu()
-            table[b, 1] = float(int((out.argmax(1) == y).sum()))
+            table[b, 0] = F.cross_entropy(out, y, reduction="sum").double()
+            table[b, 1] = (out.argmax(1) == y).sum().double()
             table[b, 2] = float(y.shape[0])
     finally:
         model.train(was)
-    table = table.to(device)
-    tdist.all_reduce(table, op=tdist.ReduceOp.SUM)
-    table = table.cpu()
+    tdist.all_reduce(table, op=tdist.ReduceOp.SUM, group=d.group)
+    table = table.cpu()  # one transfer per split
     loss = torch.zeros((), dtype=torch.float64)
     for v in table[:, 0]:
         loss += v
@@ -228,5 +255,52 @@ def all_fingerprints(model: nn.Module, opt: torch.optim.Optimizer, d: Dist,
     """Every rank's :func:`fingerprint`, in rank order (a collective: call on every rank)."""
     mine = torch.tensor([fingerprint(model, opt)], dtype=torch.int64, device=device)
     out = [torch.zeros_like(mine) for _ in range(d.world)]
-    tdist.all_gather(out, mine)
-    return [int(t.item()) for t in out]
+    tdist.all_gather(out, mine, group=d.group)
+    return [int(v) for v in torch.cat(out).tolist()]
+
+
+# ---- failures ------------------------------------------------------------------------------
+
+FAILURE_KEY = "pathviz/failure"
+_store: Any = None
+
+
+def _failure_store(timeout: float = 5.0) -> Any:
+    """A client of torchrun's key-value store (``MASTER_ADDR``/``MASTER_PORT``), which outlives
+    the process group: a failing rank can post there even when its peers are gone."""
+    global _store
+    if _store is None:
+        _store = tdist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                                is_master=False, timeout=datetime.timedelta(seconds=timeout),
+                                wait_for_workers=False)
+    return _store
+
+
+def report_failure(d: Dist, reason: str) -> None:
+    """Post ``rank R: reason`` as the run's failure unless a rank posted one first (best
+    effort: a store that is gone already leaves rank 0 its own reason)."""
+    message = f"rank {d.rank}: {reason}"
+    try:
+        _failure_store().compare_set(FAILURE_KEY, "", message)
+    except Exception:  # noqa: BLE001 - the store may be gone with torchrun: nothing to add
+        pass
+
+
+def first_failure(wait: float = 2.0) -> str | None:
+    """The first failure a rank posted (``rank R: reason``), waiting up to ``wait`` seconds for
+    one (a peer that fails posts before it leaves); None when there is none."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            store = _failure_store()
+            if store.check([FAILURE_KEY]):
+                value = store.get(FAILURE_KEY).decode("utf-8", "replace")
+                if value:
+                    return value
+        except Exception:  # noqa: BLE001 - no store: no posted reason
+            return None
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.1)

@@ -119,8 +119,10 @@ class SLBI(Optimizer):
             for p in params:
                 st = self.state[p]
                 if "gamma" not in st:
-                    st["gamma"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    st["z"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    # row-major whatever the parameter's layout (e.g. channels-last): the
+                    # group prox views each filter as one contiguous row
+                    st["gamma"] = torch.zeros_like(p, memory_format=torch.contiguous_format)
+                    st["z"] = torch.zeros_like(p, memory_format=torch.contiguous_format)
             kw = dict(lr=group["lr"], kappa=group["kappa"], nu=group["nu"],
                       momentum=group["momentum"], weight_decay=group["weight_decay"],
                       nesterov=group["nesterov"], penalty=group["penalty"])

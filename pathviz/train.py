@@ -24,16 +24,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from pathviz import distributed, runs
+from pathviz import distributed, resume, runs
 from pathviz.config import PRESETS, ConfigError, RunConfig, add_config_arguments, config_from_args
-from pathviz.data import BatchLoader, DataBundle, DataError, load_dataset, split_validation
-from pathviz.evaluate import eval_loader, evaluate, pin_threads
+from pathviz.data import DataBundle, DataError, load_dataset, make_loader, split_validation
+from pathviz.evaluate import Evaluator, eval_loader, pin_threads
 from pathviz.groups import slbi_param_groups
 from pathviz.models import UnknownModelError, build_model
 from pathviz.optim import SLBI
-from pathviz.prune import subnetwork
 from pathviz.recorder import PathRecorder, layers_of, model_info
-from pathviz.store import PathFileError, PathReader, copy_path
+from pathviz.snapshots import Snapshotter
+from pathviz.store import PathFileError
 
 log = logging.getLogger("pathviz.train")
 
@@ -78,9 +78,6 @@ class Plan:
     progress: bool
 
 
-_RESUME_OVERRIDABLE = {"device", "impl"}
-
-
 def prepare(args: argparse.Namespace) -> Plan:
     """Check everything the run needs; raise UsageError (or a library error) on bad input."""
     out = args.out
@@ -100,7 +97,7 @@ def prepare(args: argparse.Namespace) -> Plan:
             raise UsageError(f"{paths.dir} has no resume state ({runs.RESUME_FILE}); it cannot be "
                              f"resumed")
         given = sorted(k for k in vars(args) if k in RunConfig.__dataclass_fields__
-                       and k not in _RESUME_OVERRIDABLE)
+                       and k not in resume.OVERRIDABLE)
         if given or args.preset or args.config:
             flags = [f"--{k.replace('_', '-')}" for k in given] or ["--preset/--config"]
             raise UsageError(f"--resume continues the run with its own config; drop "
@@ -118,7 +115,7 @@ def prepare(args: argparse.Namespace) -> Plan:
             raise UsageError(f"--impl {args.impl} differs from the run's {cfg.impl}, and another "
                              f"SLBI implementation would not continue the path bit for bit; "
                              f"drop --impl")
-        cfg = cfg.replace(**{k: getattr(args, k) for k in _RESUME_OVERRIDABLE if k in vars(args)})
+        cfg = cfg.replace(**{k: getattr(args, k) for k in resume.OVERRIDABLE if k in vars(args)})
         status = runs.read_status(paths)
         if status.get("state") == "finished":
             raise UsageError(f"run {paths.name!r} already finished; nothing to resume")
@@ -161,11 +158,19 @@ def _device(spec: str) -> torch.device:
 
 
 class Trainer:
-    """Runs one plan: the loop, snapshots, resume state, status and signals.
+    """Runs one plan: the training loop, its status, signals and failures.
 
+    The pieces it drives each live in their own module, with their own tests:
+    :class:`pathviz.snapshots.Snapshotter` (train metrics, what a snapshot records, when weights
+    are saved), :class:`pathviz.evaluate.Evaluator` (W's and the compact subnetwork's figures),
+    :mod:`pathviz.resume` (the resume state) and :mod:`pathviz.distributed` (the process group).
     With ``dist`` (one of several torchrun processes) the forward pass goes through DDP on this
-    rank's share of each batch, evaluation is sharded, and only rank 0 (``self.writer``) touches
-    the run folder; :mod:`pathviz.distributed` holds those pieces.
+    rank's share of each batch and only rank 0 (``self.writer``) touches the run folder.
+
+    On the CPU the finite-loss check runs every iteration, before the step, as it costs
+    nothing there; on a GPU it would stall the device every iteration, so the flag is kept on
+    the device and checked (and, with several ranks, agreed on) only where a snapshot or resume
+    state is written (``check_every_step``).
     """
 
     def __init__(self, plan: Plan, dist: distributed.Dist | None = None) -> None:
@@ -174,56 +179,67 @@ class Trainer:
         self.writer = dist is None or dist.writer
         self.cfg = cfg = plan.cfg
         self.paths = plan.paths
+        dev = plan.device
         info = plan.data.info
-        if plan.device.type == "cpu":
+        if dev.type == "cpu":
             pin_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         extra = {"input_size": info.image_size} if cfg.model == "lenet5" else {}
         self.model = build_model(cfg.model, num_classes=info.num_classes,
-                                 in_channels=info.in_channels, **extra).to(plan.device)
-        if dist is not None and plan.device.type == "cuda":
+                                 in_channels=info.in_channels, **extra).to(dev)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if dist is not None and dev.type == "cuda":
             self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.opt = make_optimizer(self.model, cfg)
         d = plan.data
-        self.train_loader = BatchLoader(d.train_x, d.train_y, info, cfg.batch_size, shuffle=True,
-                                        augment=info.augment, seed=cfg.seed, device=plan.device)
+        self.train_loader = make_loader(d.train_x, d.train_y, info, cfg.batch_size,
+                                        shuffle=True, augment=info.augment, seed=cfg.seed,
+                                        device=dev, workers=cfg.workers)
         # the module the forward pass goes through: DDP all-reduces the gradients in backward
         self.net = self.model
         if dist is not None:
-            self.net = distributed.wrap_model(self.model, plan.device)
+            self.net = distributed.wrap_model(self.model, dev, dist)
             self.train_loader = distributed.ShardedBatches(self.train_loader, dist)
-        self.val_loader = eval_loader(d.val_x, d.val_y, info, plan.device)
-        self.test_loader = eval_loader(d.test_x, d.test_y, info, plan.device)
+        evaluator = Evaluator(eval_loader(d.val_x, d.val_y, info, dev, workers=cfg.workers),
+                              eval_loader(d.test_x, d.test_y, info, dev, workers=cfg.workers),
+                              dist)
         # one input of the model's shape: torch-pruning traces the model with it
         self.example = torch.zeros(1, info.in_channels, info.image_size, info.image_size,
-                                   device=plan.device)
+                                   device=dev)
         self.model_info = model_info(self.model, self.example, dataset=info.name)
         self.data_info = {"dataset": info.name, "n_train": len(d.train_y), "n_val": len(d.val_y),
                           "n_test": len(d.test_y), "val_fraction": cfg.val_fraction,
                           "split_seed": cfg.split_seed}
-        self._has_gamma = isinstance(self.opt, SLBI)
         # the Gamma layers, known on every rank (the recorder exists on rank 0 only)
         self._layers = layers_of(self.model, self.opt)
-        named = dict(self.model.named_parameters())
-        self._layer_params = [named[s.param] for s in self._layers]
-        self._support_at_weights: list[torch.Tensor] | None = None
+        all_sum = None if dist is None else (lambda t: distributed.all_sum(t, dist))
+        self.snaps = Snapshotter(cfg, self.model, self.opt, self._layers, evaluator,
+                                 self.example, dev, all_sum)
         self.ipe = len(self.train_loader)
         self.total = cfg.epochs * self.ipe
         self.iteration = 0
         self.elapsed = 0.0
-        self._acc = torch.zeros(3, dtype=torch.float64, device=plan.device)  # loss, correct, n
+        self.check_every_step = dev.type == "cpu"
+        self._nonfinite = torch.zeros((), dtype=torch.bool, device=dev)
+        self._checked_at = 0  # the iteration of the last finite-loss check
         self._stop: str | None = None
         self._stop_requested: str | None = None  # a signal to this rank, not yet agreed on
         self._fingerprints: dict[str, Any] | None = None
         self._last_beat = 0.0
-        # seconds spent writing the path (snapshots, weights) and resume state, for bench/
-        self.snapshot_seconds = 0.0
-        self.resume_seconds = 0.0
+        self.resume_seconds = 0.0  # spent writing resume state, for bench/
         self.recorder: PathRecorder | None = None
+        self.lost_rank = False  # a rank failed: the others are gone, no closing barrier
+
+    @property
+    def snapshot_seconds(self) -> float:
+        """Seconds spent writing the path (snapshots and weights), for bench/."""
+        return self.snaps.seconds
 
     # ---- the run -----------------------------------------------------------------------------
 
     def run(self) -> int:
+        """Train to the end, a stop or a failure; returns the exit code."""
         paths = self.paths
         error = None
         if self.writer:
@@ -251,6 +267,11 @@ class Trainer:
                 return self._run()
             except RanksDiverged as e:
                 return self._fail(str(e))
+            except Exception as e:
+                if self.dist is None or isinstance(e, _NOT_A_RANK_FAILURE):
+                    raise
+                self.lost_rank = True
+                return self._rank_failed(e)
         finally:
             for s, h in old_handlers.items():
                 signal.signal(s, h)
@@ -279,6 +300,7 @@ class Trainer:
                                              data_info=self.data_info, example_input=self.example)
             self._snapshot(final=False)
             self._save_resume()
+        self._checked_at = self.iteration
         if self.writer:
             on = f"{self.plan.device}" if self.dist is None else \
                 f"{self.plan.device}, {self.dist.world} processes"
@@ -293,15 +315,18 @@ class Trainer:
                 for batch in self.train_loader.epoch(epoch, start=self.iteration % self.ipe):
                     if not self._train_step(*batch):
                         self.elapsed = time.time() - t_start
-                        return self._fail(f"diverged at iteration {self.iteration + 1} "
-                                          f"(loss is not finite)")
+                        return self._fail(self._diverged)
                     self.iteration += 1
                     self.elapsed = time.time() - t_start
                     it = self.iteration
                     final = it == self.total
-                    if it % cfg.snapshot_every == 0 or final:
+                    snap = self.snaps.due(it, final)
+                    save = it % cfg.weights_every == 0 or final
+                    if (snap or save) and not self.check_every_step and not self._check():
+                        return self._fail(self._diverged)
+                    if snap:
                         self._snapshot(final=final)
-                    if it % cfg.weights_every == 0 or final:
+                    if save:
                         self._save_resume()
                     if bar is not None:
                         bar.update(1)
@@ -329,20 +354,68 @@ class Trainer:
             log.info("finished: %d iterations in %.1fs", self.iteration, self.elapsed)
         return EXIT_OK
 
+    # ---- one step ----------------------------------------------------------------------------
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward pass, in bf16 autocast with ``--amp`` and channels-last input with
+        ``--channels-last``."""
+        if self.cfg.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.plan.device.type, dtype=torch.bfloat16,
+                            enabled=self.cfg.amp):
+            return self.net(x)
+
     def _train_step(self, x: torch.Tensor, y: torch.Tensor, n_global: int | None = None
                     ) -> bool:
-        if self.dist is not None:
-            return self._train_step_sharded(x, y, n_global)
+        """One SLBI step; False (on every rank) when the loss is not finite. Loss and accuracy
+        go into the device-side sums; nothing here waits for the device unless
+        ``check_every_step``."""
         self._set_lr()
         self.opt.zero_grad(set_to_none=True)
-        out = self.model(x)
-        loss = F.cross_entropy(out, y)
-        if not torch.isfinite(loss):
-            return False
-        loss.backward()
+        out = self._forward(x)
+        if self.dist is None:
+            loss = F.cross_entropy(out.float(), y)
+            loss_sum = loss.detach().double() * y.shape[0]
+        else:
+            loss, loss_sum = distributed.local_loss(out.float(), y, n_global, self.dist.world)
+        if self.check_every_step:
+            if not self._agree(~torch.isfinite(loss_sum)):
+                return False
+        else:
+            self._nonfinite |= ~torch.isfinite(loss_sum)
+        loss.backward()  # with DDP, the gradients are all-reduced here
         self.opt.step()
-        self._count(loss.detach().double() * y.shape[0], out, y)
+        self.snaps.count(loss_sum, out, y)
         return True
+
+    def _agree(self, bad: torch.Tensor) -> bool:
+        """True when no rank's loss is non-finite since the last check; a stop asked of any
+        rank is agreed on here too, so all ranks finish this step and leave together."""
+        it = self.iteration
+        if self.dist is None:
+            if bool(bad):
+                self._diverged = (f"diverged at iteration {it + 1} (loss is not finite)"
+                                  if self.check_every_step else
+                                  f"diverged between iterations {self._checked_at + 1} and {it} "
+                                  f"(loss is not finite)")
+                return False
+            return True
+        bad_rank, stop_rank = distributed.agree_flags(
+            [bad, self._stop_requested is not None], self.dist, self.plan.device)
+        if stop_rank is not None and self._stop is None:
+            self._stop = self._stop_requested or f"a signal to rank {stop_rank}"
+        if bad_rank is not None:
+            when = (f"at iteration {it + 1}" if self.check_every_step else
+                    f"between iterations {self._checked_at + 1} and {it}")
+            self._diverged = f"rank {bad_rank}: diverged {when} (loss is not finite)"
+            return False
+        return True
+
+    def _check(self) -> bool:
+        """The deferred finite-loss check (and stop agreement) before a snapshot or a save."""
+        ok = self._agree(self._nonfinite)
+        self._checked_at = self.iteration
+        return ok
 
     def _set_lr(self) -> None:
         """The learning rate of this iteration (cosine decays it to 0 over the run)."""
@@ -352,96 +425,15 @@ class Trainer:
             for g in self.opt.param_groups:
                 g["lr"] = lr
 
-    @torch.no_grad()
-    def _count(self, loss_sum: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
-        """Add one batch's summed loss, correct predictions and size to the train metrics."""
-        self._acc += torch.stack([loss_sum.double(), (out.argmax(1) == y).sum().double(),
-                                  torch.tensor(float(y.shape[0]), dtype=torch.float64,
-                                               device=y.device)])
-
-    def _train_step_sharded(self, x: torch.Tensor, y: torch.Tensor, n_global: int) -> bool:
-        """One DDP step on this rank's shard; False (on every rank) if any rank's loss is not
-        finite. A stop asked of any rank is agreed on here, before backward, so all ranks
-        finish this step and leave the loop together."""
-        d = self.dist
-        self._set_lr()
-        self.opt.zero_grad(set_to_none=True)
-        out = self.net(x)
-        loss, loss_sum = distributed.local_loss(out, y, n_global, d.world)
-        bad, stop = distributed.agree_flags(
-            [not bool(torch.isfinite(loss_sum)), self._stop_requested is not None],
-            self.plan.device)
-        if stop and self._stop is None:
-            self._stop = self._stop_requested or "a signal to another rank"
-        if bad:
-            return False
-        loss.backward()  # DDP all-reduces the gradients here
-        self.opt.step()
-        self._count(loss_sum, out, y)
-        return True
-
-    def _evaluate(self, model: torch.nn.Module, loader: BatchLoader) -> tuple[float, float]:
-        if self.dist is not None:
-            return distributed.evaluate_sharded(model, loader, self.dist)
-        return evaluate(model, loader)
-
-    def evaluate(self) -> dict[str, float]:
-        """Validation and test loss/accuracy of W (the dense model being trained)."""
-        val_loss, val_acc = self._evaluate(self.model, self.val_loader)
-        test_loss, test_acc = self._evaluate(self.model, self.test_loader)
-        return {"val_loss": val_loss, "val_acc": val_acc, "test_loss": test_loss,
-                "test_acc": test_acc}
-
-    def evaluate_sparse(self) -> dict[str, float]:
-        """Size and validation/test accuracy of the compact subnetwork that export would write
-        at this iteration (the same :func:`pathviz.prune.subnetwork` and evaluation)."""
-        layers = [s.to_json() for s in self._layers]
-        gammas = {s.param: self.opt.gamma(p).detach()
-                  for s, p in zip(self._layers, self._layer_params)}
-        sub = subnetwork(self.model, layers, gammas, self.example)
-        return {"val_acc_sparse": self._evaluate(sub.compact, self.val_loader)[1],
-                "test_acc_sparse": self._evaluate(sub.compact, self.test_loader)[1],
-                "params_kept": float(sub.params), "flops_kept": float(sub.flops)}
-
-    def _support_now(self) -> list[torch.Tensor]:
-        return [_support(self.opt.gamma(p), s.penalty)
-                for s, p in zip(self._layers, self._layer_params)]
-
-    def _support_changed(self) -> int:
-        """Groups that entered or left the support since the last saved weights."""
-        now = self._support_now()
-        if self._support_at_weights is None:
-            return sum(int(m.sum()) for m in now)
-        return sum(int((a != b).sum()) for a, b in zip(now, self._support_at_weights))
+    # ---- snapshots ---------------------------------------------------------------------------
 
     def _snapshot(self, final: bool) -> None:
-        cfg, it = self.cfg, self.iteration
-        metrics: dict[str, float] = {}
-        acc = self._acc if self.dist is None else distributed.all_sum(self._acc)
-        loss_sum, correct, n = acc.tolist()
-        if n > 0:
-            metrics["train_loss"] = loss_sum / n
-            metrics["train_acc"] = correct / n
-        self._acc.zero_()
-        weights = it % cfg.weights_every == 0 or final or it == 0
-        if not weights and cfg.weights_on_change and self._has_gamma:
-            weights = self._support_changed() >= cfg.weights_on_change
-        # every saved iteration is evaluated, so each one is a candidate for the stop rule
-        if it % cfg.eval_every == 0 or final or weights:
-            metrics.update(self.evaluate())
-            if self._has_gamma:
-                metrics.update(self.evaluate_sparse())
-        t0 = time.perf_counter()
-        if self.recorder is not None:
-            self.recorder.record(it, epoch=it / self.ipe, elapsed=self.elapsed, weights=weights,
-                                 **metrics)
-        if weights and self._has_gamma:
-            self._support_at_weights = self._support_now()
-        self.snapshot_seconds += time.perf_counter() - t0
-        self._metrics = metrics
+        it = self.iteration
+        self.snaps.take(it, final=final, epoch=it / self.ipe, elapsed=self.elapsed,
+                        recorder=self.recorder)
 
     def _postfix(self) -> dict[str, Any]:
-        m = getattr(self, "_metrics", {})
+        m = self.snaps.metrics
         inside, groups = self.recorder.last_support  # as of the last snapshot
         return {"epoch": f"{self.iteration / self.ipe:.2f}",
                 "loss": f"{m.get('train_loss', float('nan')):.3f}",
@@ -457,9 +449,9 @@ class Trainer:
         fingerprint each, gathered), the train-loss sums are all-reduced, and rank 0 writes the
         one resume file, which a run with any number of processes can continue.
         """
-        acc = self._acc
+        sums = self.snaps.sums
         if self.dist is not None:
-            acc = distributed.all_sum(self._acc)
+            sums = self.snaps.global_sums()
             prints = distributed.all_fingerprints(self.model, self.opt, self.dist,
                                                   self.plan.device)
             self._fingerprints = {"iteration": self.iteration, "fingerprints": prints}
@@ -472,13 +464,11 @@ class Trainer:
         self.recorder.flush()
         state = {"iteration": self.iteration, "elapsed": self.elapsed,
                  "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                 "acc": acc.cpu(), "rng": torch.get_rng_state(),
+                 "acc": sums.cpu(), "rng": torch.get_rng_state(),
                  "config": self.cfg.to_json()}
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
-        tmp = self.paths.tmp(self.paths.resume)
-        torch.save(state, tmp)
-        os.replace(tmp, self.paths.resume)
+        resume.save_state(self.paths, state)
         self.resume_seconds += time.perf_counter() - t0
 
     def _resume(self) -> None:
@@ -492,16 +482,16 @@ class Trainer:
         if self.writer:
             try:
                 state = self._load_resume()
-            except UsageError as e:
+            except resume.ResumeError as e:
                 error = str(e)
-            support = self._support_at_weights
+            support = self.snaps.support_at_weights
             state = None if error else {
                 "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                 "iteration": self.iteration, "elapsed": self.elapsed, "rng": state["rng"],
                 "support": None if support is None else [m.cpu() for m in support]}
         error, state = distributed.broadcast_object((error, _to_cpu(state)), self.dist)
         if error is not None:
-            raise UsageError(error)
+            raise resume.ResumeError(error)
         if self.writer:
             return
         dev = self.plan.device
@@ -510,62 +500,36 @@ class Trainer:
         self.iteration, self.elapsed = int(state["iteration"]), float(state["elapsed"])
         torch.set_rng_state(state["rng"])
         # rank 0 carries the train-loss sums since the last snapshot; the others start at 0
-        self._acc = torch.zeros(3, dtype=torch.float64, device=dev)
+        self.snaps.sums.zero_()
         if state["support"] is not None:
-            self._support_at_weights = [m.to(dev) for m in state["support"]]
+            self.snaps.support_at_weights = [m.to(dev) for m in state["support"]]
 
     def _load_resume(self) -> dict[str, Any]:
         paths = self.paths
-        try:
-            state = torch.load(paths.resume, map_location=self.plan.device, weights_only=True)
-            self.model.load_state_dict(state["model"])
-            self.opt.load_state_dict(state["optimizer"])
-        except Exception as e:  # a truncated or foreign file: say so, touch nothing
-            raise UsageError(f"{paths.resume} cannot be loaded ({type(e).__name__}); the run "
-                             f"cannot be resumed: start it again with --overwrite") from None
-        recorded = state.get("config") if isinstance(state, dict) else None
-        if isinstance(recorded, dict):
-            mine = {k: v for k, v in self.cfg.to_json().items() if k not in _RESUME_OVERRIDABLE}
-            theirs = {k: v for k, v in recorded.items() if k not in _RESUME_OVERRIDABLE}
-            changed = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-            if changed:
-                raise UsageError(f"{paths.config} differs from the settings the run was trained "
-                                 f"with ({', '.join(changed)}); restore it, or start a new run "
-                                 f"with the new settings")
+        state = resume.load_state(paths, self.plan.device, self.model, self.opt,
+                                  self.cfg.to_json())
         self.iteration = int(state["iteration"])
         self.elapsed = float(state["elapsed"])
-        self._acc = state["acc"].to(self.plan.device)
+        self.snaps.sums.copy_(state["acc"].to(self.plan.device))
         torch.set_rng_state(state["rng"])
         if "cuda_rng" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
-        # keep the readable rows up to the resume point in a fresh file, then swap it in
-        tmp = paths.tmp(paths.path)
-        try:
-            writer = copy_path(paths.path, tmp, self.iteration)
-        except PathFileError as e:
-            tmp.unlink(missing_ok=True)
-            raise UsageError(f"{e}; the run cannot be resumed") from None
-        os.replace(tmp, paths.path)
+        writer = resume.keep_rows(paths, self.iteration)
         self.recorder = PathRecorder.continuing(self.model, self.opt, writer,
                                                 iterations_per_epoch=self.ipe)
-        if self._has_gamma:
-            with PathReader(paths.path) as r:  # the support at the last saved weights
-                wits = r.weight_iterations
-                g = r.gamma_at(int(wits[-1])) if len(wits) else None
-            if g is not None:
-                self._support_at_weights = [
-                    _support(torch.as_tensor(g[s.param]).to(p.device), s.penalty)
-                    for s, p in zip(self.recorder.layers, self.recorder._params)]
+        if self.snaps.has_gamma:
+            self.snaps.support_at_weights = resume.support_at_last_weights(
+                paths.path, self.recorder.layers, self.recorder._params)
         log.info("resumed at iteration %d with %d snapshots kept", self.iteration,
                  writer.n_snapshots)
         return state
 
-    # ---- status and signals ------------------------------------------------------------------
+    # ---- status, signals and failures --------------------------------------------------------
 
     def _on_signal(self, signum, frame) -> None:
         if self.dist is None:
             self._stop = signal.Signals(signum).name
-        else:  # the ranks agree on it in the next step, so all of them stop at one iteration
+        else:  # the ranks agree on it in the next check, so all of them stop at one iteration
             self._stop_requested = signal.Signals(signum).name
 
     def _beat(self, state: str, reason: str = "", force: bool = False) -> None:
@@ -600,9 +564,36 @@ class Trainer:
         self._beat("failed", reason=reason, force=True)
         return EXIT_FAILED
 
+    def _rank_failed(self, e: BaseException) -> int:
+        """An exception on this rank of a multi-process run, or a collective that failed
+        because a peer is gone. Every rank posts ``rank R: reason`` (the first post wins);
+        rank 0 waits briefly for a peer's post when its own error is only the lost peer, and
+        writes the first reason into the status. Returns EXIT_FAILED."""
+        d = self.dist
+        reason = f"{type(e).__name__}: {_first_line(e)}"
+        if not self.writer:
+            print(f"pathviz.train: rank {d.rank}: {reason}", file=sys.stderr)
+            distributed.report_failure(d, reason)
+            return EXIT_FAILED
+        if isinstance(e, torch.distributed.DistError):  # a peer left first: wait for its reason
+            distributed.first_failure(wait=3.0)
+        distributed.report_failure(d, reason)
+        first = distributed.first_failure(wait=0.0) or f"rank {d.rank}: {reason}"
+        return self._fail(first)
+
+
+# errors that mean bad input or a full disk, not a failed rank: they keep their own handling
+_NOT_A_RANK_FAILURE = (resume.ResumeError,)
+
 
 class RanksDiverged(RuntimeError):
     """The processes of a multi-process run no longer hold the same training state."""
+
+
+def _first_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _to_cpu(obj: Any) -> Any:
@@ -614,13 +605,6 @@ def _to_cpu(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(_to_cpu(v) for v in obj)
     return obj
-
-
-def _support(gamma: torch.Tensor, penalty: str) -> torch.Tensor:
-    """Flat bool mask of the groups of a Gamma tensor in the support (as SLBI.support)."""
-    if penalty == "group":
-        return (gamma.reshape(gamma.shape[0], -1) != 0).any(dim=1)
-    return (gamma != 0).flatten()
 
 
 def _clear_run(paths: runs.RunPaths) -> None:
@@ -655,7 +639,8 @@ def _progress(enabled: bool, total: int, initial: int):
     return tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True, leave=True)
 
 
-_INPUT_ERRORS = (UsageError, ConfigError, DataError, UnknownModelError, runs.RunError)
+_INPUT_ERRORS = (UsageError, ConfigError, DataError, UnknownModelError, runs.RunError,
+                 resume.ResumeError)
 
 
 def _plan_on_every_rank(argv: list[str] | None, d: distributed.Dist) -> Plan | str:
@@ -681,7 +666,6 @@ def _plan_on_every_rank(argv: list[str] | None, d: distributed.Dist) -> Plan | s
                                 cfg.split_seed)
         plan = Plan(cfg, runs.RunPaths(Path(outcome["out"])), data, _device(cfg.device),
                     outcome["resume"], outcome["overwrite"], progress=False)
-    plan.device = distributed.device_for(d, plan.device)
     return plan
 
 
@@ -689,17 +673,22 @@ def _main_distributed(argv: list[str] | None, d: distributed.Dist) -> int:
     """One of several torchrun processes: join the group, agree on the plan, train."""
     if not d.writer:
         logging.getLogger("pathviz").setLevel(logging.WARNING)  # rank 0 tells the story
-    distributed.init(d, cuda=torch.cuda.is_available())
+    distributed.init(d)
     try:
         plan = _plan_on_every_rank(argv, d)
         if isinstance(plan, str):
             if d.writer:
                 print(f"pathviz.train: error: {plan}", file=sys.stderr)
             return EXIT_USAGE
-        rc = Trainer(plan, dist=d).run()  # the trainer and its DDP wrapper are released here
-        # the ranks leave together: one that tore gloo down while rank 0 still wrote the run's
-        # files could abort at exit (seen once: SIGABRT in rank 1 after a finished run)
-        distributed.barrier()
+        # the run's --device decides the backend of the device collectives (nccl on CUDA)
+        d, plan.device = distributed.on_device(d, plan.device)
+        trainer = Trainer(plan, dist=d)
+        rc = trainer.run()
+        if not trainer.lost_rank:
+            # the ranks leave together: one that tore gloo down while rank 0 still wrote the
+            # run's files could abort at exit (seen once: SIGABRT in rank 1 after a finished run)
+            del trainer  # the trainer and its DDP wrapper are released here
+            distributed.barrier()
         return rc
     except _INPUT_ERRORS as e:
         if d.writer:
@@ -727,7 +716,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.check_run_dir(plan.paths)
         trainer = Trainer(plan)
         return trainer.run()
-    except (UsageError, runs.RunError) as e:
+    except (UsageError, runs.RunError, resume.ResumeError) as e:
         print(f"pathviz.train: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except (OSError, PathFileError) as e:

@@ -244,3 +244,72 @@ def test_a_run_started_with_two_processes_stops_resumes_and_finishes(tmp_path, m
     assert st["processes"] == 2 and len(set(st["ranks"]["fingerprints"])) == 1
     with PathReader(paths.path) as r:
         assert r.iterations.tolist() == list(range(total + 1))
+
+
+FAULTY_WORKER = """
+import os, sys
+from pathviz import train
+if int(os.environ["RANK"]) == {rank}:
+    step = train.Trainer._train_step
+    def failing(self, *args):
+        if self.iteration == {at}:
+            raise RuntimeError("injected fault on purpose")
+        return step(self, *args)
+    train.Trainer._train_step = failing
+sys.exit(train.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("rank", [1, 0])
+def test_a_failure_on_any_rank_ends_every_rank_and_names_it(tmp_path, rank):
+    """An exception on one rank (here injected into its training step at iteration 5) ends the
+    whole run: torchrun exits non-zero within seconds, not at the collective timeout, and the
+    status says ``failed`` with the rank and its reason. The snapshots before it stay
+    readable."""
+    script = tmp_path / "faulty_worker.py"
+    script.write_text(FAULTY_WORKER.format(rank=rank, at=5))
+    out = tmp_path / "run"
+    cmd = torchrun_cmd(2, *ARGS, "--out", str(out))
+    at = cmd.index("pathviz.train")
+    cmd[at - 1:at + 1] = [str(script)]  # torchrun runs the script file instead of the module
+    t0 = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=ENV,
+                          timeout=240)
+    assert proc.returncode != 0
+    assert time.time() - t0 < 120, "the ranks waited for the collective timeout"
+    st = status(out)
+    assert st["state"] == "failed", st
+    assert st["reason"].startswith(f"rank {rank}: RuntimeError: injected fault on purpose"), st
+    with PathReader(out / runs.PATH_FILE) as r:
+        assert r.iterations.tolist() == list(range(6))  # 0..5: each iteration before the fault
+    # no traceback from a worker (torchrun prints its own summary of the failed child)
+    assert "pathviz/train.py" not in proc.stderr
+
+
+def _agree_worker(rank: int, world: int, init: str, q) -> None:
+    torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    try:
+        d = distributed.Dist(rank=rank, world=world, local_rank=rank)
+        dev = torch.device("cpu")
+        got = distributed.agree_flags([rank == 1, rank >= 0, False,
+                                       torch.tensor(rank == 0)], d, dev)
+        q.put((rank, got))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_agree_flags_names_the_lowest_rank_that_raised_each_flag(tmp_path):
+    """The flags of the per-step agreement: which rank saw a non-finite loss or a signal (the
+    status names it), the same answer on every rank."""
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    init = f"file://{tmp_path / 'rdzv'}"
+    procs = [ctx.Process(target=_agree_worker, args=(r, 2, init, q)) for r in range(2)]
+    for p in procs:
+        p.start()
+    got = dict(q.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    assert got == {0: [1, 0, None, 0], 1: [1, 0, None, 0]}

@@ -107,3 +107,43 @@ def test_readme_example_runs(tmp_path, monkeypatch):
     assert rep["params_after"] == kept == sum(
         p.numel() for p in export.load_state_dict_export(tmp_path / "mine.pth").parameters())
     assert runs.paths_for_dir(run).name == "mine"
+
+
+@pytest.mark.parametrize("linear", ["group", "l1"])
+def test_device_statistics_come_back_in_one_transfer_and_equal_the_cpu_kernel(tmp_path,
+                                                                             linear):
+    """On a GPU a snapshot's statistics are computed on the device and copied once
+    (``_device_stats``). Run on the CPU here, they equal the numba kernel's, layer by layer, for
+    group and l1 layers; with CUDA the recorder takes that path by itself."""
+    model = _model()
+    opt = SLBI(slbi_param_groups(model, lam=0.4, linear=linear), lr=0.2, nu=2.0)
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 1, 8, 8, generator=gen), torch.randint(0, 3, (64,), generator=gen)
+    for _ in range(10):  # the support is partly filled here
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    with PathRecorder(model, opt, tmp_path / "p.h5", iterations_per_epoch=1) as rec:
+        ref, ref_sparsity = rec.layer_stats()
+        got, sparsity = rec._device_stats()
+    assert 0 < ref_sparsity < 1 and sparsity == ref_sparsity
+    assert list(got) == list(ref)
+    for name in ref:
+        for a, b in zip(got[name], ref[name]):
+            assert a.dtype == b.dtype and a.shape == b.shape
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cuda_model_records_the_same_statistics(tmp_path):
+    model = _model()
+    opt = SLBI(slbi_param_groups(model, lam=0.4), lr=0.2, nu=2.0)
+    with PathRecorder(model, opt, tmp_path / "cpu.h5", iterations_per_epoch=1) as rec:
+        ref, _ = rec.layer_stats()
+    model.cuda()
+    opt = SLBI(slbi_param_groups(model, lam=0.4), lr=0.2, nu=2.0)
+    with PathRecorder(model, opt, tmp_path / "gpu.h5", iterations_per_epoch=1) as rec:
+        got, _ = rec.layer_stats()
+    for name in ref:
+        for a, b in zip(got[name], ref[name]):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=0)

@@ -371,3 +371,72 @@ def test_sgd_baseline_equals_torch_sgd_step_for_step(tmp_path):
     assert sorted(got) == sorted(want)
     for k in want:
         assert np.array_equal(got[k], want[k].numpy()), k
+
+
+def _trainer(out: Path, *args: str):
+    """A worker built in this process, to reach what the CLI does not expose."""
+    from pathviz.train import Trainer, build_parser, prepare
+
+    return Trainer(prepare(build_parser().parse_args([*SMALL, "--out", str(out), *args])))
+
+
+def test_the_deferred_finite_check_of_the_gpu_path_gives_the_same_path(tmp_path):
+    """On a GPU the worker checks the loss's finiteness only where it writes (a snapshot or
+    resume state), so the device never waits for the host in between. That mode must not
+    change the path: here on the CPU, it gives the per-step mode's file bit for bit."""
+    every = tmp_path / "every"
+    train(*SMALL, "--epochs", "2", "--snapshot-every", "3", "--weights-every", "12",
+          "--eval-every", "6", "--out", str(every))
+    t = _trainer(tmp_path / "deferred", "--epochs", "2", "--snapshot-every", "3",
+                 "--weights-every", "12", "--eval-every", "6")
+    t.check_every_step = False
+    assert t.run() == 0
+    a, b = _contents(every), _contents(tmp_path / "deferred")
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_the_deferred_finite_check_reports_divergence_between_two_checks(tmp_path):
+    t = _trainer(tmp_path / "diverge", "--lr", "1e6", "--snapshot-every", "5",
+                 "--eval-every", "5")
+    t.check_every_step = False
+    assert t.run() == 1
+    st = status(tmp_path / "diverge")
+    assert st["state"] == "failed"
+    words = st["reason"].split()
+    assert st["reason"].startswith("diverged between iterations "), st["reason"]
+    first, last = int(words[3]), int(words[5])
+    assert first <= last and last % 5 == 0 and last - first < 5
+    with PathReader(tmp_path / "diverge" / runs.PATH_FILE) as r:
+        assert r.iterations[-1] == first - 1  # nothing non-finite was written
+
+
+@pytest.mark.parametrize("flags,rtol", [(["--amp"], 0.05), (["--channels-last"], 1e-4)])
+def test_amp_and_channels_last_follow_the_float32_path(tmp_path, flags, rtol):
+    """The GPU path's options also run on the CPU. Channels-last memory only reorders the
+    convolutions' sums, and bf16 autocast only lowers the forward pass's precision: both runs
+    follow the plain run's training loss (to ``rtol``), record every snapshot, and compute the
+    stop's figures in float32 with the compact subnetwork that export writes."""
+    plain, run = tmp_path / "plain", tmp_path / "opt"
+    train(*SMALL, "--epochs", "2", "--eval-every", "6", "--out", str(plain))
+    train(*SMALL, "--epochs", "2", "--eval-every", "6", *flags, "--out", str(run))
+    assert status(run)["state"] == "finished"
+    with PathReader(run / runs.PATH_FILE) as r, PathReader(plain / runs.PATH_FILE) as p:
+        assert r.iterations.tolist() == p.iterations.tolist() == list(range(37))
+        loss, ref = r.metric("train_loss"), p.metric("train_loss")
+        np.testing.assert_allclose(loss[1:], ref[1:], rtol=rtol, atol=0)
+        assert not np.array_equal(loss[1:], ref[1:]) or flags == ["--channels-last"]
+        assert np.isfinite(r.metric("val_acc_sparse")[-1])
+        assert r.config[flags[0][2:].replace("-", "_")] is True
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_a_cuda_run_with_amp_and_channels_last_finishes(tmp_path):
+    run = tmp_path / "cuda"
+    train(*SMALL, "--epochs", "2", "--device", "cuda", "--amp", "--channels-last", "--out",
+          str(run))
+    assert status(run)["state"] == "finished"
+    with PathReader(run / runs.PATH_FILE) as r:
+        assert r.iterations.tolist() == list(range(37))
+        assert np.all(np.isfinite(r.metric("train_loss")[1:]))
