@@ -135,6 +135,11 @@ class ShardedBatches:
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor,
                                                                    int]]:
         r, w = self.d.rank, self.d.world
+        if hasattr(self.loader, "batch_len"):  # a loader that decodes only this rank's share
+            batches = self.loader.epoch(epoch, start=start, within=(r, w))
+            for b, (x, y) in zip(range(start, len(self.loader)), batches):
+                yield x, y, self.loader.batch_len(b)
+            return
         for x, y in self.loader.epoch(epoch, start=start):
             yield x[r::w], y[r::w], int(y.shape[0])
 
@@ -211,10 +216,13 @@ def evaluate_sharded(model: nn.Module, loader: Any, d: Dist) -> tuple[float, flo
     model.eval()
     device = next(iter(model.parameters())).device
     table = torch.zeros(len(loader), 3, dtype=torch.float64, device=device)
+    if hasattr(loader, "batch_len"):  # a loader that decodes only this rank's batches
+        mine = zip(range(d.rank, len(loader), d.world),
+                   loader.epoch(0, among=(d.rank, d.world)))
+    else:
+        mine = ((b, xy) for b, xy in enumerate(loader.epoch(0)) if b % d.world == d.rank)
     try:
-        for b, (x, y) in enumerate(loader.epoch(0)):
-            if b % d.world != d.rank:
-                continue
+        for b, (x, y) in mine:
             out = model(x)
             table[b, 0] = F.cross_entropy(out, y, reduction="sum").double()
             table[b, 1] = (out.argmax(1) == y).sum().double()

@@ -308,6 +308,8 @@ def _collate(items: list[tuple[Tensor, int] | _Unreadable]) -> tuple[Tensor, Ten
     for it in items:
         if isinstance(it, _Unreadable):
             return it
+    if not items:  # a rank's share of a batch smaller than the number of ranks
+        return torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.int64)
     return (torch.stack([it[0] for it in items]),  # type: ignore[index]
             torch.tensor([it[1] for it in items], dtype=torch.int64))  # type: ignore[index]
 
@@ -317,7 +319,10 @@ class _EpochBatches:
     ``(index, seed)``.
 
     Set by :meth:`FolderLoader.epoch` before each pass; the skipped batches are never yielded,
-    so never decoded.
+    so never decoded. ``within = (r, w)`` keeps the images ``r::w`` of each batch (a training
+    rank's share); ``among = (r, w)`` keeps the batches ``b % w == r`` (an evaluating rank's
+    share). The seeds are drawn for the whole batch first, so a share's images get the seeds
+    they get in the whole batch.
     """
 
     def __init__(self, n: int, batch_size: int, drop_last: bool, shuffle: bool,
@@ -325,33 +330,40 @@ class _EpochBatches:
         self.n, self.batch_size, self.drop_last = n, batch_size, drop_last
         self.shuffle, self.augment, self.seed = shuffle, augment, seed
         self.epoch, self.start = 0, 0
+        self.within, self.among = (0, 1), (0, 1)
 
     def batches(self) -> int:
         """Batches in a whole epoch."""
         return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
 
+    def _chosen(self, start: int) -> range:
+        r, w = self.among
+        first = start + (r - start) % w
+        return range(first, self.batches(), w)
+
     def __len__(self) -> int:
-        return max(0, self.batches() - self.start)
+        return len(self._chosen(self.start))
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         # read the state now: the DataLoader may iterate this a little later
-        return self._plan(self.epoch, self.start)
+        return self._plan(self.epoch, self.start, self.within, self._chosen(self.start))
 
-    def _plan(self, epoch: int, start: int) -> Iterator[list[tuple[int, int]]]:
+    def _plan(self, epoch: int, start: int, within: tuple[int, int], chosen: range
+              ) -> Iterator[list[tuple[int, int]]]:
         import torch
 
         base = self.seed * 1_000_003
         order = (torch.randperm(self.n, generator=torch.Generator().manual_seed(base + epoch))
                  if self.shuffle else torch.arange(self.n))
         bs = self.batch_size
-        for b in range(start, self.batches()):
+        for b in chosen:
             idx = order[b * bs:(b + 1) * bs].tolist()
             if self.augment:  # BatchLoader's per-batch generator, one seed per image from it
                 gen = torch.Generator().manual_seed(base + epoch * 100_003 + b)
                 seeds = torch.randint(0, 2 ** 62, (len(idx),), generator=gen).tolist()
             else:
                 seeds = [0] * len(idx)
-            yield list(zip(idx, seeds))
+            yield list(zip(idx, seeds))[within[0]::within[1]]
 
 
 class FolderLoader:
@@ -396,15 +408,29 @@ class FolderLoader:
     def __len__(self) -> int:
         return self._batches.batches()
 
-    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-        """Batches of one epoch, from the ``start``-th on (the earlier ones are not decoded)."""
+    def batch_len(self, b: int) -> int:
+        """Images in batch ``b`` of an epoch (the last one may be short)."""
+        return max(0, min(self.batch_size, len(self.x) - b * self.batch_size))
+
+    def epoch(self, epoch: int, start: int = 0, *, within: tuple[int, int] = (0, 1),
+              among: tuple[int, int] = (0, 1)) -> Iterator[tuple[Tensor, Tensor]]:
+        """Batches of one epoch, from the ``start``-th on (the earlier ones are not decoded).
+
+        Several processes decode only their own share: ``within=(rank, world)`` yields the
+        images ``rank::world`` of each batch (training), ``among=(rank, world)`` only the
+        batches ``b % world == rank`` (evaluation). Either way a share is exactly the slice of
+        the whole batches, crops and flips included.
+        """
         if start >= len(self):
             return
         self._batches.epoch, self._batches.start = int(epoch), max(0, int(start))
+        self._batches.within, self._batches.among = within, among
+        c, size = self.info.in_channels, self.info.image_size
         for batch in self._data:
             if isinstance(batch, _Unreadable):
                 raise DataError(batch.message)
             x, y = batch
+            x = x.reshape(-1, c, size, size)  # an empty share keeps the image shape
             x = x.to(self.device, non_blocking=True).float().div_(255)
             x = (x - self._mean) / self._std
             yield x, y.to(self.device, non_blocking=True)

@@ -313,3 +313,24 @@ def test_agree_flags_names_the_lowest_rank_that_raised_each_flag(tmp_path):
     for p in procs:
         p.join(timeout=60)
     assert got == {0: [1, 0, None, 0], 1: [1, 0, None, 0]}
+
+
+def test_an_image_folder_run_on_two_processes_follows_the_single_process_path(tmp_path):
+    """``--dataset imagefolder`` under torchrun: each rank decodes only its share of every batch
+    (tested in tests/test_folder.py) and the run is the single-process run up to float
+    rounding."""
+    from tests.test_folder import make_folder
+
+    root = make_folder(tmp_path / "imgs")
+    args = ["--dataset", "imagefolder", "--data-root", str(root), "--model", "lenet5",
+            "--epochs", "2", "--batch-size", "4", "--weights-every", "2", "--eval-every", "2",
+            "--lam", "0.05", "--no-progress"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    run([sys.executable, "-m", "pathviz.train", *args, "--out", str(one)], cwd=tmp_path)
+    run(torchrun_cmd(2, *args, "--out", str(two)), cwd=tmp_path)
+    assert status(two)["state"] == "finished" and status(two)["processes"] == 2
+    a, b = contents(one), contents(two)
+    assert sorted(a) == sorted(b) and a["snapshots/iteration"].tolist() == list(range(9))
+    for name in a:
+        np.testing.assert_allclose(a[name].astype(np.float64), b[name].astype(np.float64),
+                                   rtol=0, atol=1e-4, err_msg=name)

@@ -171,6 +171,38 @@ def test_a_resumed_epoch_is_the_tail_and_skips_decoding(folder, monkeypatch):
         two.close()
 
 
+def test_each_rank_decodes_only_its_share_and_gets_the_slice_of_the_whole(folder,
+                                                                         monkeypatch):
+    """Under DDP a rank decodes its images of each training batch (``within``) and its batches
+    of an evaluation pass (``among``): the shares are the slices of the whole batches, crops
+    and flips included, and the images of the other ranks are never opened."""
+    import pathviz.folder as pf
+    from pathviz.distributed import Dist, ShardedBatches
+
+    b = load_dataset("imagefolder", folder)
+    full = batches(loader(b.train_x, b.train_y, b.info, batch_size=5), 1)  # 5, 5, 5, 3
+    opened = []
+    real = pf._open_rgb
+    monkeypatch.setattr(pf, "_open_rgb", lambda p: opened.append(p) or real(p))
+    for rank in range(3):
+        opened.clear()
+        d = Dist(rank=rank, world=3, local_rank=rank)
+        shard = list(ShardedBatches(loader(b.train_x, b.train_y, b.info, batch_size=5), d)
+                     .epoch(1, start=1))
+        assert [n for _, _, n in shard] == [5, 5, 3]  # the global batch sizes
+        assert all(torch.equal(x, fx[rank::3]) and torch.equal(y, fy[rank::3])
+                   for (x, y, _), (fx, fy) in zip(shard, full[1:]))
+        assert len(opened) == sum(len(fy[rank::3]) for _, fy in full[1:])
+        ev = list(loader(b.train_x, b.train_y, b.info, batch_size=5).epoch(
+            1, among=(rank, 3)))
+        assert same(ev, full[rank::3])
+    # a share can be empty (a last batch smaller than the number of ranks): shaped, not lost
+    d = Dist(rank=3, world=4, local_rank=3)
+    last = list(ShardedBatches(loader(b.train_x, b.train_y, b.info, batch_size=5), d)
+                .epoch(1, start=3))
+    assert [(tuple(x.shape), n) for x, _, n in last] == [((0, 3, 224, 224), 3)]
+
+
 def test_make_loader_keeps_tensors_in_memory():
     x, y = torch.zeros(5, 1, 28, 28, dtype=torch.uint8), torch.arange(5)
     ld = make_loader(x, y, dataset_info("digits"), 2, shuffle=False, augment=False, workers=3)
