@@ -51,7 +51,7 @@ from torch import nn
 
 __all__ = ["Dist", "from_env", "init", "on_device", "barrier", "shutdown", "ShardedBatches",
            "wrap_model", "local_loss", "agree_flags", "first_rank", "all_sum", "broadcast_object",
-           "evaluate_sharded", "fingerprint", "all_fingerprints", "report_failure",
+           "evaluate_sharded", "fingerprint", "sync_buffers", "all_fingerprints", "report_failure",
            "first_failure", "FAILURE_KEY"]
 
 # a rank stuck in a collective gives up after this long (a dead peer, a hung filesystem on
@@ -187,6 +187,17 @@ def agree_flags(flags: list[bool | torch.Tensor], d: Dist, device: torch.device
 def first_rank(flag: bool, d: Dist, device: torch.device) -> int | None:
     """The lowest rank where ``flag`` is true, or None (a collective: call on every rank)."""
     return agree_flags([flag], d, device)[0]
+
+
+def sync_buffers(model: nn.Module, d: Dist) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) on every rank (a collective).
+
+    Without SyncBatchNorm (the CPU) each rank updates the running statistics from its own share
+    in the forward pass; DDP puts rank 0's back at the start of the next forward pass
+    (``broadcast_buffers``), so they are what training uses. The worker does the same before it
+    evaluates or saves, so that every rank evaluates one model and holds one state."""
+    for b in model.buffers():
+        tdist.broadcast(b, src=0, group=d.group)
 
 
 def all_sum(t: torch.Tensor, d: Dist) -> torch.Tensor:

@@ -54,8 +54,9 @@ def gamma_layers(model: nn.Module, conv: str | None = "group", linear: str | Non
                  last_linear: str | None = None, first_dense: bool = False) -> list[LayerSpec]:
     """The layers of ``model`` that get a Gamma under these penalties, in model order.
 
-    ``last_linear`` is the penalty of the classifier (the last linear layer); ``None`` keeps it
-    dense, since pruning output classes makes no sense under the group penalty. ``first_dense``
+    ``last_linear`` is the penalty of the classifier (the last conv or linear layer: a linear
+    one usually, SqueezeNet's 1x1 conv); ``None`` keeps it dense, since pruning output classes
+    makes no sense under the group penalty. ``first_dense``
     keeps the first layer (the input convolution) dense: it has few filters, each reading the
     raw image, so a group penalty there mostly decides when, not whether, they enter.
     """
@@ -63,10 +64,12 @@ def gamma_layers(model: nn.Module, conv: str | None = "group", linear: str | Non
         if pen not in PENALTIES:
             raise ValueError(f"Invalid {label} penalty: {pen!r}; expected one of {PENALTIES}")
     cands = _candidates(model)
-    last = max((i for i, c in enumerate(cands) if c[2] == "linear"), default=None)
+    # the classifier is the last conv or linear layer: with no linear layer after it, a last
+    # conv's outputs are the classes (SqueezeNet's 1x1 conv head), and so not prunable groups
+    last = len(cands) - 1 if cands else None
     specs = []
     for i, (name, mod, kind) in enumerate(cands):
-        pen = conv if kind == "conv" else (last_linear if i == last else linear)
+        pen = last_linear if i == last else (conv if kind == "conv" else linear)
         if pen is None or (first_dense and i == 0):
             continue
         w = mod.weight

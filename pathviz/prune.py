@@ -26,8 +26,12 @@ from torch import nn
 
 log = logging.getLogger("pathviz.prune")
 
-__all__ = ["PrunePlan", "Subnetwork", "plan_pruning", "apply_mask", "compact", "count",
-           "subnetwork"]
+__all__ = ["PruneError", "PrunePlan", "Subnetwork", "plan_pruning", "apply_mask", "compact",
+           "count", "subnetwork"]
+
+
+class PruneError(RuntimeError):
+    """torch-pruning cannot cut this model: one sentence naming the model and the cause."""
 
 
 @dataclass
@@ -195,9 +199,17 @@ def subnetwork(model: nn.Module, layers: list[dict[str, Any]], gammas: dict[str,
     was = model.training
     base = copy.deepcopy(model).eval()
     model.train(was)
-    plan, dg = plan_pruning(base, layers, gammas, example)
-    masked = apply_mask(base, layers, gammas, plan, dg)
-    small = copy.deepcopy(masked)
-    compact(small, plan, dependency_graph(small, example))
+    try:
+        plan, dg = plan_pruning(base, layers, gammas, example)
+        masked = apply_mask(base, layers, gammas, plan, dg)
+        small = copy.deepcopy(masked)
+        compact(small, plan, dependency_graph(small, example))
+    except RuntimeError:
+        raise
+    except Exception as e:  # torch-pruning's tracing or surgery gave up on this architecture
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise PruneError(f"torch-pruning cannot cut {type(model).__name__} "
+                         f"({type(e).__name__}: {first}), so its compact subnetwork cannot be "
+                         f"built, scored or exported; pick another model") from e
     params, flops = count(small, example)
     return Subnetwork(masked, small.eval(), plan, params, flops)

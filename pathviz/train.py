@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from pathviz.evaluate import Evaluator, eval_loader, pin_threads
 from pathviz.groups import slbi_param_groups
 from pathviz.models import UnknownModelError, build_model
 from pathviz.optim import SLBI
+from pathviz.prune import PruneError
 from pathviz.recorder import PathRecorder, layers_of, model_info
 from pathviz.snapshots import Snapshotter
 from pathviz.store import PathFileError
@@ -268,8 +270,14 @@ class Trainer:
             except RanksDiverged as e:
                 return self._fail(str(e))
             except Exception as e:
-                if self.dist is None or isinstance(e, _NOT_A_RANK_FAILURE):
-                    raise
+                if isinstance(e, _NOT_A_RANK_FAILURE) or (self.dist is None
+                                                          and runs.is_disk_full(e)):
+                    raise  # bad input (exit 2) and a full disk (main says how to go on)
+                if handler is not None:  # the whole story for a bug report, in train.log only
+                    handler.stream.write(traceback.format_exc())
+                    handler.flush()
+                if self.dist is None:
+                    return self._fail(_reason(e))
                 self.lost_rank = True
                 return self._rank_failed(e)
         finally:
@@ -429,6 +437,8 @@ class Trainer:
 
     def _snapshot(self, final: bool) -> None:
         it = self.iteration
+        if self.dist is not None:  # one model on every rank for the shared evaluation
+            distributed.sync_buffers(self.model, self.dist)
         self.snaps.take(it, final=final, epoch=it / self.ipe, elapsed=self.elapsed,
                         recorder=self.recorder)
 
@@ -451,6 +461,7 @@ class Trainer:
         """
         sums = self.snaps.sums
         if self.dist is not None:
+            distributed.sync_buffers(self.model, self.dist)
             sums = self.snaps.global_sums()
             prints = distributed.all_fingerprints(self.model, self.opt, self.dist,
                                                   self.plan.device)
@@ -570,7 +581,7 @@ class Trainer:
         rank 0 waits briefly for a peer's post when its own error is only the lost peer, and
         writes the first reason into the status. Returns EXIT_FAILED."""
         d = self.dist
-        reason = f"{type(e).__name__}: {_first_line(e)}"
+        reason = _reason(e)
         if not self.writer:
             print(f"pathviz.train: rank {d.rank}: {reason}", file=sys.stderr)
             distributed.report_failure(d, reason)
@@ -590,10 +601,13 @@ class RanksDiverged(RuntimeError):
     """The processes of a multi-process run no longer hold the same training state."""
 
 
-def _first_line(e: BaseException) -> str:
-    """The first line of an exception's message (its type name when it has none)."""
+def _reason(e: BaseException) -> str:
+    """An unexpected error in one line: our own sentence for a model torch-pruning cannot cut,
+    else the exception's type and the first line of its message."""
+    if isinstance(e, PruneError):
+        return str(e)
     text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else 'no message'}"
 
 
 def _to_cpu(obj: Any) -> Any:

@@ -269,6 +269,18 @@ def test_slbi_param_groups_and_layers():
     assert groups[0]["layer_names"] == ["4.weight"] and "0.weight" in groups[1]["layer_names"]
 
 
+def test_a_conv_classifier_is_the_last_layer_and_stays_dense():
+    """SqueezeNet ends in a 1x1 conv whose outputs are the classes: it is the classifier (the
+    ``last_linear`` penalty, dense by default), not a conv layer whose filters could be cut."""
+    from pathviz.models import build_model
+
+    model = build_model("tv_squeezenet1_1", num_classes=3)
+    names = [s.name for s in gamma_layers(model)]
+    assert "classifier.1" not in names and names[-1] == "features.12.expand3x3"
+    specs = gamma_layers(model, last_linear="l1")
+    assert (specs[-1].name, specs[-1].penalty) == ("classifier.1", "l1")
+
+
 def test_support_and_w_star_reject_params_without_gamma():
     model = _tiny_cnn()
     opt = SLBI(slbi_param_groups(model))

@@ -130,3 +130,18 @@ def test_narrow_vgg_compact_has_exactly_the_implied_parameter_count():
     implied = sum(9 * i * o + 2 * o for i, o in zip(ins, kept)) + kept[-1] * 10 + 10
     assert count_params(comp) == implied
     assert kept != widths  # the plan really narrowed something
+
+
+def test_a_model_torch_pruning_cannot_cut_is_named_in_one_sentence():
+    """ShuffleNet's channel shuffle defeats torch-pruning's surgery: the worker and export get
+    a PruneError that names the model and the cause, not a ZeroDivisionError from inside."""
+    from pathviz.groups import gamma_layers
+    from pathviz.models import build_model
+    from pathviz.prune import PruneError, subnetwork
+
+    model = build_model("tv_shufflenet_v2_x0_5", num_classes=3)
+    layers = gamma_layers(model)
+    gammas = {s.param: torch.zeros(s.shape) for s in layers}
+    with pytest.raises(PruneError, match=r"^torch-pruning cannot cut ShuffleNetV2 \(.*; pick "
+                                         r"another model$"):
+        subnetwork(model, [s.to_json() for s in layers], gammas, torch.zeros(1, 3, 64, 64))

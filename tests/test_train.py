@@ -440,3 +440,34 @@ def test_a_cuda_run_with_amp_and_channels_last_finishes(tmp_path):
     with PathReader(run / runs.PATH_FILE) as r:
         assert r.iterations.tolist() == list(range(37))
         assert np.all(np.isfinite(r.metric("train_loss")[1:]))
+
+
+FAILING_WORKER = """
+import sys
+from pathviz import train
+step = train.Trainer._train_step
+def failing(self, *args):
+    if self.iteration == 5:
+        raise KeyError("injected fault on purpose")
+    return step(self, *args)
+train.Trainer._train_step = failing
+sys.exit(train.main())
+"""
+
+
+def test_an_unexpected_error_fails_the_run_in_one_line_with_the_traceback_in_the_log(tmp_path):
+    """A bug or a lost device mid-run: exit 1, status ``failed`` with the error in one line
+    (the app shows it), the traceback in train.log only, and the snapshots before it kept."""
+    script = tmp_path / "failing_worker.py"
+    script.write_text(FAILING_WORKER)
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, str(script), *SMALL, "--out", str(run)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    st = status(run)
+    assert st["state"] == "failed" and st["reason"] == "KeyError: 'injected fault on purpose'"
+    assert "Traceback" not in proc.stderr and st["reason"] in proc.stderr
+    log = (run / runs.LOG_FILE).read_text()
+    assert "Traceback (most recent call last)" in log and "failing_worker.py" in log
+    with PathReader(run / runs.PATH_FILE) as r:
+        assert r.iterations.tolist() == list(range(6))
