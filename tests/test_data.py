@@ -238,3 +238,23 @@ def test_imagefolder_is_a_dataset_name_with_a_root():
     with pytest.raises(DataError, match="'imagefolder' needs a data root"):
         check_dataset("imagefolder", None)
     assert dataset_info("cifar10") is DATASETS["cifar10"]
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_a_gpu_loader_serves_the_cpu_batches_from_device_memory():
+    """On CUDA the images live on the device and are cropped, flipped and normalised there;
+    the batches are the CPU loader's (the draws are the CPU's)."""
+    import torch
+
+    from pathviz.data import DATASETS, BatchLoader
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (50, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (50,), generator=g)
+    info = DATASETS["cifar10"]
+    cpu = BatchLoader(x, y, info, 16, shuffle=True, augment=True, seed=3)
+    gpu = BatchLoader(x, y, info, 16, shuffle=True, augment=True, seed=3, device="cuda")
+    assert gpu._x.is_cuda
+    for (a, ya), (b, yb) in zip(cpu.epoch(2, start=1), gpu.epoch(2, start=1)):
+        assert b.is_cuda and torch.equal(ya, yb.cpu())
+        torch.testing.assert_close(a, b.cpu(), rtol=0, atol=1e-6)
