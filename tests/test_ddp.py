@@ -246,6 +246,41 @@ def test_a_run_started_with_two_processes_stops_resumes_and_finishes(tmp_path, m
         assert r.iterations.tolist() == list(range(total + 1))
 
 
+DEFERRED_WORKER = """
+import sys
+from pathviz import train
+init = train.Trainer.__init__
+def deferred(self, *args, **kwargs):
+    init(self, *args, **kwargs)
+    self.check_every_step = False  # the GPU path's agreement, here on the CPU
+train.Trainer.__init__ = deferred
+sys.exit(train.main(sys.argv[1:]))
+"""
+
+
+def _script_cmd(script: Path, nproc: int, *args: str) -> list[str]:
+    cmd = torchrun_cmd(nproc, *args)
+    at = cmd.index("pathviz.train")
+    cmd[at - 1:at + 1] = [str(script)]  # torchrun runs the script file instead of the module
+    return cmd
+
+
+def test_the_gpu_paths_deferred_agreement_gives_the_same_ddp_path(runs_1_and_2, tmp_path):
+    """On a GPU the ranks agree on a non-finite loss and on a stop only where a snapshot or a
+    resume state is written, not every step. On the CPU, that mode gives the per-step run's
+    file bit for bit."""
+    _, two, _ = runs_1_and_2
+    script = tmp_path / "deferred_worker.py"
+    script.write_text(DEFERRED_WORKER)
+    out = tmp_path / "deferred"
+    run(_script_cmd(script, 2, *ARGS, "--out", str(out)), cwd=tmp_path)
+    assert status(out)["state"] == "finished"
+    a, b = contents(two), contents(out)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
 FAULTY_WORKER = """
 import os, sys
 from pathviz import train
@@ -269,9 +304,7 @@ def test_a_failure_on_any_rank_ends_every_rank_and_names_it(tmp_path, rank):
     script = tmp_path / "faulty_worker.py"
     script.write_text(FAULTY_WORKER.format(rank=rank, at=5))
     out = tmp_path / "run"
-    cmd = torchrun_cmd(2, *ARGS, "--out", str(out))
-    at = cmd.index("pathviz.train")
-    cmd[at - 1:at + 1] = [str(script)]  # torchrun runs the script file instead of the module
+    cmd = _script_cmd(script, 2, *ARGS, "--out", str(out))
     t0 = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=ENV,
                           timeout=240)
