@@ -18,6 +18,8 @@ from pathviz.ui.context import RunView
 from pathviz.ui.data import inside_root
 from pathviz.ui.urlstate import md_escape
 
+BUNDLED = ("digits",)  # datasets whose test split ships with pathviz: no data root needed
+
 # what the formats are, in the order offered; pathviz.export says which it supports
 FORMAT_HELP = {
     "pt2": "torch.export ExportedProgram: torch.export.load reads it, no pathviz needed",
@@ -28,7 +30,7 @@ FORMAT_HELP = {
 
 
 def _do_export(view: RunView, iteration: int, mode: str, fmt: str, replace: bool,
-               root: Path) -> None:
+               root: Path, data_root: str | None = None) -> None:
     """Run the export (imports torch) and keep its report in the session for display."""
     from pathviz import export as ex  # torch: only when exporting
 
@@ -42,7 +44,8 @@ def _do_export(view: RunView, iteration: int, mode: str, fmt: str, replace: bool
         return
     with st.spinner(f"exporting iteration {iteration:,} ({mode}, {fmt})..."):
         try:
-            report = ex.export(view.info.paths.dir, iteration, mode, fmt, out, overwrite=replace)
+            report = ex.export(view.info.paths.dir, iteration, mode, fmt, out, overwrite=replace,
+                               data_root=data_root)
         except ex.ExportError as e:
             st.error(md_escape(str(e)))
             return
@@ -67,8 +70,13 @@ def _report_ui(report: dict[str, Any], out: Path, root: Path) -> None:
         m4.metric("test accuracy", f"{100 * report['test_acc']:.2f}%")
     st.caption(f"compact vs masked outputs: largest |difference| = "
                f"{report['max_abs_diff_compact_vs_masked']:.1e}")
-    for w in report.get("warnings", []):
-        st.warning(md_escape(w))
+    notes = [_plain(w) for w in report.get("warnings", [])]
+    # why there is no test accuracy first: it is what the user can act on
+    notes.sort(key=lambda w: not w.startswith("no test accuracy"))
+    if len(notes) == 1:
+        st.warning(md_escape(notes[0]))
+    elif notes:  # one box, not one per pruned layer
+        st.warning("\n".join(f"- {md_escape(w)}" for w in notes))
     if report.get("layers"):
         st.dataframe(report["layers"], hide_index=True, width="stretch")
     files = [out] + ([Path(report["arch"])] if report.get("arch") else [])
@@ -80,6 +88,31 @@ def _report_ui(report: dict[str, Any], out: Path, root: Path) -> None:
             continue
         st.download_button(f"Download {f.name}", data=safe.read_bytes(), file_name=f.name,
                            key=f"dl:{f.name}", icon=":material/download:")
+
+
+def _plain(note: str) -> str:
+    """A report note in the app's words: the CLI's ``--data-root`` is the Data root field."""
+    return note.replace("pass --data-root with", "enter the data root of").replace(
+        "--data-root", "the data root")
+
+
+def data_root_ui(view: RunView) -> tuple[str | None, str | None]:
+    """The optional data root that measures the test accuracy of a run on a dataset that is not
+    bundled; returns (root or None, problem or None)."""
+    if view.dataset in BUNDLED:
+        return None, None
+    from pathviz.ui.sidebar import data_root_problem
+
+    text = (st.text_input(
+        "Data root for the test accuracy (optional)", key=f"export_data_root:{view.info.name}",
+        placeholder="the folder with the files the run was trained on",
+        help="Never read from the run: the path stored in it may not exist here.") or "").strip()
+    if not text:
+        st.caption(md_escape(f"Measuring the test accuracy needs the run's {view.dataset} data "
+                             f"root (the folder with its files): enter it above, or export "
+                             f"without a test accuracy."))
+        return None, None
+    return text, data_root_problem(text)
 
 
 def export_ui(view: RunView, iteration: int, root: Path) -> None:
@@ -103,8 +136,12 @@ def export_ui(view: RunView, iteration: int, root: Path) -> None:
                    help=" · ".join(f"{k}: {v}" for k, v in FORMAT_HELP.items()))
     replace = st.checkbox("Replace the existing file", value=False, key="export_replace",
                           help="Without this, an export that exists is never overwritten.")
-    if st.button("Export", type="primary", key="do_export", icon=":material/save:"):
-        _do_export(view, iteration, mode, fmt, replace, root)
+    data_root, problem = data_root_ui(view)
+    if problem:
+        st.error(problem)  # markdown already (the path in it is escaped)
+    if st.button("Export", type="primary", key="do_export", icon=":material/save:",
+                 disabled=problem is not None):
+        _do_export(view, iteration, mode, fmt, replace, root, data_root)
     last = st.session_state.get("export_report")
     if last and last["key"] == (view.info.name, iteration, mode, fmt):
         _report_ui(last["report"], Path(last["out"]), root)

@@ -95,11 +95,12 @@ def field_problem(kind: str, rule: tuple[float, bool] | None, value: Any) -> str
 
 
 def data_root_problem(text: str | None) -> str | None:
-    """A data root must be an existing folder (not a flag, not a file)."""
+    """A data root must be an existing folder (not a flag, not a file). The sentence is
+    markdown (the path in it escaped): show it as it is, without escaping it again."""
     if not text:
         return None
     if text.startswith("-"):
-        return "Enter a folder path, not a command-line option."
+        return md_escape("Enter a folder path, not a command-line option.")
     p = Path(text).expanduser()
     if not p.exists():
         return f"There is no folder {quote(text, 60)}."
@@ -152,17 +153,17 @@ def new_run_ui(existing: list[str], root: Path) -> None:
         submitted = st.form_submit_button("Validate and start", type="primary")
     if not submitted:
         return
-    problems: dict[str, str] = {}
+    problems: dict[str, str] = {}  # markdown, each message escaped once
     try:
         runs.validate_name(name)
         if name in existing:
             raise runs.RunError(f"a run called {name!r} exists already")
     except runs.RunError as e:
-        problems["name"] = str(e)
+        problems["name"] = md_escape(str(e))
     for field, _, kind, rule in FORM_FIELDS:
         p = field_problem(kind, rule, values[field])
         if p:
-            problems[field] = p
+            problems[field] = md_escape(p)
     p = data_root_problem(values["data_root"])
     if p:
         problems["data_root"] = p
@@ -173,14 +174,14 @@ def new_run_ui(existing: list[str], root: Path) -> None:
             cfg.validate()
         except ConfigError as e:
             flag = str(e).split()[0].lstrip("-").replace("-", "_")
-            problems[flag if flag in slots else "name"] = _plain(str(e))
+            problems[flag if flag in slots else "name"] = md_escape(_plain(str(e)))
         try:
             check_dataset(cfg.dataset, cfg.data_root)
         except DataError as e:
-            problems["data_root"] = _plain(str(e))
+            problems["data_root"] = md_escape(_plain(str(e)))
     if problems:
         for field, msg in problems.items():
-            (slots.get(field) or name_err).error(md_escape(msg))
+            (slots.get(field) or name_err).error(msg)
         st.sidebar.error("Fix the fields marked above, then start again.")
         return
     start_run(runs.run_paths(name, root), config_to_argv(RunConfig.from_json(cfg.to_json())),
