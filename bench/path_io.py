@@ -36,11 +36,13 @@ def demo_training_seconds(out: Path, snapshots: bool) -> tuple[float, float, flo
     """(loop seconds, seconds in snapshot code, seconds saving resume state) of one demo run."""
     from pathviz.train import Trainer, build_parser, prepare
 
-    total = 690
+    epochs = 40  # of the demo's 140: 720 iterations of 18 per epoch
+    total = epochs * 18
     cadence = ["--snapshot-every", "1", "--weights-every", "30"] if snapshots else \
         ["--snapshot-every", str(total), "--weights-every", str(total)]
-    args = build_parser().parse_args(["--preset", "demo", "--out", str(out), "--no-progress",
-                                      "--eval-every", str(total), *cadence])
+    args = build_parser().parse_args(["--preset", "demo", "--epochs", str(epochs), "--out",
+                                      str(out), "--no-progress", "--eval-every", str(total),
+                                      "--weights-on-change", "0", *cadence])
     trainer = Trainer(prepare(args))
     assert trainer.run() == 0
     loop = float(json.loads((out / runs.STATUS_FILE).read_text())["elapsed"])
