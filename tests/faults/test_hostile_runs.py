@@ -247,9 +247,12 @@ def test_app_export_of_the_hostile_run_unpickles_nothing_and_says_why(world):
     assert not at.exception, [e.value for e in at.exception]
     assert not world["marker"].exists()
     assert [e.value for e in at.error] == []
-    notes = [one_sentence(_plain(w.value)) for w in at.warning]
-    assert "no test accuracy: pass --data-root with the cifar10 files to measure it (a root " \
-           "stored in the run is never used)" in notes
+    boxes = [_plain(w.value) for w in at.warning]
+    assert len(boxes) == 1  # the report's notes in one box, a list item each
+    notes = [one_sentence(line.removeprefix("- ")) for line in boxes[0].splitlines()]
+    assert notes[0] == ("no test accuracy: enter the data root of the cifar10 files to measure "
+                        "it (a root stored in the run is never used)")
+    assert len(notes) > 1 and all("filter is in the support" in n for n in notes[1:])
     assert f"shared-iter{ITERATION}-compact.pth" in _exports(world["run"])
     assert [b.label for b in at.get("download_button")] == [
         f"Download shared-iter{ITERATION}-compact.pth"]
