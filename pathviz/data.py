@@ -25,8 +25,8 @@ if TYPE_CHECKING:  # torch is imported where tensors are made, so the app can re
     from pathviz.folder import FolderImages, FolderLoader
 
 __all__ = ["DATASETS", "DATASET_NAMES", "DataError", "DatasetInfo", "DataBundle", "BatchLoader",
-           "Loader", "load_dataset", "check_dataset", "dataset_info", "make_loader",
-           "split_validation"]
+           "Loader", "load_dataset", "check_dataset", "check_classes", "dataset_info",
+           "make_loader", "split_validation"]
 
 
 class DataError(ValueError):
@@ -63,6 +63,16 @@ IMAGEFOLDER = DatasetInfo("imagefolder", 0, 3, 224, (0.485, 0.456, 0.406), (0.22
 
 DATASET_NAMES: tuple[str, ...] = (*DATASETS, "imagefolder")
 """Every name ``--dataset`` accepts."""
+
+
+def check_classes(bundle: DataBundle, model: Any, root: str | os.PathLike | None) -> None:
+    """DataError when the data under ``root`` has another class count than the model (a
+    zoo model records its ``num_classes``): an image folder other than the one it was trained
+    on."""
+    classes = (getattr(model, "pathviz_arch", None) or {}).get("num_classes")
+    if classes is not None and bundle.info.num_classes != classes:
+        raise DataError(f"the run's model has {classes} classes but {root} holds "
+                        f"{bundle.info.num_classes}; pass the --data-root it was trained on")
 
 
 def dataset_info(name: str | None, root: str | os.PathLike | None = None) -> DatasetInfo | None:

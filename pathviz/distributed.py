@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["Dist", "from_env", "init", "on_device", "barrier", "shutdown", "ShardedBatches",
-           "wrap_model", "local_loss", "agree_flags", "first_rank", "all_sum", "broadcast_object",
+           "wrap_model", "local_loss", "agree_flags", "all_sum", "broadcast_object",
            "evaluate_sharded", "fingerprint", "sync_buffers", "all_fingerprints", "report_failure",
            "first_failure", "FAILURE_KEY"]
 
@@ -182,11 +182,6 @@ def agree_flags(flags: list[bool | torch.Tensor], d: Dist, device: torch.device
                     torch.tensor(none, dtype=torch.float64, device=device))
     tdist.all_reduce(t, op=tdist.ReduceOp.MIN, group=d.group)
     return [None if v >= none else int(v) for v in t.tolist()]
-
-
-def first_rank(flag: bool, d: Dist, device: torch.device) -> int | None:
-    """The lowest rank where ``flag`` is true, or None (a collective: call on every rank)."""
-    return agree_flags([flag], d, device)[0]
 
 
 def sync_buffers(model: nn.Module, d: Dist) -> None:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from pathviz import prune, runs
-from pathviz.data import DATASETS, DataError, dataset_info, load_dataset
+from pathviz.data import DATASETS, DataError, check_classes, dataset_info, load_dataset
 from pathviz.evaluate import eval_loader, evaluate, pin_threads
 from pathviz.models import UnknownModelError, build_model, widths_of
 from pathviz.store import PathFileError, PathReader
@@ -130,11 +130,11 @@ def _example(cfg: dict[str, Any]) -> torch.Tensor:
 
 
 def _test_data(dataset: str | None, data_root: str | os.PathLike | None,
-               num_classes: int | None = None):
+               model: torch.nn.Module | None = None):
     """The test loader, or (None, why not): only digits (bundled) or a root given now.
 
     A ``data_root`` the user passes now that does not hold the dataset (missing or garbage
-    files), or an image folder whose class count is not the model's ``num_classes``, is bad
+    files), or an image folder whose class count is not the model's, is bad
     input: ExportError, before anything is written, rather than an export that quietly lacks
     the accuracy asked for.
     """
@@ -145,13 +145,11 @@ def _test_data(dataset: str | None, data_root: str | os.PathLike | None,
                       f"it (a root stored in the run is never used)")
     try:
         data = load_dataset(dataset, data_root)
+        check_classes(data, model, data_root)
     except DataError as e:
         if data_root is not None and dataset != "digits":
             raise ExportError(str(e)) from None
         return None, f"no test accuracy ({e})"
-    if num_classes is not None and data.info.num_classes != num_classes:
-        raise ExportError(f"the run's model has {num_classes} classes but {data_root} holds "
-                          f"{data.info.num_classes}; pass the --data-root it was trained on")
     return eval_loader(data.test_x, data.test_y, data.info), None
 
 
@@ -193,8 +191,7 @@ def export(run_dir: str | os.PathLike, iteration: int, mode: str = "compact", fm
     model, layers, gammas, cfg = load_run_model(run_dir, iteration)
     pin_threads(int(cfg.get("threads") or 1))  # as the worker evaluated, so accuracies agree
     example = _example(cfg)
-    test, no_test = _test_data(cfg.get("dataset"), data_root,
-                               (getattr(model, "pathviz_arch", None) or {}).get("num_classes"))
+    test, no_test = _test_data(cfg.get("dataset"), data_root, model)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         sub = prune.subnetwork(model, layers, gammas, example)

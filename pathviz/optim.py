@@ -20,7 +20,7 @@ PENALTIES = ("group", "l1", None)
 GROUP_SCALES = (None, "sqrt")
 IMPLS = ("auto", "fused", "foreach", "single")
 
-__all__ = ["SLBI", "PENALTIES", "IMPLS"]
+__all__ = ["SLBI", "PENALTIES", "IMPLS", "support_mask"]
 
 
 class SLBI(Optimizer):
@@ -179,11 +179,7 @@ class SLBI(Optimizer):
         Shape ``(out,)`` for ``penalty="group"`` (one entry per output unit), ``p.shape`` for
         ``"l1"`` (every element is its own group).
         """
-        group = self._gamma_group(p)
-        gamma = self.gamma(p)
-        if group["penalty"] == "group":
-            return (gamma.reshape(gamma.shape[0], -1) != 0).any(dim=1)
-        return gamma != 0
+        return support_mask(self.gamma(p), self._gamma_group(p)["penalty"])
 
     def w_star(self, p: Tensor) -> Tensor:
         """W masked by Gamma's support, ``W * 1[Gamma_g != 0]``: the sparse model at this step."""
@@ -192,6 +188,15 @@ class SLBI(Optimizer):
         if group["penalty"] == "group":
             mask = mask.reshape(-1, *([1] * (p.dim() - 1)))
         return p.detach() * mask
+
+
+def support_mask(gamma: Tensor, penalty: str) -> Tensor:
+    """Bool mask of Gamma's support: one entry per output unit (row) for ``"group"``, one per
+    element (``gamma.shape``) for ``"l1"``. The one rule that the optimizer, the worker's
+    weight saves, resume and pruning all use."""
+    if penalty == "group":
+        return (gamma.reshape(gamma.shape[0], -1) != 0).any(dim=1)
+    return gamma != 0
 
 
 def _check_hyperparameters(group: dict[str, Any]) -> None:

@@ -24,6 +24,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from pathviz.optim import support_mask
+
 log = logging.getLogger("pathviz.prune")
 
 __all__ = ["PruneError", "PrunePlan", "Subnetwork", "plan_pruning", "apply_mask", "compact",
@@ -46,14 +48,8 @@ class PrunePlan:
 
 def support_masks(layers: list[dict[str, Any]], gammas: dict[str, Any]) -> dict[str, torch.Tensor]:
     """Per Gamma layer: bool per group (``"group"``) or per element (``"l1"``): Gamma != 0."""
-    out = {}
-    for layer in layers:
-        g = torch.as_tensor(gammas[layer["param"]])
-        if layer["penalty"] == "group":
-            out[layer["name"]] = (g.reshape(g.shape[0], -1) != 0).any(dim=1)
-        else:
-            out[layer["name"]] = g != 0
-    return out
+    return {layer["name"]: support_mask(torch.as_tensor(gammas[layer["param"]]),
+                                        layer["penalty"]) for layer in layers}
 
 
 def dependency_graph(model: nn.Module, example: torch.Tensor) -> tp.DependencyGraph:

@@ -111,6 +111,13 @@ def _group_stats(w: torch.Tensor, gamma: torch.Tensor, groups: int
             (g2 != 0).sum(dim=1).int().cpu().numpy())
 
 
+def _sparsity(stats: dict[str, tuple[np.ndarray, ...]]) -> float:
+    """The fraction of all groups outside the support (NaN without Gamma layers)."""
+    total = sum(len(s[0]) for s in stats.values())
+    out = sum(int(np.count_nonzero(s[0] == 0)) for s in stats.values())
+    return out / total if total else float("nan")
+
+
 class PathRecorder:
     """Writes snapshots of an SLBI run to a path file that the app can show live.
 
@@ -203,7 +210,6 @@ class PathRecorder:
         if self._params and self._params[0].device.type != "cpu":
             return self._device_stats()
         stats = {}
-        groups_total = groups_out = 0
         for spec, p in zip(self.layers, self._params):
             gamma = self.optimizer.gamma(p)
             if spec.penalty == "group":
@@ -212,10 +218,8 @@ class PathRecorder:
                 gn = gamma.detach().abs().flatten().float().cpu().numpy()
                 wn = p.detach().abs().flatten().float().cpu().numpy()
                 nnz = (gn != 0).astype(np.int32)
-            groups_total += spec.groups
-            groups_out += int(np.count_nonzero(gn == 0))
             stats[spec.name] = (gn, wn, nnz)
-        return stats, groups_out / groups_total if groups_total else float("nan")
+        return stats, _sparsity(stats)
 
     def _device_stats(self) -> tuple[dict[str, tuple[np.ndarray, ...]], float]:
         """:meth:`layer_stats` computed on the parameters' device: one float32 vector of
@@ -233,16 +237,13 @@ class PathRecorder:
                 parts += [gn, p.detach().abs().flatten().float(), (gn != 0).float()]
         flat = torch.cat(parts).cpu().numpy()  # the one transfer
         stats = {}
-        groups_total = groups_out = 0
         at = 0
         for spec in self.layers:
             n = spec.groups  # rows for group, every weight for l1
             gn, wn, nnz = (flat[at + i * n:at + (i + 1) * n] for i in range(3))
             at += 3 * n
-            groups_total += spec.groups
-            groups_out += int(np.count_nonzero(gn == 0))
             stats[spec.name] = (gn.copy(), wn.copy(), nnz.astype(np.int32))
-        return stats, groups_out / groups_total if groups_total else float("nan")
+        return stats, _sparsity(stats)
 
     def subnetwork(self) -> Any:
         """The masked and compact subnetwork of the current support

@@ -18,7 +18,7 @@ from torch import nn
 
 from pathviz import runs
 from pathviz.config import RunConfig
-from pathviz.snapshots import support_mask
+from pathviz.optim import support_mask
 from pathviz.store import PathFileError, PathReader, PathWriter, copy_path
 
 __all__ = ["ResumeError", "OVERRIDABLE", "save_state", "load_state", "keep_rows",

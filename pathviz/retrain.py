@@ -52,7 +52,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from pathviz import prune, runs, tickets
-from pathviz.data import DataBundle, DataError, load_dataset, make_loader, split_validation
+from pathviz.data import (
+    DataBundle,
+    DataError,
+    check_classes,
+    load_dataset,
+    make_loader,
+    split_validation,
+)
 from pathviz.evaluate import eval_loader, evaluate, pin_threads
 from pathviz.export import ExportError, load_run_model
 from pathviz.models import build_model, count_params, widths_of
@@ -495,12 +502,9 @@ def prepare(args: argparse.Namespace) -> tuple[Support, DataBundle, Settings, li
     try:
         # the data root comes from this command only: a run folder is data, never code
         data = load_dataset(cfg["dataset"], args.data_root)
+        check_classes(data, sup.model, args.data_root)  # an image folder's class count
     except DataError as e:
         raise UsageError(str(e)) from None
-    classes = (getattr(sup.model, "pathviz_arch", None) or {}).get("num_classes")
-    if classes is not None and data.info.num_classes != classes:  # an image folder's count
-        raise UsageError(f"the run's model has {classes} classes but {args.data_root} holds "
-                         f"{data.info.num_classes}; pass the --data-root it was trained on")
     vf = float(cfg.get("val_fraction") or 0.0)
     data = split_validation(data, vf, int(cfg.get("split_seed", 0)))
     if args.lr is None and cfg.get("lr") is None:

@@ -280,6 +280,7 @@ class RunInfo:
     iteration: int
     total_iterations: int
     updated: float
+    processes: int = 1  # torchrun processes that trained it (status.json, DDP runs)
 
     @property
     def resumable(self) -> bool:
@@ -311,8 +312,15 @@ def list_runs(root: str | os.PathLike | None = None) -> list[RunInfo]:
             model=str(cfg.get("model", "?")), dataset=str(cfg.get("dataset", "?")),
             snapshots=int(status.get("snapshots", 0)), iteration=int(status.get("iteration", 0)),
             total_iterations=int(status.get("total_iterations", 0)),
-            updated=float(status.get("updated", d.stat().st_mtime))))
+            updated=float(status.get("updated", d.stat().st_mtime)),
+            processes=_processes(status)))
     return sorted(out, key=lambda r: -r.updated)
+
+
+def _processes(status: dict[str, Any]) -> int:
+    """The process count a status records (1 for a single process or a bad value)."""
+    n = status.get("processes")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
 
 
 def _read_config(paths: RunPaths) -> dict[str, Any] | None:

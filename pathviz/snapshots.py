@@ -20,14 +20,7 @@ from pathviz.config import RunConfig
 from pathviz.evaluate import Evaluator
 from pathviz.recorder import LayerSpec, PathRecorder
 
-__all__ = ["Snapshotter", "support_mask"]
-
-
-def support_mask(gamma: torch.Tensor, penalty: str) -> torch.Tensor:
-    """Flat bool mask of the groups of a Gamma tensor in the support (as ``SLBI.support``)."""
-    if penalty == "group":
-        return (gamma.reshape(gamma.shape[0], -1) != 0).any(dim=1)
-    return (gamma != 0).flatten()
+__all__ = ["Snapshotter"]
 
 
 class Snapshotter:
@@ -76,8 +69,7 @@ class Snapshotter:
 
     def support_now(self) -> list[torch.Tensor]:
         """Each Gamma layer's support mask, on the device."""
-        return [support_mask(self.opt.gamma(p), s.penalty)
-                for s, p in zip(self.layers, self._params)]
+        return [self.opt.support(p) for p in self._params]
 
     def support_changed(self) -> int:
         """Groups that entered or left the support since the last saved weights (one host

@@ -206,3 +206,20 @@ def test_exports_stay_inside_the_run_and_overwrite_removes_only_them(run_dir, tm
     runs.clear_run(runs.paths_for_dir(run))  # what train --overwrite does
     assert not (run / runs.PATH_FILE).exists() and not (run / rep["file"]).exists()
     assert mine.read_text() == "the user's own file"
+
+
+def test_a_data_root_with_another_class_count_is_refused_in_one_sentence(tmp_path):
+    """Export's test accuracy on an image folder other than the run's: the model's class count
+    (recorded by the zoo) differs, so export refuses before writing anything. Retrain uses the
+    same check (pathviz.data.check_classes)."""
+    from pathviz.export import ExportError, _test_data
+    from pathviz.models import build_model
+    from tests.test_folder import make_folder
+
+    root = make_folder(tmp_path / "imgs")  # 3 classes
+    loader, note = _test_data("imagefolder", root, build_model("lenet5", num_classes=3,
+                                                               in_channels=3, input_size=224))
+    assert loader is not None and note is None
+    with pytest.raises(ExportError, match=rf"^the run's model has 4 classes but {root} holds 3; "
+                                          r"pass the --data-root it was trained on$"):
+        _test_data("imagefolder", root, build_model("lenet5", num_classes=4))

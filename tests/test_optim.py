@@ -11,7 +11,7 @@ from torch import nn
 
 from pathviz import _fused
 from pathviz.groups import gamma_layers, slbi_param_groups
-from pathviz.optim import IMPLS, SLBI
+from pathviz.optim import IMPLS, SLBI, support_mask
 
 IMPLS_AVAILABLE = [i for i in IMPLS if i != "auto" and (i != "fused" or _fused.AVAILABLE)]
 
@@ -301,3 +301,10 @@ def test_fused_float32_matches_reference_on_a_real_model():
         _train(m, o, 10)
     for pa, pb in zip(*(m.parameters() for m in models)):
         torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-5)
+
+
+def test_support_mask_groups_filters_and_single_weights():
+    g = torch.zeros(3, 2, 2, 2)
+    g[1, 0, 1, 1] = 0.5
+    assert support_mask(g, "group").tolist() == [False, True, False]
+    assert support_mask(g, "l1").sum() == 1 and support_mask(g, "l1").numel() == 24

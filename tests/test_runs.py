@@ -69,6 +69,10 @@ def test_list_runs(tmp_path):
     assert [r.name for r in listed] == ["new", "old"]
     assert (listed[0].state, listed[0].reason, listed[0].model, listed[0].snapshots) == (
         "failed", "boom", "lenet5", 7)
+    assert [r.processes for r in listed] == [1, 1]
+    runs.write_status(runs.run_paths("old", tmp_path), processes=2)  # a DDP run
+    runs.write_status(runs.run_paths("new", tmp_path), processes="2")  # not a count: 1
+    assert {r.name: r.processes for r in runs.list_runs(tmp_path)} == {"old": 2, "new": 1}
     assert runs.list_runs(tmp_path / "missing") == []
 
 

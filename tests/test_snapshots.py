@@ -15,7 +15,7 @@ from pathviz.groups import slbi_param_groups
 from pathviz.models import build_model
 from pathviz.optim import SLBI
 from pathviz.recorder import layers_of
-from pathviz.snapshots import Snapshotter, support_mask
+from pathviz.snapshots import Snapshotter
 
 INFO = DATASETS["digits"]
 
@@ -90,13 +90,6 @@ def test_a_baseline_without_gamma_records_dense_figures_only():
     assert not s.has_gamma and s.layers == [] and s.support_changed() == 0
     m = s.take(10, final=False, epoch=1.0, elapsed=1.0, recorder=None)
     assert "val_acc" in m and "val_acc_sparse" not in m
-
-
-def test_support_mask_groups_filters_and_single_weights():
-    g = torch.zeros(3, 2, 2, 2)
-    g[1, 0, 1, 1] = 0.5
-    assert support_mask(g, "group").tolist() == [False, True, False]
-    assert support_mask(g, "l1").sum() == 1 and support_mask(g, "l1").numel() == 24
 
 
 def test_count_is_the_cross_entropy_sum_the_step_computed():

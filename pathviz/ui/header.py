@@ -70,8 +70,7 @@ def run_header_ui(info: runs.RunInfo, model: str, dataset: str) -> str:
     cols[0].subheader(f"{md_escape(info.name)} {STATE_BADGE.get(state, STATE_BADGE['unknown'])}",
                       anchor=False)
     reason = f": {info.reason}" if info.reason and state == info.state else ""
-    n = runs.read_status(info.paths).get("processes")
-    procs = f" · {n} processes (DDP)" if isinstance(n, int) and n > 1 else ""
+    procs = f" · {info.processes} processes (DDP)" if info.processes > 1 else ""
     cols[0].caption(md_escape(f"{model} on {dataset}{procs} · {state}{reason}"))
     if state in ("running", "starting"):
         cols[1].button("Stop", icon=":material/stop:", on_click=_stop, args=(info.paths,),
