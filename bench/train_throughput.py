@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 
 from pathviz.config import PRESETS
-from pathviz.evaluate import pin_threads
 from pathviz.models import build_model
+from pathviz.numerics import pin
 from pathviz.train import make_optimizer
 
 
@@ -148,7 +148,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
-    pin_threads(args.threads)
+    pin("avx2", args.threads)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · {platform.node()} · "
           f"{platform.machine()} · torch {torch.__version__} · {args.threads} threads · "

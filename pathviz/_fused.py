@@ -84,7 +84,7 @@ def launch() -> None:
 
     Its OpenMP layer, when it starts, sets the process's OpenMP thread count to
     ``NUMBA_NUM_THREADS``, and MKL/oneDNN under torch then use that many threads: a later torch
-    result would depend on the machine's core count. :func:`pathviz.evaluate.pin_threads` calls
+    result would depend on the machine's core count. :func:`pathviz.numerics.pin` calls
     this before it sets torch's thread count.
     """
     if AVAILABLE:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = ["RunConfig", "PRESETS", "ConfigError", "load_config_file", "add_config_arguments",
-           "config_from_args", "config_to_argv", "config_from_json"]
+           "config_from_args", "config_to_argv", "config_from_json", "stored_settings"]
 
 
 class ConfigError(ValueError):
@@ -67,7 +67,14 @@ class RunConfig:
                                "the validation split that picks the early stop", default=0.2)
     split_seed: int = _opt("seed of the train/validation split", default=0)
     threads: int = _opt("CPU threads for training; fixed (not the machine's core count) so the "
-                        "same config gives a bit-identical path on every machine", default=1)
+                        "path does not depend on how many cores the machine has", default=1)
+    cpu_isa: str = _opt("CPU instruction-set level the kernels are pinned to (pathviz.numerics): "
+                        "avx2 (any x86-64 machine since 2015), avx512, baseline (any x86-64), "
+                        "or native (the machine's own choice: faster, repeatable only on the "
+                        "same kind of CPU)", default="avx2")
+    deterministic: bool = _opt("deterministic algorithms (torch.use_deterministic_algorithms; on "
+                               "CUDA also cuDNN and the cuBLAS workspace), so a run repeats on "
+                               "the same machine or GPU", default=True)
     weights_on_change: int = _opt("also save weights when this many groups have entered or left "
                                   "the support since the last saved weights (0: off)",
                                   default=0)
@@ -121,6 +128,11 @@ class RunConfig:
                 not 1 <= self.threads <= 256:
             raise ConfigError(f"--threads must be a whole number from 1 to 256, got "
                               f"{self.threads!r}")
+        from pathviz.numerics import LEVELS
+
+        if self.cpu_isa not in LEVELS:
+            raise ConfigError(f"--cpu-isa must be one of {', '.join(LEVELS)}, got "
+                              f"{self.cpu_isa!r}")
         if not isinstance(self.weights_on_change, int) or self.weights_on_change < 0:
             raise ConfigError(f"--weights-on-change must be a whole number >= 0, got "
                               f"{self.weights_on_change!r}")
@@ -267,6 +279,7 @@ def load_config_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"config file {path!r} must hold a table/object of settings")
     if "config" in data and isinstance(data["config"], dict):  # a run's own config.json
         data = data["config"]
+    data = {k: v for k, v in data.items() if k not in RECORD_KEYS}
     known = {f.name for f in fields(RunConfig)}
     unknown = sorted(map(str, set(data) - known))
     if unknown:
@@ -275,11 +288,31 @@ def load_config_file(path: str) -> dict[str, Any]:
     return {k: _typed(k, v, f"in {path}") for k, v in data.items()}
 
 
+#: settings added since runs were first recorded, with the value that made the older runs:
+#: before ``cpu_isa`` existed every run took the machine's own kernels
+LEGACY_DEFAULTS: dict[str, Any] = {"cpu_isa": "native"}
+
+#: keys of a run's config.json that describe the run and are not settings
+RECORD_KEYS = ("environment",)
+
+
+def stored_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a run's stored config (config.json or path.h5's ``config``): its record
+    keys dropped, and settings older than the run filled with what made it
+    (:data:`LEGACY_DEFAULTS`)."""
+    out = {k: v for k, v in data.items() if k not in RECORD_KEYS}
+    for k, v in LEGACY_DEFAULTS.items():
+        out.setdefault(k, v)
+    return out
+
+
 def config_from_json(data: Any, where: str) -> RunConfig:
     """A RunConfig from a stored JSON object (a run's config.json), strictly typed; not
-    validated (call ``.validate()``)."""
+    validated (call ``.validate()``). An ``environment`` record is ignored here, and a run
+    stored before ``cpu_isa`` existed reads as ``native`` (what made it)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must hold a JSON object of settings")
+    data = stored_settings(data)
     known = {f.name for f in fields(RunConfig)}
     unknown = sorted(map(str, set(data) - known))
     if unknown:

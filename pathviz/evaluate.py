@@ -16,7 +16,7 @@ from torch import nn
 
 from pathviz.data import BatchLoader, DatasetInfo, Loader, make_loader
 
-__all__ = ["EVAL_BATCH", "Evaluator", "eval_loader", "evaluate", "pin_threads"]
+__all__ = ["EVAL_BATCH", "Evaluator", "eval_loader", "evaluate"]
 
 EVAL_BATCH = 512
 
@@ -90,30 +90,3 @@ class Evaluator:
         return {"val_acc_sparse": self.loss_acc(sub.compact, self.val)[1],
                 "test_acc_sparse": self.loss_acc(sub.compact, self.test)[1],
                 "params_kept": float(sub.params), "flops_kept": float(sub.flops)}
-
-
-def pin_threads(threads: int, deterministic: bool = True) -> None:
-    """Fix what decides the numbers on the CPU: the intra-op thread count and, where torch has
-    them, deterministic algorithms.
-
-    CPU convolutions and matrix products split their reductions by thread, so the same run on
-    a machine with another core count gave another path. The worker stores ``threads`` in the
-    run config and calls this before building the model, and again on resume; export calls it
-    too, so its accuracy is computed exactly as the worker's was.
-    """
-    try:
-        import numba
-    except ImportError:  # pragma: no cover - numba is optional
-        numba = None
-    if numba is not None:
-        from pathviz import _fused
-
-        # numba's OpenMP layer resets the process's OpenMP thread count when it starts, which
-        # MKL/oneDNN then follow: start it first, then set torch's count (measured: without
-        # this, NUMBA_NUM_THREADS=4 changed the demo's weights in the last bit)
-        _fused.launch()
-        # the fused SLBI kernel has no cross-row reductions, so this only keeps timings honest
-        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
-    torch.set_num_threads(int(threads))
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)

@@ -34,9 +34,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from pathviz import prune, runs
+from pathviz import numerics, prune, runs
+from pathviz.config import stored_settings
 from pathviz.data import DATASETS, DataError, check_classes, dataset_info, load_dataset
-from pathviz.evaluate import eval_loader, evaluate, pin_threads
+from pathviz.evaluate import eval_loader, evaluate
 from pathviz.models import UnknownModelError, build_model, widths_of
 from pathviz.store import PathFileError, PathReader
 
@@ -84,6 +85,27 @@ def _identity(r: PathReader) -> tuple[str, dict[str, Any], str | None]:
     return cfg["model"], kwargs, dataset
 
 
+def pin_run(cfg: dict[str, Any]) -> None:
+    """Pin this process's numerics as the run's worker did (its ``cpu_isa``, ``threads`` and
+    ``deterministic``), so export's and retrain's accuracies are computed exactly as the
+    worker's were. A run recorded before ``cpu_isa`` existed, or by a user's own loop, ran on
+    the machine's own kernels (``native``). Raises ExportError (one sentence) when this machine
+    or process cannot honour the run's level."""
+    settings = stored_settings(cfg)
+    level, threads = settings.get("cpu_isa"), settings.get("threads", 1)
+    deterministic = settings.get("deterministic", True)
+    if not isinstance(level, str) or level not in numerics.LEVELS:
+        raise ExportError(f"the run's config holds cpu_isa {str(level)[:40]!r}, which is not a "
+                          f"level pathviz knows ({', '.join(numerics.LEVELS)}); fix its "
+                          f"config.json")
+    if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 256:
+        threads = 1
+    try:
+        numerics.pin(level, threads, deterministic is not False)
+    except numerics.NumericsError as e:
+        raise ExportError(str(e)) from None
+
+
 def load_run_model(run_dir: str | os.PathLike, iteration: int):
     """(model with the weights of ``iteration`` in eval mode, layers, gammas, config)."""
     paths = runs.paths_for_dir(run_dir)
@@ -101,6 +123,7 @@ def load_run_model(run_dir: str | os.PathLike, iteration: int):
     except PathFileError as e:
         raise ExportError(str(e)) from None
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    pin_run(cfg)  # before build_model computes anything: the worker's kernels, the same numbers
     try:
         model = build_model(name, **kwargs)
     except (UnknownModelError, TypeError, ValueError) as e:
@@ -188,8 +211,7 @@ def export(run_dir: str | os.PathLike, iteration: int, mode: str = "compact", fm
         if missing:
             raise ExportError(f"ONNX export needs {' and '.join(missing)}: "
                               f"pip install {' '.join(missing)}")
-    model, layers, gammas, cfg = load_run_model(run_dir, iteration)
-    pin_threads(int(cfg.get("threads") or 1))  # as the worker evaluated, so accuracies agree
+    model, layers, gammas, cfg = load_run_model(run_dir, iteration)  # pins the run's numerics
     example = _example(cfg)
     test, no_test = _test_data(cfg.get("dataset"), data_root, model)
     with warnings.catch_warnings(record=True) as caught:

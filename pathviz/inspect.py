@@ -7,7 +7,10 @@
 The JSON object is a documented interface (see the README): ``iterations``, ``params_total``,
 ``flops_total``, ``stop`` (null, or ``iteration``, ``params_kept``, ``flops_kept``,
 ``val_acc``, ``val_se``, ``test_acc_sparse``, ``rule`` and more), ``stop_reason``, ``layers``,
-``final``, ``status``, ``config``, ``model``, ``data`` and ``tickets``. Every figure comes from
+``final``, ``status``, ``config``, ``model``, ``data``, ``tickets``, ``environment`` (what
+made the numbers: versions, pinned ``cpu_isa``, device; ``{}`` for older files) and
+``fingerprint`` (16 hex digits hashing the path's supports, norms and metrics, not its wall
+times: two people with the same fingerprint have the same path). Every figure comes from
 the same functions the app uses (``pathviz.analysis.stop_of`` and the path file's metrics), so
 the two never disagree. Exit codes: 0, or 2 with one sentence for a folder that is not a
 readable run.
@@ -111,6 +114,8 @@ def summary(run_dir: str | Path, rule: StopRule | None = None) -> dict[str, Any]
             "stop": None if decision.stop is None else
             {k: _num(v) for k, v in decision.stop.to_json().items()},
             "stop_reason": decision.reason,
+            "environment": r.environment,
+            "fingerprint": r.fingerprint(),
         }
     out["tickets"] = _tickets(paths.dir)
     return out
@@ -118,6 +123,18 @@ def summary(run_dir: str | Path, rule: StopRule | None = None) -> dict[str, Any]
 
 def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def _made_by(env: dict[str, Any]) -> str:
+    """`` (torch 2.14.1, cpu_isa avx2 on cpu)``: what made the numbers, if the file says."""
+    if not env:
+        return ""
+    parts = [f"torch {env['torch']}" if env.get("torch") else None,
+             f"cpu_isa {env['cpu_isa']}" if env.get("cpu_isa") else None]
+    text = ", ".join(p for p in parts if p)
+    if env.get("device"):
+        text += f" on {env['device']}"
+    return f" ({text})" if text else ""
 
 
 def _text(s: dict[str, Any]) -> str:
@@ -131,7 +148,8 @@ def _text(s: dict[str, Any]) -> str:
              f"  data: {data.get('dataset', '?')} (train {data.get('n_train', '?')}, "
              f"validation {data.get('n_val', '?')}, test {data.get('n_test', '?')})",
              f"  iterations: {s['iterations']} ({s['snapshots']} snapshots, "
-             f"{len(s['weight_iterations'])} with weights)"]
+             f"{len(s['weight_iterations'])} with weights)",
+             f"  fingerprint: {s['fingerprint']}" + _made_by(s["environment"])]
     if s["layers"]:
         lines.append("  support at the last snapshot:")
         for layer in s["layers"]:

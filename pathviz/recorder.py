@@ -118,6 +118,30 @@ def _sparsity(stats: dict[str, tuple[np.ndarray, ...]]) -> float:
     return out / total if total else float("nan")
 
 
+def _optimizer_config(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The hyperparameters of SLBI's first param group (lr, kappa, nu, lam, momentum,
+    weight_decay), so a recorded run shows its ν, λ and κ wherever a trained run does; a
+    ``config`` given to the recorder overrides them."""
+    if not isinstance(optimizer, SLBI):
+        return {"optimizer": type(optimizer).__name__.lower()}
+    group = optimizer.param_groups[0]
+    keys = ("lr", "kappa", "nu", "lam", "momentum", "weight_decay")
+    return {"optimizer": "slbi", **{k: group[k] for k in keys
+                                    if isinstance(group.get(k), (int, float))}}
+
+
+def _environment(model: nn.Module) -> dict[str, Any]:
+    """What makes this process's numbers (:func:`pathviz.numerics.environment`): the pinned
+    level if :func:`pathviz.numerics.pin` ran here, else ``native``; the model's device."""
+    from pathviz import numerics
+
+    try:
+        device = str(next(iter(model.parameters())).device)
+    except StopIteration:
+        device = "cpu"
+    return numerics.environment(numerics.pinned_level() or "native", device=device)
+
+
 class PathRecorder:
     """Writes snapshots of an SLBI run to a path file that the app can show live.
 
@@ -131,7 +155,10 @@ class PathRecorder:
             it, weight saves also store the compact subnetwork's ``params_kept``/``flops_kept``.
         model_info, data_info: override what is stored in the ``model``/``data`` attributes
             (the worker passes its own, with the validation split's size).
-        config: anything JSON-able that describes the run (stored in the file).
+        config: anything JSON-able that describes the run (stored in the file, over SLBI's own
+            lr, kappa, nu, lam, momentum and weight_decay, which are stored by default).
+        environment: what made the numbers (default: :func:`pathviz.numerics.environment` of
+            this process: library versions, the pinned CPU level, the device).
         metrics: extra metric names beyond ``store.STANDARD_METRICS`` that ``record`` will get.
         weights_every: save full weights and Gamma every this many iterations (0: only when
             ``record(..., weights=True)`` or at ``close``-time via ``record_final``).
@@ -145,7 +172,8 @@ class PathRecorder:
                  overwrite: bool = False, dataset: str | None = None,
                  example_input: torch.Tensor | None = None,
                  model_info: Mapping[str, Any] | None = None,
-                 data_info: Mapping[str, Any] | None = None) -> None:
+                 data_info: Mapping[str, Any] | None = None,
+                 environment: Mapping[str, Any] | None = None) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError("PathRecorder needs a torch optimizer (pathviz.optim.SLBI for a path)")
         if os.path.exists(path) and not overwrite:
@@ -171,11 +199,14 @@ class PathRecorder:
         state = model.state_dict()
         weights = [{"name": k, "shape": list(v.shape), "dtype": str(v.cpu().numpy().dtype)}
                    for k, v in state.items()]
-        self.writer = PathWriter(path, config=dict(config or {}),
+        self.writer = PathWriter(path, config={**_optimizer_config(optimizer),
+                                               **dict(config or {})},
                                  layers=[s.to_json() for s in self.layers], weights=weights,
                                  metrics=list(STANDARD_METRICS) + list(metrics),
                                  flush_interval=flush_interval, model=model_info,
-                                 data=data_info or None)
+                                 data=data_info or None,
+                                 environment=environment if environment is not None else
+                                 _environment(model))
 
     @classmethod
     def continuing(cls, model: nn.Module, optimizer: torch.optim.Optimizer, writer: PathWriter,

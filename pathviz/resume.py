@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from pathviz import runs
-from pathviz.config import RunConfig
+from pathviz.config import RunConfig, stored_settings
 from pathviz.optim import support_mask
 from pathviz.store import PathFileError, PathReader, PathWriter, copy_path
 
@@ -57,9 +57,12 @@ def load_state(paths: runs.RunPaths, device: torch.device, model: nn.Module,
     recorded = state.get("config")
     if isinstance(recorded, dict):
         # a setting added since the run started counts as its default on both sides
+        # (older than the run: the value that made it, config.LEGACY_DEFAULTS)
         defaults = RunConfig().to_json()
-        mine = {k: v for k, v in {**defaults, **config}.items() if k not in OVERRIDABLE}
-        theirs = {k: v for k, v in {**defaults, **recorded}.items() if k not in OVERRIDABLE}
+        mine = {k: v for k, v in {**defaults, **stored_settings(config)}.items()
+                if k not in OVERRIDABLE}
+        theirs = {k: v for k, v in {**defaults, **stored_settings(recorded)}.items()
+                  if k not in OVERRIDABLE}
         changed = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
         if changed:
             raise ResumeError(f"{paths.config} differs from the settings the run was trained "

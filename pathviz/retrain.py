@@ -60,7 +60,7 @@ from pathviz.data import (
     make_loader,
     split_validation,
 )
-from pathviz.evaluate import eval_loader, evaluate, pin_threads
+from pathviz.evaluate import eval_loader, evaluate
 from pathviz.export import ExportError, load_run_model
 from pathviz.models import build_model, count_params, widths_of
 from pathviz.store import PathFileError, PathReader
@@ -568,8 +568,8 @@ def _describe(sup: Support, v: Variant, st: Settings, seeds: list[int]) -> dict[
 def run(sup: Support, data: DataBundle, st: Settings, variants: list[Variant], seeds: list[int],
         progress: bool = True) -> int:
     """Train every variant's unfinished seeds; returns the exit code."""
-    if st.device == "cpu":
-        pin_threads(st.threads)  # the run's thread count: the same numbers on every machine
+    # the run's numerics (cpu_isa, threads, deterministic) were pinned by load_run_model,
+    # before anything was computed: the same numbers on every machine
     descs = [_describe(sup, v, st, seeds) for v in variants]
     ipe = -(-len(data.train_y) // st.batch_size)
     todo = [(v, d, s) for v, d in zip(variants, descs) for s in seeds

@@ -25,10 +25,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from pathviz import distributed, resume, runs
+from pathviz import distributed, numerics, resume, runs
 from pathviz.config import PRESETS, ConfigError, RunConfig, add_config_arguments, config_from_args
 from pathviz.data import DataBundle, DataError, load_dataset, make_loader, split_validation
-from pathviz.evaluate import Evaluator, eval_loader, pin_threads
+from pathviz.evaluate import Evaluator, eval_loader
 from pathviz.groups import slbi_param_groups
 from pathviz.models import UnknownModelError, build_model
 from pathviz.optim import SLBI
@@ -127,11 +127,29 @@ def prepare(args: argparse.Namespace) -> Plan:
             raise UsageError(f"{paths.dir} already holds a run; pass --resume to continue it or "
                              f"--overwrite to start again")
     cfg.validate()
+    pin_numerics(cfg)  # before torch computes anything: build_model below initialises weights
     build_model(cfg.model)  # unknown model names fail here, before anything is written
     data = split_validation(load_dataset(cfg.dataset, cfg.data_root), cfg.val_fraction,
                             cfg.split_seed)
     return Plan(cfg, paths, data, _device(cfg.device), args.resume, args.overwrite,
                 not args.no_progress)
+
+
+def pin_numerics(cfg: RunConfig) -> dict[str, Any]:
+    """Pin this process's numerics to the run's ``cpu_isa``, ``threads`` and
+    ``deterministic`` (:func:`pathviz.numerics.pin`); returns the environment record that
+    config.json and path.h5 keep. A machine or process that cannot honour them is a UsageError
+    (one sentence, exit 2). On a GPU the thread count is left to torch: the numbers that
+    matter are computed on the device there."""
+    gpu = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
+    try:
+        env = numerics.pin(cfg.cpu_isa, None if gpu else cfg.threads, cfg.deterministic)
+    except numerics.NumericsError as e:
+        raise UsageError(str(e)) from None
+    env["device"] = str(_device(cfg.device))
+    if env["device"].startswith("cuda"):
+        env.update(numerics.environment(cfg.cpu_isa, device=env["device"]))
+    return env
 
 
 def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
@@ -183,8 +201,7 @@ class Trainer:
         self.paths = plan.paths
         dev = plan.device
         info = plan.data.info
-        if dev.type == "cpu":
-            pin_threads(cfg.threads)
+        self.environment = pin_numerics(cfg)  # again: a Plan built elsewhere is pinned too
         torch.manual_seed(cfg.seed)
         extra = {"input_size": info.image_size} if cfg.model == "lenet5" else {}
         self.model = build_model(cfg.model, num_classes=info.num_classes,
@@ -301,11 +318,13 @@ class Trainer:
             if self.writer:
                 if self.plan.overwrite:
                     _clear_run(paths)
-                runs.write_json_atomic(paths.config, cfg.to_json())
+                runs.write_json_atomic(paths.config, {**cfg.to_json(),
+                                                      "environment": self.environment})
                 self.recorder = PathRecorder(self.model, self.opt, paths.path,
                                              config=cfg.to_json(), iterations_per_epoch=self.ipe,
                                              model_info=self.model_info,
-                                             data_info=self.data_info, example_input=self.example)
+                                             data_info=self.data_info, example_input=self.example,
+                                             environment=self.environment)
             self._snapshot(final=False)
             self._save_resume()
         self._checked_at = self.iteration

@@ -7,8 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pathviz import runs
-from pathviz.store import PathWriter, Snapshot
+from pathviz import numerics
+
+# every test process runs at the default pinned level, set before torch computes anything, so
+# tests that train or evaluate in this process see the numbers the worker would
+numerics.apply_env(numerics.DEFAULT_LEVEL)
+
+from pathviz import runs  # noqa: E402
+from pathviz.store import PathWriter, Snapshot  # noqa: E402
 
 GROUPS = {"conv1": 6, "conv2": 16, "fc1": 40}
 

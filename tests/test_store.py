@@ -459,7 +459,7 @@ def test_the_package_keeps_every_name_and_the_same_mutable_globals():
     assert store._HELPER is helper._HELPER and store._Appender is writer._Appender
     assert (store.PathReader, store.PathWriter, store.copy_path, store.probe) == \
         (reader.PathReader, writer.PathWriter, repair.copy_path, helper.probe)
-    assert store.SCHEMA_VERSION == schema.SCHEMA_VERSION == "1.1"
+    assert store.SCHEMA_VERSION == schema.SCHEMA_VERSION == "1.2"
     for name in ("ATTR_SCHEMA", "STANDARD_METRICS", "REQUIRED_METRICS", "LAYER_FIELDS",
                  "PathFileError", "PathDamagedError", "Snapshot", "entry_indices", "nearest",
                  "repair_path_file", "_serve", "_consistent", "READ_TIMEOUT", "MAX_READ_BYTES"):

@@ -344,8 +344,8 @@ def test_sgd_baseline_equals_torch_sgd_step_for_step(tmp_path):
     import torch.nn.functional as F
 
     from pathviz.data import BatchLoader, load_dataset, split_validation
-    from pathviz.evaluate import pin_threads
     from pathviz.models import build_model
+    from pathviz.numerics import pin
 
     run = tmp_path / "sgd"
     train(*SMALL, "--epochs", "2", "--optimizer", "sgd", "--lr", "0.03", "--momentum", "0.8",
@@ -355,7 +355,7 @@ def test_sgd_baseline_equals_torch_sgd_step_for_step(tmp_path):
         got = r.weights_at(36)
         assert np.isfinite(r.metric("test_acc")[-1]) and "test_acc_sparse" in r.metric_names
         assert np.isnan(r.metric("test_acc_sparse")).all()
-    pin_threads(1)
+    pin("avx2", 1)
     torch.manual_seed(0)
     model = build_model("lenet5", num_classes=10, in_channels=1, input_size=28)
     opt = torch.optim.SGD(model.parameters(), lr=0.03, momentum=0.8, weight_decay=1e-4)

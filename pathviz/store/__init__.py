@@ -38,6 +38,7 @@ from pathviz.store.repair import copy_path, repair_path_file
 from pathviz.store.schema import (
     ATTR_CONFIG,
     ATTR_DATA,
+    ATTR_ENVIRONMENT,
     ATTR_LAYERS,
     ATTR_METRICS,
     ATTR_MODEL,
@@ -79,6 +80,6 @@ __all__ = ["SCHEMA_VERSION", "PathWriter", "PathReader", "PathFileError", "PathD
            "repair_path_file", "entry_indices", "nearest",
            # the schema's names
            "ATTR_SCHEMA", "ATTR_CONFIG", "ATTR_LAYERS", "ATTR_METRICS", "ATTR_WEIGHTS",
-           "ATTR_MODEL", "ATTR_DATA", "SNAPSHOTS", "ITERATION", "EPOCH", "TIME", "METRICS",
-           "LAYERS", "GAMMA_NORM", "WEIGHT_NORM", "NNZ", "LAYER_FIELDS", "WEIGHTS",
-           "WEIGHTS_ITERATION", "GAMMA", "CHUNK_ROWS", "MAX_READ_BYTES", "READ_TIMEOUT"]
+           "ATTR_MODEL", "ATTR_DATA", "ATTR_ENVIRONMENT", "SNAPSHOTS", "ITERATION", "EPOCH",
+           "TIME", "METRICS", "LAYERS", "GAMMA_NORM", "WEIGHT_NORM", "NNZ", "LAYER_FIELDS",
+           "WEIGHTS", "WEIGHTS_ITERATION", "GAMMA", "CHUNK_ROWS", "MAX_READ_BYTES", "READ_TIMEOUT"]

@@ -5,6 +5,7 @@ pure functions over what it returns (:func:`entry_indices`, :func:`nearest`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -17,6 +18,7 @@ from pathviz.store.helper import _consistent, probe
 from pathviz.store.schema import (
     ATTR_CONFIG,
     ATTR_DATA,
+    ATTR_ENVIRONMENT,
     ATTR_LAYERS,
     ATTR_METRICS,
     ATTR_MODEL,
@@ -135,6 +137,9 @@ class PathReader:
             # schema 1.1: what rebuilds the model and what data the metrics are on ({} in 1.0)
             self.model_info: dict[str, Any] = _json_attr(self.path, attrs, ATTR_MODEL, dict, {})
             self.data_info: dict[str, Any] = _json_attr(self.path, attrs, ATTR_DATA, dict, {})
+            # schema 1.2: versions, pinned CPU level and device that made the numbers ({})
+            self.environment: dict[str, Any] = _json_attr(self.path, attrs, ATTR_ENVIRONMENT,
+                                                          dict, {})
             self._check_datasets()
             self._iter = self._f[ITERATION]
             self._witer = self._f[WEIGHTS_ITERATION]
@@ -349,6 +354,39 @@ class PathReader:
     def support_sizes(self, name: str) -> np.ndarray:
         """[N] groups in the support of one layer at each snapshot."""
         return (self.layer_path(name, GAMMA_NORM) > 0).sum(axis=1)
+
+    def fingerprint(self) -> str:
+        """A hash of the path's contents, so two people can check in one line that they have the
+        same path: 16 hex digits of a SHA-256 over the snapshot iterations and epochs, every
+        metric, every layer's gamma_norm, weight_norm and nnz, and the iterations with saved
+        weights, in a fixed order, as little-endian bytes (NaNs made canonical). Wall times are
+        left out, as they differ between any two runs; so are the weights themselves, which the
+        norms and metrics follow.
+        """
+        h = hashlib.sha256()
+
+        def feed(name: str, a: np.ndarray) -> None:
+            a = np.ascontiguousarray(a)
+            if a.dtype.kind == "f":
+                a = np.where(np.isnan(a), np.nan, a).astype(a.dtype.newbyteorder("<"))
+            else:
+                a = a.astype(a.dtype.newbyteorder("<"))
+            h.update(f"{name}:{a.dtype.str}:{a.shape}\n".encode())
+            h.update(a.tobytes())
+
+        feed(ITERATION, self.iterations)
+        feed(EPOCH, self.epochs)
+        for m in sorted(self.metric_names):
+            feed(f"{METRICS}/{m}", self.metric(m))
+        step = 1024
+        for layer in self.layers:
+            for field in LAYER_FIELDS:
+                parts = [self.layer_path(layer["name"], field, slice(i, i + step))
+                         for i in range(0, self._n, step)] or \
+                        [self.layer_path(layer["name"], field, slice(0, 0))]
+                feed(_layer_path(layer["name"], field), np.concatenate(parts))
+        feed(WEIGHTS_ITERATION, self.weight_iterations)
+        return h.hexdigest()[:16]
 
     # ---- weights -----------------------------------------------------------------------------
 

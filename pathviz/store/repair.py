@@ -26,7 +26,8 @@ def copy_path(src: str | os.PathLike, dst: str | os.PathLike, upto_iteration: in
     with PathReader(src, allow_damaged=True) as r:
         w = PathWriter(dst, config=r.config, layers=r.layers, weights=r.weight_specs,
                        metrics=r.metric_names, flush_interval=flush_interval,
-                       model=r.model_info or None, data=r.data_info or None)
+                       model=r.model_info or None, data=r.data_info or None,
+                       environment=r.environment or None)
         try:
             its = r.iterations
             keep = int(np.searchsorted(its, upto_iteration, side="right"))

@@ -2,17 +2,20 @@
 pathviz.store shares: an HDF5 regularization path, written by one process and read live
 by many.
 
-Schema 1 (``SCHEMA_VERSION = "1.1"``); every name below is a constant of this module. Readers
+Schema 1 (``SCHEMA_VERSION = "1.2"``); every name below is a constant of this module. Readers
 accept any 1.x file: 1.1 added the ``model`` and ``data`` attributes and the compact-subnetwork
-metrics, all optional for readers.
+metrics, 1.2 the ``environment`` attribute, all optional for readers.
 
 Root attributes, written before SWMR starts:
-    schema_version   "1.1"; readers refuse another major version
+    schema_version   "1.2"; readers refuse another major version
     config           JSON of the run config
     model            JSON {"name", "kwargs", "input_shape", "num_classes", "params_total",
                      "flops_total"}: what rebuilds the model and its full size (optional)
     data             JSON {"dataset", "n_train", "n_val", "n_test", "val_fraction",
                      "split_seed"}: the data the metrics were measured on (optional)
+    environment      JSON of what made the numbers (``pathviz.numerics.environment``): pathviz,
+                     torch, numpy and numba versions, the pinned ``cpu_isa`` and what torch ran
+                     (``cpu_capability``), threads, deterministic, device (optional)
     layers           JSON list, in model order, of the layers with a Gamma:
                      {"name", "param", "kind": "conv"|"linear", "shape", "penalty", "groups"}
     metrics          JSON list of the metric names (the datasets under metrics/)
@@ -62,7 +65,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 ATTR_SCHEMA = "schema_version"
 ATTR_CONFIG = "config"
@@ -71,6 +74,7 @@ ATTR_METRICS = "metrics"
 ATTR_WEIGHTS = "weights"
 ATTR_MODEL = "model"
 ATTR_DATA = "data"
+ATTR_ENVIRONMENT = "environment"
 
 SNAPSHOTS = "snapshots"
 ITERATION = "snapshots/iteration"

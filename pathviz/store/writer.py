@@ -22,6 +22,7 @@ from h5py import h5s
 from pathviz.store.schema import (
     ATTR_CONFIG,
     ATTR_DATA,
+    ATTR_ENVIRONMENT,
     ATTR_LAYERS,
     ATTR_METRICS,
     ATTR_MODEL,
@@ -73,7 +74,8 @@ class PathWriter:
                  layers: Sequence[Mapping[str, Any]], weights: Sequence[Mapping[str, Any]] = (),
                  metrics: Iterable[str] = STANDARD_METRICS, flush_interval: float = 0.25,
                  model: Mapping[str, Any] | None = None,
-                 data: Mapping[str, Any] | None = None) -> None:
+                 data: Mapping[str, Any] | None = None,
+                 environment: Mapping[str, Any] | None = None) -> None:
         self.path = os.fspath(path)
         self.flush_interval = float(flush_interval)
         self.metric_names = list(dict.fromkeys(metrics))
@@ -95,6 +97,8 @@ class PathWriter:
                 f.attrs[ATTR_MODEL] = json.dumps(dict(model), sort_keys=True)
             if data is not None:
                 f.attrs[ATTR_DATA] = json.dumps(dict(data), sort_keys=True)
+            if environment is not None:
+                f.attrs[ATTR_ENVIRONMENT] = json.dumps(dict(environment), sort_keys=True)
             d = {}
             d[ITERATION] = self._make(f, ITERATION, (), np.int64)
             d[EPOCH] = self._make(f, EPOCH, (), np.float64)
