@@ -10,17 +10,24 @@ the app starts in about a second.
 
 from __future__ import annotations
 
-import streamlit as st
+from pathviz import numerics
 
-from pathviz import runs
-from pathviz.ui import url
-from pathviz.ui.data import identity_of
-from pathviz.ui.header import launched, run_header_ui, start_run
-from pathviz.ui.live import shown_state
-from pathviz.ui.scrub import PLAY_INTERVAL
-from pathviz.ui.sidebar import new_run_ui, refresh_ui, run_picker_ui, runs_table_ui
-from pathviz.ui.urlstate import md_escape
-from pathviz.ui.views import LIGHT_VIEWS, run_body_ui, view_switch_ui
+# the Export view computes accuracies in this process: pin its CPU kernels to the default level
+# before torch is ever imported, so they equal the worker's (a run at another level is refused
+# there in one sentence, see pathviz.export.pin_run)
+numerics.apply_env(numerics.DEFAULT_LEVEL)
+
+import streamlit as st  # noqa: E402
+
+from pathviz import runs  # noqa: E402
+from pathviz.ui import url  # noqa: E402
+from pathviz.ui.data import identity_of  # noqa: E402
+from pathviz.ui.header import launched, run_header_ui, start_run  # noqa: E402
+from pathviz.ui.live import shown_state  # noqa: E402
+from pathviz.ui.scrub import PLAY_INTERVAL  # noqa: E402
+from pathviz.ui.sidebar import new_run_ui, refresh_ui, run_picker_ui, runs_table_ui  # noqa: E402
+from pathviz.ui.urlstate import md_escape  # noqa: E402
+from pathviz.ui.views import LIGHT_VIEWS, run_body_ui, view_switch_ui  # noqa: E402
 
 st.set_page_config(page_title="pathviz", page_icon=":material/timeline:", layout="wide")
 

@@ -1,37 +1,39 @@
-"""What pinning the worker's numerics costs: training speed of the demo with the thread count
-fixed by the run config (``--threads``) and deterministic algorithms, against torch's default
-(all cores, non-deterministic allowed), interleaved in one run.
+"""What pinning the numerics costs: training speed of the demo (LeNet-5 on digits, the SLBI
+step included) at each ``cpu_isa`` level against ``native`` (the machine's own kernels), and
+the thread pin against torch's default thread count, interleaved in one run.
 
-    python bench/determinism.py [--iterations 200] [--rounds 3]
+    python bench/determinism.py [--iterations 300] [--rounds 3]
 
-Prints iterations per second for each setting and the ratio to the default. The worker pins
-``threads`` (default 1) so a path is bit-identical on every machine, whatever its core count.
+Each setting runs in a fresh process, since the libraries fix their kernels at their first
+computation; the rounds interleave the settings so a busy machine slows them alike. Prints
+iterations per second for each (best of the rounds) and the ratio to ``native`` at the same
+thread count. The worker's default is ``avx2`` with 1 thread.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import time
 
-import torch
-import torch.nn.functional as F
-
-from pathviz.config import PRESETS
-from pathviz.data import BatchLoader, load_dataset, split_validation
-from pathviz.evaluate import pin_threads
-from pathviz.models import build_model
-from pathviz.train import make_optimizer
-
-DEFAULT_THREADS = torch.get_num_threads()
+CHILD = "--child"
 
 
-def steps_per_second(threads: int | None, deterministic: bool, iterations: int) -> float:
-    if threads is None:
-        torch.set_num_threads(DEFAULT_THREADS)
-        torch.use_deterministic_algorithms(False)
-    else:
-        pin_threads(threads, deterministic)
+def child(level: str, threads: int | None, iterations: int) -> None:
+    """Time ``iterations`` demo steps in this process, pinned to ``level``; print it/s."""
+    from pathviz import numerics
+
+    numerics.pin(level, threads)
+    import torch
+    import torch.nn.functional as F
+
+    from pathviz.config import PRESETS
+    from pathviz.data import BatchLoader, load_dataset, split_validation
+    from pathviz.models import build_model
+    from pathviz.train import make_optimizer
+
     cfg = PRESETS["demo"]
     torch.manual_seed(0)
     data = split_validation(load_dataset("digits"), cfg.val_fraction, cfg.split_seed)
@@ -39,40 +41,60 @@ def steps_per_second(threads: int | None, deterministic: bool, iterations: int) 
     opt = make_optimizer(model, cfg)
     loader = BatchLoader(data.train_x, data.train_y, data.info, cfg.batch_size, shuffle=True,
                          augment=False)
-    done, epoch = 0, 0
+
+    def steps(n: int) -> None:
+        done, epoch = 0, 0
+        while done < n:
+            for x, y in loader.epoch(epoch):
+                opt.zero_grad(set_to_none=True)
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+                done += 1
+                if done == n:
+                    return
+            epoch += 1
+
+    steps(30)  # warm-up: numba compilation, allocator, oneDNN primitives
     t0 = time.perf_counter()
-    while done < iterations:
-        for x, y in loader.epoch(epoch):
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), y).backward()
-            opt.step()
-            done += 1
-            if done == iterations:
-                break
-        epoch += 1
-    return iterations / (time.perf_counter() - t0)
+    steps(iterations)
+    print(f"{iterations / (time.perf_counter() - t0):.3f} "
+          f"{torch.backends.cpu.get_cpu_capability()}")
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == CHILD:
+        level, threads, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
+        return child(level, None if threads == "default" else int(threads), n)
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--iterations", type=int, default=200)
+    p.add_argument("--iterations", type=int, default=300)
     p.add_argument("--rounds", type=int, default=3)
     a = p.parse_args()
-    settings = {f"default ({DEFAULT_THREADS} threads)": (None, False),
-                "pinned 1 thread, deterministic": (1, True),
-                "pinned 2 threads, deterministic": (2, True),
-                "pinned 1 thread, not deterministic": (1, False)}
-    rates: dict[str, list[float]] = {k: [] for k in settings}
-    steps_per_second(1, True, 20)  # warm-up: numba compilation, allocator
+    from pathviz import numerics
+
+    levels = [lv for lv in ("native", "avx2", "avx512", "baseline")
+              if numerics.machine_problem(lv) is None]
+    settings = [(lv, "1") for lv in levels] + [("native", "default"), ("avx2", "default")]
+    env = {k: v for k, v in os.environ.items()
+           if k not in numerics.LEVELS["avx2"] and not k.endswith("_NUM_THREADS")}
+    rates: dict[tuple[str, str], list[float]] = {s: [] for s in settings}
+    caps: dict[tuple[str, str], str] = {}
     for _ in range(a.rounds):
-        for name, (threads, det) in settings.items():
-            rates[name].append(steps_per_second(threads, det, a.iterations))
-    base = max(rates[next(iter(settings))])
-    print(f"{time.strftime('%Y-%m-%d')} · {os.cpu_count()} CPU cores · demo (LeNet-5, digits, "
-          f"batch 64), {a.iterations} iterations, best of {a.rounds} interleaved rounds")
-    for name, r in rates.items():
-        print(f"{name:<36} {max(r):7.1f} it/s   x{max(r) / base:.2f} of default")
+        for level, threads in settings:
+            out = subprocess.run([sys.executable, __file__, CHILD, level, threads,
+                                  str(a.iterations)], capture_output=True, text=True, env=env,
+                                 check=True).stdout.split()
+            rates[(level, threads)].append(float(out[0]))
+            caps[(level, threads)] = out[1]
+    print(f"{time.strftime('%Y-%m-%d')} · {os.cpu_count()} CPU cores · {numerics._cpu_name()} · "
+          f"demo (LeNet-5, digits, batch 64, SLBI), {a.iterations} iterations, best of "
+          f"{a.rounds} interleaved rounds, a fresh process each")
+    for level, threads in settings:
+        best = max(rates[(level, threads)])
+        base = max(rates[("native", threads)])
+        tn = "1 thread" if threads == "1" else f"torch's default ({os.cpu_count()} threads)"
+        print(f"cpu_isa {level:<9} {tn:<30} ATen {caps[(level, threads)]:<8} {best:7.1f} it/s"
+              f"   x{best / base:.2f} of native")
 
 
 if __name__ == "__main__":

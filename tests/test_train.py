@@ -37,20 +37,50 @@ def status(run: Path) -> dict:
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "demo"
-    train("--preset", "demo", "--out", str(out), "--no-progress")
+    # as a caller on another machine would start it: its CPU makes each library pick other
+    # kernels, and its shell sets other thread counts; the worker pins them all, so the golden
+    # figures (made without any of these) must come out exactly
+    train("--preset", "demo", "--out", str(out), "--no-progress", env=OTHER_MACHINE)
     return out
 
 
-# The README's demo figures (seed 0), printed by `python -m pathviz.inspect checkpoints/demo`;
-# the worker pins its thread count, so they hold on every machine (see the thread test below).
-GOLDEN = {"iterations": 2520, "stop": 1020, "params_kept": 19_313, "flops_kept": 332_740,
-          "in_support": [13, 73, 39], "val_acc": 0.9756, "test_acc_sparse": 0.9639}
+OTHER_MACHINE = {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
+                 "MKL_CBWR": "AVX2", "NUMBA_CPU_NAME": "generic", "OMP_NUM_THREADS": "3",
+                 "MKL_NUM_THREADS": "3"}
+
+
+# The README's demo figures (seed 0), printed by `python -m pathviz.inspect checkpoints/demo`
+# with the locked environment (requirements-dev.lock). The worker pins its thread count and its
+# CPU kernels (cpu_isa avx2), so they hold on any x86-64 machine with AVX2: see the thread test
+# below and tests/test_numerics.py, which simulates other machines' instruction sets.
+GOLDEN = {"iterations": 2520, "stop": 870, "params_kept": 15_871, "flops_kept": 314_140,
+          "in_support": [13, 75, 37], "val_acc": 0.9686, "test_acc_sparse": 0.9667,
+          "fingerprint": "a421df018c55e991"}
+LOCKED = ("torch", "torchvision", "numpy", "numba")  # what makes the kernels, from the lock
+
+
+def _locked_versions() -> dict[str, str]:
+    lock = Path(__file__).resolve().parents[1] / "requirements-dev.lock"
+    pins = dict(line.split(" ")[0].split("==") for line in lock.read_text().splitlines()
+                if "==" in line and not line.startswith((" ", "#")))
+    return {name: pins[name] for name in LOCKED}
+
+
+def test_the_environment_is_the_locked_one():
+    """The golden figures are the lock's: a test run with other versions of the libraries that
+    make the kernels would fail the figures below for that reason, so say it first."""
+    from importlib.metadata import version
+
+    installed = {name: version(name).split("+")[0] for name in LOCKED}
+    assert installed == _locked_versions(), (
+        "the golden figures are for the versions in requirements-dev.lock; install it with "
+        "pip install -r requirements-dev.lock")
 
 
 def test_demo_path_is_worth_watching(demo_run):
-    """The demo's figures are the README's (seed 0): the stop comes at 40 % of the run and keeps
-    31 % of the parameters (seeds 1 and 2: README, "The demo preset"). The exact figures below
-    catch any change to the path."""
+    """The demo's figures are the README's (seed 0): the stop comes at 35 % of the run and keeps
+    26 % of the parameters (seeds 1 and 2: README, "The demo preset"). The exact figures and the
+    fingerprint below catch any change to the path."""
     assert status(demo_run)["state"] == "finished"
     proc = subprocess.run([sys.executable, "-m", "pathviz.inspect", str(demo_run), "--json"],
                           capture_output=True, text=True, check=True)
@@ -63,6 +93,8 @@ def test_demo_path_is_worth_watching(demo_run):
     assert round(stop["val_acc"], 4) == GOLDEN["val_acc"]
     assert round(stop["test_acc_sparse"], 4) == GOLDEN["test_acc_sparse"]
     assert [layer["in_support"] for layer in s["layers"]] == GOLDEN["in_support"]
+    assert s["fingerprint"] == GOLDEN["fingerprint"]
+    assert s["environment"]["cpu_isa"] == "avx2" and s["config"]["cpu_isa"] == "avx2"
     with PathReader(demo_run / runs.PATH_FILE) as r:
         assert r.iterations.tolist() == list(range(0, s["iterations"] + 1))
         assert [layer["name"] for layer in r.layers] == ["conv2", "conv3", "fc1"]
