@@ -119,12 +119,14 @@ def _sparsity(stats: dict[str, tuple[np.ndarray, ...]]) -> float:
 
 
 def _optimizer_config(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """The hyperparameters of SLBI's first param group (lr, kappa, nu, lam, momentum,
+    """The hyperparameters of SLBI's first param group with a Gamma (lr, kappa, nu, lam, momentum,
     weight_decay), so a recorded run shows its ν, λ and κ wherever a trained run does; a
     ``config`` given to the recorder overrides them."""
     if not isinstance(optimizer, SLBI):
         return {"optimizer": type(optimizer).__name__.lower()}
-    group = optimizer.param_groups[0]
+    # the first group with a Gamma: its lam is the one the path shows (biases have none)
+    group = next((g for g in optimizer.param_groups if g.get("penalty")),
+                 optimizer.param_groups[0])
     keys = ("lr", "kappa", "nu", "lam", "momentum", "weight_decay")
     return {"optimizer": "slbi", **{k: group[k] for k in keys
                                     if isinstance(group.get(k), (int, float))}}

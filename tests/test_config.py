@@ -134,6 +134,9 @@ def test_none_clears_optional_fields_in_files(tmp_path):
     (["--epochs", "1" * 30], f"argument --epochs: '{'1' * 30}' is too large"),
     (["--nesterov", "yes"], "argument --nesterov: expected true or false, got 'yes'"),
     (["--seed", "-3"], "--seed must be a seed from 0 to 2\\*\\*32 - 1"),
+    (["--cpu-isa", "avx3"], "--cpu-isa must be one of avx2, avx512, baseline, native, got "
+                            "'avx3'"),
+    (["--deterministic", "maybe"], "argument --deterministic: expected true or false"),
 ])
 def test_bad_flags_are_one_sentence(argv, message):
     with pytest.raises((UsageError, ConfigError), match=message) as e:
@@ -142,8 +145,10 @@ def test_bad_flags_are_one_sentence(argv, message):
 
 
 def test_a_stored_config_is_read_strictly():
-    assert config_from_json({"lam": 0.2, "epochs": 4}, "config.json") == RunConfig(lam=0.2,
-                                                                                   epochs=4)
+    # a stored config without cpu_isa is a run from before the pin: it ran native kernels
+    assert config_from_json({"lam": 0.2, "epochs": 4}, "config.json") == RunConfig(
+        lam=0.2, epochs=4, cpu_isa="native")
+    assert config_from_json({"cpu_isa": "avx2"}, "c").cpu_isa == "avx2"
     with pytest.raises(ConfigError, match=r"epochs \(in config.json\) must be a whole number"):
         config_from_json({"epochs": "4"}, "config.json")
     with pytest.raises(ConfigError, match="config.json must hold a JSON object"):

@@ -41,7 +41,10 @@ def test_hand_written_loop_records_a_path_the_app_can_read(tmp_path):
                                if n in ("0.weight", "3.weight")}
                 support_at_10 = opt.support(model[0].weight).sum().item()
     with PathReader(path) as r:
-        assert r.config == {"note": "mine"}
+        # SLBI's own settings are stored, so the app's Compare names ν, λ and κ
+        assert r.config == {"note": "mine", "optimizer": "slbi", "lr": 0.2, "kappa": 1.0,
+                            "nu": 2.0, "lam": 0.4, "momentum": 0.9, "weight_decay": 0.0}
+        assert r.environment["torch"] == torch.__version__ and r.environment["device"] == "cpu"
         assert [layer["name"] for layer in r.layers] == ["0", "3"]
         assert r.iterations.tolist() == list(range(21))
         assert r.epochs.tolist() == [i / 10 for i in range(21)]

@@ -142,7 +142,7 @@ def test_unknown_major_version_is_refused(tmp_path):
     write_file(p)
     with h5py.File(p, "a") as f:
         f.attrs[store.ATTR_SCHEMA] = "2.0"
-    with pytest.raises(PathFileError, match=r"schema version 2\.0, this pathviz reads 1\.1"):
+    with pytest.raises(PathFileError, match=r"schema version 2\.0, this pathviz reads 1\.2"):
         PathReader(p)
     with h5py.File(p, "a") as f:
         f.attrs[store.ATTR_SCHEMA] = "1.7"  # same major: readable
@@ -466,3 +466,43 @@ def test_the_package_keeps_every_name_and_the_same_mutable_globals():
         assert hasattr(store, name), name
     for mod in (schema, writer, helper, reader, repair):  # house style: about 400 lines at most
         assert len(open(mod.__file__).read().splitlines()) <= 420, mod.__name__
+
+
+def test_the_fingerprint_hashes_the_path_but_not_its_wall_times(tmp_path):
+    """Two files with the same supports, norms and metrics have one fingerprint, whatever their
+    wall times; one changed bit in a norm, a metric or a saved-weights iteration changes it."""
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    write_file(a)
+    with PathWriter(b, config={"model": "x", "lr": 0.1}, layers=LAYERS, weights=WEIGHTS,
+                    environment={"torch": "1"}) as w:
+        for i in range(8):
+            s = synthetic(i)
+            w.append(Snapshot(s.iteration, s.epoch, s.time * 7 + 3, s.metrics, s.layers))
+            if i in (0, 3, 7):
+                w.append_weights(i * 10, *weights(i))
+    with PathReader(a) as ra, PathReader(b) as rb:
+        fa = ra.fingerprint()
+        assert len(fa) == 16 and int(fa, 16) >= 0
+        assert rb.fingerprint() == fa and rb.environment == {"torch": "1"}
+        assert ra.environment == {}
+
+    def changed(edit) -> str:
+        c = tmp_path / "c.h5"
+        write_file(c)
+        with h5py.File(c, "r+") as f:
+            edit(f)
+        with PathReader(c) as r:
+            return r.fingerprint()
+
+    def bump_norm(f):
+        f["layers/conv1/weight_norm"][5, 1] = np.nextafter(f["layers/conv1/weight_norm"][5, 1],
+                                                           np.float32(np.inf))
+
+    def bump_metric(f):
+        f["metrics/train_loss"][2] = f["metrics/train_loss"][2] + 1e-12
+
+    def move_weights(f):
+        f["weights/iteration"][1] = 40
+
+    for edit in (bump_norm, bump_metric, move_weights):
+        assert changed(edit) != fa, edit.__name__

@@ -5,7 +5,6 @@ pure functions over what it returns (:func:`entry_indices`, :func:`nearest`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -356,37 +355,11 @@ class PathReader:
         return (self.layer_path(name, GAMMA_NORM) > 0).sum(axis=1)
 
     def fingerprint(self) -> str:
-        """A hash of the path's contents, so two people can check in one line that they have the
-        same path: 16 hex digits of a SHA-256 over the snapshot iterations and epochs, every
-        metric, every layer's gamma_norm, weight_norm and nnz, and the iterations with saved
-        weights, in a fixed order, as little-endian bytes (NaNs made canonical). Wall times are
-        left out, as they differ between any two runs; so are the weights themselves, which the
-        norms and metrics follow.
-        """
-        h = hashlib.sha256()
+        """16 hex digits hashing the path's contents but not its wall times (see
+        :func:`pathviz.store.fingerprint.fingerprint`)."""
+        from pathviz.store.fingerprint import fingerprint
 
-        def feed(name: str, a: np.ndarray) -> None:
-            a = np.ascontiguousarray(a)
-            if a.dtype.kind == "f":
-                a = np.where(np.isnan(a), np.nan, a).astype(a.dtype.newbyteorder("<"))
-            else:
-                a = a.astype(a.dtype.newbyteorder("<"))
-            h.update(f"{name}:{a.dtype.str}:{a.shape}\n".encode())
-            h.update(a.tobytes())
-
-        feed(ITERATION, self.iterations)
-        feed(EPOCH, self.epochs)
-        for m in sorted(self.metric_names):
-            feed(f"{METRICS}/{m}", self.metric(m))
-        step = 1024
-        for layer in self.layers:
-            for field in LAYER_FIELDS:
-                parts = [self.layer_path(layer["name"], field, slice(i, i + step))
-                         for i in range(0, self._n, step)] or \
-                        [self.layer_path(layer["name"], field, slice(0, 0))]
-                feed(_layer_path(layer["name"], field), np.concatenate(parts))
-        feed(WEIGHTS_ITERATION, self.weight_iterations)
-        return h.hexdigest()[:16]
+        return fingerprint(self)
 
     # ---- weights -----------------------------------------------------------------------------
 
