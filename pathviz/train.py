@@ -534,6 +534,23 @@ class Trainer:
         if state["support"] is not None:
             self.snaps.support_at_weights = [m.to(dev) for m in state["support"]]
 
+    def _warn_other_environment(self) -> None:
+        """A resume with other library versions (or another GPU) than the run started with goes
+        on, but the rest of the path is no longer the one an uninterrupted run would give:
+        say so in the log, naming what changed."""
+        import json
+
+        try:
+            recorded = json.loads(self.paths.config.read_text()).get("environment") or {}
+        except (OSError, ValueError, AttributeError):
+            return
+        changed = numerics.differences(recorded, self.environment) if isinstance(
+            recorded, dict) else []
+        if changed:
+            log.warning("resumed with another environment than the run started with (%s): the "
+                        "path goes on, but not bit for bit as an uninterrupted run would",
+                        "; ".join(changed))
+
     def _load_resume(self) -> dict[str, Any]:
         paths = self.paths
         state = resume.load_state(paths, self.plan.device, self.model, self.opt,
@@ -552,6 +569,7 @@ class Trainer:
                 paths.path, self.recorder.layers, self.recorder._params)
         log.info("resumed at iteration %d with %d snapshots kept", self.iteration,
                  writer.n_snapshots)
+        self._warn_other_environment()
         return state
 
     # ---- status, signals and failures --------------------------------------------------------
@@ -676,6 +694,24 @@ _INPUT_ERRORS = (UsageError, ConfigError, DataError, UnknownModelError, runs.Run
                  resume.ResumeError)
 
 
+def _level_of(argv: list[str] | None) -> str:
+    """The ``cpu_isa`` the command line asks for, read without computing anything: the run's
+    own (config.json) on --resume, else the flags' and presets'. Input that does not parse gets
+    the default level here; rank 0's ``prepare`` then reports it."""
+    import json
+
+    from pathviz.config import config_from_json
+
+    try:
+        args = build_parser().parse_args(argv)
+        if args.resume and args.out:
+            path = runs.paths_for_dir(args.out).config
+            return config_from_json(json.loads(path.read_text()), str(path)).cpu_isa
+        return config_from_args(args).cpu_isa
+    except (UsageError, ConfigError, runs.RunError, OSError, ValueError):
+        return numerics.DEFAULT_LEVEL
+
+
 def _plan_on_every_rank(argv: list[str] | None, d: distributed.Dist) -> Plan | str:
     """Rank 0 validates the input and the run folder; the others get its plan by broadcast
     (they never look at the run folder). Returns the plan, or rank 0's one-sentence error."""
@@ -706,6 +742,9 @@ def _main_distributed(argv: list[str] | None, d: distributed.Dist) -> int:
     """One of several torchrun processes: join the group, agree on the plan, train."""
     if not d.writer:
         logging.getLogger("pathviz").setLevel(logging.WARNING)  # rank 0 tells the story
+    # the collectives below compute with torch, so every rank takes the run's CPU kernels now,
+    # before them (Trainer's pin_numerics then checks that it did)
+    numerics.apply_env(_level_of(argv))
     distributed.init(d)
     try:
         plan = _plan_on_every_rank(argv, d)

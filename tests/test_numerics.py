@@ -157,6 +157,18 @@ def test_resume_keeps_the_runs_level_and_refuses_another(tmp_path):
     assert proc.returncode == 2 and "drop --cpu-isa" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    # a resume with other library versions goes on, and says that the path is no longer the
+    # one an uninterrupted run would give
+    cfg = json.loads((run / runs.CONFIG_FILE).read_text())
+    cfg["environment"]["torch"] = "0.0.1"
+    (run / runs.CONFIG_FILE).write_text(json.dumps(cfg))
+    proc = subprocess.run([sys.executable, "-m", "pathviz.train", "--out", str(run), "--resume",
+                           "--no-progress"], capture_output=True, text=True,
+                          env=_clean_env({}), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "resumed with another environment than the run started with (torch 0.0.1 -> " \
+        in proc.stderr
+    assert json.loads((run / runs.CONFIG_FILE).read_text())["cpu_isa"] == "baseline"
 
 
 def test_a_machine_without_the_level_is_told_in_one_sentence(tmp_path, monkeypatch, capsys):
@@ -228,3 +240,18 @@ def test_a_run_from_before_the_pin_reads_as_native():
     old = {k: v for k, v in RunConfig().to_json().items() if k != "cpu_isa"}
     assert config_from_json(old, "config.json").cpu_isa == "native"
     assert config_from_json({**old, "environment": {"torch": "x"}}, "c").cpu_isa == "native"
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_a_deterministic_gpu_run_repeats_on_the_same_gpu(tmp_path):
+    """--deterministic on CUDA: two runs of the same config give the same path bit for bit,
+    and the config records it."""
+    files = []
+    for name in ("a", "b"):
+        proc = _train(tmp_path / name, {}, "--device", "cuda", "--deterministic", "true")
+        assert proc.returncode == 0, proc.stderr
+        files.append(_contents(tmp_path / name))
+    assert _differing(*files) == []
+    cfg = json.loads((tmp_path / "a" / runs.CONFIG_FILE).read_text())
+    assert cfg["deterministic"] is True and cfg["environment"]["device"].startswith("cuda")
+    assert "gpu" in cfg["environment"]
