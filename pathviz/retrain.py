@@ -569,7 +569,7 @@ def run(sup: Support, data: DataBundle, st: Settings, variants: list[Variant], s
         progress: bool = True) -> int:
     """Train every variant's unfinished seeds; returns the exit code."""
     # the run's numerics (cpu_isa, threads, deterministic) were pinned by load_run_model,
-    # before anything was computed: the same numbers on every machine
+    # before anything was computed: the worker's kernels, so the worker's numbers
     descs = [_describe(sup, v, st, seeds) for v in variants]
     ipe = -(-len(data.train_y) // st.batch_size)
     todo = [(v, d, s) for v, d in zip(variants, descs) for s in seeds

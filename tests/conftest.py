@@ -68,3 +68,15 @@ def make_run(root: Path, name: str, n: int = 60, state: str = "finished", nu: fl
     runs.write_status(paths, state=state, reason="", snapshots=n, iteration=total * 5,
                       total_iterations=total * 5, config=cfg, heartbeat=0)
     return paths
+
+
+def path_contents(run: Path) -> dict[str, np.ndarray]:
+    """Every dataset of a run's path file except the wall-clock times: what two runs that
+    should be the same path must agree on, bit for bit."""
+    import h5py
+
+    out: dict[str, np.ndarray] = {}
+    with h5py.File(run / runs.PATH_FILE, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()])
+                     if isinstance(obj, h5py.Dataset) and name != "snapshots/time" else None)
+    return out

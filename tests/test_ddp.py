@@ -12,13 +12,13 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import torch
 
 from pathviz import distributed, runs
 from pathviz.store import PathReader
+from tests.conftest import path_contents
 
 pytestmark = pytest.mark.skipif(not (torch.distributed.is_available()
                                      and torch.distributed.is_gloo_available()),
@@ -53,12 +53,7 @@ def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return proc
 
 
-def contents(run_dir: Path) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    with h5py.File(run_dir / runs.PATH_FILE, "r") as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[()])
-                     if isinstance(obj, h5py.Dataset) and name != "snapshots/time" else None)
-    return out
+contents = path_contents
 
 
 def status(run_dir: Path) -> dict:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from pathviz import numerics, runs
-from tests.conftest import make_run
+from tests.conftest import make_run, path_contents
 
 # a short demo: 4 epochs of 18 iterations, lam 0.1 so that groups enter within them (from
 # iteration ~50) and the compact subnetwork's figures (pruning, evaluation) are compared too
@@ -56,12 +56,7 @@ def _train(out: Path, env: dict[str, str], *args: str) -> subprocess.CompletedPr
                           timeout=600)
 
 
-def _contents(run: Path) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    with h5py.File(run / runs.PATH_FILE, "r") as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[()])
-                     if isinstance(obj, h5py.Dataset) and name != "snapshots/time" else None)
-    return out
+_contents = path_contents
 
 
 def _differing(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> list[str]:

@@ -15,6 +15,7 @@ import pytest
 
 from pathviz import runs
 from pathviz.store import PathReader
+from tests.conftest import path_contents
 
 # a short run of the demo model: 4 epochs of 18 iterations (1150 training images after the
 # validation split, batches of 64)
@@ -325,15 +326,7 @@ def test_config_file_and_console_entry(tmp_path):
         assert r.config == saved and r.environment == environment
 
 
-def _contents(run: Path) -> dict[str, np.ndarray]:
-    """Every dataset of a path file except the wall-clock times."""
-    import h5py
-
-    out = {}
-    with h5py.File(run / runs.PATH_FILE, "r") as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[()])
-                     if isinstance(obj, h5py.Dataset) and name != "snapshots/time" else None)
-    return out
+_contents = path_contents
 
 
 def test_same_config_gives_a_bit_identical_path_whatever_the_thread_environment(tmp_path):
