@@ -44,8 +44,16 @@ def empty_ui() -> None:
         f"There are no runs in `{md_escape(str(ROOT))}` yet. The demo trains LeNet-5 on "
         "scikit-learn's bundled digits for about a minute on a laptop CPU; the views follow it "
         "live.")
+    # an ARM machine (or an x86-64 one without AVX2) cannot take the default pinned level:
+    # the demo then runs on the machine's own kernels, and says so, instead of failing
+    unpinned = numerics.machine_problem(numerics.DEFAULT_LEVEL) is not None
+    if unpinned:
+        st.info("This CPU cannot run the pinned AVX2 kernels (an ARM machine, or an x86-64 CPU "
+                "without AVX2), so the demo runs with this machine's own kernels "
+                "(--cpu-isa native): its figures differ from the README's in the last digits.")
     if st.button("Start the demo run", type="primary"):
-        start_run(runs.run_paths(DEMO_NAME, ROOT), ["--preset", "demo"])
+        start_run(runs.run_paths(DEMO_NAME, ROOT),
+                  ["--preset", "demo", *(["--cpu-isa", "native"] if unpinned else [])])
 
 
 def main() -> None:

@@ -74,6 +74,26 @@ def test_empty_checkpoints_offers_the_demo(root):
     assert [b.label for b in at.button] == ["Start the demo run"]
 
 
+def test_the_demo_on_an_arm_machine_runs_native_and_says_so(root, monkeypatch):
+    """An ARM machine cannot take the default pinned level (avx2): the demo button starts it
+    with --cpu-isa native instead of failing, and the page says why its figures differ."""
+    from pathviz import numerics
+    from pathviz.ui import header
+
+    launched = []
+    monkeypatch.setattr(header, "launch", lambda paths, argv, **kw: launched.append(argv) or
+                        "not started in this test")
+    at = app()
+    assert "cannot run the pinned" not in texts(at)
+    at.button[0].click().run()
+    assert launched == [["--preset", "demo"]]
+    monkeypatch.setattr(numerics.platform, "machine", lambda: "arm64")
+    at = app()
+    assert "cannot run the pinned AVX2 kernels" in texts(at)
+    at.button[0].click().run()
+    assert launched[-1] == ["--preset", "demo", "--cpu-isa", "native"]
+
+
 def test_finished_run_slider_changes_the_heatmap(root):
     make_run(root, "done", n=60)
     at = app(run="done", iteration="50")
