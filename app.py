@@ -26,10 +26,10 @@ from pathviz.ui.header import launched, run_header_ui, start_run  # noqa: E402
 from pathviz.ui.live import shown_state  # noqa: E402
 from pathviz.ui.scrub import PLAY_INTERVAL  # noqa: E402
 from pathviz.ui.sidebar import new_run_ui, refresh_ui, run_picker_ui, runs_table_ui  # noqa: E402
-from pathviz.ui.urlstate import md_escape  # noqa: E402
+from pathviz.ui.text import inert  # noqa: E402
 from pathviz.ui.views import LIGHT_VIEWS, run_body_ui, view_switch_ui  # noqa: E402
 
-st.set_page_config(page_title="pathviz", page_icon=":material/timeline:", layout="wide")
+st.set_page_config(page_title="pathviz", page_icon="📈", layout="wide")
 
 ROOT = runs.checkpoints_root()
 DEMO_NAME = "demo"
@@ -41,7 +41,7 @@ def empty_ui() -> None:
     st.markdown(
         "See the **regularization path** of DessiLBI training: which filters a network selects, "
         "and when, as the sparse variable Γ grows from empty.\n\n"
-        f"There are no runs in `{md_escape(str(ROOT))}` yet. The demo trains LeNet-5 on "
+        f"There are no runs in {inert(str(ROOT))} yet. The demo trains LeNet-5 on "
         "scikit-learn's bundled digits for about a minute on a laptop CPU; the views follow it "
         "live.")
     # an ARM machine (or an x86-64 one without AVX2) cannot take the default pinned level:

@@ -7,14 +7,15 @@ import streamlit as st
 from pathviz import plots, runs
 from pathviz.store import PathFileError, PathReader
 from pathviz.ui import url
+from pathviz.ui.text import clean, inert, inert_plotly
 from pathviz.ui.urlstate import COMPARE_MAX, parse_compare, quote
 
 
 def _legend_name(name: str, config: dict) -> str:
-    """The run and its ν, λ, κ: what tells two paths of one model apart."""
+    """The run and its ν, λ, κ: what tells two paths of one model apart (plotly text)."""
     parts = [f"{sym}={config[k]:g}" if isinstance(config.get(k), (int, float)) else f"{sym}=?"
              for sym, k in (("ν", "nu"), ("λ", "lam"), ("κ", "kappa"))]
-    return f"{name} ({', '.join(parts)})"
+    return f"{inert_plotly(name)} ({', '.join(parts)})"
 
 
 def compare_ui(current: str, root) -> None:
@@ -27,7 +28,7 @@ def compare_ui(current: str, root) -> None:
     if ss.get("compare_note"):
         st.warning(ss.compare_note, icon=":material/link:")
     chosen = st.multiselect("Runs to compare (e.g. two values of ν)", names, key="compare",
-                            max_selections=COMPARE_MAX,
+                            max_selections=COMPARE_MAX, format_func=clean,
                             on_change=lambda: ss.__setitem__("compare_note", None))
     value = ",".join(chosen)
     if url.get("compare") != value:
@@ -42,7 +43,7 @@ def compare_ui(current: str, root) -> None:
                     continue
                 series[_legend_name(name, r.config)] = (r.iterations, 1 - r.metric("sparsity"))
         except (PathFileError, KeyError, runs.RunError) as e:
-            st.warning(f"{quote(name)}: {e}")
+            st.warning(f"{quote(name)}: {inert(e)}")
     if series:
         log_x = st.toggle("Log iteration axis", key="compare_log_x")
         st.plotly_chart(plots.compare_plot(series, log_x=log_x), width="stretch",

@@ -16,7 +16,7 @@ import streamlit as st
 from pathviz.store import nearest
 from pathviz.ui.context import RunView
 from pathviz.ui.data import inside_root
-from pathviz.ui.urlstate import md_escape
+from pathviz.ui.text import clean_rows, inert
 
 BUNDLED = ("digits",)  # datasets whose test split ships with pathviz: no data root needed
 
@@ -39,7 +39,7 @@ def _do_export(view: RunView, iteration: int, mode: str, fmt: str, replace: bool
         return
     out = Path(ex.default_out(view.info.paths.dir, iteration, mode, fmt))
     if out.exists() and not replace:
-        st.error(f"{md_escape(out.name)} exists already. Tick “Replace the existing file” to "
+        st.error(f"{inert(out.name)} exists already. Tick “Replace the existing file” to "
                  f"write it again, or download the existing one below.")
         return
     with st.spinner(f"exporting iteration {iteration:,} ({mode}, {fmt})..."):
@@ -47,10 +47,10 @@ def _do_export(view: RunView, iteration: int, mode: str, fmt: str, replace: bool
             report = ex.export(view.info.paths.dir, iteration, mode, fmt, out, overwrite=replace,
                                data_root=data_root)
         except ex.ExportError as e:
-            st.error(md_escape(str(e)))
+            st.error(inert(str(e)))
             return
         except Exception as e:  # keep the app alive; the message names what failed
-            st.error(md_escape(f"Export failed: {type(e).__name__}: {e}"))
+            st.error(inert(f"Export failed: {type(e).__name__}: {e}"))
             return
     st.session_state.export_report = {"key": (view.info.name, iteration, mode, fmt),
                                       "out": str(out), "report": report}
@@ -74,19 +74,19 @@ def _report_ui(report: dict[str, Any], out: Path, root: Path) -> None:
     # why there is no test accuracy first: it is what the user can act on
     notes.sort(key=lambda w: not w.startswith("no test accuracy"))
     if len(notes) == 1:
-        st.warning(md_escape(notes[0]))
+        st.warning(inert(notes[0]))
     elif notes:  # one box, not one per pruned layer
-        st.warning("\n".join(f"- {md_escape(w)}" for w in notes))
+        st.warning("\n".join(f"- {inert(w)}" for w in notes))
     if report.get("layers"):
-        st.dataframe(report["layers"], hide_index=True, width="stretch")
+        st.dataframe(clean_rows(report["layers"]), hide_index=True, width="stretch")
     files = [out] + ([Path(report["arch"])] if report.get("arch") else [])
     for f in files:
         safe = inside_root(f, root)
         if safe is None or not safe.is_file():
-            st.error(f"{md_escape(f.name)} is not a file inside the checkpoints folder, so it is "
+            st.error(f"{inert(f.name)} is not a file inside the checkpoints folder, so it is "
                      f"not offered for download.")
             continue
-        st.download_button(f"Download {f.name}", data=safe.read_bytes(), file_name=f.name,
+        st.download_button(f"Download {inert(f.name)}", data=safe.read_bytes(), file_name=f.name,
                            key=f"dl:{f.name}", icon=":material/download:")
 
 
@@ -108,7 +108,7 @@ def data_root_ui(view: RunView) -> tuple[str | None, str | None]:
         placeholder="the folder with the files the run was trained on",
         help="Never read from the run: the path stored in it may not exist here.") or "").strip()
     if not text:
-        st.caption(md_escape(f"Measuring the test accuracy needs the run's {view.dataset} data "
+        st.caption(inert(f"Measuring the test accuracy needs the run's {view.dataset} data "
                              f"root (the folder with its files): enter it above, or export "
                              f"without a test accuracy."))
         return None, None
@@ -138,7 +138,7 @@ def export_ui(view: RunView, iteration: int, root: Path) -> None:
                           help="Without this, an export that exists is never overwritten.")
     data_root, problem = data_root_ui(view)
     if problem:
-        st.error(problem)  # markdown already (the path in it is escaped)
+        st.error(problem)  # markdown already (the path in it is inert)
     if st.button("Export", type="primary", key="do_export", icon=":material/save:",
                  disabled=problem is not None):
         _do_export(view, iteration, mode, fmt, replace, root, data_root)
@@ -154,6 +154,6 @@ def export_ui(view: RunView, iteration: int, root: Path) -> None:
             continue
         if report.get("iteration") == iteration and report.get("mode") == mode and \
                 report.get("format") == fmt and Path(report.get("file", "")).exists():
-            st.caption(f"Exported earlier: {md_escape(Path(report['file']).name)}")
+            st.caption(f"Exported earlier: {inert(Path(report['file']).name)}")
             _report_ui(report, Path(report["file"]), root)
             break

@@ -9,6 +9,7 @@ import streamlit as st
 from pathviz import plots
 from pathviz.ui.context import RunView
 from pathviz.ui.data import load_snapshot, load_weight
+from pathviz.ui.text import inert
 
 
 def filters_ui(view: RunView, index: int, iteration: int) -> None:
@@ -26,7 +27,8 @@ def filters_ui(view: RunView, index: int, iteration: int) -> None:
         if iteration >= wits[0] else int(wits[0])
     w = load_weight(view.path, view.ident, wit, first["param"])
     channels = int(first["shape"][1])
-    st.caption(f"{first['name']}, the first convolution with a Γ: {first['shape'][0]} filters"
+    st.caption(f"{inert(first['name'])}, the first convolution with a Γ: {first['shape'][0]} "
+               "filters"
                + (f", each shown as the mean over its {channels} input channels"
                   if channels > 1 else "") + ".")
     inside = load_snapshot(view.path, view.ident, index)[first["name"]]["gamma_norm"] > 0

@@ -9,7 +9,7 @@ import streamlit as st
 from pathviz import runs
 from pathviz.ui import url
 from pathviz.ui.live import eta_seconds, shown_state
-from pathviz.ui.urlstate import md_escape
+from pathviz.ui.text import inert
 
 STATE_BADGE = {"running": ":green-badge[running]", "starting": ":orange-badge[starting]",
                "finished": ":blue-badge[finished]", "stopped": ":gray-badge[stopped]",
@@ -43,7 +43,7 @@ def start_run(paths: runs.RunPaths, argv: list[str], resume: bool = False,
     """Launch the worker (see :func:`launch`) and rerun, or show why it could not start."""
     problem = launch(paths, argv, resume=resume, processes=processes)
     if problem:
-        st.error(md_escape(problem))
+        st.error(inert(problem))
         return
     st.rerun()
 
@@ -67,11 +67,11 @@ def run_header_ui(info: runs.RunInfo, model: str, dataset: str) -> str:
     """Name, state badge, identity and the Stop/Resume button; returns the state shown."""
     state = shown_state(info, launched(info.name))
     cols = st.columns([6, 1], vertical_alignment="center")
-    cols[0].subheader(f"{md_escape(info.name)} {STATE_BADGE.get(state, STATE_BADGE['unknown'])}",
+    cols[0].subheader(f"{inert(info.name)} {STATE_BADGE.get(state, STATE_BADGE['unknown'])}",
                       anchor=False)
     reason = f": {info.reason}" if info.reason and state == info.state else ""
     procs = f" · {info.processes} processes (DDP)" if info.processes > 1 else ""
-    cols[0].caption(md_escape(f"{model} on {dataset}{procs} · {state}{reason}"))
+    cols[0].caption(inert(f"{model} on {dataset}{procs} · {state}{reason}"))
     if state in ("running", "starting"):
         cols[1].button("Stop", icon=":material/stop:", on_click=_stop, args=(info.paths,),
                        help="SIGTERM: the worker saves and exits; resume later")
@@ -80,9 +80,9 @@ def run_header_ui(info: runs.RunInfo, model: str, dataset: str) -> str:
                        args=(info.paths,), help="continue from the last save")
     problem = st.session_state.pop("launch_problem", None)
     if problem:
-        st.error(md_escape(problem))
+        st.error(inert(problem))
     if state == "failed":
-        st.error(md_escape(f"This run failed: {info.reason or 'see its train.log'}"))
+        st.error(inert(f"This run failed: {info.reason or 'see its train.log'}"))
     return state
 
 

@@ -15,6 +15,7 @@ from pathviz.ui import url
 from pathviz.ui.context import RunView
 from pathviz.ui.data import Ident, load_layer
 from pathviz.ui.scrub import clickable, pick_from_chart
+from pathviz.ui.text import clean, inert, inert_plotly
 from pathviz.ui.urlstate import parse_layer
 
 FIGURE_KEY = "layer_fig"
@@ -26,8 +27,8 @@ def _figure(path: str, ident: Ident, n: int, layer: str, log_x: bool, show_gamma
     """The figure, built once per (file, snapshot count, options) and reused."""
     lp = load_layer(path, ident, n, layer)
     return clickable(plots.layer_figure(lp["gamma_norm"], lp["weight_norm"], iterations,
-                                        lp["entry"], layer, log_x=log_x, show_gamma=show_gamma,
-                                        stop=stop))
+                                        lp["entry"], inert_plotly(layer), log_x=log_x,
+                                        show_gamma=show_gamma, stop=stop))
 
 
 def layer_choice_ui(view: RunView) -> str | None:
@@ -39,7 +40,7 @@ def layer_choice_ui(view: RunView) -> str | None:
         ss.layer_for, ss.layer, ss.layer_note = view.info.name, chosen, note
     if ss.get("layer_note"):
         st.warning(ss.layer_note, icon=":material/link:")
-    layer = st.selectbox("Layer", names, key="layer",
+    layer = st.selectbox("Layer", names, key="layer", format_func=clean,
                          on_change=lambda: ss.__setitem__("layer_note", None))
     if layer is not None and url.get("layer") != layer:
         url.want("layer", layer)
@@ -53,8 +54,8 @@ def layer_at_ui(view: RunView, index: int, iteration: int) -> None:
         return
     lp = load_layer(view.path, view.ident, view.n, layer)
     g = lp["gamma_norm"].shape[1]
-    st.caption(f"{layer}: {int(lp['support'][index])} of {g} filters in the support at iteration "
-               f"{iteration:,} (dotted red line).")
+    st.caption(f"{inert(layer)}: {int(lp['support'][index])} of {g} filters in the support at "
+               f"iteration {iteration:,} (dotted red line).")
 
 
 def layer_ui(view: RunView) -> None:

@@ -10,6 +10,7 @@ import streamlit as st
 from pathviz import analysis, plots
 from pathviz.ui.context import RunView
 from pathviz.ui.data import load_entries, load_snapshot
+from pathviz.ui.text import clean_rows, inert_plotly
 
 
 def overview_ui(view: RunView, index: int, iteration: int) -> None:
@@ -17,7 +18,9 @@ def overview_ui(view: RunView, index: int, iteration: int) -> None:
     layers = view.data["layers"]
     names = [layer["name"] for layer in layers]
     snap = load_snapshot(view.path, view.ident, index)
-    st.plotly_chart(plots.overview_heatmap(names, {k: snap[k]["gamma_norm"] for k in names},
+    labels = {k: inert_plotly(k) for k in names}  # plotly draws tags in tick labels
+    st.plotly_chart(plots.overview_heatmap([labels[k] for k in names],
+                                           {labels[k]: snap[k]["gamma_norm"] for k in names},
                                            title=f"Gamma support by layer at iteration "
                                                  f"{iteration:,}"),
                     width="stretch", key="overview")
@@ -25,7 +28,7 @@ def overview_ui(view: RunView, index: int, iteration: int) -> None:
     its = view.iterations
     entry_its = {k: its[e[e >= 0]] if (e >= 0).any() else e[e >= 0] for k, e in entries.items()}
     st.markdown("**Support size per layer**")
-    st.dataframe(analysis.support_table(layers, snap, entry_its), hide_index=True,
+    st.dataframe(clean_rows(analysis.support_table(layers, snap, entry_its)), hide_index=True,
                  width="stretch")
 
 

@@ -12,7 +12,8 @@ import streamlit as st
 from pathviz import runs
 from pathviz.ui import url
 from pathviz.ui.header import start_run
-from pathviz.ui.urlstate import md_escape, quote
+from pathviz.ui.text import clean, clean_rows, inert
+from pathviz.ui.urlstate import quote
 
 MODEL_CHOICES = ["lenet5", "cifar_resnet_20", "cifar_resnet_32", "cifar_resnet_56",
                  "cifar_vgg_11", "cifar_vgg_16", "tv_resnet18"]
@@ -44,7 +45,7 @@ def run_picker_ui(all_runs: list[runs.RunInfo], root: Path) -> str | None:
         else:
             if wanted not in names:
                 st.warning(f"There is no run called {quote(wanted)} in "
-                           f"{md_escape(str(root))}; showing the newest run instead.",
+                           f"{inert(str(root))}; showing the newest run instead.",
                            icon=":material/link:")
                 wanted = None
     if not names:
@@ -54,7 +55,7 @@ def run_picker_ui(all_runs: list[runs.RunInfo], root: Path) -> str | None:
         ss.picker_nav = ss.get("picker_nav", 0) + 1
     choice = st.sidebar.selectbox(
         "Run", names, index=names.index(wanted) if wanted else 0,
-        key=f"picker:{wanted}:{ss.get('picker_nav', 0)}", format_func=lambda n: n)
+        key=f"picker:{wanted}:{ss.get('picker_nav', 0)}", format_func=clean)
     if url.get("run") != choice:
         # a different run: its own iteration, layer and comparison
         for k in ("iteration", "layer", "compare", "play"):
@@ -68,10 +69,11 @@ def runs_table_ui(root: Path) -> None:
     all_runs = runs.list_runs(root)
     with st.expander(f"All runs ({len(all_runs)})", expanded=False):
         # progress first: the sidebar is narrow, and the columns past its edge need a scroll
-        st.dataframe([{"run": r.name, "status": r.state,
-                       "iteration": f"{r.iteration}/{r.total_iterations}",
-                       "snapshots": r.snapshots, "model": r.model, "dataset": r.dataset}
-                      for r in all_runs], hide_index=True, width="stretch")
+        st.dataframe(clean_rows([{"run": r.name, "status": r.state,
+                                  "iteration": f"{r.iteration}/{r.total_iterations}",
+                                  "snapshots": r.snapshots, "model": r.model,
+                                  "dataset": r.dataset} for r in all_runs]),
+                     hide_index=True, width="stretch")
 
 
 def refresh_ui() -> float:
@@ -96,11 +98,11 @@ def field_problem(kind: str, rule: tuple[float, bool] | None, value: Any) -> str
 
 def data_root_problem(text: str | None) -> str | None:
     """A data root must be an existing folder (not a flag, not a file). The sentence is
-    markdown (the path in it escaped): show it as it is, without escaping it again."""
+    markdown (the path in it inert): show it as it is, without escaping it again."""
     if not text:
         return None
     if text.startswith("-"):
-        return md_escape("Enter a folder path, not a command-line option.")
+        return inert("Enter a folder path, not a command-line option.")
     p = Path(text).expanduser()
     if not p.exists():
         return f"There is no folder {quote(text, 60)}."
@@ -153,17 +155,17 @@ def new_run_ui(existing: list[str], root: Path) -> None:
         submitted = st.form_submit_button("Validate and start", type="primary")
     if not submitted:
         return
-    problems: dict[str, str] = {}  # markdown, each message escaped once
+    problems: dict[str, str] = {}  # markdown, each message made inert once
     try:
         runs.validate_name(name)
         if name in existing:
             raise runs.RunError(f"a run called {name!r} exists already")
     except runs.RunError as e:
-        problems["name"] = md_escape(str(e))
+        problems["name"] = inert(e)
     for field, _, kind, rule in FORM_FIELDS:
         p = field_problem(kind, rule, values[field])
         if p:
-            problems[field] = md_escape(p)
+            problems[field] = inert(p)
     p = data_root_problem(values["data_root"])
     if p:
         problems["data_root"] = p
@@ -174,11 +176,11 @@ def new_run_ui(existing: list[str], root: Path) -> None:
             cfg.validate()
         except ConfigError as e:
             flag = str(e).split()[0].lstrip("-").replace("-", "_")
-            problems[flag if flag in slots else "name"] = md_escape(_plain(str(e)))
+            problems[flag if flag in slots else "name"] = inert(_plain(str(e)))
         try:
             check_dataset(cfg.dataset, cfg.data_root)
         except DataError as e:
-            problems["data_root"] = md_escape(_plain(str(e)))
+            problems["data_root"] = inert(_plain(str(e)))
     if problems:
         for field, msg in problems.items():
             (slots.get(field) or name_err).error(msg)

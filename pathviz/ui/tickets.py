@@ -22,6 +22,7 @@ import streamlit as st
 
 from pathviz import tickets
 from pathviz.store import PathFileError, PathReader
+from pathviz.ui.text import clean, clean_rows, inert, inert_plotly
 
 REFRESH_SECONDS = 2.0  # while a retrain runs, the progress part redraws itself this often
 
@@ -61,7 +62,7 @@ def accuracy_figure(rows: list[dict[str, Any]], refs: list[dict[str, Any]]) -> g
             error_y={"type": "data", "array": [_pct(r["test_acc"]["std"]) or 0.0 for r in rs],
                      "visible": True},
             mode="markers", name=fam, marker={"size": 10, "color": COLORS[fam]},
-            customdata=[[r["name"], r["seeds"], _pct(r["test_acc"]["se"]) or 0.0,
+            customdata=[[inert_plotly(r["name"]), r["seeds"], _pct(r["test_acc"]["se"]) or 0.0,
                          r["iteration"], r["params"]] for r in rs],
             hovertemplate="%{customdata[0]}<br>%{customdata[4]:,} params<br>%{y:.2f}% "
                           "(SE %{customdata[2]:.2f}, %{customdata[1]} seeds)<extra></extra>"))
@@ -75,9 +76,10 @@ def accuracy_figure(rows: list[dict[str, Any]], refs: list[dict[str, Any]]) -> g
         std = ref["test_acc"]["std"]
         fig.add_trace(go.Scatter(
             x=[ref["params"]], y=[_pct(ref["test_acc"]["mean"])], mode="markers",
-            name=ref["label"], marker={"size": 13, "symbol": symbol, "color": color},
+            name=inert_plotly(ref["label"]), marker={"size": 13, "symbol": symbol, "color": color},
             error_y={"type": "data", "array": [_pct(std) or 0.0], "visible": std is not None},
-            hovertemplate=f"{ref['label']}<br>%{{x:,}} params<br>%{{y:.2f}}%<extra></extra>"))
+            hovertemplate=f"{inert_plotly(ref['label'])}<br>%{{x:,}} params<br>%{{y:.2f}}%"
+                          "<extra></extra>"))
     fig.update_layout(xaxis={"title": "parameters of the trained network (log)", "type": "log"},
                       yaxis_title="test accuracy (%)", height=420,
                       margin={"l": 10, "r": 10, "t": 30, "b": 10})
@@ -103,7 +105,8 @@ def curves_figure(curves: list[dict[str, Any]]) -> go.Figure:
             std = np.where(counts > 1, np.nanstd(acc, 0, ddof=1), 0.0)
         fam = _family(cs[0]["init"])
         fig.add_trace(go.Scatter(
-            x=list(range(n)), y=(100 * mean).tolist(), mode="lines+markers", name=name,
+            x=list(range(n)), y=(100 * mean).tolist(), mode="lines+markers",
+            name=inert_plotly(name),
             line={"color": COLORS.get(fam)}, marker={"size": 4},
             error_y={"type": "data", "array": (100 * std).tolist(), "visible": True,
                      "thickness": 1}))
@@ -155,8 +158,8 @@ def _launch_ui(run_dir: pathlib.Path, run_name: str, iteration: int, cfg: dict[s
         data_root = ""
         if cfg.get("dataset", "digits") != "digits":
             data_root = c7.text_input("Data root", "",
-                                      help=f"the folder that holds the {cfg.get('dataset')} "
-                                           f"files on this machine")
+                                      help=inert(f"the folder that holds the {cfg.get('dataset')} "
+                                                 f"files on this machine"))
         go_ = st.form_submit_button("Retrain in background", type="primary")
     if not go_:
         return
@@ -172,7 +175,7 @@ def _launch_ui(run_dir: pathlib.Path, run_name: str, iteration: int, cfg: dict[s
         pid = tickets.start_retrain(run_dir, iteration, chosen, epochs=int(epochs), seeds=seeds,
                                     budget=budget, lr=float(lr), data_root=data_root or None)
     except (tickets.TicketError, OSError) as e:
-        st.error(str(e))
+        st.error(inert(e))
         return
     st.success(f"Retraining {len(chosen)} variant(s) x {len(seeds)} seed(s) in process {pid}.")
 
@@ -185,17 +188,18 @@ def _progress_ui(run_dir: pathlib.Path, run_name: str) -> bool:
     active = [(t, s) for t, s in states if s["state"] in ("running", "starting")]
     if running:
         c1, c2 = st.columns([5, 1])
-        c1.info(f"Retraining in the background (process {launch['pid']}).")
+        c1.info(inert(f"Retraining in the background (process {launch['pid']})."))
         if c2.button("Stop", key=f"tickets_stop_{run_name}"):
             tickets.stop_retrain(run_dir)
             st.rerun()
     for t, s in active:
         frac = min(1.0, s["done"] / s["total"]) if s["total"] else 0.0
         epoch = "" if s["epoch"] is None else f", epoch {s['epoch'] + 1}/{s['epochs']}"
-        st.progress(frac, text=f"{t.name}: seed {s['seed']}{epoch}")
+        st.progress(frac, text=inert(f"{t.name}: seed {s['seed']}{epoch}"))
     for t, s in states:
         if s["state"] in ("stopped", "failed"):
-            st.caption(f"{t.name}: {s['state']} ({s['reason']}). Launch it again to resume.")
+            st.caption(inert(f"{t.name}: {s['state']} ({s['reason']}).")
+                       + " Launch it again to resume.")
     if launch and not running and "error" in launch.get("log_tail", ""):
         with st.expander("The last retrain reported an error"):
             st.code(launch["log_tail"][-1500:])
@@ -266,7 +270,7 @@ def _results_ui(run_dir: pathlib.Path, run_name: str, rows: list[dict[str, Any]]
                 iteration: int | None) -> None:
     candidates = tickets.sgd_baselines(run_dir)
     chosen = st.multiselect("SGD baseline runs", [c.name for c in candidates],
-                            default=[c.name for c in candidates],
+                            default=[c.name for c in candidates], format_func=clean,
                             key=f"tickets_baseline_{run_name}",
                             help="sibling runs trained with --optimizer sgd on the same dataset "
                                  "and model; their final test accuracies are averaged")
@@ -281,14 +285,15 @@ def _results_ui(run_dir: pathlib.Path, run_name: str, rows: list[dict[str, Any]]
                       help="the retrained support whose verdicts and curves are shown below")
     for r in rows:
         if r["iteration"] == at and r["kind"] == "ticket" and r.get("verdict"):
-            st.markdown(f"**{r['init']}** ({r['seeds']} seeds) {r['verdict']}.")
+            st.markdown(f"**{inert(r['init'])}** " + inert(f"({r['seeds']} seeds) {r['verdict']}."))
     names = {r["name"] for r in rows if r["iteration"] == at}
     st.plotly_chart(curves_figure([c for c in tickets.curves(run_dir) if c["name"] in names]),
                     key=f"tickets_curves_{run_name}")
-    st.dataframe(_flat(rows) + [{"variant": ref["label"], "params": ref["params"],
-                                 "seeds": ref["test_acc"]["n"],
-                                 "test acc %": _pct(ref["test_acc"]["mean"]),
-                                 "± std": _pct(ref["test_acc"]["std"])} for ref in refs],
+    st.dataframe(clean_rows(_flat(rows) + [{"variant": ref["label"], "params": ref["params"],
+                                            "seeds": ref["test_acc"]["n"],
+                                            "test acc %": _pct(ref["test_acc"]["mean"]),
+                                            "± std": _pct(ref["test_acc"]["std"])}
+                                           for ref in refs]),
                  hide_index=True)
     st.download_button("Download CSV", tickets.rows_to_csv(rows),
                        file_name=f"{run_name}-tickets.csv", mime="text/csv",

@@ -2,8 +2,9 @@
 
 Every function here is pure (no Streamlit), so property tests can throw arbitrary strings at it.
 Each returns ``(value, note)``: ``value`` is always safe to use, ``note`` is ``None`` or one
-plain sentence for the page. Notes quote the user's text through :func:`quote`, which keeps it
-short and printable; the app renders notes as plain text, never as markdown or HTML.
+plain sentence for the page, in markdown. Notes quote the user's text through :func:`quote`,
+which keeps it short and inert (:func:`pathviz.ui.text.inert`): shown literally, never as a
+link, an image or HTML.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+from pathviz.ui.text import inert, md_escape  # noqa: F401  (md_escape: for older callers)
 
 # URL slug -> view title, in the order of the view switcher
 VIEWS: dict[str, str] = {
@@ -29,23 +32,10 @@ MAX_DIGITS = 30  # longer digit strings are not iterations (and clamp anyway)
 COMPARE_MAX = 8
 
 
-_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:&=\"'^%@/")
-
-
-def md_escape(text: str) -> str:
-    """``text`` that Streamlit's markdown shows literally: every ASCII punctuation mark that
-    markdown, its ``:directive[]``/``:emoji:`` syntax, LaTeX (``$``) or HTML could read is
-    backslash-escaped (CommonMark allows escaping any ASCII punctuation)."""
-    return "".join("\\" + c if c in _MD_SPECIAL else c for c in str(text))
-
-
 def quote(text: str, limit: int = 40) -> str:
-    """``text`` for a sentence shown as markdown: printable characters only, cut at ``limit``,
-    in quotes, with markdown escaped so that it reads as the literal text."""
-    clean = "".join(c if c.isprintable() else "?" for c in str(text))
-    if len(clean) > limit:
-        clean = clean[: limit - 1] + "…"
-    return f"“{md_escape(clean)}”"
+    """``text`` for a sentence shown as markdown: in quotes, cut at ``limit``, and inert (see
+    :func:`pathviz.ui.text.inert`: literal, printable, nothing that links)."""
+    return f"“{inert(text, limit)}”"
 
 
 def parse_int(raw: str) -> int | None:
@@ -106,7 +96,7 @@ def parse_layer(raw: str | None, names: Sequence[str]) -> tuple[str | None, str 
     if raw in names:
         return raw, None
     return default, (f"This run has no layer {quote(raw)}; showing "
-                     f"{md_escape(default) if default else 'none'} instead.")
+                     f"{inert(default) if default else 'none'} instead.")
 
 
 def parse_compare(raw: str | None, runs: Sequence[str], current: str

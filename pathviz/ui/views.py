@@ -18,7 +18,8 @@ from pathviz.ui import data as d
 from pathviz.ui import url
 from pathviz.ui.context import RunView
 from pathviz.ui.marker import marker_ui
-from pathviz.ui.urlstate import SLUG_OF, VIEWS, md_escape, parse_view
+from pathviz.ui.text import inert
+from pathviz.ui.urlstate import SLUG_OF, VIEWS, parse_view
 
 LIGHT_VIEWS = ("overview", "layer", "metrics", "filters")
 
@@ -52,7 +53,7 @@ def load_view(info: runs.RunInfo, live: bool) -> RunView | None:
         if live:
             st.info("Waiting for the worker to write its first snapshot...")
         else:
-            st.error(md_escape(f"This run's path file cannot be shown: {e}"))
+            st.error(inert(f"This run's path file cannot be shown: {e}"))
         return None
     if n == 0:
         st.info("Waiting for the first snapshot...")
@@ -62,7 +63,7 @@ def load_view(info: runs.RunInfo, live: bool) -> RunView | None:
         data = d.load_overview(path, ident, n)
         decision = d.load_stop(path, ident, n)
     except PathFileError as e:
-        st.error(md_escape(f"This run's path file cannot be shown: {e}"))
+        st.error(inert(f"This run's path file cannot be shown: {e}"))
         return None
     model, dataset = d.run_identity(info, data)
     return RunView(info=info, path=path, ident=ident, n=n, data=data, decision=decision,
@@ -73,7 +74,7 @@ def stop_line_ui(view: RunView) -> None:
     """The library's suggested stop in one sentence, with a Jump button; or why there is none."""
     s = view.stop
     if s is None:
-        st.caption(md_escape(f"No stopping point to suggest yet: {view.decision.reason}."))
+        st.caption(inert(f"No stopping point to suggest yet: {view.decision.reason}."))
         return
     parts = [f"validation accuracy of the compact subnetwork {100 * s.val_acc:.1f}% (best "
              f"{100 * s.best_val_acc:.1f}% at iteration {s.best_iteration:,}; 1 SE = "
@@ -87,8 +88,8 @@ def stop_line_ui(view: RunView) -> None:
     if s.flops_kept is not None and s.flops_total:
         parts.append(f"{100 * s.flops_kept / s.flops_total:.1f}% of the FLOPs")
     c1, c2 = st.columns([5, 1.3], vertical_alignment="center")
-    c1.info(f"**Suggested stop: iteration {s.iteration:,}**: " + md_escape("; ".join(parts))
-            + ". " + md_escape(f"Rule: {s.rule}."))
+    c1.info(f"**Suggested stop: iteration {s.iteration:,}**: " + inert("; ".join(parts))
+            + ". " + inert(f"Rule: {s.rule}."))
     if c2.button("Jump", key="jump", icon=":material/my_location:", width="stretch",
                  help="Select the suggested stop"):
         st.session_state.pending_iteration = s.iteration
@@ -150,7 +151,7 @@ def run_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
             elif slug == "tickets":
                 tickets_view_ui(view, iteration)
         except PathFileError as e:
-            st.error(md_escape(f"This run's path file cannot be shown: {e}"))
+            st.error(inert(f"This run's path file cannot be shown: {e}"))
         marker_ui(_marks(view, slug, index, iteration))
 
     def picker() -> None:
@@ -183,7 +184,7 @@ def run_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
 
             entries_csv_ui(view)
     except PathFileError as e:
-        st.error(md_escape(f"This run's path file cannot be shown: {e}"))
+        st.error(inert(f"This run's path file cannot be shown: {e}"))
 
 
 def tickets_view_ui(view: RunView, iteration: int) -> None:
@@ -191,6 +192,6 @@ def tickets_view_ui(view: RunView, iteration: int) -> None:
     try:
         from pathviz.ui.tickets import tickets_ui
     except ImportError as e:
-        st.info(md_escape(f"The Tickets view is not available in this installation ({e})."))
+        st.info(inert(f"The Tickets view is not available in this installation ({e})."))
         return
     tickets_ui(view.info.paths.dir, view.info.name, iteration)

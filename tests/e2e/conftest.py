@@ -25,14 +25,17 @@ NO_CHROMIUM = not os.path.exists(CHROMIUM)
 
 
 def make_full_run(root: Path, name: str, n: int = 60, nu: float = 50.0,
-                  state: str = "finished") -> runs.RunPaths:
-    """A lenet5-shaped run with every optional metric (so the stop and its band exist)."""
+                  state: str = "finished",
+                  layer_names: tuple[str, str, str] = ("conv1", "conv2", "fc1")
+                  ) -> runs.RunPaths:
+    """A lenet5-shaped run with every optional metric (so the stop and its band exist): two
+    conv layers and a linear one, named ``layer_names``."""
     paths = runs.run_paths(name, root)
     paths.dir.mkdir(parents=True)
-    groups = {"conv1": 6, "conv2": 16, "fc1": 40}
-    layers = [{"name": k, "param": f"{k}.weight", "kind": "conv" if k.startswith("conv")
-               else "linear", "shape": [g, 1, 3, 3] if k.startswith("conv") else [g, 8],
-               "penalty": "group", "groups": g} for k, g in groups.items()]
+    layers = [{"name": k, "param": f"{k}.weight", "kind": kind,
+               "shape": [g, 1, 3, 3] if kind == "conv" else [g, 8],
+               "penalty": "group", "groups": g}
+              for k, g, kind in zip(layer_names, (6, 16, 40), ("conv", "conv", "linear"))]
     weights = [{"name": lay["param"], "shape": lay["shape"], "dtype": "float32"}
                for lay in layers]
     cfg = {"model": "lenet5", "dataset": "digits", "nu": nu, "lam": 0.45, "kappa": 1.0}
