@@ -80,3 +80,11 @@ def path_contents(run: Path) -> dict[str, np.ndarray]:
         f.visititems(lambda name, obj: out.__setitem__(name, obj[()])
                      if isinstance(obj, h5py.Dataset) and name != "snapshots/time" else None)
     return out
+
+
+def plain(markdown: str) -> str:
+    """What a reader sees of markdown that :func:`pathviz.ui.text.inert` escaped: backslash
+    escapes and word joiners removed (the emphasis markers of the app's own markup stay)."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")

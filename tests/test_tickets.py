@@ -14,6 +14,7 @@ import pytest
 
 from pathviz import runs, tickets
 from pathviz.store import PathWriter, Snapshot
+from tests.conftest import plain
 
 
 def _array(value) -> np.ndarray:
@@ -184,7 +185,7 @@ def test_a_two_seed_retrain_renders_in_the_tickets_view(run_dir) -> None:
     at = _view(run_dir, 20).run()
     assert not at.exception
     rows = {r["init"]: r for r in tickets.summary(run_dir)}
-    assert any(m.value.startswith("**rewind** (2 seeds) does") for m in at.markdown)
+    assert any(plain(m.value).startswith("**rewind** (2 seeds) does") for m in at.markdown)
     acc, curves = (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
     traces = {t["name"]: t for t in acc["data"]}
     for init in ("rewind", "reinit"):
@@ -258,7 +259,7 @@ def test_a_stopped_background_retrain_resumes_where_it_stopped(run_dir) -> None:
     assert not at.exception
     assert any("Retraining in the background" in i.value for i in at.info)
     bars = at.get("progress")
-    assert bars and "it20-reinit-epochs16: seed 0, epoch" in bars[0].proto.text
+    assert bars and "it20-reinit-epochs16: seed 0, epoch" in plain(bars[0].proto.text)
     assert at.button(key="tickets_stop_demo")
     assert tickets.stop_retrain(run_dir)
     state = tickets.ticket_state(tdir)

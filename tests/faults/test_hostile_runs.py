@@ -29,6 +29,7 @@ from pathviz.groups import slbi_param_groups
 from pathviz.models import build_model
 from pathviz.optim import SLBI
 from pathviz.recorder import PathRecorder
+from tests.conftest import plain
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -233,12 +234,6 @@ def _export_view(at: AppTest) -> AppTest:
     return at
 
 
-def _plain(text: str) -> str:
-    import re
-
-    return re.sub(r"\\(.)", r"\1", text)
-
-
 def test_app_export_of_the_hostile_run_unpickles_nothing_and_says_why(world):
     before = tree(world["tmp"], skip=world["run"])
     at = _export_view(_app(run="shared", iteration=str(ITERATION)))
@@ -247,14 +242,14 @@ def test_app_export_of_the_hostile_run_unpickles_nothing_and_says_why(world):
     assert not at.exception, [e.value for e in at.exception]
     assert not world["marker"].exists()
     assert [e.value for e in at.error] == []
-    boxes = [_plain(w.value) for w in at.warning]
+    boxes = [plain(w.value) for w in at.warning]
     assert len(boxes) == 1  # the report's notes in one box, a list item each
     notes = [one_sentence(line.removeprefix("- ")) for line in boxes[0].splitlines()]
     assert notes[0] == ("no test accuracy: enter the data root of the cifar10 files to measure "
                         "it (a root stored in the run is never used)")
     assert len(notes) > 1 and all("filter is in the support" in n for n in notes[1:])
     assert f"shared-iter{ITERATION}-compact.pth" in _exports(world["run"])
-    assert [b.label for b in at.get("download_button")] == [
+    assert [plain(b.label) for b in at.get("download_button")] == [
         f"Download shared-iter{ITERATION}-compact.pth"]
     assert tree(world["tmp"], skip=world["run"]) == before
 
@@ -267,7 +262,7 @@ def test_app_export_through_a_planted_exports_link_is_one_error(world):
     at.button(key="do_export").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert not world["marker"].exists()
-    assert [one_sentence(_plain(e.value)) for e in at.error] == [
+    assert [one_sentence(plain(e.value)) for e in at.error] == [
         f"{world['run'] / 'exports'} is a symbolic link; remove it, exports are written only "
         f"inside the run folder"]
     assert at.get("download_button") == [] or all(
@@ -288,7 +283,7 @@ def test_app_never_offers_a_linked_file_from_outside_for_download(world):
     at = _export_view(_app(run="shared", iteration=str(ITERATION)))
     assert not world["marker"].exists()
     assert at.get("download_button") == []
-    assert [one_sentence(_plain(e.value)) for e in at.error] == [
+    assert [one_sentence(plain(e.value)) for e in at.error] == [
         f"{name} is not a file inside the checkpoints folder, so it is not offered for download."]
     assert tree(world["tmp"]) == before
 
@@ -302,7 +297,7 @@ def test_a_run_folder_linked_from_elsewhere_is_neither_listed_nor_written(world)
     before = tree(world["tmp"])
     at = _app(run="linked", iteration=str(ITERATION))
     assert not world["marker"].exists()
-    assert [one_sentence(_plain(w.value)) for w in at.warning] == [
+    assert [one_sentence(plain(w.value)) for w in at.warning] == [
         f"There is no run called “linked” in {world['root']}; showing the newest run instead."]
     assert at.get("button_group") == []  # no views, so no Export button for it
     assert tree(world["tmp"]) == before
