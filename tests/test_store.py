@@ -371,6 +371,147 @@ def test_malformed_files_are_one_clear_sentence(tmp_path, case, edit, message):
     assert "\n" not in str(e.value) and str(e.value).endswith("delete the run or restore the file")
 
 
+# ---- values that break a rule (issue 20, item 3): one sentence, PathInvalidError ----------
+
+
+def _set(name, fn):
+    """An edit that rewrites one dataset's values in place: ``fn(array) -> array``."""
+    def edit(f):
+        f[name][...] = fn(f[name][...])
+    return edit
+
+
+def _at(index, value):
+    def fn(a):
+        a[index] = value
+        return a
+    return fn
+
+
+def _retyped_with_nan(name, index):
+    """``name`` stored as float64 (as a tool that does not know the schema may write it) with a
+    NaN at ``index``: NaN where a whole number belongs."""
+    def fn(f):
+        data = f[name][...].astype(np.float64)
+        data[index] = np.nan
+        del f[name]
+        f.create_dataset(name, data=data, maxshape=(None, *data.shape[1:]), chunks=True)
+    return fn
+
+
+def _narrowed(name, width):
+    """``name`` recreated with rows of ``width`` groups (the layer record says otherwise)."""
+    def fn(f):
+        data = f[name][:, :width]
+        del f[name]
+        f.create_dataset(name, data=data, maxshape=(None, width), chunks=True)
+    return fn
+
+
+# (case, edit, the sentence's middle, rule) on write_file's file: iterations 0, 10, .. 70,
+# weights at 0, 30, 70; conv1 has 4 groups
+INVALID = [
+    ("reversed iterations", _set("snapshots/iteration", lambda a: a[::-1]),
+     r"snapshots/iteration goes from 70 to 60 at snapshot 1, but iterations must strictly "
+     r"increase", "iterations increase"),
+    ("repeated iteration", _set("snapshots/iteration", _at(3, 20)),
+     r"snapshots/iteration goes from 20 to 20 at snapshot 3", "iterations increase"),
+    ("negative iteration", _set("snapshots/iteration", lambda a: a - 20),
+     r"snapshots/iteration holds -20 at snapshot 0, but iterations are whole numbers from 0 to "
+     r"9007199254740991", "iteration range"),
+    ("iteration past 2**53", _set("snapshots/iteration", _at(7, 2 ** 62)),
+     r"snapshots/iteration holds 4611686018427387904 at snapshot 7", "iteration range"),
+    ("reversed weight iterations", _set("weights/iteration", lambda a: a[::-1]),
+     r"weights/iteration goes from 70 to 30 at weight row 1, but iterations must strictly "
+     r"increase", "iterations increase"),
+    ("negative gamma norm", _set("layers/conv1/gamma_norm", _at((5, 2), -1.5)),
+     r"layers/conv1/gamma_norm holds -1.5 at snapshot 5 \(iteration 50\), but norms are never "
+     r"NaN or negative", "statistics"),
+    ("NaN gamma norm", _set("layers/fc.0/gamma_norm", _at((6, 0), np.nan)),
+     r"layers/fc.0/gamma_norm holds NaN at snapshot 6 \(iteration 60\)", "statistics"),
+    ("negative weight norm", _set("layers/conv1/weight_norm", _at((0, 3), -np.inf)),
+     r"layers/conv1/weight_norm holds -inf at snapshot 0 \(iteration 0\)", "statistics"),
+    ("negative nnz", _set("layers/fc.0/nnz", _at((7, 14), -3)),
+     r"layers/fc.0/nnz holds -3 at snapshot 7 \(iteration 70\), but nonzero counts are never "
+     r"negative", "statistics"),
+    ("NaN iteration", _retyped_with_nan("snapshots/iteration", 4),
+     r"dataset snapshots/iteration is float64 \(8,\), expected whole numbers", None),
+    ("NaN weight iteration", _retyped_with_nan("weights/iteration", 1),
+     r"dataset weights/iteration is float64 \(3,\), expected whole numbers", None),
+    ("NaN nnz", _retyped_with_nan("layers/conv1/nnz", (2, 1)),
+     r"dataset layers/conv1/nnz is float64 \(8, 4\), expected whole numbers", None),
+    ("gamma_norm narrower than the groups", _narrowed("layers/conv1/gamma_norm", 3),
+     r"dataset layers/conv1/gamma_norm is float32 \(8, 3\), expected rows of shape \(4,\)",
+     None),
+]
+
+
+@pytest.mark.parametrize("case,edit,message,rule", INVALID, ids=[c[0] for c in INVALID])
+def test_a_file_that_breaks_a_rule_is_one_sentence(tmp_path, case, edit, message, rule):
+    """Each rule of pathviz.store.validate: the sentence names the dataset, the rule and the
+    fix; values raise PathInvalidError (its rule and dataset set), in every open mode."""
+    p = tmp_path / "bad.h5"
+    write_file(p)
+    _edit(p, edit)
+    for allow_damaged in (False, True):
+        with pytest.raises(PathFileError, match=message) as e:
+            PathReader(p, allow_damaged=allow_damaged)
+        msg = str(e.value)
+        assert "\n" not in msg and msg.endswith("delete the run or restore the file"), msg
+        assert msg.startswith(f"{p} is not a valid path file: ")
+        if rule is not None:
+            assert isinstance(e.value, store.PathInvalidError) and e.value.rule == rule
+            assert e.value.dataset in msg
+    with pytest.raises(PathFileError, match=message):  # nothing resumes from such a file
+        store.repair_path_file(p)
+    assert sorted(os.listdir(tmp_path)) == ["bad.h5"]
+
+
+def test_a_bad_value_in_a_ragged_tail_is_not_judged(tmp_path):
+    """A killed writer's ragged rows are not shown (the consistent prefix is), so a value there
+    breaks no rule: here the last gamma_norm row is negative and metrics/lr is 2 rows short."""
+    p = tmp_path / "tail.h5"
+    write_file(p)
+    _edit(p, _set("layers/conv1/gamma_norm", _at((7, 0), -1.0)))
+    _edit(p, lambda f: f["metrics/lr"].resize(6, axis=0))
+    with PathReader(p) as r:
+        assert r.iterations.tolist() == [0, 10, 20, 30, 40, 50]
+    _edit(p, lambda f: f["metrics/lr"].resize(8, axis=0))  # the row is shown again: refused
+    with pytest.raises(store.PathInvalidError, match="gamma_norm holds -1 at snapshot 7"):
+        PathReader(p)
+
+
+GROW_UNFILLED = textwrap.dedent("""
+    import os, sys, h5py
+    f = h5py.File(sys.argv[1], "a", libver="latest")
+    f.swmr_mode = True
+    def grow(name, obj):
+        if isinstance(obj, h5py.Dataset) and name.split("/")[0] in ("snapshots", "metrics",
+                                                                     "layers"):
+            obj.resize(obj.shape[0] + 2, axis=0)
+    f.visititems(grow)
+    f.flush()
+    os._exit(0)  # as a killed writer: the file stays marked open for write
+""")
+
+
+def test_unfilled_rows_of_a_writer_are_not_called_reversed(tmp_path):
+    """A file under (or left by) a writer can hold rows grown but not yet filled: iteration 0
+    after 70. They are left out like a ragged tail; the same rows in a closed file are refused."""
+    p = tmp_path / "live.h5"
+    write_file(p)
+    subprocess.run([sys.executable, "-c", GROW_UNFILLED, str(p)], check=True, timeout=60)
+    with PathReader(p) as r:
+        assert r.swmr and r.n_snapshots == 8 and r.iterations[-1] == 70
+    assert store.repair_path_file(p) == 8
+    with h5py.File(p, "a") as f:  # a closed file with one more row, iteration 0
+        for name, d in _datasets(f):
+            if store._is_row_dataset(name) and d.shape[0] < 9:
+                d.resize(9, axis=0)
+    with pytest.raises(store.PathInvalidError, match="goes from 70 to 0 at snapshot 8"):
+        PathReader(p)
+
+
 def test_a_hanging_dataset_is_reported_not_waited_on(tmp_path):
     """A real file left by a SIGKILLed writer whose metrics/test_acc_sparse object header makes
     HDF5 loop forever: the reader answers within the timeout, and repair keeps 11 snapshots."""
@@ -453,7 +594,7 @@ def test_a_writer_that_cannot_write_is_broken_and_never_closed(tmp_path):
 def test_the_package_keeps_every_name_and_the_same_mutable_globals():
     """pathviz.store is a package now; the names other modules use stay where they were, and
     its mutable globals are the submodules' own objects (train.py reads store._ABANDONED)."""
-    from pathviz.store import helper, reader, repair, schema, writer
+    from pathviz.store import helper, reader, repair, schema, validate, writer
 
     assert store._ABANDONED is writer._ABANDONED and store._PROBED is helper._PROBED
     assert store._HELPER is helper._HELPER and store._Appender is writer._Appender
@@ -462,9 +603,11 @@ def test_the_package_keeps_every_name_and_the_same_mutable_globals():
     assert store.SCHEMA_VERSION == schema.SCHEMA_VERSION == "1.2"
     for name in ("ATTR_SCHEMA", "STANDARD_METRICS", "REQUIRED_METRICS", "LAYER_FIELDS",
                  "PathFileError", "PathDamagedError", "Snapshot", "entry_indices", "nearest",
-                 "repair_path_file", "_serve", "_consistent", "READ_TIMEOUT", "MAX_READ_BYTES"):
+                 "repair_path_file", "_serve", "_consistent", "READ_TIMEOUT", "MAX_READ_BYTES",
+                 "PathInvalidError", "MAX_ITERATION", "_check_specs", "_json_attr"):
         assert hasattr(store, name), name
-    for mod in (schema, writer, helper, reader, repair):  # house style: about 400 lines at most
+    # house style: about 400 lines at most
+    for mod in (schema, writer, helper, reader, repair, validate):
         assert len(open(mod.__file__).read().splitlines()) <= 420, mod.__name__
 
 

@@ -9,6 +9,9 @@
                 under a timeout, so a damaged file is reported instead of hanging the reader
     reader.py   :class:`PathReader`, bounded by what the probe found consistent, and
                 :func:`entry_indices` / :func:`nearest`
+    validate.py the rules a file must meet before anything uses it (structure, iterations,
+                statistics); a file that breaks one raises :class:`PathFileError`, for values
+                its subclass :class:`PathInvalidError`, in one sentence
     repair.py   :func:`copy_path` and :func:`repair_path_file` (resume cuts a killed or
                 damaged file to its consistent rows)
 
@@ -32,8 +35,6 @@ from pathviz.store.helper import _Helper as _Helper
 from pathviz.store.helper import _probe_in_helper as _probe_in_helper
 from pathviz.store.helper import _serve as _serve
 from pathviz.store.reader import PathReader, entry_indices, nearest
-from pathviz.store.reader import _check_specs as _check_specs
-from pathviz.store.reader import _json_attr as _json_attr
 from pathviz.store.repair import copy_path, repair_path_file
 from pathviz.store.schema import (
     ATTR_CONFIG,
@@ -51,6 +52,7 @@ from pathviz.store.schema import (
     ITERATION,
     LAYER_FIELDS,
     LAYERS,
+    MAX_ITERATION,
     MAX_READ_BYTES,
     METRICS,
     NNZ,
@@ -64,6 +66,7 @@ from pathviz.store.schema import (
     WEIGHTS_ITERATION,
     PathDamagedError,
     PathFileError,
+    PathInvalidError,
     Snapshot,
 )
 from pathviz.store.schema import _is_row_dataset as _is_row_dataset
@@ -71,11 +74,14 @@ from pathviz.store.schema import _layer_path as _layer_path
 from pathviz.store.schema import _safe as _safe
 from pathviz.store.schema import _short as _short
 from pathviz.store.schema import _str as _str
+from pathviz.store.validate import check_specs as _check_specs  # noqa: F401 - former name
+from pathviz.store.validate import json_attr as _json_attr  # noqa: F401 - former name
 from pathviz.store.writer import _ABANDONED as _ABANDONED
 from pathviz.store.writer import PathWriter
 from pathviz.store.writer import _Appender as _Appender
 
 __all__ = ["SCHEMA_VERSION", "PathWriter", "PathReader", "PathFileError", "PathDamagedError",
+           "PathInvalidError", "MAX_ITERATION",
            "Snapshot", "STANDARD_METRICS", "REQUIRED_METRICS", "copy_path", "probe",
            "repair_path_file", "entry_indices", "nearest",
            # the schema's names

@@ -38,6 +38,7 @@ from pathviz.store.schema import (
     _is_row_dataset,
     _short,
 )
+from pathviz.store.validate import first_bad_value
 
 __all__ = ["probe", "READ_TIMEOUT"]
 
@@ -51,7 +52,9 @@ def _probe_in_helper(path: str, from_n: int, from_k: int, skip: Mapping[str, str
 
     Runs in the helper process. ``emit({"at": name})`` before each risky call tells the parent
     where a hang happened. Returns ``{"lengths": {dataset: rows}, "bad": {dataset: why}}`` or
-    ``{"error": why}`` when the file cannot be opened at all.
+    ``{"error": why}`` when the file cannot be opened at all. ``"invalid"`` gives, per layer
+    statistic, the first row that breaks a rule of :func:`pathviz.store.validate.first_bad_value`
+    (checked here because this is where every row is read anyway).
     """
     emit({"at": "<open>"})
     swmr = False
@@ -67,6 +70,7 @@ def _probe_in_helper(path: str, from_n: int, from_k: int, skip: Mapping[str, str
             return {"error": "swmr", "detail": _short(e)}
     lengths: dict[str, int] = {}
     bad: dict[str, str] = dict(skip)
+    invalid: dict[str, list] = {}  # dataset: [first row breaking a rule, its value as text]
     with f:
         emit({"at": "<groups>"})
         names = []
@@ -103,7 +107,10 @@ def _probe_in_helper(path: str, from_n: int, from_k: int, skip: Mapping[str, str
                     step = max(1, min(CHUNK_ROWS, MAX_READ_BYTES // max(1, row * d.dtype.itemsize)))
                     for b in range(min(from_n, n), n, step):
                         emit({"at": name, "row": b})
-                        d[b:b + step]
+                        block = d[b:b + step]
+                        hit = None if name in invalid else first_bad_value(name, block)
+                        if hit is not None:  # the reader refuses it if it shows that row
+                            invalid[name] = [b + hit[0], hit[1]]
                 elif row > 0:  # weights: one element per row touches every chunk's index entry
                     first = (0,) * (d.ndim - 1)
                     for b in range(min(from_k, n), n):
@@ -112,7 +119,7 @@ def _probe_in_helper(path: str, from_n: int, from_k: int, skip: Mapping[str, str
                 lengths[name] = n
             except Exception as e:  # noqa: BLE001 - any failure of a damaged file is reported
                 bad[name] = _short(e)
-    return {"lengths": lengths, "bad": bad, "swmr": swmr}
+    return {"lengths": lengths, "bad": bad, "swmr": swmr, "invalid": invalid}
 
 
 def _serve() -> None:
@@ -227,6 +234,7 @@ def probe(path: str | os.PathLike, timeout: float | None = None) -> dict[str, An
             res = {"error": "hang", "detail": "too many damaged datasets"}
     if old is not None and "lengths" in res and "lengths" in old[1]:
         res["lengths"] = {**old[1]["lengths"], **res["lengths"]}
+        res["invalid"] = {**res.get("invalid", {}), **old[1].get("invalid", {})}  # earliest
     if "error" not in res or not old:
         _PROBED[key] = (stamp, res)
     return res

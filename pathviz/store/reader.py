@@ -5,7 +5,6 @@ pure functions over what it returns (:func:`entry_indices`, :func:`nearest`).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -40,57 +39,16 @@ from pathviz.store.schema import (
     _short,
     _str,
 )
+from pathviz.store.validate import (
+    check_datasets,
+    check_iterations,
+    check_specs,
+    invalid_value,
+    json_attr,
+    unflushed_tail,
+)
 
 __all__ = ["PathReader", "entry_indices", "nearest"]
-
-
-def _json_attr(path: str, attrs, name: str, kind: type, default=None):
-    if name not in attrs:
-        if default is not None:
-            return default
-        raise PathFileError(f"{path} is not a valid path file: the {name!r} attribute is "
-                            f"missing; delete the run or restore the file")
-    try:
-        value = json.loads(_str(attrs[name]))
-    except (ValueError, TypeError, UnicodeDecodeError):
-        value = None
-    if not isinstance(value, kind):
-        raise PathFileError(f"{path} is not a valid path file: the {name!r} attribute is not a "
-                            f"JSON {kind.__name__}; delete the run or restore the file")
-    return value
-
-
-def _check_specs(path: str, layers: list, metrics: list, weights: list) -> None:
-    """Refuse layer, metric and weight records that a pathviz writer could not have made."""
-    def bad(what: str) -> PathFileError:
-        return PathFileError(f"{path} is not a valid path file: {what}; delete the run or "
-                             f"restore the file")
-
-    def shape_ok(s) -> bool:
-        return isinstance(s, list) and all(isinstance(v, int) and not isinstance(v, bool)
-                                           and 0 <= v < 2 ** 31 for v in s)
-
-    for layer in layers:
-        if not (isinstance(layer, dict) and isinstance(layer.get("name"), str)
-                and isinstance(layer.get("param"), str) and layer["name"] and layer["param"]
-                and "/" not in layer["name"] and "/" not in layer["param"]
-                and isinstance(layer.get("groups"), int) and not isinstance(layer["groups"], bool)
-                and 0 <= layer["groups"] < 2 ** 31 and shape_ok(layer.get("shape"))):
-            raise bad(f"layer record {str(layer)[:80]!r} is malformed")
-    if len({layer["name"] for layer in layers}) != len(layers):
-        raise bad("two layers share a name")
-    if not all(isinstance(m, str) and m and "/" not in m for m in metrics):
-        raise bad("the metric names are not plain strings")
-    for w in weights:
-        ok = (isinstance(w, dict) and isinstance(w.get("name"), str) and w["name"]
-              and "/" not in w["name"] and shape_ok(w.get("shape")))
-        if ok:
-            try:
-                ok = np.dtype(w.get("dtype")).kind in "biuf"
-            except TypeError:
-                ok = False
-        if not ok:
-            raise bad(f"weight record {str(w)[:80]!r} is malformed")
 
 
 class PathReader:
@@ -127,19 +85,20 @@ class PathReader:
                     f"{self.path} has schema version {version}, this pathviz reads "
                     f"{SCHEMA_VERSION}; open it with a pathviz that matches its major version")
             self.schema_version = version
-            self.config: dict[str, Any] = _json_attr(self.path, attrs, ATTR_CONFIG, dict)
-            self.layers: list[dict[str, Any]] = _json_attr(self.path, attrs, ATTR_LAYERS, list)
-            self.metric_names: list[str] = _json_attr(self.path, attrs, ATTR_METRICS, list)
-            self.weight_specs: list[dict[str, Any]] = _json_attr(self.path, attrs, ATTR_WEIGHTS,
+            self.config: dict[str, Any] = json_attr(self.path, attrs, ATTR_CONFIG, dict)
+            self.layers: list[dict[str, Any]] = json_attr(self.path, attrs, ATTR_LAYERS, list)
+            self.metric_names: list[str] = json_attr(self.path, attrs, ATTR_METRICS, list)
+            self.weight_specs: list[dict[str, Any]] = json_attr(self.path, attrs, ATTR_WEIGHTS,
                                                                  list)
-            _check_specs(self.path, self.layers, self.metric_names, self.weight_specs)
+            check_specs(self.path, self.layers, self.metric_names, self.weight_specs)
             # schema 1.1: what rebuilds the model and what data the metrics are on ({} in 1.0)
-            self.model_info: dict[str, Any] = _json_attr(self.path, attrs, ATTR_MODEL, dict, {})
-            self.data_info: dict[str, Any] = _json_attr(self.path, attrs, ATTR_DATA, dict, {})
+            self.model_info: dict[str, Any] = json_attr(self.path, attrs, ATTR_MODEL, dict, {})
+            self.data_info: dict[str, Any] = json_attr(self.path, attrs, ATTR_DATA, dict, {})
             # schema 1.2: versions, pinned CPU level and device that made the numbers ({})
-            self.environment: dict[str, Any] = _json_attr(self.path, attrs, ATTR_ENVIRONMENT,
+            self.environment: dict[str, Any] = json_attr(self.path, attrs, ATTR_ENVIRONMENT,
                                                           dict, {})
-            self._check_datasets()
+            check_datasets(self.path, self._f, self.layers, self.metric_names,
+                           self.weight_specs, self._bad)
             self._iter = self._f[ITERATION]
             self._witer = self._f[WEIGHTS_ITERATION]
             self._handles = {ITERATION: self._iter, WEIGHTS_ITERATION: self._witer}
@@ -152,7 +111,11 @@ class PathReader:
         self._layer_names = [layer["name"] for layer in self.layers]
         self._n = self._k = 0
         self._opened = False
-        self.refresh()
+        try:
+            self.refresh()
+        except BaseException:
+            self._f.close()
+            raise
 
     def _probe(self) -> tuple[int, int]:
         """Check the file in the helper; (snapshots, weight rows) safe to read in-process."""
@@ -170,6 +133,7 @@ class PathReader:
             raise PathDamagedError(f"{self.path} is damaged: 0 snapshots readable ({detail}); "
                                    f"delete the run or restore the file", 0)
         self._bad = dict(res["bad"])
+        self._invalid = {k: tuple(v) for k, v in res.get("invalid", {}).items()}
         n, k, _ = _consistent(res["lengths"], self._bad)
         if self._bad and not self._allow_damaged:
             first = sorted(self._bad)[0]
@@ -177,30 +141,6 @@ class PathReader:
                 f"{self.path} is damaged: {n} snapshots readable ({first}: "
                 f"{self._bad[first]}); resume the run to cut the file to them, or delete it", n)
         return n, k
-
-    def _check_datasets(self) -> None:
-        """Every dataset the attributes promise exists, with a numeric dtype and the row shape."""
-        expect: list[tuple[str, tuple[int, ...], str]] = [
-            (ITERATION, (), "iu"), (EPOCH, (), "iuf"), (TIME, (), "iuf"),
-            (WEIGHTS_ITERATION, (), "iu")]
-        expect += [(f"{METRICS}/{m}", (), "biuf") for m in self.metric_names]
-        for layer in self.layers:
-            expect += [(_layer_path(layer["name"], f), (layer["groups"],), "biuf")
-                       for f in LAYER_FIELDS]
-            expect.append((f"{GAMMA}/{layer['param']}", tuple(layer["shape"]), "biuf"))
-        expect += [(f"{WEIGHTS}/{w['name']}", tuple(w["shape"]), "biuf")
-                   for w in self.weight_specs]
-        for name, row, kinds in expect:
-            if name in self._bad:
-                continue
-            d = self._f.get(name)
-            if not isinstance(d, h5py.Dataset):
-                raise PathFileError(f"{self.path} is not a valid path file: dataset {name} is "
-                                    f"missing; delete the run or restore the file")
-            if d.dtype.kind not in kinds or d.ndim != 1 + len(row) or tuple(d.shape[1:]) != row:
-                raise PathFileError(
-                    f"{self.path} is not a valid path file: dataset {name} is {d.dtype} "
-                    f"{d.shape}, expected rows of shape {row}; delete the run or restore the file")
 
     def _open(self) -> h5py.File:
         # A plain open checks the file's end against its superblock and so catches truncation;
@@ -243,6 +183,18 @@ class PathReader:
             self._witer.refresh()
         self._n = min(self._limit[0], self._iter.shape[0])
         self._k = min(self._limit[1], self._witer.shape[0])
+        # the rules of pathviz.store.validate, over the rows this reader will show
+        for name, attr in ((ITERATION, "_n"), (WEIGHTS_ITERATION, "_k")):
+            if name in self._bad:  # damaged: nothing of it is shown (allow_damaged)
+                continue
+            values = self._read(name, limit=getattr(self, attr)).astype(np.int64, copy=False)
+            if self.swmr:  # a writer's grown but unfilled rows are not shown, like a ragged tail
+                setattr(self, attr, unflushed_tail(values))
+            check_iterations(self.path, name, values[:getattr(self, attr)])
+        bad = [(row, name, v) for name, (row, v) in self._invalid.items() if row < self._n]
+        if bad:
+            row, name, value = min(bad)
+            raise invalid_value(self.path, name, row, value, int(self._read(ITERATION, row)))
         return self._n
 
     def __len__(self) -> int:

@@ -52,6 +52,12 @@ length across a snapshot's datasets, and a file with a hung or unreadable datase
 :class:`PathDamagedError` ("N snapshots readable") instead of hanging the app.
 :func:`repair_path_file` (used on resume) cuts such a file to its consistent length.
 
+Values are checked too, before anything uses them (:mod:`pathviz.store.validate` holds the
+rules): iterations are whole numbers from 0 to ``MAX_ITERATION`` that strictly increase (both
+``snapshots/iteration`` and ``weights/iteration``), counting datasets have an integer dtype,
+norms are never NaN or negative, nnz never negative. A file that breaks one raises
+:class:`PathInvalidError`, one sentence naming the dataset, the rule and the fix.
+
 The package ``pathviz.store`` re-exports every name here with the writer (``writer.py``),
 the reader (``reader.py``), the helper-process check (``helper.py``) and the repair
 (``repair.py``). It needs numpy and h5py only, so the app can read paths without importing
@@ -102,6 +108,9 @@ CHUNK_ROWS = 64
 # refuse single reads larger than this: a hostile file may declare absurd shapes
 MAX_READ_BYTES = 1 << 30
 
+# the largest iteration a file may hold: the largest integer a browser (JavaScript) holds exactly
+MAX_ITERATION = 2 ** 53 - 1
+
 
 class PathFileError(Exception):
     """A path file that cannot be read: the message says what is wrong and what to do."""
@@ -116,6 +125,17 @@ class PathDamagedError(PathFileError):
     def __init__(self, message: str, readable: int) -> None:
         super().__init__(message)
         self.readable = readable
+
+
+class PathInvalidError(PathFileError):
+    """A path file whose values break a rule of the schema (see :mod:`pathviz.store.validate`):
+    ``rule`` names the rule ("iterations increase", "iteration range", "statistics") and
+    ``dataset`` the dataset that breaks it. No repair makes such a file sound."""
+
+    def __init__(self, message: str, rule: str, dataset: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.dataset = dataset
 
 
 @dataclass
