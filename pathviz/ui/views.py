@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from pathviz import runs
-from pathviz.store import PathFileError
+from pathviz.store import PathFileError, PathInvalidError
 from pathviz.ui import data as d
 from pathviz.ui import url
 from pathviz.ui.context import RunView
@@ -50,7 +50,9 @@ def load_view(info: runs.RunInfo, live: bool) -> RunView | None:
         n = d.snapshot_count(info.paths.path)
         ident = d.ident(info.paths.path)
     except (PathFileError, FileNotFoundError) as e:
-        if live:
+        # a file a starting worker has not finished creating is not an error yet; a file whose
+        # values break a rule of the schema is, live or not
+        if live and not isinstance(e, PathInvalidError):
             st.info("Waiting for the worker to write its first snapshot...")
         else:
             st.error(inert(f"This run's path file cannot be shown: {e}"))

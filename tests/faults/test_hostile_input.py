@@ -7,6 +7,7 @@ a folder pathviz did not make (defects 6 and 7).
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -17,8 +18,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pathviz import export, runs
+from pathviz import inspect as inspect_cli
+from pathviz import retrain as retrain_cli
 from tests.conftest import make_run
-from tests.test_store import MALFORMED, _edit, write_file
+from tests.test_store import INVALID, MALFORMED, _edit, write_file
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -100,6 +103,75 @@ def test_a_malformed_path_file_is_one_sentence_in_the_app_and_in_export(root, ca
     assert "\n" not in err and err.startswith("pathviz.export: error: ")
     assert re.search(message, err), err
     assert sorted(p.name for p in paths.dir.iterdir()) == before  # nothing written
+
+
+# ---- issue 20, item 3: a file whose values break a rule, wherever the user meets it -----------
+
+VIEW_TITLES = ("Overview", "Layer", "Metrics & stopping", "Filters", "Export", "Tickets",
+               "Compare", "About the method")
+
+
+def _folder(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")}
+
+
+CLIS = [("export", export.main, ["--iteration", "70"]),
+        ("inspect", inspect_cli.main, []),
+        ("retrain", retrain_cli.main, ["--iteration", "70", "--init", "rewind", "--epochs", "1"])]
+
+
+@pytest.mark.parametrize("case,edit,message,rule", INVALID, ids=[c[0] for c in INVALID])
+def test_a_file_that_breaks_a_rule_is_one_sentence_in_the_app_and_every_cli(root, capsys, case,
+                                                                           edit, message, rule):
+    """Each rule of pathviz.store.validate, met in the app, export, inspect and retrain: one
+    sentence (a visible error in the app, exit 2 and one stderr line in a CLI), nothing written."""
+    paths = _malformed_run(root, edit)
+    at = app(run="bad")
+    errors = [re.sub(r"\\(.)", r"\1", e.value) for e in at.error]
+    assert any(re.search(message, e) for e in errors), errors
+    assert "Traceback" not in plain(at)
+    before = _folder(paths.dir)
+    capsys.readouterr()
+    for name, main, args in CLIS:
+        assert main([str(paths.dir), *args]) == 2, name
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and err.startswith(f"pathviz.{name}: error: "), (name, err)
+        assert re.search(message, err), (name, err)
+        assert _folder(paths.dir) == before, name  # nothing written, nothing removed
+
+
+def _reversed(paths: runs.RunPaths) -> None:
+    """The campaign's file: snapshots/iteration stored in reverse order."""
+    with h5py.File(paths.path, "a") as f:
+        f["snapshots/iteration"][...] = f["snapshots/iteration"][...][::-1]
+
+
+@pytest.mark.parametrize("state", ["finished", "running"])
+def test_a_reversed_file_is_one_message_in_every_view_and_other_runs_still_work(root, state):
+    """Issue 20, item 4: a StreamlitAPIException traceback on every view before. Now every
+    view shows one error for that run, and the run beside it opens as usual in the same
+    session; a live run's reversed file is an error too, not 'waiting for the worker'."""
+    make_run(root, "good", n=30)
+    bad = make_run(root, "reversed", n=30, state=state)
+    _reversed(bad)
+    if state == "running":  # a worker alive (this process) is following it
+        runs.write_status(bad, state="running", pid=os.getpid(),
+                          pid_start=runs.process_start_time(os.getpid()), iteration=145,
+                          total_iterations=300)
+    at = app(run="reversed")
+    for title in VIEW_TITLES:
+        at.get("button_group")[0].set_value(title).run()
+        assert not at.exception, (title, [e.value for e in at.exception])
+        errors = [re.sub(r"\\(.)", r"\1", e.value) for e in at.error]
+        assert len(errors) == 1, (title, errors)
+        assert re.search(r"reversed/path\.h5 is not a valid path file: snapshots/iteration goes "
+                         r"from 145 to 140 at snapshot 1, but iterations must strictly increase; "
+                         r"delete the run or restore the file", errors[0]), (title, errors)
+        assert "Traceback" not in plain(at) and "Waiting" not in plain(at)
+    at.get("button_group")[0].set_value("Overview").run()
+    at.sidebar.selectbox[0].set_value("good").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "**Iteration 145**" in plain(at)
 
 
 # ---- defect 8: user text is shown as text ------------------------------------------------------
