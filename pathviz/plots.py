@@ -46,15 +46,16 @@ METRIC_LABELS = {
 
 @dataclass(frozen=True)
 class StopMark:
-    """What the plots mark of a stop decision: the stop and its 1-SE band.
+    """What the plots mark of a stop decision: the stop, its 1-SE band and the set inside it.
 
-    ``band`` is (best validation accuracy - SE, best); ``band_iterations`` the first and last
-    iteration whose validation accuracy (compact subnetwork) lies in it.
+    ``band`` is (best validation accuracy - SE, best); ``members`` the evaluated iterations
+    whose validation accuracy (compact subnetwork) lies in it: the 1-SE set is drawn as these
+    points, never as a span of iterations (the accuracy dips out of the band and back in).
     """
 
     iteration: int
     band: tuple[float, float]
-    band_iterations: tuple[int, int] | None = None
+    members: tuple[int, ...] = ()
     label: str = "suggested stop"
 
 
@@ -93,6 +94,25 @@ def _level_colorbar(top: float, title: str) -> dict:
                 ticktext=["0 (outside)"] + [f"{top * f:.3g}" for f in fracs[1:]])
 
 
+TOOLBAR_PX = 34  # the plotly toolbar and Streamlit's chart toolbar, shown on hover: no text here
+
+
+def _title(text: str, subtitle: str | None = None) -> dict:
+    """A figure title that no toolbar covers: left-aligned, below the toolbar strip at the
+    top of the chart (both toolbars sit at its top right on hover). Plotly never wraps a
+    title, so callers keep it short and put the rest in ``subtitle``."""
+    out: dict = dict(text=text, x=0, xanchor="left", xref="container", y=1, yref="container",
+                     yanchor="top", pad=dict(t=TOOLBAR_PX, l=10))
+    if subtitle:
+        out["subtitle"] = dict(text=subtitle)
+    return out
+
+
+def top_margin(title: bool = True, subtitle: bool = False) -> int:
+    """The top margin that holds the toolbar strip, the title and its subtitle."""
+    return TOOLBAR_PX + (26 if title else 6) + (20 if subtitle else 0)
+
+
 def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.ndarray],
                      title: str = "") -> go.Figure:
     """Layers x filters at one snapshot, coloured by ||Gamma_g|| / the layer's largest.
@@ -129,15 +149,18 @@ def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.nd
         y=list(layer_names), customdata=first, colorscale=_level_scale(), zmin=0, zmax=255,
         hovertemplate="%{y}, filter %{customdata}<br>level %{z} of 255 (0: outside the "
                       "support)<extra></extra>",
-        colorbar=_level_colorbar(1.0, "‖Γ_g‖ ÷ layer's largest ‖Γ_g‖ now")))
+        colorbar=_level_colorbar(1.0, "‖Γ_g‖ ÷ layer's largest")))
+    # a short title and a subtitle: plotly never wraps titles, so a long one is cut on a
+    # narrow page and runs into the colour bar and the toolbar (top right)
     fig.update_layout(
-        title=(title or "Gamma support by layer") + f" (grey: outside the support; {note})",
+        title=_title(title or "Gamma support by layer", f"grey: outside the support; {note}"),
         xaxis=dict(range=[-0.5 / columns, 1 + 0.5 / columns],
                    title="filter position in its layer (0 = first, 1 = last)"),
         # first layer on top (a reversed autorange is ignored on an axis without data)
         yaxis=dict(type="category", categoryorder="array", categoryarray=list(layer_names)[::-1],
                    title="layer"),
-        height=130 + 30 * len(layer_names), margin=dict(l=10, r=10, t=50, b=40))
+        height=max(300, 160 + 34 * len(layer_names)),
+        margin=dict(l=10, r=10, t=top_margin(subtitle=True), b=40))
     return fig
 
 
@@ -255,59 +278,82 @@ def layer_figure(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np
     fig.update_xaxes(title_text="iteration" + (" (log scale)" if log_x else ""), row=2, col=1)
     fig.update_yaxes(title_text="filter, in order of entry", row=1, col=1)
     fig.update_yaxes(title_text="group norm", row=2, col=1)
-    fig.update_layout(title=dict(text=f"{layer}: filters by entry time (grey: outside the "
-                                      f"support)", y=0.995, yanchor="top"),
-                      height=780, margin=dict(l=10, r=10, t=110, b=40),
+    # the top axis (groups selected) takes about 50 px above the heatmap, under the title
+    fig.update_layout(title=_title(f"{layer}: filters by entry time",
+                                   "grey: outside the support"),
+                      height=800, margin=dict(l=10, r=10, t=top_margin(subtitle=True) + 50, b=40),
                       legend=dict(orientation="h", y=-0.08, title_text="path colour: "))
     return fig
 
 
-def _mark_stop(fig: go.Figure, stop: StopMark | None, rows: Sequence[int],
-               band_row: int | None = None) -> None:
-    """The stop (dashed orange line, with a legend entry) and its 1-SE band.
-
-    On ``band_row`` (an accuracy panel) the band is drawn in accuracy units; elsewhere the
-    iterations whose accuracy lies in the band are shaded.
-    """
+def _mark_stop(fig: go.Figure, stop: StopMark | None, rows: Sequence[int]) -> None:
+    """The stop: a dashed orange line on each of ``rows``, with one legend entry."""
     if stop is None:
         return
     for row in rows:
         fig.add_vline(x=stop.iteration, line_color=STOP_COLOR, line_dash="dash", line_width=2,
                       row=row, col=1)
-        if row != band_row and stop.band_iterations is not None:
-            a, b = stop.band_iterations
-            fig.add_vrect(x0=a, x1=b, fillcolor=BAND_COLOR, line_width=0, layer="below",
-                          row=row, col=1)
-    if band_row is not None:
-        fig.add_hrect(y0=stop.band[0], y1=stop.band[1], fillcolor=BAND_COLOR, line_width=0,
-                      layer="below", row=band_row, col=1)
-    # legend entries for the shapes (shapes have no legend of their own)
+    # a legend entry for the lines (shapes have no legend of their own)
     fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"{stop.label} "
                              f"(iteration {stop.iteration:,})",
                              line=dict(color=STOP_COLOR, dash="dash", width=2)),
                   row=rows[0], col=1)
-    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="within 1 SE of the best "
-                             "validation accuracy (compact subnetwork)",
-                             marker=dict(symbol="square", size=12, color=BAND_COLOR)),
-                  row=rows[0], col=1)
+
+
+def accuracy_floor(values: Sequence[np.ndarray]) -> float:
+    """Where an accuracy axis starts: the lowest value shown, rounded down to 10 % (0 without
+    data), so that the axis spans the data rather than 0-100 % with the data in its top tenth."""
+    finite = [np.asarray(v, np.float64)[np.isfinite(v)] for v in values]
+    finite = [v for v in finite if v.size]
+    if not finite:
+        return 0.0
+    low = float(min(v.min() for v in finite))
+    return float(min(max(np.floor(low * 10 + 1e-9) / 10, 0.0), 0.9))
+
+
+def band_range(stop: StopMark) -> tuple[float, float]:
+    """The y range of the zoomed stop panel: two band widths below the band, one above its top
+    (the best), so the band fills a third of the panel whatever its width."""
+    lo, hi = stop.band
+    width = hi - lo if hi > lo else 0.005
+    return lo - 2 * width, min(hi + width, 1.0 + 0.25 * width)
 
 
 def metrics_plot(iterations: np.ndarray, metrics: Mapping[str, np.ndarray],
                  stop: StopMark | None = None, weight_iterations: np.ndarray | None = None,
                  log_x: bool = False) -> go.Figure:
-    """Accuracy, loss, and sparsity / parameters kept against iteration, on a shared x-axis.
+    """Accuracy, the stop's band (zoomed), loss, sparsity / parameters kept, and the iterations
+    with saved weights, against iteration on a shared x-axis.
 
-    Every line has a legend entry; points are clickable (customdata = iteration). Iterations
-    with saved weights (exportable) are diamonds along the bottom of the accuracy panel. Only
-    the metrics present are drawn; the caller says which are missing.
+    Every line has a legend entry; points are clickable (customdata = iteration). With a stop
+    and the compact subnetwork's validation accuracy, a panel zoomed to the 1-SE band shows
+    which evaluated iterations are in the 1-SE set (orange points), not a span. Iterations with
+    saved weights (exportable) are ticks in a strip of their own at the bottom, so they do not
+    pose as data; the ones in the 1-SE set (the stop's candidates) are orange. Axes start at
+    meaningful values: accuracy at its lowest value rounded down to 10 %, loss, sparsity and
+    parameters at 0. Only the metrics present are drawn; the caller says which are missing.
     """
     it = np.asarray(iterations)
-    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07,
-                        subplot_titles=("accuracy", "loss", "sparsity and parameters kept"),
-                        specs=[[{}], [{}], [{"secondary_y": True}]])
+    members = np.asarray(stop.members if stop is not None else (), dtype=np.int64)
+    zoom = stop is not None and "val_acc_sparse" in metrics and bool(
+        np.isfinite(np.asarray(metrics["val_acc_sparse"], np.float64)).any())
+    saves = (np.asarray(weight_iterations, dtype=np.int64) if weight_iterations is not None
+             else np.zeros(0, np.int64))
+    panels = [("acc", "accuracy", 0.32)]
+    if zoom:
+        panels.append(("zoom", "near the best, zoomed: the 1-SE band and set", 0.2))
+    panels += [("loss", "loss", 0.18), ("sparse", "sparsity and parameters kept", 0.22)]
+    if len(saves):
+        panels.append(("saves", "iterations with saved weights (exportable)", 0.05))
+    row = {key: r + 1 for r, (key, _, _) in enumerate(panels)}
+    heights = np.array([h for _, _, h in panels])
+    fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.05,
+                        subplot_titles=[t for _, t, _ in panels],
+                        row_heights=(heights / heights.sum()).tolist(),
+                        specs=[[{"secondary_y": key == "sparse"}] for key, _, _ in panels])
 
-    def series(name: str, row: int, color: str, dash: str | None = None,
-               secondary: bool = False) -> None:
+    def series(name: str, key: str, color: str, dash: str | None = None,
+               secondary: bool = False, show: bool = True, size: int = 3) -> None:
         if name not in metrics:
             return
         y = np.asarray(metrics[name], dtype=np.float64)
@@ -315,42 +361,84 @@ def metrics_plot(iterations: np.ndarray, metrics: Mapping[str, np.ndarray],
         if ok.size == 0:
             return
         idx = ok[decimate(len(ok), 2000)]
+        label = METRIC_LABELS.get(name, name)
         fig.add_trace(go.Scatter(x=it[idx], y=y[idx].astype(np.float32), customdata=it[idx],
-                                 name=METRIC_LABELS.get(name, name), mode="lines+markers",
-                                 marker=dict(size=3), line=dict(color=color, dash=dash, width=1.5),
+                                 name=label, mode="lines+markers", legendgroup=name,
+                                 showlegend=show, marker=dict(size=size),
+                                 line=dict(color=color, dash=dash, width=1.5),
                                  hovertemplate="iteration %{customdata}<br>%{y:.4g}"
-                                               "<extra>" + METRIC_LABELS.get(name, name)
-                                               + "</extra>"),
-                      row=row, col=1, secondary_y=secondary if row == 3 else None)
+                                               "<extra>" + label + "</extra>"),
+                      row=row[key], col=1, secondary_y=secondary if key == "sparse" else None)
 
-    series("train_acc", 1, "#7f7f7f", "dot")
-    series("val_acc", 1, "#56B4E9")
-    series("test_acc", 1, "#0072B2")
-    series("val_acc_sparse", 1, "#E69F00")
-    series("test_acc_sparse", 1, "#D55E00")
-    series("train_loss", 2, "#7f7f7f", "dot")
-    series("val_loss", 2, "#56B4E9")
-    series("test_loss", 2, "#0072B2")
-    series("sparsity", 3, "#009E73")
-    series("params_kept", 3, "#CC79A7", secondary=True)
-    if weight_iterations is not None and len(weight_iterations):
-        wi = np.asarray(weight_iterations)[decimate(len(weight_iterations), 1000)]
-        fig.add_trace(go.Scatter(x=wi, y=np.zeros(len(wi), np.float32), customdata=wi,
-                                 mode="markers", name="weights saved here (exportable)",
-                                 marker=dict(symbol="diamond", size=6, color="#444"),
-                                 hovertemplate="iteration %{customdata}: weights saved"
-                                               "<extra></extra>"), row=1, col=1)
-    _mark_stop(fig, stop, rows=(1, 2, 3), band_row=1)
+    acc_names = ("train_acc", "val_acc", "test_acc", "val_acc_sparse", "test_acc_sparse")
+    series("train_acc", "acc", "#7f7f7f", "dot")
+    series("val_acc", "acc", "#56B4E9")
+    series("test_acc", "acc", "#0072B2")
+    series("val_acc_sparse", "acc", "#E69F00")
+    series("test_acc_sparse", "acc", "#D55E00")
+    series("train_loss", "loss", "#7f7f7f", "dot")
+    series("val_loss", "loss", "#56B4E9")
+    series("test_loss", "loss", "#0072B2")
+    series("sparsity", "sparse", "#009E73")
+    series("params_kept", "sparse", "#CC79A7", secondary=True)
+    if zoom:
+        assert stop is not None
+        series("val_acc_sparse", "zoom", "#E69F00", show=False, size=5)
+        y = np.asarray(metrics["val_acc_sparse"], dtype=np.float64)
+        inside = np.flatnonzero(np.isin(it, members) & np.isfinite(y))
+        fig.add_trace(go.Scatter(
+            x=it[inside], y=y[inside].astype(np.float32), customdata=it[inside],
+            mode="markers", name=f"within 1 SE of the best: the 1-SE set ({len(inside)} "
+                                 f"evaluated iterations)",
+            marker=dict(size=8, color=STOP_COLOR, line=dict(width=1, color="#7f3f00")),
+            hovertemplate="iteration %{customdata}<br>%{y:.2%}<extra>in the 1-SE set</extra>"),
+            row=row["zoom"], col=1)
+        fig.add_hrect(y0=stop.band[0], y1=stop.band[1], fillcolor=BAND_COLOR, line_width=0,
+                      layer="below", row=row["zoom"], col=1)
+        fig.add_hline(y=stop.band[0], line_color=STOP_COLOR, line_width=1, line_dash="dot",
+                      row=row["zoom"], col=1)
+        fig.update_yaxes(range=list(band_range(stop)), tickformat=".1%",
+                         title_text="val. acc.", row=row["zoom"], col=1)
+    if len(saves):
+        wi = saves[decimate(len(saves), 1000)]
+        for picked, name, color in ((~np.isin(wi, members), "weights saved here (exportable)",
+                                     "#444444"),
+                                    (np.isin(wi, members), "weights saved, in the 1-SE set "
+                                                           "(the stop's candidates)", STOP_COLOR)):
+            if not picked.any():
+                continue
+            x = wi[picked]
+            fig.add_trace(go.Scatter(x=x, y=np.full(len(x), 0.5, np.float32), customdata=x,
+                                     mode="markers", name=name,
+                                     marker=dict(symbol="line-ns-open", size=14, color=color,
+                                                 line=dict(width=2, color=color)),
+                                     hovertemplate="iteration %{customdata}: weights saved"
+                                                   "<extra></extra>"), row=row["saves"], col=1)
+        fig.update_yaxes(range=[0, 1], showticklabels=False, showgrid=False, zeroline=False,
+                         fixedrange=True, row=row["saves"], col=1)
+    _mark_stop(fig, stop, rows=list(row.values()))
     axis_type = "log" if log_x else "linear"
     fig.update_xaxes(type=axis_type)
-    fig.update_xaxes(title_text="iteration" + (" (log scale)" if log_x else ""), row=3, col=1)
-    fig.update_yaxes(title_text="accuracy", tickformat=".0%", row=1, col=1)
-    fig.update_yaxes(title_text="loss", row=2, col=1)
-    fig.update_yaxes(title_text="fraction outside", tickformat=".0%", row=3, col=1,
-                     secondary_y=False)
-    fig.update_yaxes(title_text="parameters kept", row=3, col=1, secondary_y=True)
-    fig.update_layout(height=720, clickmode="event+select", margin=dict(l=10, r=10, t=40, b=40),
-                      legend=dict(orientation="h", y=-0.1))
+    fig.update_xaxes(title_text="iteration" + (" (log scale)" if log_x else ""),
+                     row=len(panels), col=1)
+    floor = accuracy_floor([metrics[k] for k in acc_names if k in metrics])
+    fig.update_yaxes(title_text="accuracy", tickformat=".0%", range=[floor, 1.0 + 0.02 *
+                                                                     (1.0 - floor)],
+                     row=row["acc"], col=1)
+    fig.update_yaxes(title_text="loss", rangemode="tozero", row=row["loss"], col=1)
+    fig.update_yaxes(title_text="fraction outside", tickformat=".0%", range=[0, 1.02],
+                     row=row["sparse"], col=1, secondary_y=False)
+    kept = np.asarray(metrics.get("params_kept", np.zeros(0)), np.float64)
+    kept = kept[np.isfinite(kept)]
+    top = float(kept.max()) if kept.size and kept.max() > 0 else 1.0
+    # from 0, with plotly's own round ticks (left to itself, the secondary axis copies the
+    # primary's tick positions and labels them 1.31711, 15.8283k, ...)
+    fig.update_yaxes(title_text="parameters kept", range=[0, top * 1.05], tickmode="auto",
+                     nticks=5, tickformat="~s", showgrid=False, row=row["sparse"], col=1,
+                     secondary_y=True)
+    fig.update_layout(height=260 + 140 * len(panels), clickmode="event+select",
+                      margin=dict(l=10, r=10, t=top_margin(title=False) + 30, b=40),
+                      legend=dict(orientation="h", y=-0.06, yanchor="top"))
     return fig
 
 
@@ -382,18 +470,33 @@ def tradeoff_plot(params_kept: np.ndarray, acc: np.ndarray, iterations: np.ndarr
                                                           f"{stop.iteration:,})",
                                      marker=dict(size=16, color=STOP_COLOR, symbol="circle-open",
                                                  line=dict(width=3))))
+        inside = np.isin(it, np.asarray(stop.members, dtype=np.int64))
+        if inside.any():
+            fig.add_trace(go.Scatter(x=kept[inside], y=a[inside].astype(np.float32),
+                                     customdata=it[inside], mode="markers",
+                                     name=f"within 1 SE of the best ({int(inside.sum())} "
+                                          f"evaluated iterations)",
+                                     marker=dict(size=9, color=STOP_COLOR, opacity=0.8),
+                                     hovertemplate="iteration %{customdata}<br>params kept "
+                                                   "%{x:,.0f}<br>%{y:.2%}<extra>in the 1-SE "
+                                                   "set</extra>"))
         fig.add_hrect(y0=stop.band[0], y1=stop.band[1], fillcolor=BAND_COLOR, line_width=0,
                       layer="below")
-    fig.update_layout(title=f"{acc_label} against parameters kept",
-                      xaxis_title="parameters kept (compact subnetwork)",
-                      yaxis_title=acc_label, yaxis_tickformat=".0%", height=420,
-                      clickmode="event+select", margin=dict(l=10, r=10, t=40, b=40),
+    floor = accuracy_floor([a])
+    fig.update_layout(title=_title(f"{acc_label} against parameters kept"),
+                      xaxis=dict(title="parameters kept (compact subnetwork)",
+                                 rangemode="tozero", tickformat="~s"),
+                      yaxis=dict(title=acc_label, tickformat=".0%",
+                                 range=[floor, 1.0 + 0.02 * (1.0 - floor)]), height=420,
+                      clickmode="event+select", margin=dict(l=10, r=10, t=top_margin(), b=40),
                       legend=dict(orientation="h", y=-0.2))
     return fig
 
 
-def filters_image(weight: np.ndarray, inside: np.ndarray, iteration: int) -> go.Figure:
-    """First-layer filters [out, in, kh, kw] as a grid of images; unselected ones are greyed out.
+def filters_image(weight: np.ndarray, inside: np.ndarray, iteration: int,
+                  layer: str = "conv") -> go.Figure:
+    """The filters [out, in, kh, kw] of conv layer ``layer`` as a grid of images; unselected
+    ones are greyed out.
 
     Each filter is min-max scaled on its own (the mean over input channels for colour inputs).
     Selected filters get a coloured frame.
@@ -421,12 +524,13 @@ def filters_image(weight: np.ndarray, inside: np.ndarray, iteration: int) -> go.
                           y1=y0 + kh - 0.5, line=dict(color=SELECTED_COLOR, width=2))
     fig.add_trace(go.Heatmap(z=mosaic, colorscale="Greys", reversescale=True, showscale=False,
                              hoverongaps=False, hoverinfo="skip"))
-    fig.update_layout(title=f"first-layer filters at iteration {iteration} "
-                            f"(framed: selected, {int(np.count_nonzero(inside))} of {out}; "
-                            f"each scaled to its own range)",
+    fig.update_layout(title=_title(f"{layer} filters at iteration {iteration:,}",
+                                   f"framed: selected, {int(np.count_nonzero(inside))} of {out}; "
+                                   f"each scaled to its own range"),
                       xaxis=dict(visible=False, scaleanchor="y"),
                       yaxis=dict(visible=False, autorange="reversed"), plot_bgcolor="white",
-                      height=120 + 60 * rows, margin=dict(l=10, r=10, t=40, b=10))
+                      height=160 + 60 * rows,
+                      margin=dict(l=10, r=10, t=top_margin(subtitle=True), b=10))
     return fig
 
 
@@ -445,9 +549,10 @@ def compare_plot(series: Mapping[str, tuple[np.ndarray, np.ndarray]],
                                  name=name, mode="lines",
                                  line=dict(color=PALETTE[k % len(PALETTE)], width=2.5,
                                            dash=dashes[(k // len(PALETTE)) % len(dashes)])))
-    fig.update_layout(title="support size against iteration", xaxis_title="iteration"
+    fig.update_layout(title=_title("support size against iteration"), xaxis_title="iteration"
                       + (" (log scale)" if log_x else ""), xaxis_type="log" if log_x else "linear",
                       yaxis_title="fraction of groups selected", yaxis_tickformat=".0%",
-                      height=460, margin=dict(l=10, r=10, t=40, b=40),
+                      yaxis_range=[0, 1.02], height=480,
+                      margin=dict(l=10, r=10, t=top_margin(), b=40),
                       legend=dict(orientation="h", y=-0.25, title_text="run (ν, λ, κ): "))
     return fig

@@ -133,7 +133,8 @@ def test_views_draw_their_figures_and_the_url_names_the_view(root):
     assert "suggested stop (iteration 200)" in names
     assert at.query_params["view"] == "metrics"
     view(at, "Filters")
-    assert "first-layer filters at iteration" in figure(at)["layout"]["title"]["text"]
+    # the title names the layer it shows (conv1 here; conv2 in a run with a dense input layer)
+    assert figure(at)["layout"]["title"]["text"].startswith("conv1 filters at iteration")
     view(at, "About the method")
     assert any("enters the support" in m.value for m in at.markdown)
 
@@ -158,13 +159,23 @@ def test_jump_to_the_suggested_stop(root):
 
 
 def test_stop_band_on_the_metrics_plot(root):
+    """The 1-SE set is drawn as its evaluated iterations on a panel zoomed to the band; the
+    stop is a dashed line on every panel."""
     make_full_run(root, "full", n=60)
     at = view(app(run="full"), "Metrics & stopping")
-    shapes = figure(at)["layout"]["shapes"]
-    band = [s for s in shapes if s.get("type") == "rect" and s.get("yref") == "y"]
+    spec = figure(at)
+    shapes = spec["layout"]["shapes"]
+    band = [s for s in shapes if s.get("type") == "rect"]
     assert len(band) == 1 and band[0]["y0"] < band[0]["y1"] == pytest.approx(0.95)
+    assert band[0]["xref"].endswith("domain")  # across the panel, not a span of iterations
+    inside = next(t for t in spec["data"] if t.get("name", "").startswith("within 1 SE"))
+    assert inside["yaxis"] == band[0]["yref"] and inside["yaxis"] != "y"
+    lo, hi = spec["layout"][inside["yaxis"].replace("y", "yaxis")]["range"]
+    assert (band[0]["y1"] - band[0]["y0"]) / (hi - lo) >= 0.25  # legible
+    acc = decode(inside["y"])
+    assert len(acc) and (acc >= band[0]["y0"] - 1e-6).all()
     stops = [s for s in shapes if s.get("type") == "line" and s.get("x0") == 200]
-    assert len(stops) == 3  # one per panel
+    assert len(stops) == 5  # one per panel: accuracy, zoom, loss, sparsity, weight saves
 
 
 def test_required_metrics_only_and_no_sidecars(root):

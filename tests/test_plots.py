@@ -30,7 +30,7 @@ def test_overview_heatmap_shows_every_filter_at_full_resolution():
     assert z[0, 2] == 128 and z[0, 7] == 255  # scaled by the layer's largest norm
     assert (z[1] == 0).all()
     assert np.asarray(fig.data[0].customdata)[0].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
-    assert "every filter shown" in fig.layout.title.text
+    assert "every filter shown" in fig.layout.title.subtitle.text
     assert "layer's largest" in fig.data[0].colorbar.title.text
 
 
@@ -40,13 +40,13 @@ def test_overview_heatmap_says_when_it_aggregates():
     fig = plots.overview_heatmap(["wide"], {"wide": gn})
     z = np.asarray(fig.data[0].z)
     assert z.shape == (1, plots.MAX_OVERVIEW_COLUMNS) and z[0, -1] == 255  # max, not sampled
-    assert "largest of up to 3 filters" in fig.layout.title.text
+    assert "largest of up to 3 filters" in fig.layout.title.subtitle.text
 
 
 def test_layer_figure_sorts_by_entry_and_shares_the_iteration_axis():
     gn = np.array([[0, 0, 0], [0, 1, 0], [2, 1, 0]], np.float32)  # [N=3, G=3]
     entry = np.array([2, 1, -1])
-    stop = plots.StopMark(iteration=10, band=(0.8, 0.9), band_iterations=(10, 20))
+    stop = plots.StopMark(iteration=10, band=(0.8, 0.9), members=(10, 20))
     fig = plots.layer_figure(gn, gn + 1, np.array([0, 10, 20]), entry, "L", stop=stop)
     z = np.asarray(fig.data[0].z)
     # rows: filter 1 (entered at 1), filter 0 (at 2), filter 2 (never); 0 = outside
@@ -58,7 +58,8 @@ def test_layer_figure_sorts_by_entry_and_shares_the_iteration_axis():
     assert "‖W_g‖, entered at 10 (1)" in names and "‖W_g‖, never entered (1)" in names
     assert "suggested stop (iteration 10)" in names
     assert any(s.type == "line" and s.x0 == 10 for s in fig.layout.shapes)
-    assert any(s.type == "rect" and (s.x0, s.x1) == (10, 20) for s in fig.layout.shapes)
+    # the 1-SE set is never a span of iterations
+    assert not any(s.type == "rect" for s in fig.layout.shapes)
 
 
 def test_layer_figure_decimates_paths_to_screen_resolution():
@@ -80,12 +81,68 @@ def test_metrics_plot_labels_every_line_and_carries_iterations():
     fig = plots.metrics_plot(it, m, stop, weight_iterations=np.array([0, 25, 45]))
     test = next(t for t in fig.data if t.name == "test accuracy (W)")
     assert list(test.customdata) == [0, 10, 20, 30, 40]
-    marks = next(t for t in fig.data if t.name == "weights saved here (exportable)")
-    assert list(marks.x) == [0, 25, 45] and marks.marker.symbol == "diamond"
     assert all(t.name for t in fig.data)  # a legend entry for every line
+    # no val_acc_sparse: no zoomed band panel; panels accuracy, loss, sparsity, saves
+    assert fig.layout.xaxis4.title.text == "iteration" and "xaxis5" not in fig.layout
+
+
+def _stop_run():
+    """40 evaluated snapshots whose validation accuracy dips out of the 1-SE band and back."""
+    it = np.arange(0, 400, 10)
+    val = np.array([0.1 + 0.02 * i for i in range(40)])
+    val = np.minimum(val, 0.9)
+    val[30:] = [0.9, 0.85, 0.89, 0.84, 0.9, 0.83, 0.88, 0.9, 0.86, 0.89]
+    m = {"val_acc_sparse": val, "train_acc": val + 0.05, "train_loss": 1 / (1 + it),
+         "sparsity": np.linspace(1, 0.5, 40), "params_kept": np.linspace(300, 30_900, 40)}
+    band = (0.9 - 0.03, 0.9)
+    members = tuple(int(i) for i in it[val >= band[0]])
+    return it, m, plots.StopMark(iteration=it[val >= band[0]][0], band=band, members=members)
+
+
+def test_metrics_plot_shows_the_1se_set_as_its_iterations_not_a_span():
+    it, m, stop = _stop_run()
+    fig = plots.metrics_plot(it, m, stop, weight_iterations=it[::3])
+    inside = next(t for t in fig.data if t.name.startswith("within 1 SE of the best"))
+    assert list(inside.customdata) == list(stop.members)
+    assert 330 not in stop.members and 340 in stop.members  # a dip inside the old span
+    assert all(y >= stop.band[0] - 1e-6 for y in inside.y)
+    # the only rectangle is the band across the whole width: no span of iterations
+    assert all(s.xref.endswith("domain") for s in fig.layout.shapes if s.type == "rect")
+    # the band is legible: its own panel, zoomed so the band is a third of the axis
+    zoom_axis = fig.layout[inside.yaxis.replace("y", "yaxis")]
+    lo, hi = zoom_axis.range
+    assert (stop.band[1] - stop.band[0]) / (hi - lo) >= 0.25
     band = [s for s in fig.layout.shapes if s.type == "rect"]
-    assert [(b.y0, b.y1) for b in band] == [(0.8, 0.9)]
-    assert fig.layout.xaxis3.title.text == "iteration"
+    assert [(b.y0, b.y1) for b in band] == [stop.band] and band[0].yref == inside.yaxis
+
+
+def test_weight_saves_are_ticks_in_their_own_strip_not_points_on_the_data():
+    it, m, stop = _stop_run()
+    fig = plots.metrics_plot(it, m, stop, weight_iterations=it[::3])
+    saves = [t for t in fig.data if t.name.startswith("weights saved")]
+    assert sorted(x for t in saves for x in t.x) == it[::3].tolist()
+    acc_axes = {t.yaxis for t in fig.data if "accuracy" in t.name}
+    for t in saves:
+        assert t.marker.symbol == "line-ns-open" and t.yaxis not in acc_axes
+        strip = fig.layout[t.yaxis.replace("y", "yaxis")]
+        assert strip.showticklabels is False and list(strip.range) == [0, 1]
+    cand = next(t for t in saves if "1-SE set" in t.name)
+    assert set(cand.x) == set(it[::3]) & set(stop.members)
+
+
+def test_metrics_axes_start_at_meaningful_values():
+    it, m, stop = _stop_run()
+    fig = plots.metrics_plot(it, m, stop, weight_iterations=it[::3])
+    acc = fig.layout.yaxis
+    assert acc.range[0] == pytest.approx(0.1) and acc.range[1] >= 1.0  # from the data's floor
+    by_title = {fig.layout[k].title.text: fig.layout[k] for k in fig.layout
+                if k.startswith("yaxis") and fig.layout[k].title.text}
+    assert by_title["loss"].rangemode == "tozero"
+    assert list(by_title["fraction outside"].range)[0] == 0
+    params = by_title["parameters kept"]
+    assert params.range[0] == 0 and params.tickformat == "~s" and params.tickmode == "auto"
+    assert plots.accuracy_floor([np.array([np.nan, 0.97, 0.99])]) == pytest.approx(0.9)
+    assert plots.accuracy_floor([np.array([0.05, 0.5])]) == 0.0
 
 
 def test_tradeoff_rings_the_stop():

@@ -8,12 +8,14 @@ import streamlit as st
 def about_ui() -> None:
     """The update equations and a plain reading of each hyperparameter."""
     st.markdown("### How SLBI grows a sparse network")
-    st.markdown("Each weight tensor $W$ is coupled with a sparse copy $\\Gamma$. One iteration:")
-    st.latex(r"W \leftarrow W - \alpha\kappa\, m - \frac{\alpha\kappa}{\nu}(W - \Gamma)"
-             r"\qquad(m:\text{ momentum of the loss gradient})")
+    st.markdown("Each weight tensor $W$ is coupled with a sparse copy $\\Gamma$. One iteration, "
+                "with $m$ the momentum of the loss gradient:")
+    # one short equation per line: st.latex does not wrap, and a long line is cut on a
+    # 1024 px wide page (the sidebar takes a third of it)
+    st.latex(r"W \leftarrow W - \alpha\kappa\, m - \frac{\alpha\kappa}{\nu}(W - \Gamma)")
     st.latex(r"V \leftarrow V + \frac{\alpha}{\nu}(W_{old} - \Gamma)")
-    st.latex(r"\Gamma \leftarrow \kappa\,\mathrm{prox}_{\lambda}(V),\qquad "
-             r"\mathrm{prox}_\lambda(V)_g = V_g \max\left(0, 1 - \frac{\lambda}{\lVert V_g"
+    st.latex(r"\Gamma \leftarrow \kappa\,\mathrm{prox}_{\lambda}(V)")
+    st.latex(r"\mathrm{prox}_\lambda(V)_g = V_g \max\left(0, 1 - \frac{\lambda}{\lVert V_g"
              r"\rVert}\right)")
     st.markdown(
         "- $V$ accumulates how much $W$ pulls away from $\\Gamma$. A filter $g$ **enters the "

@@ -45,17 +45,15 @@ class RunView:
         return m is not None and bool(np.isfinite(m).any())
 
     def stop_mark(self) -> StopMark | None:
-        """The stop and its 1-SE band, as the plots mark them."""
+        """The stop, its 1-SE band and the evaluated iterations in it, as the plots mark them."""
         s = self.stop
         if s is None:
             return None
         lo, hi = s.threshold, s.best_val_acc  # best - SE for the 1-SE rule
-        span = None
+        members: tuple[int, ...] = ()
         acc = self.data["metrics"].get("val_acc_sparse")
         if acc is not None:
+            acc = acc[: len(self.iterations)]  # a live file may hold a newer row than we read
             inside = np.flatnonzero(np.isfinite(acc) & (acc >= s.threshold - 1e-12))
-            if inside.size:
-                its = self.iterations
-                span = (int(its[inside[0]]), int(its[inside[-1]]))
-        return StopMark(iteration=s.iteration, band=(float(lo), float(hi)),
-                        band_iterations=span)
+            members = tuple(int(i) for i in self.iterations[inside])
+        return StopMark(iteration=s.iteration, band=(float(lo), float(hi)), members=members)

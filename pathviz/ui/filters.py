@@ -1,5 +1,5 @@
-"""Filters: the first conv layer with a Gamma, its filters as images, framed when in the
-support."""
+"""Filters: the first conv layer with a Gamma (not always the network's first layer: a run
+with a dense input layer shows conv2), its filters as images, framed when in the support."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import streamlit as st
 from pathviz import plots
 from pathviz.ui.context import RunView
 from pathviz.ui.data import load_snapshot, load_weight
-from pathviz.ui.text import inert
+from pathviz.ui.text import inert, inert_plotly
 
 
 def filters_ui(view: RunView, index: int, iteration: int) -> None:
@@ -36,4 +36,5 @@ def filters_ui(view: RunView, index: int, iteration: int) -> None:
         st.caption(f"Weights are saved every few iterations: showing iteration {wit:,}, the "
                    f"nearest saved one {'before' if wit < iteration else 'after'} "
                    f"{iteration:,}; the frames show the support at {iteration:,}.")
-    st.plotly_chart(plots.filters_image(w, inside, wit), width="stretch", key="filters")
+    st.plotly_chart(plots.filters_image(w, inside, wit, layer=inert_plotly(first["name"])),
+                    width="stretch", key="filters")

@@ -72,7 +72,8 @@ def layer_ui(view: RunView) -> None:
     spec = _figure(view.path, view.ident, view.n, layer, log_x, show_gamma, view.stop_mark(),
                    view.iterations)
     st.caption("Click a tick under the paths to select its iteration. Dashed orange: the "
-               "suggested stop; shaded: within 1 SE of the best validation accuracy.")
+               "suggested stop (the Metrics view shows which iterations are within 1 SE of the "
+               "best).")
     ev = st.plotly_chart(spec, width="stretch", key=FIGURE_KEY, on_select="rerun",
                          selection_mode="points", config={"displaylogo": False})
     pick_from_chart(ev, FIGURE_KEY)

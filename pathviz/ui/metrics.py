@@ -73,7 +73,8 @@ def metrics_ui(view: RunView) -> None:
               ("val_acc_sparse", "test_acc", "params_kept") if not view.has_metric(k)]
     c1, c2 = st.columns([2, 1])
     c1.caption("Click a point to select its iteration. Dashed orange: the suggested stop; "
-               "shaded: within 1 SE of the best validation accuracy.")
+               "orange points (zoomed panel): the iterations within 1 SE of the best "
+               "validation accuracy, the 1-SE set; ticks at the bottom: saved weights.")
     log_x = c2.toggle("Log iteration axis", key="metrics_log_x")
     fig = _metrics_figure(view.path, view.ident, view.n, view.stop_mark(), log_x, view.data)
     ev = st.plotly_chart(fig, width="stretch", key=METRICS_KEY, on_select="rerun",
