@@ -66,3 +66,20 @@ def test_points_rule_and_errors(tmp_path):
     (tmp_path / "junk" / "path.h5").write_bytes(b"not hdf5")
     proc = run_inspect(str(tmp_path / "junk"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_a_reversed_path_file_is_one_sentence(tmp_path):
+    """Issue 20, item 4: snapshots/iteration stored in reverse order gave a summary of nonsense
+    (exit 0); now the store's rule is broken and inspect says so in one sentence, exit 2."""
+    import h5py
+
+    paths = make_run(tmp_path, "rev")
+    with h5py.File(paths.path, "a") as f:
+        f["snapshots/iteration"][...] = f["snapshots/iteration"][...][::-1]
+    for extra in ([], ["--json"]):
+        proc = run_inspect(str(paths.dir), *extra)
+        assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("pathviz.inspect: error: "), proc.stderr
+        assert ("snapshots/iteration goes from 295 to 290 at snapshot 1, but iterations must "
+                "strictly increase; delete the run or restore the file") in lines[0]
