@@ -28,6 +28,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -630,6 +631,8 @@ def start_worker(paths: RunPaths, args: Sequence[str] = (), resume: bool = False
         proc = subprocess.Popen(worker_command(paths, args, resume, processes),
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, env=env)
+    # reap it when it ends, or it stays a zombie under this (long-lived, e.g. the app's) process
+    threading.Thread(target=proc.wait, name=f"reap-worker-{proc.pid}", daemon=True).start()
     if not resume:
         write_status(paths, pid=proc.pid, pid_start=process_start_time(proc.pid))
     return proc.pid

@@ -56,6 +56,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -605,6 +606,9 @@ def start_retrain(run_dir: str | os.PathLike, iteration: int, modes: Sequence[st
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    # reap it when it ends: nothing else in this (long-lived, e.g. the app's) process waits for
+    # it, and an exited child that nobody waits for stays a zombie until this process exits
+    threading.Thread(target=proc.wait, name=f"reap-retrain-{proc.pid}", daemon=True).start()
     runs.write_json_atomic(root / LAUNCH_FILE, {
         "pid": proc.pid, "pid_start": runs.process_start_time(proc.pid), "cmd": cmd,
         "log": str(root / LAUNCH_LOG), "started": time.time()})

@@ -133,42 +133,79 @@ def _parse_seeds(text: str) -> list[int] | None:
     return seeds if seeds and min(seeds) >= 0 and len(set(seeds)) == len(seeds) else None
 
 
+DEFAULT_MODES = ("rewind", "reinit")  # the ticket and its plainest control
+DEFAULT_EPOCHS = 10  # a first retrain takes minutes, not the run's own length
+
+
+def seconds_per_epoch(run_dir: pathlib.Path, cfg: dict[str, Any]) -> float | None:
+    """Wall seconds per training epoch of the run itself (its status: elapsed / epoch), the
+    yardstick for a retrain's time; None when the run does not say."""
+    from pathviz import runs
+
+    status = runs.read_status(runs.paths_for_dir(run_dir))
+    try:
+        elapsed, epoch = float(status.get("elapsed") or 0), float(status.get("epoch") or 0)
+    except (TypeError, ValueError):
+        return None
+    return elapsed / epoch if elapsed > 0 and epoch > 0 else None
+
+
+def job_summary(variants: int, seeds: int, epochs: int, per_epoch: float | None) -> str:
+    """One sentence: the job's size (variants x seeds x epochs) and its estimated time."""
+    n = variants * seeds * epochs
+    size = (f"{variants} variant{'s' * (variants != 1)} × {seeds} seed{'s' * (seeds != 1)} × "
+            f"{epochs} epoch{'s' * (epochs != 1)} = {n:,} training epochs")
+    if per_epoch is None:
+        return size + " (no time estimate: this run's status does not record its speed)."
+    secs = n * per_epoch
+    took = (f"{secs / 3600:.1f} h" if secs >= 3600 else f"{secs / 60:.0f} min" if secs >= 90
+            else f"{secs:.0f} s")
+    return (size + f", about {took} at this run's own speed ({per_epoch:.1f} s per epoch of "
+            f"the full network; a smaller subnetwork trains faster).")
+
+
 def _launch_ui(run_dir: pathlib.Path, run_name: str, iteration: int, cfg: dict[str, Any],
                saved: list[int]) -> None:
-    """The "retrain this ticket" form."""
-    with st.form(f"tickets_launch_{run_name}"):
-        st.markdown(f"**Retrain the support at iteration {iteration:,}** (in the background)")
-        c1, c2 = st.columns(2)
-        modes = c1.multiselect("Variants", list(tickets.MODES), default=list(tickets.MODES),
-                               help="rewind: iteration-0 weights on the support; rewind:K: the "
-                                    "weights at K; finetune: W* at N; reinit, random-support "
-                                    "and uniform are the controls")
-        ks = [k for k in saved if 0 < k <= iteration] or [0]
-        k = c2.selectbox("K for rewind:K (late rewinding)", ks, index=0)
-        c3, c4, c5 = st.columns(3)
-        seeds_text = c3.text_input("Seeds", "0,1,2")
-        epochs = c4.number_input("Epochs", min_value=1, max_value=10_000,
-                                 value=int(cfg.get("epochs", 10)))
-        budget = c5.radio("Budget", tickets.BUDGETS, horizontal=True,
-                          help="flops: every variant trains as many FLOPs as the full model in "
-                               "that many epochs (Scratch-B)")
-        c6, c7 = st.columns(2)
-        lr = c6.number_input("Learning rate", min_value=1e-6, max_value=10.0,
-                             value=float(cfg.get("lr", 0.05)), format="%.4f")
-        data_root = ""
-        if cfg.get("dataset", "digits") != "digits":
-            data_root = c7.text_input("Data root", "",
-                                      help=inert(f"the folder that holds the {cfg.get('dataset')} "
-                                                 f"files on this machine"))
-        go_ = st.form_submit_button("Retrain in background", type="primary")
-    if not go_:
-        return
+    """The "retrain this ticket" panel: plain widgets and one button, so no key press starts a
+    job (Enter in a form would submit it) and the size shown is the size of the values typed."""
+    key = f"tickets_{run_name}_"
+    st.markdown(f"**Retrain the support at iteration {iteration:,}** (in the background)")
+    c1, c2 = st.columns(2)
+    modes = c1.multiselect("Variants", list(tickets.MODES), default=list(DEFAULT_MODES),
+                           key=key + "modes",
+                           help="rewind: iteration-0 weights on the support; rewind:K: the "
+                                "weights at K; finetune: W* at N; reinit, random-support "
+                                "and uniform are the controls")
+    ks = [k for k in saved if 0 < k <= iteration] or [0]
+    k = c2.selectbox("K for rewind:K (late rewinding)", ks, index=0, key=key + "k")
+    c3, c4, c5 = st.columns(3)
+    seeds_text = c3.text_input("Seeds", "0", key=key + "seeds",
+                               help="distinct whole numbers separated by commas, e.g. 0,1,2")
+    epochs = c4.number_input("Epochs", min_value=1, max_value=10_000,
+                             value=min(DEFAULT_EPOCHS, int(cfg.get("epochs", DEFAULT_EPOCHS))),
+                             key=key + "epochs")
+    budget = c5.radio("Budget", tickets.BUDGETS, horizontal=True, key=key + "budget",
+                      help="flops: every variant trains as many FLOPs as the full model in "
+                           "that many epochs (Scratch-B)")
+    c6, c7 = st.columns(2)
+    lr = c6.number_input("Learning rate", min_value=1e-6, max_value=10.0,
+                         value=float(cfg.get("lr", 0.05)), format="%.4f", key=key + "lr")
+    data_root = ""
+    if cfg.get("dataset", "digits") != "digits":
+        data_root = c7.text_input("Data root", "", key=key + "data_root",
+                                  help=inert(f"the folder that holds the {cfg.get('dataset')} "
+                                             f"files on this machine"))
     seeds = _parse_seeds(seeds_text)
     if seeds is None:
         st.error("Seeds: give distinct whole numbers separated by commas, e.g. 0,1,2.")
-        return
-    if not modes:
+    elif not modes:
         st.error("Choose at least one variant.")
+    else:
+        st.caption("This job: " + job_summary(len(modes), len(seeds), int(epochs),
+                                              seconds_per_epoch(run_dir, cfg)))
+    go_ = st.button("Retrain in background", type="primary", key=key + "go",
+                    disabled=seeds is None or not modes)
+    if not go_ or seeds is None or not modes:
         return
     chosen = [f"rewind:{k}" if m == "rewind:K" else m for m in modes]
     try:
@@ -177,7 +214,8 @@ def _launch_ui(run_dir: pathlib.Path, run_name: str, iteration: int, cfg: dict[s
     except (tickets.TicketError, OSError) as e:
         st.error(inert(e))
         return
-    st.success(f"Retraining {len(chosen)} variant(s) x {len(seeds)} seed(s) in process {pid}.")
+    st.success(f"Retraining {len(chosen)} variant(s) × {len(seeds)} seed(s) × {int(epochs)} "
+               f"epoch(s) in process {pid}.")
 
 
 def _progress_ui(run_dir: pathlib.Path, run_name: str) -> bool:
