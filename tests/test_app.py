@@ -6,6 +6,8 @@ import base64
 import json
 import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import h5py
@@ -375,3 +377,50 @@ def test_csv_downloads(root):
     at = app(run="full")
     assert any(b.label == "Download entry iterations (CSV)"
                for b in at.get("download_button"))
+
+
+def test_a_followed_run_that_finishes_lands_on_its_last_snapshot(root, tmp_path):
+    """The live page showed the newest snapshot it had read; the worker writes its last ones
+    just before it says "finished": the page then lands on the very last one (Next disabled)."""
+    p = make_run(root, "live", n=30, state="running")
+    runs.write_status(p, state="running", pid=os.getpid(),
+                      pid_start=runs.process_start_time(os.getpid()), iteration=145,
+                      total_iterations=195)
+    at = app(run="live")
+    assert "**Iteration 145**" in texts(at) and at.toggle(key="follow").value is True
+    longer = make_run(tmp_path / "elsewhere", "live", n=40)
+    shutil.copyfile(longer.path, p.path)  # the same file (inode) grown by ten snapshots
+    runs.write_status(p, state="finished", iteration=195, snapshots=40)
+    at.run()
+    assert not at.exception
+    assert "**Iteration 195**" in texts(at) and "snapshot 40 of 40" in texts(at)
+    assert at.button(key="step_next").disabled
+    # a run opened after it finished, or a page that stopped following, is left alone
+    at.button(key="step_back").click().run()
+    at.run()
+    assert "**Iteration 190**" in texts(at)
+
+
+def test_the_header_names_model_and_dataset_from_the_first_second(root, monkeypatch):
+    """Before the worker has written config.json (it loads torch and the data first), the
+    header already says what was launched, read from the launch's own flags."""
+    started = []
+
+    def fake_start(paths, argv, resume=False, processes=1):  # a worker that never reports
+        paths.dir.mkdir(parents=True, exist_ok=True)
+        runs.write_status(paths, state="starting", reason="", pid=None)
+        proc = subprocess.Popen(["sleep", "60"])
+        started.append(proc)
+        return proc.pid
+
+    monkeypatch.setattr(runs, "start_worker", fake_start)
+    at = app()
+    at.button[0].click().run()
+    try:
+        assert not at.exception
+        assert not runs.run_paths("demo", root).config.exists()
+        assert "lenet5 on digits · starting" in texts(at)
+    finally:
+        for proc in started:
+            proc.kill()
+            proc.wait()

@@ -31,11 +31,56 @@ def launch(paths: runs.RunPaths, argv: list[str], resume: bool = False,
     except runs.RunError as e:
         return str(e)
     st.session_state.setdefault("launched", {})[paths.name] = {
-        "pid": pid, "pid_start": runs.process_start_time(pid), "at": time.time()}
+        "pid": pid, "pid_start": runs.process_start_time(pid), "at": time.time(),
+        **({} if resume else launched_identity(argv))}  # a resume has its config.json
     st.session_state.pop("scrub_for", None)  # follow the run from its newest snapshot
     url.want("run", paths.name)
     url.want("iteration", None)
     return None
+
+
+def launched_identity(argv: list[str]) -> dict[str, str]:
+    """{"model", "dataset"} of a run started with ``argv``, read with the worker's own parser
+    (presets, config file, flags), so the header names them from the first second; the worker
+    writes config.json only once torch and the data are loaded. {} if the flags do not parse
+    (the worker then says why in its log)."""
+    import argparse
+
+    from pathviz.config import ConfigError, add_config_arguments, config_from_args
+
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    parser.add_argument("--preset", default=None)
+    parser.add_argument("--config", default=None)
+    add_config_arguments(parser)
+    try:
+        args, _ = parser.parse_known_args(list(argv))
+        cfg = config_from_args(args)
+    except (argparse.ArgumentError, ConfigError, OSError, ValueError, SystemExit):
+        return {}
+    return {"model": cfg.model, "dataset": cfg.dataset}
+
+
+def shown_identity(info: runs.RunInfo, model: str, dataset: str) -> tuple[str, str]:
+    """(model, dataset) for the header: the run's files, else what this session launched."""
+    mine = launched(info.name) or {}
+    return (model if model not in ("", "?") else str(mine.get("model") or "?"),
+            dataset if dataset not in ("", "?") else str(mine.get("dataset") or "?"))
+
+
+LIVE_STATES = ("running", "starting")
+LAST = 2**62  # a snapshot index past any run's end: the picker clamps it to the last one
+
+
+def land_when_finished(name: str, state: str) -> None:
+    """A run that this page followed live and that has just ended lands on its last snapshot:
+    the live page showed the newest snapshot it had read, and the worker writes its final
+    ones (and the final evaluation) just before it says "finished"."""
+    ss = st.session_state
+    seen = ss.setdefault("header_states", {})
+    before, seen[name] = seen.get(name), state
+    following = ss.get("follow", True) and (ss.get("scrub_for") or (None,))[0] == name
+    if before in LIVE_STATES and state not in LIVE_STATES and following:
+        ss.snap = LAST
 
 
 def start_run(paths: runs.RunPaths, argv: list[str], resume: bool = False,
@@ -66,6 +111,8 @@ def _stop(paths: runs.RunPaths) -> None:
 def run_header_ui(info: runs.RunInfo, model: str, dataset: str) -> str:
     """Name, state badge, identity and the Stop/Resume button; returns the state shown."""
     state = shown_state(info, launched(info.name))
+    land_when_finished(info.name, state)
+    model, dataset = shown_identity(info, model, dataset)
     cols = st.columns([6, 1], vertical_alignment="center")
     cols[0].subheader(f"{inert(info.name)} {STATE_BADGE.get(state, STATE_BADGE['unknown'])}",
                       anchor=False)
