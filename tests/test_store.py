@@ -649,3 +649,21 @@ def test_the_fingerprint_hashes_the_path_but_not_its_wall_times(tmp_path):
 
     for edit in (bump_norm, bump_metric, move_weights):
         assert changed(edit) != fa, edit.__name__
+
+
+def test_a_reading_process_ends_its_helper_and_warns_about_nothing(tmp_path):
+    """The helper process that checks a file (store.helper) is ended and its pipes closed at
+    exit: a CLI that reads a run leaves no child and prints no ResourceWarning (the ONNX
+    exporter turns those warnings on; before, an export to ONNX printed three)."""
+    path = tmp_path / "p.h5"
+    write_file(path)
+    code = textwrap.dedent(f"""
+        import warnings
+        warnings.simplefilter("always", ResourceWarning)
+        from pathviz.store import PathReader
+        with PathReader({str(path)!r}) as r:
+            assert r.n_snapshots == 8
+    """)
+    p = subprocess.run([sys.executable, "-X", "tracemalloc", "-c", code], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0 and p.stderr == "", p.stderr

@@ -9,6 +9,7 @@ read only the consistent rows (:func:`_consistent`) in their own process.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import select
@@ -159,7 +160,30 @@ class _Helper:
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait()
+            self._close_pipes(self.proc)
             self.proc = None
+
+    @staticmethod
+    def _close_pipes(proc: subprocess.Popen) -> None:
+        for pipe in (proc.stdin, proc.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        """End the helper (EOF on its stdin ends its loop), wait for it and close its pipes: at
+        exit, so a CLI leaves no child behind and Python has no unclosed file to warn about
+        (``ResourceWarning`` on stderr, which e.g. the ONNX exporter turns on)."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        self._close_pipes(proc)
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
     def ask(self, req: dict[str, Any], timeout: float) -> tuple[dict[str, Any] | None, str | None]:
         """(result, None), or (None, the dataset it was at) when it hung or died."""
@@ -193,6 +217,7 @@ class _Helper:
 
 
 _HELPER = _Helper()
+atexit.register(_HELPER.close)
 _PROBED: dict[tuple[str, int, int], tuple[tuple[int, int], dict[str, Any]]] = {}
 
 
