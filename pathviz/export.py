@@ -1,7 +1,11 @@
 """Export the sparse subnetwork at a weight iteration to files that load without pathviz.
 
-    python -m pathviz.export checkpoints/demo --iteration 600            # compact, .pt2
-    python -m pathviz.export checkpoints/demo --iteration 600 --format onnx --out demo.onnx
+    python -m pathviz.export checkpoints/demo --iteration stop           # compact, .pt2
+    python -m pathviz.export checkpoints/demo --iteration stop --format onnx --out demo.onnx
+    python -m pathviz.export checkpoints/demo --iteration 600            # any saved iteration
+
+``--iteration stop`` is the run's suggested stop, the iteration ``pathviz.inspect`` and the app
+show (:func:`pathviz.analysis.stop_of`); a run without one is refused with the reason.
 
 Formats: ``pt2`` (default: a ``torch.export`` ExportedProgram that ``torch.export.load`` reads),
 ``torchscript`` (``torch.jit.load``), ``onnx`` (the dynamo-based exporter; ``onnxruntime`` runs
@@ -35,6 +39,7 @@ import numpy as np
 import torch
 
 from pathviz import numerics, prune, runs
+from pathviz.analysis import stop_of
 from pathviz.config import stored_settings
 from pathviz.data import DATASETS, DataError, check_classes, dataset_info, load_dataset
 from pathviz.evaluate import eval_loader, evaluate
@@ -48,7 +53,7 @@ FORMATS = ("pt2", "torchscript", "onnx", "state_dict")
 SUFFIX = {"pt2": ".pt2", "torchscript": ".pt", "onnx": ".onnx", "state_dict": ".pth"}
 
 __all__ = ["ExportError", "export", "load_run_model", "load_state_dict_export", "default_out",
-           "main", "FORMATS", "MODES"]
+           "resolve_iteration", "main", "FORMATS", "MODES"]
 
 
 class ExportError(Exception):
@@ -59,6 +64,39 @@ def default_out(run_dir: str | os.PathLike, iteration: int, mode: str, fmt: str)
     """Where the app keeps exports: ``<run>/exports/<run>-iter<N>-<mode><suffix>``."""
     paths = runs.paths_for_dir(run_dir)
     return paths.exports / f"{paths.name}-iter{iteration}-{mode}{SUFFIX.get(fmt, '')}"
+
+
+def resolve_iteration(run_dir: str | os.PathLike, value: str | int) -> int:
+    """``--iteration``: a whole number as given, or ``"stop"``, the run's suggested stop (the
+    iteration :func:`pathviz.analysis.stop_of` picks, as ``pathviz.inspect`` and the app show it).
+
+    Raises ExportError (one sentence) for anything else, and for ``stop`` on a run that has no
+    suggested stop: the sentence gives the reason and what to pass instead.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    if text.lower() != "stop":
+        try:
+            return int(text)
+        except ValueError:
+            raise ExportError(f"--iteration must be a whole number or stop, got "
+                              f"{text[:40]!r}") from None
+    paths = runs.paths_for_dir(run_dir)
+    if not paths.path.exists():
+        raise ExportError(f"{paths.dir} has no path file; is it a run folder?")
+    try:
+        with PathReader(paths.path) as r:
+            decision = stop_of(r)
+            saved = [int(i) for i in r.weight_iterations]
+    except PathFileError as e:
+        raise ExportError(str(e)) from None
+    if decision.stop is None:
+        hint = (f"an iteration with saved weights instead (e.g. --iteration {saved[-1]}, the "
+                f"last)" if saved else "a run with saved weights")
+        raise ExportError(f"--iteration stop: the run has no suggested stop because "
+                          f"{decision.reason}; pass {hint}")
+    return int(decision.stop.iteration)
 
 
 def _identity(r: PathReader) -> tuple[str, dict[str, Any], str | None]:
@@ -323,7 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     p = _Parser(prog="python -m pathviz.export", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", help="the run folder, e.g. checkpoints/demo")
-    p.add_argument("--iteration", type=int, required=True, help="an iteration with saved weights")
+    p.add_argument("--iteration", required=True, metavar="N|stop",
+                   help="an iteration with saved weights, or stop: the run's suggested stop "
+                        "(as pathviz.inspect shows it)")
     p.add_argument("--mode", default="compact", help="masked or compact (default compact)")
     p.add_argument("--format", default="pt2", dest="fmt",
                    help="pt2 (torch.export, default), torchscript, onnx or state_dict")
@@ -334,11 +374,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s: %(message)s")
     try:
         args = p.parse_args(argv)
-        rep = export(args.run_dir, args.iteration, args.mode, args.fmt, args.out, args.overwrite,
+        iteration = resolve_iteration(args.run_dir, args.iteration)
+        rep = export(args.run_dir, iteration, args.mode, args.fmt, args.out, args.overwrite,
                      data_root=args.data_root)
     except (ExportError, runs.RunError) as e:
         print(f"pathviz.export: error: {e}", file=sys.stderr)
         return 2
+    if str(args.iteration).strip().lower() == "stop":
+        print(f"the suggested stop is iteration {iteration}")
     print(f"wrote {rep['file']} ({rep['mode']}, {rep['format']}) and {rep['file']}.json")
     print(f"params: {rep['params_before']:,} -> {rep['params_after']:,}   "
           f"MACs: {rep['macs_before']:,} -> {rep['macs_after']:,}")

@@ -1,9 +1,12 @@
 """Retrain the support at an iteration: the winning ticket and the controls that test it.
 
-    python -m pathviz.retrain checkpoints/demo --iteration 1020 --init rewind --epochs 70 \\
+    python -m pathviz.retrain checkpoints/demo --iteration stop --init rewind --epochs 70 \\
         --seeds 0,1,2
-    python -m pathviz.retrain checkpoints/demo --iteration 1020 \\
+    python -m pathviz.retrain checkpoints/demo --iteration stop \\
         --init rewind,finetune,reinit,random-support,uniform --epochs 70 --seeds 0,1,2
+
+``--iteration stop`` is the run's suggested stop (:func:`pathviz.analysis.stop_of`, as
+``pathviz.inspect`` and the app show it); any iteration with saved weights can be given instead.
 
 The network is the compact subnetwork of the support at N (as ``pathviz.export`` writes it,
 channels cut physically), trained with plain momentum SGD (``torch.optim.SGD``, the run's
@@ -61,7 +64,7 @@ from pathviz.data import (
     split_validation,
 )
 from pathviz.evaluate import eval_loader, evaluate
-from pathviz.export import ExportError, load_run_model
+from pathviz.export import ExportError, load_run_model, resolve_iteration
 from pathviz.models import build_model, count_params, widths_of
 from pathviz.store import PathFileError, PathReader
 
@@ -401,8 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m pathviz.retrain", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", help="the run folder, e.g. checkpoints/demo")
-    p.add_argument("--iteration", type=int, required=True,
-                   help="the support to retrain: an iteration with saved weights")
+    p.add_argument("--iteration", required=True, metavar="N|stop",
+                   help="the support to retrain: an iteration with saved weights, or stop: the "
+                        "run's suggested stop (as pathviz.inspect shows it)")
     p.add_argument("--init", required=True,
                    help=f"one or more (comma-separated) of {', '.join(tickets.MODES)}")
     p.add_argument("--epochs", type=int, required=True, help="training epochs (the budget)")
@@ -457,6 +461,10 @@ def prepare(args: argparse.Namespace) -> tuple[Support, DataBundle, Settings, li
         raise UsageError(str(e)) from None
     if not paths.path.exists():
         raise UsageError(f"{run_dir} has no path file; is it a run folder?")
+    try:
+        args.iteration = resolve_iteration(run_dir, args.iteration)  # a number, or "stop"
+    except ExportError as e:
+        raise UsageError(str(e)) from None
     modes = [m.strip() for m in args.init.split(",") if m.strip()]
     if not modes:
         raise UsageError(f"--init needs one of {', '.join(tickets.MODES)}")

@@ -223,3 +223,68 @@ def test_a_data_root_with_another_class_count_is_refused_in_one_sentence(tmp_pat
     with pytest.raises(ExportError, match=rf"^the run's model has 4 classes but {root} holds 3; "
                                           r"pass the --data-root it was trained on$"):
         _test_data("imagefolder", root, build_model("lenet5", num_classes=4))
+
+
+def _with_stop(run_dir, dest, val: dict[int, float]):
+    """A copy of ``run_dir`` with validation accuracies of the compact subnetwork at the given
+    iterations and a validation split of 287, so that the stop rule has something to pick."""
+    import shutil
+
+    import h5py
+
+    shutil.copytree(run_dir, dest, ignore=shutil.ignore_patterns("exports"))
+    with h5py.File(dest / runs.PATH_FILE, "a") as f:
+        its = f["snapshots/iteration"][:].tolist()
+        for it, acc in val.items():
+            f["metrics/val_acc_sparse"][its.index(it)] = acc
+        f.attrs["data"] = json.dumps({"dataset": "digits", "n_val": 287})
+    return dest
+
+
+def test_iteration_stop_is_the_suggested_stop(run_dir, tmp_path, capsys):
+    """``--iteration stop`` exports the stop that inspect shows (23 here: as accurate as 46 on
+    validation and sparser; not the last saved iteration), the same file as ``--iteration 23``."""
+    from pathviz import inspect
+
+    run = _with_stop(run_dir, tmp_path / "stopped", {23: 0.9, 46: 0.9})
+    stop = inspect.summary(run)["stop"]["iteration"]
+    assert stop == 23
+    a, b = tmp_path / "a.pth", tmp_path / "b.pth"
+    assert export.main([str(run), "--iteration", "stop", "--format", "state_dict",
+                        "--out", str(a)]) == 0
+    assert "the suggested stop is iteration 23" in capsys.readouterr().out
+    assert export.main([str(run), "--iteration", "23", "--format", "state_dict",
+                        "--out", str(b)]) == 0
+    ra, rb = (json.loads(p.with_name(p.name + ".json").read_text()) for p in (a, b))
+    assert ra["iteration"] == rb["iteration"] == 23
+    assert ra["params_after"] == rb["params_after"] and ra["layers"] == rb["layers"]
+    sa, sb = (torch.load(p, weights_only=True)["state_dict"] for p in (a, b))
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    last = export.load_run_model(run, 46)[0].state_dict()
+    assert any(sa[k].shape != last[k].shape or not torch.equal(sa[k], last[k]) for k in sa)
+    # the default file name carries the resolved iteration, not the word
+    assert export.main([str(run), "--iteration", "stop"]) == 0
+    assert (run / "exports" / "stopped-iter23-compact.pt2").exists()
+
+
+def test_iteration_stop_without_a_stop_is_one_sentence_and_writes_nothing(run_dir, tmp_path,
+                                                                          capsys):
+    import shutil
+
+    run = tmp_path / "nostop"
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("exports"))
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    out = tmp_path / "x.pt2"
+    assert export.main([str(run), "--iteration", "stop", "--out", str(out)]) == 2
+    cap = capsys.readouterr()
+    err = cap.err.strip()
+    assert cap.out == "" and "\n" not in err and "Traceback" not in err
+    assert err.startswith("pathviz.export: error: --iteration stop: the run has no suggested "
+                          "stop because the compact subnetwork has not been evaluated")
+    assert "pass an iteration with saved weights instead (e.g. --iteration 46" in err
+    assert not out.exists() and sorted(p.relative_to(run) for p in run.rglob("*")) == before
+    assert export.main([str(run), "--iteration", "soon"]) == 2
+    assert "--iteration must be a whole number or stop, got 'soon'" in capsys.readouterr().err
+    p = subprocess.run([sys.executable, "-m", "pathviz.export", "--help"], capture_output=True,
+                       text=True)
+    assert p.returncode == 0 and "--iteration N|stop" in p.stdout and "suggested stop" in p.stdout

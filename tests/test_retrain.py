@@ -285,3 +285,55 @@ def test_other_settings_in_an_existing_folder_are_refused(tmp_path, capsys) -> N
     assert _cli(str(run_dir), "--iteration", "20", "--init", "reinit", "--epochs", "1",
                 "--lr", "0.01") == 2
     assert "other settings (lr)" in capsys.readouterr().err
+
+
+def _with_stop(run_dir: Path, val: dict[int, float]) -> Path:
+    """Give ``run_dir`` validation accuracies of the compact subnetwork at the given iterations
+    and a validation split of 287, so that the stop rule has something to pick."""
+    import h5py
+
+    with h5py.File(run_dir / runs.PATH_FILE, "a") as f:
+        its = f["snapshots/iteration"][:].tolist()
+        for it, acc in val.items():
+            f["metrics/val_acc_sparse"][its.index(it)] = acc
+        f.attrs["data"] = json.dumps({"dataset": "digits", "n_val": 287})
+    return run_dir
+
+
+def test_iteration_stop_retrains_the_suggested_stop(tmp_path, capsys) -> None:
+    """``--iteration stop`` is inspect's stop (10 here: as accurate as 20 and sparser, not the
+    last saved iteration) and trains exactly what ``--iteration 10`` trains."""
+    from pathviz import inspect
+
+    val = {10: 0.9, 20: 0.9}
+    a = _with_stop(write_run(tmp_path / "a")[0], val)
+    b = _with_stop(write_run(tmp_path / "b")[0], val)
+    assert inspect.summary(a)["stop"]["iteration"] == 10
+    assert _cli(str(a), "--iteration", "stop", "--init", "reinit", "--epochs", "1") == 0
+    assert _cli(str(b), "--iteration", "10", "--init", "reinit", "--epochs", "1") == 0
+    assert [p.name for p in tickets.list_tickets(a)] == ["it10-reinit-epochs1"]
+    ta, tb = (tickets.read_ticket(r / "tickets" / "it10-reinit-epochs1") for r in (a, b))
+    assert ta["iteration"] == tb["iteration"] == 10 and ta["params"] == tb["params"]
+    sa, sb = (tickets.read_seed(r / "tickets" / "it10-reinit-epochs1" / "seed_0.h5")
+              for r in (a, b))
+    for name in ("test_acc", "train_loss"):
+        np.testing.assert_array_equal(sa["metrics"][name], sb["metrics"][name])
+
+
+def test_iteration_stop_without_a_stop_is_one_sentence_exit_2(tmp_path, capsys) -> None:
+    run_dir, _ = write_run(tmp_path)
+    before = sorted(p.name for p in run_dir.iterdir())
+    assert retrain.main([str(run_dir), "--iteration", "stop", "--init", "rewind",
+                         "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith(
+        "pathviz.retrain: error: --iteration stop: the run has no suggested stop because the "
+        "compact subnetwork has not been evaluated on the validation split yet")
+    assert "pass an iteration with saved weights instead (e.g. --iteration 20" in err
+    assert sorted(p.name for p in run_dir.iterdir()) == before  # no tickets/ folder
+    assert retrain.main([str(run_dir), "--iteration", "x", "--init", "rewind",
+                         "--epochs", "1"]) == 2
+    assert "--iteration must be a whole number or stop, got 'x'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        retrain.build_parser().parse_args(["--help"])
+    assert e.value.code == 0 and "--iteration N|stop" in capsys.readouterr().out
