@@ -424,3 +424,26 @@ def test_the_header_names_model_and_dataset_from_the_first_second(root, monkeypa
         for proc in started:
             proc.kill()
             proc.wait()
+
+
+def test_the_export_report_shows_a_reduction_as_good(tmp_path):
+    """Fewer parameters and MACs are what an export is for: their deltas read as good (green,
+    delta_color="inverse"), not as red "down" arrows."""
+    out = tmp_path / "net.pt2"
+    out.write_bytes(b"x")
+
+    def page(out: str, root: str) -> None:
+        from pathlib import Path
+
+        from pathviz.ui.export import _report_ui
+
+        _report_ui({"params_after": 10, "params_before": 100, "macs_after": 5,
+                    "macs_before": 50, "max_abs_diff_compact_vs_masked": 0.0}, Path(out),
+                   Path(root))
+
+    at = AppTest.from_function(page, args=(str(out), str(tmp_path)), default_timeout=30).run()
+    assert not at.exception
+    deltas = {m.label: (m.proto.delta, m.proto.color) for m in at.metric}
+    assert deltas["parameters"][0] == "-90" and deltas["MACs"][0] == "-45"
+    # the proto's colour: 0 red, 1 green, 2 grey (streamlit MetricColor)
+    assert deltas["parameters"][1] == deltas["MACs"][1] == 1

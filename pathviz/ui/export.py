@@ -60,9 +60,9 @@ def _report_ui(report: dict[str, Any], out: Path, root: Path) -> None:
     """Params, MACs, file size, accuracy, the compact-vs-masked check, warnings, downloads."""
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("parameters", f"{report['params_after']:,}",
-              f"{report['params_after'] - report['params_before']:,}")
-    m2.metric("MACs", f"{report['macs_after']:,}",
-              f"{report['macs_after'] - report['macs_before']:,}")
+              f"{report['params_after'] - report['params_before']:,}", delta_color="inverse")
+    m2.metric("MACs", f"{report['macs_after']:,}",  # inverse: a reduction is good, green
+              f"{report['macs_after'] - report['macs_before']:,}", delta_color="inverse")
     size = report.get("file_size") or (out.stat().st_size if out.exists() else None)
     if size is not None:
         m3.metric("file size", f"{size / 1e6:.2f} MB")
