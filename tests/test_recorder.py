@@ -44,6 +44,9 @@ def test_hand_written_loop_records_a_path_the_app_can_read(tmp_path):
         # SLBI's own settings are stored, so the app's Compare names ν, λ and κ
         assert r.config == {"note": "mine", "optimizer": "slbi", "lr": 0.2, "kappa": 1.0,
                             "nu": 2.0, "lam": 0.4, "momentum": 0.9, "weight_decay": 0.0}
+        from pathviz.ui.compare import _legend_name
+
+        assert _legend_name("mine", r.config) == "mine (ν=2, λ=0.4, κ=1)"
         assert r.environment["torch"] == torch.__version__ and r.environment["device"] == "cpu"
         assert [layer["name"] for layer in r.layers] == ["0", "3"]
         assert r.iterations.tolist() == list(range(21))
@@ -86,30 +89,6 @@ def test_recorder_refuses_bad_setups(tmp_path):
     with pytest.raises(FileExistsError):
         PathRecorder(model, opt, tmp_path / "exists.h5")
     assert (tmp_path / "exists.h5").read_bytes() == b"keep me"
-
-
-def test_readme_example_runs(tmp_path, monkeypatch):
-    """The README's bring-your-own-loop example, executed as written."""
-    import re
-    from pathlib import Path
-
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    block = re.search(r"## Bring your own training loop.*?```python\n(.*?)```", readme, re.S)
-    monkeypatch.chdir(tmp_path)
-    exec(compile(block.group(1), "README.md", "exec"), {})
-    run = tmp_path / "checkpoints" / "mine"
-    with PathReader(run / "path.h5") as r:
-        assert r.iterations[-1] == 3 * 23 and r.n_snapshots == 70
-        assert r.weight_iterations.tolist() == [0, 50, 69]
-        assert r.model_info["name"] == "lenet5" and r.data_info["dataset"] == "digits"
-        kept = r.metric("params_kept")[-1]
-    # the run the README makes exports, and the export's size is the recorded one
-    from pathviz import export, runs
-
-    rep = export.export(run, 69, "compact", "state_dict", tmp_path / "mine.pth")
-    assert rep["params_after"] == kept == sum(
-        p.numel() for p in export.load_state_dict_export(tmp_path / "mine.pth").parameters())
-    assert runs.paths_for_dir(run).name == "mine"
 
 
 @pytest.mark.parametrize("linear", ["group", "l1"])

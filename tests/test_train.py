@@ -129,6 +129,50 @@ def test_the_stop_is_what_export_writes(demo_run, tmp_path):
     assert abs(rep["test_acc"] - stop["test_acc_sparse"]) <= 1e-6
 
 
+def test_the_readme_export_examples_work_as_printed(demo_run, tmp_path):
+    """The README's "Exporting a subnetwork" commands, run as printed on the demo (its
+    ``checkpoints/demo`` is this module's demo run), export the suggested stop, and the figures
+    that section quotes for it are what they print and write."""
+    import re
+    import shlex
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Exporting a subnetwork\n"):readme.index("## Tickets\n")]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    commands = [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
+    assert len(commands) == 2 and all(c[:3] == ["python", "-m", "pathviz.export"]
+                                      for c in commands)
+    import shutil
+
+    run = tmp_path / "checkpoints" / "demo"  # a copy: the exports stay out of the module's run
+    shutil.copytree(demo_run, run, ignore=shutil.ignore_patterns("exports"))
+    printed = []
+    for argv in commands:
+        argv = [str(run) if a == "checkpoints/demo" else a for a in argv]
+        p = subprocess.run([sys.executable, *argv[1:]], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=300)
+        assert p.returncode == 0 and p.stderr == "", p.stderr[-2000:]
+        printed.append(p.stdout)
+    stop = GOLDEN["stop"]
+    section = " ".join(section.split())  # line breaks as spaces
+    said = re.search(r"at its suggested stop, iteration (\d+)", section)
+    assert said and int(said.group(1)) == stop
+    rep = json.loads((run / "exports" / f"demo-iter{stop}-compact.pt2.json").read_text())
+    assert all(f"the suggested stop is iteration {stop}" in out for out in printed)
+    assert (tmp_path / "demo.onnx").is_file() and "(compact, onnx)" in printed[1]
+    params = re.search(r"compact: 61,706 → ([\d,]+) parameters, 435,850 → ([\d,]+) MACs", section)
+    assert [int(g.replace(",", "")) for g in params.groups()] == [
+        rep["params_after"], rep["macs_after"]] == [GOLDEN["params_kept"], GOLDEN["flops_kept"]]
+    kept = re.search(r"conv2/conv3/fc1 keep (\d+)/(\d+)/(\d+) of 16/120/84", section)
+    assert [int(k) for k in kept.groups()] == [layer["kept"] for layer in rep["layers"]]
+    acc = re.search(r"test accuracy (\d+\.\d+)% for both compact and masked", section)
+    assert float(acc.group(1)) == round(100 * rep["test_acc"], 2) == round(
+        100 * rep["test_acc_masked"], 2)
+    size = re.search(r"a \.pt2 of about (\d+) kB", section)
+    # the archive holds file names (the run's path), so its size varies by a few hundred bytes
+    assert abs(int(size.group(1)) * 1000 - rep["file_size"]) <= 0.03 * rep["file_size"]
+
+
 def _final(run: Path):
     with PathReader(run / runs.PATH_FILE) as r:
         last = int(r.weight_iterations[-1])
