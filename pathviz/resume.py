@@ -9,6 +9,8 @@ back to the resume point on resume, so the continued path has no gap and no dupl
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -33,10 +35,17 @@ class ResumeError(ValueError):
 
 
 def save_state(paths: runs.RunPaths, state: dict[str, Any]) -> None:
-    """Write ``state`` to the run's resume file atomically (a temp file, then a rename)."""
-    tmp = paths.tmp(paths.resume)
-    torch.save(state, tmp)
-    os.replace(tmp, paths.resume)
+    """Write ``state`` to the run's resume file atomically (a temp file, then a rename).
+
+    ``torch.save`` serialises to memory and the bytes go to disk with plain file I/O
+    (:func:`pathviz.runs.write_bytes_atomic`): written straight to a file on a full disk,
+    torch raises ``RuntimeError: [enforce fail at inline_container.cc] unexpected pos``, while
+    this way the full disk is an ``OSError`` (ENOSPC) naming ``resume.pt``, no temp file is left
+    and the previous resume state stays in place.
+    """
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    runs.write_bytes_atomic(paths.resume, buf.getbuffer(), sync=True)
 
 
 def load_state(paths: runs.RunPaths, device: torch.device, model: nn.Module,
@@ -77,8 +86,12 @@ def keep_rows(paths: runs.RunPaths, iteration: int) -> PathWriter:
     tmp = paths.tmp(paths.path)
     try:
         writer = copy_path(paths.path, tmp, iteration)
-    except PathFileError as e:
+    except (PathFileError, OSError, RuntimeError) as e:
         tmp.unlink(missing_ok=True)
+        if runs.is_disk_full(e):  # no room for the copy: the worker's disk-full sentence
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(paths.path)) from e
+        if not isinstance(e, PathFileError):
+            raise
         raise ResumeError(f"{e}; the run cannot be resumed") from None
     os.replace(tmp, paths.path)
     return writer

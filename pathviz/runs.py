@@ -58,7 +58,8 @@ _NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,79}\Z")
 __all__ = ["RunPaths", "RunInfo", "RunError", "checkpoints_root", "validate_name", "run_paths",
            "list_runs", "read_status", "write_status", "effective_state", "start_worker",
            "stop_worker", "acquire_lock", "release_lock", "resolve_inside", "check_run_dir",
-           "claim_run_dir", "record_files", "clear_run", "clean_stale_temps", "is_disk_full"]
+           "claim_run_dir", "record_files", "clear_run", "clean_stale_temps", "is_disk_full",
+           "disk_full_target", "write_json_atomic", "write_bytes_atomic"]
 
 
 class RunError(Exception):
@@ -172,16 +173,36 @@ def paths_for_dir(run_dir: str | os.PathLike) -> RunPaths:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a temp file and move it into place, so readers never see half a file.
 
-    On a full disk the temp file is removed and the error raised; see :func:`write_status` for
-    the one write that must still get through.
+    On a full disk the temp file is removed and an OSError naming ``path`` raised (see
+    :func:`write_bytes_atomic`); :func:`write_status` has a last resort for the status.
     """
+    write_bytes_atomic(path, json.dumps(data, indent=1, sort_keys=True).encode())
+
+
+def write_bytes_atomic(path: Path, data: bytes, sync: bool = False) -> None:
+    """Write ``data`` to a temp file next to ``path`` and move it into place.
+
+    Plain file I/O, so a full disk is an ``OSError`` with its errno (ENOSPC, EDQUOT, EFBIG),
+    whatever library made the bytes: serialise to memory first (``torch.save`` to a
+    ``BytesIO``, h5py to a file image) and hand the bytes here. On any failure the temp file is
+    removed; a disk-full error is raised again with ``filename`` set to ``path`` (not the temp
+    name), so the one-sentence reason can say which file could not be written. ``sync`` also
+    fsyncs before the rename: a filesystem that allocates late (NFS, btrfs) may report the
+    full disk only then; it costs a disk round trip, so the status heartbeat goes without.
+    """
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in DISK_FULL:
+            raise OSError(e.errno, os.strerror(e.errno), str(path)) from e
         raise
 
 
@@ -191,7 +212,7 @@ def _write_in_place(path: Path, data: Any) -> None:
     text = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     size = path.stat().st_size
     if len(text) > max(size, 4096 - 1):
-        raise OSError(errno.ENOSPC, f"no room to record the status in {path}")
+        raise OSError(errno.ENOSPC, "no room to record the status", str(path))
     with open(path, "r+b") as f:
         f.write(text + b" " * max(0, size - len(text)))
         f.flush()
@@ -336,16 +357,21 @@ def _read_config(paths: RunPaths) -> dict[str, Any] | None:
 
 # lock files this process holds: resolved path -> open descriptor (flock lives on the descriptor)
 _HELD: dict[str, int] = {}
+# what each held lock file held before this process took it: its bytes, or None when this
+# process created it (release_lock(restore=True) puts that back)
+_PRIOR: dict[str, bytes | None] = {}
 
 
-def acquire_lock(paths: RunPaths) -> None:
+def acquire_lock(paths: RunPaths, clean: bool = True) -> None:
     """Take the run's worker lock for this process; RunError if another process holds it.
 
     The lock is ``fcntl.flock`` on ``worker.lock``: the kernel drops it when its holder dies, so
     a stale lock is simply free and takeover needs no guessing. The holder unlinks the file on
     release; a taker that locked a file which was unlinked meanwhile (its inode is no longer at
     the path) retries, so two takers can never both win. The file holds the holder's pid and
-    start time for display only. Stale temp files of dead writers are removed once it is held.
+    start time for display only. Stale temp files of dead writers are removed once it is held,
+    unless ``clean`` is False (a caller that may still refuse, and must then leave the folder
+    as it found it, cleans them with :func:`clean_stale_temps` once it goes on).
     """
     paths.dir.mkdir(parents=True, exist_ok=True)
     key = str(paths.lock.resolve())
@@ -353,7 +379,15 @@ def acquire_lock(paths: RunPaths) -> None:
         raise RunError(f"run {paths.name!r} is already being trained by process {os.getpid()} "
                        f"(this one); stop it first")
     for _ in range(100):
-        fd = os.open(paths.lock, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o644)
+        try:
+            fd = os.open(paths.lock, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW, 0o644)
+            created = True
+        except FileExistsError:
+            try:
+                fd = os.open(paths.lock, os.O_RDWR | os.O_NOFOLLOW)
+            except FileNotFoundError:  # released between the two opens: try again
+                continue
+            created = False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -369,21 +403,61 @@ def acquire_lock(paths: RunPaths) -> None:
             os.close(fd)
             continue
         me = json.dumps({"pid": os.getpid(), "pid_start": process_start_time(os.getpid())})
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, me.encode(), 0)
+        prior = None if created else _read_fd(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, me.encode(), 0)
+        except OSError as e:  # a full disk: put the file back as it was, and say which file
+            _restore(paths, fd, prior)
+            if e.errno in DISK_FULL:
+                raise OSError(e.errno, os.strerror(e.errno), str(paths.lock)) from e
+            raise
         _HELD[key] = fd
-        clean_stale_temps(paths)
+        _PRIOR[key] = prior
+        if clean:
+            clean_stale_temps(paths)
         return
     raise RunError(f"could not take the lock of run {paths.name!r}; try again")
 
 
-def release_lock(paths: RunPaths) -> None:
-    """Drop the lock if this process holds it (the file is unlinked while still locked)."""
-    fd = _HELD.pop(str(paths.lock.resolve()), None)
+def release_lock(paths: RunPaths, restore: bool = False) -> None:
+    """Drop the lock if this process holds it (the file is unlinked while still locked).
+
+    With ``restore`` (a refusal: the caller changed nothing else) the lock file is left as it
+    was before :func:`acquire_lock`: a stale lock file of a killed worker keeps its bytes, and
+    one this process created is removed.
+    """
+    key = str(paths.lock.resolve())
+    fd = _HELD.pop(key, None)
+    prior = _PRIOR.pop(key, None)
     if fd is None:
+        return
+    if restore:
+        _restore(paths, fd, prior)
         return
     try:
         paths.lock.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+
+
+def _read_fd(fd: int) -> bytes:
+    out = b""
+    while True:
+        chunk = os.pread(fd, 65536, len(out))
+        if not chunk:
+            return out
+        out += chunk
+
+
+def _restore(paths: RunPaths, fd: int, prior: bytes | None) -> None:
+    """Close a lock descriptor, leaving the file as it was: ``prior`` bytes, or no file."""
+    try:
+        if prior is None:
+            paths.lock.unlink(missing_ok=True)
+        else:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, prior, 0)
     finally:
         os.close(fd)
 
@@ -560,6 +634,31 @@ def remove_my_temps(paths: RunPaths) -> None:
                 os.unlink(e.path)
             except OSError:
                 pass
+
+
+def disk_full_target(e: BaseException, paths: RunPaths) -> str | None:
+    """The file a disk-full error could not write, relative to the run folder (``resume.pt``,
+    ``path.h5``, ``tickets/x/seed_0.h5``), or None when the error does not say.
+
+    Writers name the file in the error (``OSError.filename``, or ``filename`` set on the
+    PathWriter's PathFileError); a temp name ``.<name>.<pid>.tmp`` counts as the file it was
+    going to replace.
+    """
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        name = getattr(e, "filename", None)
+        if isinstance(name, (str, os.PathLike)) and str(name):
+            p = Path(name)
+            m = _TMP.match(p.name)
+            if m:
+                p = p.with_name(m.group(1))
+            try:
+                return p.resolve().relative_to(paths.dir.resolve()).as_posix()
+            except (ValueError, OSError):
+                return p.name
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def is_disk_full(e: BaseException) -> bool:

@@ -51,6 +51,7 @@ control when the mean difference exceeds two standard errors of the difference.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -199,10 +200,16 @@ def write_seed(path: str | os.PathLike, *, ticket: str, seed: int, rows: Sequenc
                complete: bool, diverged: bool = False,
                support: dict[str, list[int]] | None = None) -> None:
     """Replace a seed file with ``rows`` (dicts with epoch, iteration, time and the metrics),
-    atomically (a temp file moved into place)."""
+    atomically (a temp file moved into place).
+
+    The file is made in memory and written with plain file I/O
+    (:func:`pathviz.runs.write_bytes_atomic`): on a full disk that is an ``OSError`` naming
+    ``path``, the temp file is removed and the previous seed file stays (h5py writing straight
+    to disk reports a full disk in its own words, or at close, or not at all).
+    """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with h5py.File(tmp, "w") as f:
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
         f.attrs[ATTR_SCHEMA] = TICKET_SCHEMA
         f.attrs[ATTR_TICKET] = ticket
         f.attrs[ATTR_SEED] = int(seed)
@@ -215,7 +222,7 @@ def write_seed(path: str | os.PathLike, *, ticket: str, seed: int, rows: Sequenc
         g = f.create_group(METRICS)
         for m in SEED_METRICS:
             g[m] = np.array([r.get(m, np.nan) for r in rows], np.float64)
-    os.replace(tmp, path)
+    runs.write_bytes_atomic(path, buf.getbuffer())
 
 
 def ticket_state(tdir: Path) -> dict[str, Any]:

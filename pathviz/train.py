@@ -261,13 +261,19 @@ class Trainer:
         """Train to the end, a stop or a failure; returns the exit code."""
         paths = self.paths
         error = None
+        # until the run goes on (its folder claimed, or its resume state loaded and its path
+        # cut back) a refusal leaves the folder as it found it: the lock file of a killed
+        # worker keeps its bytes, and the stale temp files stay until then
+        self._refusing = True
         if self.writer:
             try:
-                runs.acquire_lock(paths)
+                runs.acquire_lock(paths, clean=False)
                 if not self.plan.resume:
+                    self._refusing = False
+                    runs.clean_stale_temps(paths)
                     runs.claim_run_dir(paths)
                 elif runs.read_status(paths).get("state") == "finished":  # by a rival resume
-                    runs.release_lock(paths)
+                    runs.release_lock(paths, restore=True)
                     raise runs.RunError(f"run {paths.name!r} already finished; nothing to "
                                         f"resume")
             except runs.RunError as e:
@@ -306,7 +312,7 @@ class Trainer:
                 except PathFileError as e:
                     log.error("%s", e)
             if handler is not None:
-                runs.release_lock(paths)
+                runs.release_lock(paths, restore=self._refusing)
                 logging.getLogger("pathviz").removeHandler(handler)
                 handler.close()
 
@@ -561,6 +567,8 @@ class Trainer:
         torch.set_rng_state(state["rng"])
         if "cuda_rng" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self._refusing = False  # the resume state is good: from here on the run goes on
+        runs.clean_stale_temps(paths)
         writer = resume.keep_rows(paths, self.iteration)
         self.recorder = PathRecorder.continuing(self.model, self.opt, writer,
                                                 iterations_per_epoch=self.ipe)
@@ -638,6 +646,20 @@ class RanksDiverged(RuntimeError):
     """The processes of a multi-process run no longer hold the same training state."""
 
 
+def disk_full_reason(e: BaseException, paths: runs.RunPaths, iteration: int
+                     ) -> tuple[str, str]:
+    """(reason, advice) for a full disk: ``disk full at iteration N: resume.pt could not be
+    written`` (the file the error names, relative to the run folder), and what to do that
+    works: continue with --resume where a resume state exists, else start again with
+    --overwrite (``--resume`` would refuse a run without ``resume.pt``)."""
+    what = runs.disk_full_target(e, paths) or "a file of the run"
+    reason = f"disk full at iteration {iteration}: {what} could not be written"
+    if paths.resume.is_file():
+        return reason, "free space, then continue with --resume"
+    return reason, ("no resume state was saved yet, so free space, then start again with "
+                    "--overwrite")
+
+
 def _reason(e: BaseException) -> str:
     """An unexpected error in one line: our own sentence for a model torch-pruning cannot cut,
     else the exception's type and the first line of its message."""
@@ -667,7 +689,7 @@ def _log_to(paths: runs.RunPaths) -> logging.Handler:
     """Log to the run's train.log, and to stderr when stderr is not that same file."""
     root = logging.getLogger("pathviz")
     root.setLevel(logging.INFO)
-    fh = logging.FileHandler(paths.log)
+    fh = logging.FileHandler(paths.log, delay=True)  # a refusal logs nothing: no new file
     fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root.addHandler(fh)
     try:
@@ -794,15 +816,18 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, PathFileError) as e:
         if not runs.is_disk_full(e):
             raise
-        where = f" at iteration {trainer.iteration}" if trainer is not None else ""
-        try:
-            runs.write_status(plan.paths, state="failed", reason=f"disk full{where}")
-        except OSError:
-            pass
+        reason, advice = disk_full_reason(e, plan.paths,
+                                          trainer.iteration if trainer is not None else 0)
+        if plan.paths.manifest.is_file():
+            # (without a manifest the folder is not yet a run's: a status alone would make
+            # --overwrite refuse it as "files that pathviz did not write")
+            try:
+                runs.write_status(plan.paths, state="failed", reason=reason)
+            except OSError:
+                pass
         runs.remove_my_temps(plan.paths)
         runs.release_lock(plan.paths)
-        print(f"pathviz.train: error: the disk is full{where}; free space, then continue with "
-              f"--resume", file=sys.stderr)
+        print(f"pathviz.train: error: {reason}; {advice}", file=sys.stderr)
         from pathviz import store
 
         if store._ABANDONED and argv is None:

@@ -86,7 +86,12 @@ class PathWriter:
         self._pending: list[Snapshot] = []
         self._last_write = time.monotonic()
         self._broken = False
-        f = h5py.File(self.path, "w", libver="latest")
+        try:
+            f = h5py.File(self.path, "w", libver="latest")
+        except OSError as e:  # e.g. no room for the file's first blocks: say which file
+            if e.filename is None:
+                e.filename = self.path
+            raise
         try:
             f.attrs[ATTR_SCHEMA] = SCHEMA_VERSION
             f.attrs[ATTR_CONFIG] = json.dumps(dict(config), sort_keys=True)
@@ -119,6 +124,13 @@ class PathWriter:
                 p = f"{GAMMA}/{_safe(layer['param'])}"
                 d[p] = self._make(f, p, tuple(layer["shape"]), np.float32, rows=1)
             f.swmr_mode = True
+        except (OSError, RuntimeError) as e:  # a failed write (a full disk): h5py's words
+            # closing would retry the failed writes, and HDF5 can fail doing so ("Can't destroy
+            # cache"): park the file as a broken writer does (see close)
+            _ABANDONED.append(f)
+            err = PathFileError(f"{self.path} could not be created ({_short(e)})")
+            err.filename = self.path
+            raise err from e
         except BaseException:
             f.close()
             raise
@@ -168,8 +180,15 @@ class PathWriter:
             self._f.flush()
         except (OSError, RuntimeError) as e:
             self._broken = True
-            raise PathFileError(f"{self.path} could not be written ({_short(e)}); its flushed "
-                                f"snapshots are intact") from e
+            raise self._failed(e) from e
+
+    def _failed(self, e: BaseException) -> PathFileError:
+        """The error for a failed write: one sentence, and ``filename`` (the file it was for)
+        so that a worker can name it in its disk-full reason."""
+        err = PathFileError(f"{self.path} could not be written ({_short(e)}); its flushed "
+                            f"snapshots are intact")
+        err.filename = self.path
+        return err
 
     def _write_pending(self) -> None:
         if self._pending:
@@ -222,8 +241,7 @@ class PathWriter:
             self._f.flush()
         except (OSError, RuntimeError) as e:  # h5py reports a failed write as RuntimeError
             self._broken = True
-            raise PathFileError(f"{self.path} could not be written ({_short(e)}); its flushed "
-                                f"snapshots are intact") from e
+            raise self._failed(e) from e
 
     def close(self) -> None:
         """Write what is pending, flush and close; safe to call twice. A broken writer (see

@@ -52,12 +52,13 @@ def test_a_full_disk_fails_the_run_in_one_sentence_with_its_snapshots_intact(tmp
     assert (tmp_path / "rc.txt").read_text().strip() == "2"
     err = (tmp_path / "err.txt").read_text().strip().splitlines()
     stderr_last = err[-1]
-    assert stderr_last.startswith("pathviz.train: error: the disk is full at iteration ")
-    assert stderr_last.endswith("; free space, then continue with --resume")
+    assert stderr_last.startswith("pathviz.train: error: disk full at iteration ")
+    assert stderr_last.endswith(" could not be written; free space, then continue with --resume")
     assert not any("Traceback" in line for line in err)
     got = json.loads(report.read_text())
-    it = int(stderr_last.split("iteration ")[1].split(";")[0])
-    assert got["state"] == "failed" and got["reason"] == f"disk full at iteration {it}"
+    reason = stderr_last.split("error: ")[1].split(";")[0]
+    it = int(reason.split("iteration ")[1].split(":")[0])
+    assert got["state"] == "failed" and got["reason"] == reason
     assert got["n"] >= 1 and got["last"] <= it  # every flushed snapshot is there
     # no temp files and no lock left behind
     assert not [f for f in got["files"] if f.endswith(".tmp")]
