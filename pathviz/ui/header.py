@@ -8,7 +8,7 @@ import streamlit as st
 
 from pathviz import runs
 from pathviz.ui import url
-from pathviz.ui.live import eta_seconds, shown_state
+from pathviz.ui.live import ETA_SAMPLES, eta_seconds, shown_state
 from pathviz.ui.text import inert
 
 STATE_BADGE = {"running": ":green-badge[running]", "starting": ":orange-badge[starting]",
@@ -142,15 +142,21 @@ def progress_ui(info: runs.RunInfo) -> None:
     samples = ss.setdefault(key, [])
     if not samples or samples[-1][1] != it:
         samples.append((time.time(), it))
-        del samples[:-200]
+        del samples[:-ETA_SAMPLES]
     eta, raw = eta_seconds(samples, total, ss.get(key + ":raw"))
     ss[key + ":raw"] = raw
     # a worker that reports its own eta from the start: trust it only once ours agrees
     text = (f"iteration {it:,} / {total:,} · epoch {float(status.get('epoch', 0)):.2f}"
             if total else f"iteration {it:,}")
-    text += f" · about {_duration(eta)} left" if eta is not None else (
+    text += f" · {_time_left(eta)}" if eta is not None else (
         " · estimating time left..." if total and it < total else "")
     st.progress(min(it / total, 1.0) if total else 0.0, text=text)
+
+
+def _time_left(seconds: float) -> str:
+    """The time left as shown: the last minute is "under a minute" (the worker's final
+    evaluation and save, after the last iteration, are not in the rate)."""
+    return "under a minute left" if seconds < 60 else f"about {_duration(seconds)} left"
 
 
 def _duration(seconds: float) -> str:
