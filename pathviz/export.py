@@ -15,6 +15,13 @@ it) and ``state_dict`` (one ``torch.save`` file ``{"arch": ..., "state_dict": ..
 difference between compact and masked outputs, the test accuracy of the exported model and the
 warnings met on the way. Nothing existing is replaced unless ``--overwrite`` is given.
 
+``--out`` must lie in an existing folder (only the default, ``<run>/exports``, is created) and
+end in its format's suffix (:data:`SUFFIXES`: ``.pt2``, ``.pt``, ``.onnx``, ``.pth``/``.pt``);
+anything else is refused in one sentence, so nothing is written where it was not asked for and
+no library warns on stderr. The file and its report are written to temporary names and moved
+into place together: a full disk (or any failed write) leaves neither, and says which file
+could not be written.
+
 The subnetwork and its size come from :func:`pathviz.prune.subnetwork` and its accuracy from
 :func:`pathviz.evaluate.evaluate`, the same functions the worker used for the ``params_kept`` and
 ``test_acc_sparse`` metrics, so the figures in the app and in ``pathviz.inspect`` are those of the
@@ -27,6 +34,8 @@ A run folder is data, never code: the dataset is read only from the ``--data-roo
 from __future__ import annotations
 
 import argparse
+import errno
+import io
 import json
 import logging
 import os
@@ -51,9 +60,13 @@ log = logging.getLogger("pathviz.export")
 MODES = ("masked", "compact")
 FORMATS = ("pt2", "torchscript", "onnx", "state_dict")
 SUFFIX = {"pt2": ".pt2", "torchscript": ".pt", "onnx": ".onnx", "state_dict": ".pth"}
+# the suffixes an --out may end in, per format (the first is the default's); any other is
+# refused, so a file's name says what loads it and no library warns about it on stderr
+SUFFIXES = {"pt2": (".pt2",), "torchscript": (".pt",), "onnx": (".onnx",),
+            "state_dict": (".pth", ".pt")}
 
 __all__ = ["ExportError", "export", "load_run_model", "load_state_dict_export", "default_out",
-           "resolve_iteration", "main", "FORMATS", "MODES"]
+           "resolve_iteration", "check_out", "main", "FORMATS", "MODES", "SUFFIXES"]
 
 
 class ExportError(Exception):
@@ -214,6 +227,53 @@ def _test_data(dataset: str | None, data_root: str | os.PathLike | None,
     return eval_loader(data.test_x, data.test_y, data.info), None
 
 
+def check_out(out: Path, fmt: str, exports: Path) -> None:
+    """Refuse an ``out`` that export would have to invent a folder for, or whose suffix is not
+    its format's (:data:`SUFFIXES`). Only the run's own ``exports`` folder is created when
+    absent (the default place). One sentence each, before anything is computed or written."""
+    if out.suffix not in SUFFIXES[fmt]:
+        wanted = " or ".join(SUFFIXES[fmt])
+        others = [f for f, sufs in SUFFIXES.items() if out.suffix in sufs]
+        hint = f", or pass --format {' or '.join(others)}" if others else ""
+        raise ExportError(f"--out {out.name} does not end in {wanted}, the suffix of --format "
+                          f"{fmt} files; name it {out.stem}{SUFFIXES[fmt][0]}{hint}")
+    folder = out.parent
+    if os.path.abspath(folder) == os.path.abspath(exports) and not folder.exists():
+        return  # the default folder: created when the file is written
+    if not folder.is_dir():
+        what = "does not exist" if not folder.exists() else "is not a folder"
+        raise ExportError(f"the folder of --out, {folder}, {what}; export creates no folders: "
+                          f"create it first, or choose an --out in an existing folder")
+
+
+def _disk_full(e: BaseException, folder: Path) -> bool:
+    """True when a failed write ran out of space: ENOSPC/EDQUOT anywhere in the exception's
+    chain, or (torch reports a full disk in its own words, e.g. "unexpected pos") next to no
+    free space on the folder's filesystem, measured before the partial file is removed."""
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < (1 << 20)
+
+
+def _cannot_write(target: Path, e: BaseException) -> ExportError:
+    """One sentence for a write that failed, in our words when the disk is full."""
+    if _disk_full(e, target.parent):
+        return ExportError(f"could not write {target}: the disk is full; free some space and "
+                           f"export again (nothing was written)")
+    return ExportError(f"could not write {target} ({type(e).__name__}: "
+                       f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}); "
+                       f"nothing was written")
+
+
 def _missing(module: str) -> bool:
     import importlib.util
 
@@ -230,6 +290,7 @@ def export(run_dir: str | os.PathLike, iteration: int, mode: str = "compact", fm
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     paths = runs.paths_for_dir(run_dir)
     out = Path(out) if out is not None else default_out(run_dir, iteration, mode, fmt)
+    check_out(out, fmt, paths.exports)
     report_path = out.with_name(out.name + ".json")
     in_run = _inside(out, paths.dir)
     if in_run:  # a link planted in a shared run (e.g. exports/ -> elsewhere) is refused
@@ -265,26 +326,29 @@ def export(run_dir: str | os.PathLike, iteration: int, mode: str = "compact", fm
             prune.count(exported, example)
         test_acc = evaluate(exported, test)[1] if test is not None else None
         test_acc_masked = evaluate(sub.masked, test)[1] if test is not None else None
-        out.parent.mkdir(parents=True, exist_ok=True)
+        if not out.parent.exists():  # only the run's exports folder (check_out)
+            out.parent.mkdir(exist_ok=True)
         tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")  # torch.export wants its suffix
         try:
             _write(exported, fmt, tmp, example, mode)
-            os.replace(tmp, out)
         except ExportError:
             tmp.unlink(missing_ok=True)
             raise
-        except Exception as e:  # an exporter that cannot handle this model: say which
+        except Exception as e:  # a full disk, or an exporter that cannot handle this model
+            # judged before the partial file is removed: a full disk has no space left then
+            err = _cannot_write(out, e) if isinstance(e, OSError) or _disk_full(e, out.parent) \
+                else ExportError(f"{fmt} export of {cfg.get('model')} failed "
+                                 f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); try "
+                                 f"another --format")
             tmp.unlink(missing_ok=True)
-            raise ExportError(f"{fmt} export of {cfg.get('model')} failed "
-                              f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); try "
-                              f"another --format") from None
+            raise err from None
     notes = list(dict.fromkeys([*sub.plan.warnings,
                                 *(str(w.message).splitlines()[0][:300] for w in caught)]))
     if no_test:
         notes.append(no_test)
     report: dict[str, Any] = {
         "run": str(runs.paths_for_dir(run_dir).dir), "iteration": int(iteration), "mode": mode,
-        "format": fmt, "file": str(out), "file_size": out.stat().st_size,
+        "format": fmt, "file": str(out), "file_size": tmp.stat().st_size,
         "model": cfg.get("model"),
         "params_before": params_before, "params_after": params_after,
         "macs_before": macs_before, "macs_after": macs_after,
@@ -296,9 +360,17 @@ def export(run_dir: str | os.PathLike, iteration: int, mode: str = "compact", fm
         "test_acc": test_acc, "test_acc_masked": test_acc_masked,
         "warnings": notes,
     }
-    tmp = report_path.with_name(f".{report_path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    os.replace(tmp, report_path)
+    # the file and its report go in place together, or neither does (a full disk)
+    report_tmp = report_path.with_name(f".{report_path.name}.tmp")
+    try:
+        report_tmp.write_text(json.dumps(report, indent=1))
+    except OSError as e:
+        err = _cannot_write(report_path, e)
+        report_tmp.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+        raise err from None
+    os.replace(tmp, out)
+    os.replace(report_tmp, report_path)
     if in_run:  # so that --overwrite of the run removes them, and nothing it did not write
         runs.record_files(paths, out.resolve().relative_to(paths.dir.resolve()),
                           report_path.resolve().relative_to(paths.dir.resolve()))
@@ -316,29 +388,44 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def _write(model: torch.nn.Module, fmt: str, path: Path, example: torch.Tensor,
            mode: str) -> None:
+    """Write ``model`` in ``fmt`` to ``path``. The torch formats are serialised in memory and
+    written by :func:`_write_bytes`: torch's own file writer, meeting a full disk, raises in its
+    own words and then aborts the process from a destructor at exit (``terminate called after
+    throwing c10::Error``); plain Python writes raise ``OSError(ENOSPC)`` and nothing more."""
     model = model.eval()
+    buf = io.BytesIO()
     if fmt == "pt2":
         batch = torch.export.Dim("batch", min=1)
         with torch.no_grad():
             ep = torch.export.export(model, (example.expand(2, *example.shape[1:]).clone(),),
                                      dynamic_shapes=({0: batch},))
-        torch.export.save(ep, str(path))
+        torch.export.save(ep, buf)
     elif fmt == "torchscript":
         with torch.no_grad():
             traced = torch.jit.trace(model, example, check_trace=False)
-        torch.jit.save(traced, str(path))
+        torch.jit.save(traced, buf)
     elif fmt == "state_dict":
         arch = dict(getattr(model, "pathviz_arch", {}))
         if mode == "compact":
             arch["widths"] = widths_of(model)
-        torch.save({"arch": arch, "state_dict": model.state_dict()}, path)
+        torch.save({"arch": arch, "state_dict": model.state_dict()}, buf)
     else:
         with torch.no_grad():
             prog = torch.onnx.export(model, (example,), dynamo=True, input_names=["input"],
                                      output_names=["logits"],
                                      dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
                                      verbose=False)
-        prog.save(str(path))
+        prog.save(str(path))  # written by the onnx package in Python: a full disk is an OSError
+        return
+    _write_bytes(path, buf.getbuffer())
+
+
+def _write_bytes(path: Path, data) -> None:
+    """Write ``data`` to ``path`` and sync it, so a full disk is an OSError here, not later."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def load_state_dict_export(path: str | os.PathLike) -> torch.nn.Module:
@@ -367,7 +454,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mode", default="compact", help="masked or compact (default compact)")
     p.add_argument("--format", default="pt2", dest="fmt",
                    help="pt2 (torch.export, default), torchscript, onnx or state_dict")
-    p.add_argument("--out", help="output file (default: <run>/exports/<run>-iter<N>-<mode>.<ext>)")
+    p.add_argument("--out", help="output file in an existing folder, ending in its format's "
+                                 "suffix: .pt2 (pt2), .pt (torchscript), .onnx (onnx), .pth or "
+                                 ".pt (state_dict); default: <run>/exports/"
+                                 "<run>-iter<N>-<mode>.<suffix>, the folder created if needed")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--data-root", help="folder with the dataset's files, to measure test "
                                        "accuracy (not needed for digits)")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -107,14 +110,15 @@ def test_cli_errors_are_one_sentence(run_dir, tmp_path):
     assert "Traceback" not in p.stderr
     p = cli(str(run_dir), "--iteration", "46", "--mode", "tiny")
     assert p.returncode == 2 and "--mode must be one of masked, compact" in p.stderr
-    out = tmp_path / "a.pt"
+    out = tmp_path / "a.pt2"
     out.write_bytes(b"keep")
     p = cli(str(run_dir), "--iteration", "46", "--out", str(out))
     assert p.returncode == 2 and "exists" in p.stderr and out.read_bytes() == b"keep"
     p = cli(str(tmp_path / "nope"), "--iteration", "1")
     assert p.returncode == 2 and "has no path file" in p.stderr
-    p = cli(str(run_dir), "--iteration", "46", "--out", str(tmp_path / "ok.pt"))
+    p = cli(str(run_dir), "--iteration", "46", "--out", str(tmp_path / "ok.pt2"))
     assert p.returncode == 0 and "compact vs masked outputs: max |diff|" in p.stdout
+    assert p.stderr == ""  # no library warning on the way (issue 20, item 4)
 
 
 def test_pt2_is_the_default_and_loads_without_pathviz(run_dir, tmp_path):
@@ -288,3 +292,127 @@ def test_iteration_stop_without_a_stop_is_one_sentence_and_writes_nothing(run_di
     p = subprocess.run([sys.executable, "-m", "pathviz.export", "--help"], capture_output=True,
                        text=True)
     assert p.returncode == 0 and "--iteration N|stop" in p.stdout and "suggested stop" in p.stdout
+
+
+# ---- writes go where asked, or nowhere (issue 20, items 2 and 4) ------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pathviz.export", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def _one_error(p: subprocess.CompletedProcess) -> str:
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and p.stdout == "", (p.returncode, p.stdout, p.stderr)
+    assert len(lines) == 1 and lines[0].startswith("pathviz.export: error: "), p.stderr
+    return lines[0]
+
+
+def test_an_out_in_a_missing_folder_is_refused_and_nothing_is_created(run_dir, tmp_path):
+    """The campaign's command: --out S/no/such/x.pt exited 0 and created no/such/."""
+    for name in ("x.pt", "x.pt2"):
+        err = _one_error(_cli(str(run_dir), "--iteration", "46", "--out",
+                              str(tmp_path / "no" / "such" / name)))
+        assert "does not end in .pt2" in err or (
+            f"the folder of --out, {tmp_path / 'no' / 'such'}, does not exist; export creates "
+            f"no folders: create it first, or choose an --out in an existing folder") in err, err
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(export.ExportError, match=r"the folder of --out, .*file, is not a folder"):
+        export.export(run_dir, 46, out=tmp_path / "file" / "x.pt2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_the_default_folder_is_still_created(run_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "fresh"
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("exports"))
+    rep = export.export(run, 23, fmt="state_dict")
+    assert rep["file"] == str(run / "exports" / "fresh-iter23-compact.pth")
+    assert sorted(p.name for p in (run / "exports").iterdir()) == [
+        "fresh-iter23-compact.pth", "fresh-iter23-compact.pth.json"]
+
+
+@pytest.mark.parametrize("fmt,name,wanted", [
+    ("pt2", "x.pt", "--out x.pt does not end in .pt2, the suffix of --format pt2 files; name it "
+                    "x.pt2, or pass --format torchscript or state_dict"),
+    ("torchscript", "x.pt2", "--out x.pt2 does not end in .pt, the suffix of --format "
+                             "torchscript files; name it x.pt, or pass --format pt2"),
+    ("onnx", "x", "--out x does not end in .onnx, the suffix of --format onnx files; name it "
+                  "x.onnx"),
+    ("state_dict", "x.onnx", "--out x.onnx does not end in .pth or .pt, the suffix of --format "
+                             "state_dict files; name it x.pth, or pass --format onnx"),
+])
+def test_a_suffix_that_is_not_the_formats_is_refused(run_dir, tmp_path, fmt, name, wanted):
+    """pt2 written to x.pt printed torch's 'Expect archive file to be a file ending in .pt2'."""
+    with pytest.raises(export.ExportError) as e:
+        export.export(run_dir, 46, fmt=fmt, out=tmp_path / name)
+    assert str(e.value) == wanted
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_pt2_export_says_nothing_on_stderr(run_dir, tmp_path):
+    p = _cli(str(run_dir), "--iteration", "46", "--out", str(tmp_path / "x.pt2"))
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    p = _cli(str(run_dir), "--iteration", "46", "--format", "state_dict", "--out",
+             str(tmp_path / "x.pt"))  # .pt is also a torch.save suffix
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["x.pt", "x.pt.json", "x.pt2",
+                                                          "x.pt2.json"]
+    p = subprocess.run([sys.executable, "-m", "pathviz.export", "--help"], capture_output=True,
+                       text=True)
+    assert "its format's suffix: .pt2 (pt2), .pt (torchscript)" in " ".join(p.stdout.split())
+
+
+@contextlib.contextmanager
+def _small_disk(where: Path, size: int):
+    """A tmpfs of ``size`` bytes on ``where`` stands in for a full disk (needs root)."""
+    where.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"a small tmpfs stands in for a full disk and mounting one needs root "
+                    f"({r.stderr.strip() or 'mount failed'})")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+@pytest.mark.parametrize("fmt,size", [("pt2", 4096), ("pt2", 8192), ("state_dict", 4096),
+                                      ("state_dict", 8192), ("torchscript", 8192)])
+def test_a_full_disk_is_one_sentence_and_leaves_no_partial_file(run_dir, tmp_path, fmt, size):
+    """A disk of one or two pages: the model file does not fit (torch's own writer said
+    "unexpected pos" and then aborted the process at exit), or it fits and its report does not
+    (the 4.4 kB state_dict in two pages); either way one sentence names the file, nothing stays."""
+    with _small_disk(tmp_path / "disk", size) as disk:
+        out = disk / f"net{export.SUFFIX[fmt]}"
+        p = _cli(str(run_dir), "--iteration", "46", "--format", fmt, "--out", str(out))
+        err = _one_error(p)
+        said = {f"pathviz.export: error: could not write {f}: the disk is full; free some space "
+                f"and export again (nothing was written)" for f in (out, f"{out}.json")}
+        assert err in said, err
+        assert list(disk.iterdir()) == []
+
+
+def test_a_full_disk_while_writing_the_report_leaves_neither_file(run_dir, tmp_path,
+                                                                  monkeypatch):
+    out = tmp_path / "net.pt"
+    out.write_bytes(b"old")  # --overwrite: the old file stays until both new ones are written
+    real = Path.write_text
+
+    def full(self, *a, **k):
+        if self.name.endswith(".json.tmp"):
+            with open(self, "w") as f:
+                f.write("{")  # a partial report, then no room
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(export.ExportError) as e:
+        export.export(run_dir, 46, fmt="torchscript", out=out, overwrite=True)
+    assert str(e.value) == (f"could not write {out}.json: the disk is full; free some space and "
+                            f"export again (nothing was written)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.pt"]
+    assert out.read_bytes() == b"old"
