@@ -538,7 +538,8 @@ def check_run_dir(paths: RunPaths) -> None:
                        f"run folder")
     if d.exists() and not d.is_dir():
         raise RunError(f"{d} is a file, not a folder; choose a folder name for the run")
-    if d.is_dir() and any(d.iterdir()) and not is_run_dir(paths):
+    # a worker killed between taking the lock and writing the manifest leaves worker.lock alone
+    if d.is_dir() and any(e.name != LOCK_FILE for e in d.iterdir()) and not is_run_dir(paths):
         raise RunError(f"{d} holds files that pathviz did not write; choose a new or empty "
                        f"folder for the run")
 
