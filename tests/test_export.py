@@ -416,3 +416,23 @@ def test_a_full_disk_while_writing_the_report_leaves_neither_file(run_dir, tmp_p
                             f"export again (nothing was written)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.pt"]
     assert out.read_bytes() == b"old"
+
+
+def test_a_reversed_path_file_is_one_sentence_and_nothing_is_written(run_dir, tmp_path, capsys):
+    """Issue 20, item 4: export of a file with snapshots/iteration in reverse order exited 0."""
+    import shutil
+
+    import h5py
+
+    run = tmp_path / "reversed"
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("exports"))
+    with h5py.File(run / runs.PATH_FILE, "a") as f:
+        f["snapshots/iteration"][...] = f["snapshots/iteration"][...][::-1]
+    before = {p: p.read_bytes() for p in run.rglob("*")}
+    for it in ("46", "stop"):
+        assert export.main([str(run), "--iteration", it, "--format", "state_dict"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and err.startswith("pathviz.export: error: "), err
+        assert err.endswith("snapshots/iteration goes from 46 to 45 at snapshot 1, but iterations "
+                            "must strictly increase; delete the run or restore the file"), err
+    assert {p: p.read_bytes() for p in run.rglob("*")} == before
