@@ -124,12 +124,16 @@ def test_a_resume_refused_while_a_live_worker_holds_the_lock_changes_nothing(zyg
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # a live holder of the lock (a worker that is training)
-        runs.acquire_lock(runs.RunPaths(folder), clean=False)
-        os.write(w, b"x")
-        time.sleep(600)
-        os._exit(0)
+        try:
+            os.close(r)
+            runs.acquire_lock(runs.RunPaths(folder))
+            os.write(w, b"x")
+            time.sleep(600)
+        finally:
+            os._exit(0)
+    os.close(w)
     try:
-        os.read(r, 1)
+        assert os.read(r, 1) == b"x", "the holder could not take the lock"
         before = snapshot(folder)
         log = folder.parent / "log"
         assert zygote.run(["--out", str(folder), "--resume", "--no-progress"], log) == 2
