@@ -20,6 +20,7 @@ numerics.apply_env(numerics.DEFAULT_LEVEL)
 import streamlit as st  # noqa: E402
 
 from pathviz import runs  # noqa: E402
+from pathviz.ui import present as pm  # noqa: E402
 from pathviz.ui import url  # noqa: E402
 from pathviz.ui.data import identity_of  # noqa: E402
 from pathviz.ui.header import launched, run_header_ui, start_run  # noqa: E402
@@ -60,6 +61,10 @@ def main() -> None:
     all_runs = runs.list_runs(ROOT)
     st.sidebar.title("pathviz")
     choice = run_picker_ui(all_runs, ROOT)
+    present = choice is not None and pm.present_state()  # the projector screen: no sidebar
+    if choice is not None and not present:
+        with st.sidebar:
+            pm.present_toggle_ui()
     refresh = refresh_ui()
     any_live = any(r.state in ("running", "starting") for r in all_runs)
     with st.sidebar:
@@ -69,17 +74,18 @@ def main() -> None:
         empty_ui()
         return
     info = next(r for r in all_runs if r.name == choice)
-    state = run_header_ui(info, *identity_of(info))
+    state = (pm.present_header_ui if present else run_header_ui)(info, *identity_of(info))
     live = state in ("running", "starting")
-    slug = view_switch_ui()
+    slug = "present" if present else view_switch_ui()
     playing = bool(st.session_state.get("playing"))
-    scrub_fragment = not live and slug in LIGHT_VIEWS
+    scrub_fragment = not live and (present or slug in LIGHT_VIEWS)
+    body_ui = pm.present_body_ui if present else run_body_ui
 
     def tick() -> None:
         current = next((r for r in runs.list_runs(ROOT) if r.name == choice), info)
         now = shown_state(current, launched(choice))
-        run_body_ui(current, slug, ROOT, live=now in ("running", "starting"),
-                    scrub_fragment=scrub_fragment, playing=playing)
+        body_ui(current, slug, ROOT, live=now in ("running", "starting"),
+                scrub_fragment=scrub_fragment, playing=playing)
         url.flush_fragment()
         if now != state or st.session_state.pop("play_ended", False):
             st.rerun(scope="app")  # the refresh cadence changes: redraw the whole page once

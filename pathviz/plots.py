@@ -17,8 +17,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-__all__ = ["overview_heatmap", "layer_figure", "metrics_plot", "tradeoff_plot", "filters_image",
-           "compare_plot", "decimate", "levels", "StopMark", "METRIC_LABELS", "PALETTE"]
+__all__ = ["overview_heatmap", "support_path", "layer_figure", "metrics_plot", "tradeoff_plot",
+           "filters_image", "compare_plot", "decimate", "levels", "StopMark", "METRIC_LABELS",
+           "PALETTE"]
 
 OUTSIDE_COLOR = "#d6d6d6"  # filters outside the support: neutral grey, not a colour of the scale
 SELECTED_COLOR = "#d62728"
@@ -114,13 +115,16 @@ def top_margin(title: bool = True, subtitle: bool = False) -> int:
 
 
 def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.ndarray],
-                     title: str = "") -> go.Figure:
+                     title: str = "", order: Mapping[str, np.ndarray] | None = None
+                     ) -> go.Figure:
     """Layers x filters at one snapshot, coloured by ||Gamma_g|| / the layer's largest.
 
     Full resolution: the row width is the widest layer's filter count G_max (up to
     MAX_OVERVIEW_COLUMNS), and a layer of G filters spreads each filter over G_max/G cells, so
     every filter has at least one cell. Only layers wider than MAX_OVERVIEW_COLUMNS are
     aggregated (the largest norm of the filters sharing a cell), and the title says so.
+    With ``order`` (layer -> [G] filter indices, e.g. by entry time) each row shows its filters
+    in that order; the hover still names each filter by its position in the layer.
     """
     widths = [len(gamma_norms[name]) for name in layer_names]
     widest = max(widths, default=1)
@@ -132,6 +136,8 @@ def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.nd
         g = len(gn)
         if g == 0:
             continue
+        perm = np.asarray(order[name]) if order is not None else np.arange(g)
+        gn = gn[perm]
         top = float(gn.max()) if gn.max() > 0 else 1.0
         if g <= columns:
             idx = np.arange(columns) * g // columns  # the filter each cell shows
@@ -140,7 +146,7 @@ def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.nd
             idx = np.arange(columns) * g // columns
             vals = np.maximum.reduceat(gn, idx)
         z[r] = levels(vals / top, 1.0)
-        first[r] = idx
+        first[r] = perm[idx]
     aggregated = widest > columns
     note = (f"each cell is the largest of up to {-(-widest // columns)} filters"
             if aggregated else "every filter shown")
@@ -155,12 +161,56 @@ def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.nd
     fig.update_layout(
         title=_title(title or "Gamma support by layer", f"grey: outside the support; {note}"),
         xaxis=dict(range=[-0.5 / columns, 1 + 0.5 / columns],
-                   title="filter position in its layer (0 = first, 1 = last)"),
+                   title="filter position in its layer (0 = first, 1 = last)" if order is None
+                   else "filters in order of entry (first on the left)"),
         # first layer on top (a reversed autorange is ignored on an axis without data)
         yaxis=dict(type="category", categoryorder="array", categoryarray=list(layer_names)[::-1],
                    title="layer"),
         height=max(300, 160 + 34 * len(layer_names)),
         margin=dict(l=10, r=10, t=top_margin(subtitle=True), b=40))
+    return fig
+
+
+def support_path(iterations: np.ndarray, support: Mapping[str, np.ndarray],
+                 groups: Mapping[str, int], stop: StopMark | None = None) -> go.Figure:
+    """The support path of a run: the share of each layer's filters in the support against
+    iteration (``support`` layer -> [N] counts, ``groups`` layer -> G), and of all layers
+    together (thick black), with the suggested stop dashed orange and named on its line.
+    Lines are decimated to MAX_LINE_POINTS per layer; x is the iteration, so a page marker can
+    point at one."""
+    its = np.asarray(iterations)
+    rows = decimate(len(its), MAX_LINE_POINTS)
+    x = its[rows].astype(np.float64)
+    fig = go.Figure()
+    total = sum(int(groups[k]) for k in support) or 1
+    overall = np.zeros(len(its), np.float64)
+    for k, (name, counts) in enumerate(support.items()):
+        c = np.asarray(counts, np.float64)[: len(its)]
+        overall += c
+        g = max(int(groups[name]), 1)
+        fig.add_trace(go.Scatter(x=x, y=(100 * c[rows] / g).astype(np.float32), mode="lines",
+                                 name=f"{name} ({g})",
+                                 line=dict(color=PALETTE[k % len(PALETTE)], width=2.5),
+                                 hovertemplate="iteration %{x}: %{y:.0f} %<extra>"
+                                               f"{name}</extra>"))
+    fig.add_trace(go.Scatter(x=x, y=(100 * overall[rows] / total).astype(np.float32),
+                             mode="lines", name=f"all ({total})",
+                             line=dict(color="#000000", width=4),
+                             hovertemplate="iteration %{x}: %{y:.0f} %<extra>all</extra>"))
+    if stop is not None:  # named on the line itself: the legend stays one short row
+        fig.add_vline(x=stop.iteration, line_color=STOP_COLOR, line_dash="dash", line_width=2,
+                      annotation_text=f"{stop.label} {stop.iteration:,}",
+                      annotation_position="bottom right" if stop.iteration < (x[0] + x[-1]) / 2
+                      else "bottom left", annotation_font_color=STOP_COLOR)
+    fig.update_layout(title=_title("Support path", "filters in the support, per layer"),
+                      xaxis=dict(title="iteration", range=[float(x[0]), float(x[-1])]
+                                 if len(x) > 1 else None),
+                      yaxis=dict(title="filters selected (% of layer)", range=[0, 102],
+                                 ticksuffix=" %"),
+                      # the legend in a row between the subtitle and the plot: never over a
+                      # line, the page's marker or the axis title
+                      margin=dict(l=10, r=10, t=top_margin(subtitle=True) + 28, b=40),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0))
     return fig
 
 

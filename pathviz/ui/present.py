@@ -1,0 +1,218 @@
+"""Presentation mode: one screen for a projector (``?present=1``, or the *Presentation* toggle).
+
+The sidebar and Streamlit's top bar are hidden and the type is larger; the page is one line
+that says what is happening at the selected iteration (iteration, filters selected of all
+Γ layers, the compact subnetwork's accuracy W*), the scrubber, and the Overview heatmap
+(optionally with each layer's filters sorted by entry time, which shows the inverse scale
+space) beside the run's support path, which fills the rest of the screen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from pathviz import plots, runs
+from pathviz.store import PathFileError, PathReader
+from pathviz.ui import url
+from pathviz.ui.data import Ident, load_entries, load_snapshot
+from pathviz.ui.text import inert, inert_plotly
+from pathviz.ui.urlstate import parse_flag
+
+KEY = "present"  # session key of the toggle; ``?present=1`` in the URL
+STATUS_KEY = "present_status"
+HEATMAP_KEY = "present_heatmap"
+PATH_KEY = "present_path"
+PLOTS_KEY = "present_plots"
+W_STAR_METRICS = (("val_acc_sparse", "validation"), ("test_acc_sparse", "test"))
+FONT_SIZE = 16  # plotly text in presentation mode (its default is 12)
+
+# Hide the sidebar and its expand control, and Streamlit's top bar; larger type; the two plots
+# fill the viewport below the controls (their height is the viewport's minus what stands above
+# them, measured at 1024x768 and 1920x1080 by tests/e2e/test_present_e2e.py).
+CSS = """
+<style>
+section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"],
+[data-testid="stExpandSidebarButton"], header[data-testid="stHeader"] {display: none !important;}
+html {font-size: 18px;}
+@media (min-width: 1600px) {html {font-size: 22px;}}
+.block-container, [data-testid="stMainBlockContainer"] {
+  padding-top: 0.8rem !important; padding-bottom: 0.5rem !important; max-width: 100% !important;}
+.st-key-present_status p {font-size: 1.45rem; font-weight: 600; line-height: 1.3;
+  margin: 0 !important;}
+.st-key-present_heatmap {flex: 2 1 0 !important;}
+.st-key-present_path {flex: 3 1 0 !important;}
+[data-testid="stLayoutWrapper"]:has(> .st-key-present_plots), .st-key-present_plots {
+  flex: 0 0 auto !important; height: calc(100vh - 19.5rem) !important; min-height: 300px;}
+</style>
+"""
+
+
+def present_state() -> bool:
+    """Whether the page is in presentation mode: the URL's ``?present=`` when a run opens (or
+    on Back/Forward), then the toggle. A value that is not on or off is off with one note."""
+    ss = st.session_state
+    if KEY not in ss or url.navigated():
+        on, note = parse_flag(url.get("present"), "present")
+        ss[KEY], ss.present_note = on, note
+    on = bool(ss[KEY])
+    if on and url.get("present") != "1":
+        url.want("present", "1")
+    elif not on and url.get("present") is not None:
+        url.want("present", None)
+    if on:
+        st.html(CSS)
+    return on
+
+
+def present_toggle_ui() -> bool:
+    """The one toggle that turns presentation mode on and off (and the URL note, if any)."""
+    ss = st.session_state
+    on = st.toggle("Presentation", key=KEY,
+                   help="A projector screen: no sidebar, larger type, the Overview heatmap "
+                        "beside the support path, and one line saying what is happening. "
+                        "In the URL: ?present=1.",
+                   on_change=lambda: ss.__setitem__("present_note", None))
+    if ss.get("present_note"):
+        st.warning(ss.present_note, icon=":material/link:")
+    return bool(on)
+
+
+def w_star_near(iterations: np.ndarray, metrics: Mapping[str, np.ndarray], iteration: int
+                ) -> tuple[float, int, str] | None:
+    """The compact subnetwork's accuracy evaluated nearest ``iteration``: (accuracy, the
+    iteration it was evaluated at, "validation" or "test"), or None if it never was.
+    Validation first (the stop rule's figure), else test; ties go to the earlier iteration."""
+    its = np.asarray(iterations)
+    for name, split in W_STAR_METRICS:
+        acc = metrics.get(name)
+        if acc is None:
+            continue
+        acc = np.asarray(acc, np.float64)[: len(its)]  # a live file may hold a newer row
+        ok = np.flatnonzero(np.isfinite(acc))
+        if ok.size == 0:
+            continue
+        j = ok[int(np.argmin(np.abs(its[ok].astype(np.int64) - int(iteration))))]
+        return float(acc[j]), int(its[j]), split
+    return None
+
+
+def status_line(iteration: int, selected: int, total: int,
+                w_star: tuple[float, int, str] | None) -> str:
+    """"iteration 900 · 89 of 220 filters selected · W* 97.6 %" (plain text, no markup);
+    W* names the iteration it was evaluated at when that is not this one, "n/a" if never."""
+    if w_star is None:
+        acc = "W* n/a"
+    else:
+        value, at, _ = w_star
+        acc = f"W* {100 * value:.1f} %" + ("" if at == iteration else f" (at {at:,})")
+    return f"iteration {iteration:,} · {selected:,} of {total:,} filters selected · {acc}"
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def load_support(path: str, ident: Ident, n: int) -> dict[str, np.ndarray]:
+    """Filters in the support [N] per layer, for the support path (counts only are kept)."""
+    with PathReader(path) as r:
+        return {layer["name"]: (r.layer_path(layer["name"], "gamma_norm", slice(0, n)) > 0
+                                ).sum(axis=1).astype(np.int32) for layer in r.layers}
+
+
+def entry_order(entry: np.ndarray) -> np.ndarray:
+    """Filter indices sorted by entry snapshot (never-entered last, ties by position)."""
+    e = np.asarray(entry, np.int64)
+    return np.argsort(np.where(e < 0, np.iinfo(np.int64).max, e), kind="stable")
+
+
+def _bigger(fig):
+    """``fig`` in presentation type, sized by the page (its title and subtitle grow too)."""
+    top = fig.layout.margin.t or 0
+    fig.update_layout(font=dict(size=FONT_SIZE), height=None, autosize=True,
+                      margin=dict(t=top + 22))
+    return fig
+
+
+def present_header_ui(info: runs.RunInfo, model: str, dataset: str) -> str:
+    """The run in one line (name, model on dataset, state) beside the toggle; returns the
+    state shown (as the full header does, and a followed run that ends lands on its last
+    snapshot)."""
+    from pathviz.ui.header import land_when_finished, launched, shown_identity
+    from pathviz.ui.live import shown_state
+
+    state = shown_state(info, launched(info.name))
+    land_when_finished(info.name, state)
+    model, dataset = shown_identity(info, model, dataset)
+    c = st.columns([5, 2.2, 2.2], vertical_alignment="center")
+    c[0].markdown(f"**{inert(info.name)}** · " + inert(f"{model} on {dataset} · {state}"))
+    with c[1]:
+        st.toggle("Sort by entry", key="present_sort", value=True,
+                  help="Each layer's filters in the order they entered the support: the "
+                       "inverse scale space (important filters first).")
+    with c[2]:
+        present_toggle_ui()
+    if state == "failed":
+        st.error(inert(f"This run failed: {info.reason or 'see its train.log'}"))
+    return state
+
+
+def present_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
+                    scrub_fragment: bool, playing: bool) -> None:
+    """The presentation screen below its header line (same signature as
+    :func:`pathviz.ui.views.run_body_ui`, so the page draws either)."""
+    from pathviz.ui.header import progress_ui
+    from pathviz.ui.marker import marker_ui
+    from pathviz.ui.scrub import PLAY_INTERVAL, scrub_ui
+    from pathviz.ui.views import load_view
+
+    if live:
+        progress_ui(info)
+    view = load_view(info, live)
+    if view is None:
+        return
+    layers = view.data["layers"]
+    names = [layer["name"] for layer in layers]
+    labels = {k: inert_plotly(k) for k in names}
+    sort = bool(st.session_state.get("present_sort", True))
+
+    def at_iteration(index: int, iteration: int) -> None:
+        try:
+            snap = load_snapshot(view.path, view.ident, index)
+            selected = sum(int((snap[k]["gamma_norm"] > 0).sum()) for k in names)
+            total = sum(len(snap[k]["gamma_norm"]) for k in names)
+            line = status_line(iteration, selected, total,
+                               w_star_near(view.iterations, view.data["metrics"], iteration))
+            with st.container(key=STATUS_KEY):
+                st.markdown(inert(line))
+            order = None
+            if sort:
+                entries = load_entries(view.path, view.ident, view.n)
+                order = {labels[k]: entry_order(entries[k]) for k in names}
+            heat = plots.overview_heatmap(
+                [labels[k] for k in names], {labels[k]: snap[k]["gamma_norm"] for k in names},
+                title=f"Γ support at iteration {iteration:,}", order=order)
+            support = load_support(view.path, view.ident, view.n)
+            path_fig = plots.support_path(view.iterations,
+                                          {labels[k]: support[k] for k in names},
+                                          {labels[k]: int(layer["groups"])
+                                           for k, layer in zip(names, layers)},
+                                          stop=view.stop_mark())
+        except PathFileError as e:
+            st.error(inert(f"This run's path file cannot be shown: {e}"))
+            return
+        with st.container(key=PLOTS_KEY, horizontal=True, gap="small"):
+            st.plotly_chart(_bigger(heat), width="stretch", height="stretch", key=HEATMAP_KEY,
+                            config={"displaylogo": False})
+            st.plotly_chart(_bigger(path_fig), width="stretch", height="stretch", key=PATH_KEY,
+                            config={"displaylogo": False})
+        marker_ui([{"key": PATH_KEY, "x": iteration}])
+
+    def picker() -> None:
+        scrub_ui(view, at_iteration)
+        url.flush_fragment()
+
+    if scrub_fragment:
+        st.fragment(picker, run_every=PLAY_INTERVAL if playing else None)()
+    else:
+        picker()
