@@ -447,3 +447,50 @@ def test_the_export_report_shows_a_reduction_as_good(tmp_path):
     assert deltas["parameters"][0] == "-90" and deltas["MACs"][0] == "-45"
     # the proto's colour: 0 red, 1 green, 2 grey (streamlit MetricColor)
     assert deltas["parameters"][1] == deltas["MACs"][1] == 1
+
+
+def _status(at: AppTest) -> str:
+    """The presentation mode's status line, as the reader sees it."""
+    lines = [line for line in texts(at).splitlines() if "filters selected" in line]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_presentation_mode_from_the_url_says_what_is_happening(root):
+    """?present=1: no view switcher, the status line with the file's own numbers at the
+    selected iteration (support summed over the Γ layers, W* nearest it), both figures, and the
+    scrubber still moves it."""
+    from pathviz.store import PathReader
+
+    paths = make_full_run(root, "full", n=60)
+    with PathReader(paths.path) as r:
+        snap = r.snapshot(30)  # iteration 150
+        sel = sum(int((s["gamma_norm"] > 0).sum()) for s in snap.values())
+        total = sum(len(s["gamma_norm"]) for s in snap.values())
+        acc = r.metrics()["val_acc_sparse"]
+    assert (total, 0 < sel < total) == (62, True) and np.isfinite(acc[30])
+    at = app(run="full", present="1", iteration="150")
+    assert _status(at) == f"iteration 150 · {sel} of 62 filters selected · W* {100 * acc[30]:.1f} %"
+    assert not at.get("button_group") and at.toggle(key="present").value
+    heat, path = figure(at, 0), figure(at, 1)
+    assert "order of entry" in heat["layout"]["xaxis"]["title"]["text"]  # sorted by default
+    assert [t["name"] for t in path["data"]] == ["conv1 (6)", "conv2 (16)", "fc1 (40)", "all (62)"]
+    at.button(key="step_next").click().run()  # 155: not evaluated; 150 and 160 are as near
+    assert _status(at).endswith(f"W* {100 * acc[30]:.1f} % (at 150)")
+    assert at.query_params["present"] == "1" and at.query_params["iteration"] == "155"
+    at.button(key="play").click().run()
+    at.run()  # one tick of the play fragment
+    assert at.slider[0].value > 155 and at.query_params["present"] == "1"
+
+
+def test_presentation_toggle_and_a_bad_value(root):
+    make_run(root, "done", n=60)
+    at = app(run="done", present="banana")
+    assert "present=“banana” is not on or off" in texts(at)
+    assert at.get("button_group") and "present" not in at.query_params  # the normal page
+    at.toggle(key="present").set_value(True).run()
+    assert not at.exception and at.query_params["present"] == "1"
+    assert "present=“banana”" not in texts(at) and not at.get("button_group")
+    assert _status(at).startswith("iteration 295 · 62 of 62 filters selected · W* ")
+    at.toggle(key="present").set_value(False).run()
+    assert "present" not in at.query_params and at.get("button_group")
