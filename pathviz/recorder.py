@@ -144,6 +144,19 @@ def _environment(model: nn.Module) -> dict[str, Any]:
     return numerics.environment(numerics.pinned_level() or "native", device=device)
 
 
+def _check_iteration(iteration: Any, last: int | None, call: str) -> None:
+    """One sentence (ValueError) for an iteration the path file could not hold: not a whole
+    number, negative, or not above ``last``, the previous one of the same kind."""
+    if isinstance(iteration, bool) or not isinstance(iteration, (int, np.integer)) or \
+            iteration < 0:
+        raise ValueError(f"{call}: the iteration must be a whole number >= 0, got "
+                         f"{iteration!r}")
+    if last is not None and iteration <= last:
+        raise ValueError(f"{call}: iteration {int(iteration)} is not above the last one "
+                         f"recorded ({last}); iterations must strictly increase (count "
+                         f"optimizer steps, not epochs or batches within an epoch)")
+
+
 class PathRecorder:
     """Writes snapshots of an SLBI run to a path file that the app can show live.
 
@@ -299,7 +312,12 @@ class PathRecorder:
         ``sparsity`` is computed here; ``lr`` defaults to the optimizer's. Full weights are
         added when ``weights`` is True, or by ``weights_every`` when None; with them come
         ``params_kept``/``flops_kept`` of the compact subnetwork, unless given.
+
+        Raises ValueError, before anything is written, for an iteration that is not a whole
+        number above the last one recorded: the store refuses a file whose iterations do not
+        strictly increase, so recording one would make the whole run unreadable.
         """
+        _check_iteration(iteration, self.last_iteration, "record")
         stats, sparsity = self.layer_stats()
         groups = sum(len(s[0]) for s in stats.values())
         self.last_support = (groups - round(groups * sparsity) if groups else 0, groups)
@@ -325,6 +343,7 @@ class PathRecorder:
         """Append the full state_dict and every layer's Gamma at ``iteration``."""
         if self.last_weights_iteration == iteration:
             return
+        _check_iteration(iteration, self.last_weights_iteration, "record_weights")
         tensors = {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
         gammas = {s.param: self.optimizer.gamma(p).detach().float().cpu().numpy().copy()
                   for s, p in zip(self.layers, self._params)}

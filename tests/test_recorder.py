@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -129,3 +131,27 @@ def test_a_cuda_model_records_the_same_statistics(tmp_path):
     for name in ref:
         for a, b in zip(got[name], ref[name]):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=0)
+
+
+def test_an_iteration_that_does_not_increase_is_refused_before_it_is_written(tmp_path):
+    """The store refuses a file whose iterations do not strictly increase, so the recorder
+    refuses such a record at once (one sentence) and the file stays readable."""
+    model = _model()
+    opt = SLBI(slbi_param_groups(model), lr=0.1)
+    path = tmp_path / "mine.h5"
+    with PathRecorder(model, opt, path, example_input=torch.zeros(1, 1, 8, 8)) as rec:
+        rec.record(0, weights=True)
+        rec.record(5)
+        for bad, why in ((5, "iteration 5 is not above the last one recorded (5)"),
+                         (3, "iteration 3 is not above the last one recorded (5)"),
+                         (6.0, "must be a whole number >= 0, got 6.0"),
+                         (-1, "must be a whole number >= 0, got -1")):
+            with pytest.raises(ValueError, match=re.escape(why)):
+                rec.record(bad)
+        rec.record_weights(5)
+        with pytest.raises(ValueError, match=re.escape("record_weights: iteration 3 is not "
+                                                       "above the last one recorded (5)")):
+            rec.record_weights(3)
+        rec.record(7)
+    with PathReader(path) as r:
+        assert r.iterations.tolist() == [0, 5, 7] and r.weight_iterations.tolist() == [0, 5]
