@@ -33,6 +33,7 @@ READER_SNAPSHOTS = int(os.environ.get("PATHVIZ_READER_SNAPSHOTS", "5000" if FULL
 READERS = 4 if FULL else 2
 SUBPROCESS_EVERY = 10  # every 10th kill is of `python -m pathviz.train`, not a forked worker
 ARGS = ["--preset", "demo", "--epochs", "3", "--weights-every", "10", "--no-progress"]
+TOTAL = 3 * 18  # iterations of ARGS
 
 
 class Follower(threading.Thread):
@@ -87,34 +88,54 @@ def _wait(zygote: Zygote, proc, timeout: float | None = None) -> int | None:
         return None
 
 
+def _iteration(run: Path) -> int:
+    try:
+        return int(json.loads((run / runs.STATUS_FILE).read_text()).get("iteration", 0))
+    except (OSError, ValueError, TypeError):
+        return -1
+
+
+def _kill_time(zygote: Zygote, proc, run: Path, target: int, extra: float) -> int | None:
+    """Wait until the job's status passes ``target`` (a negative one: at once), then ``extra``
+    seconds; the job's exit code if it ended first, else None (time to kill it)."""
+    while _iteration(run) < target:
+        if proc is not None and proc.poll() is not None:
+            return proc.returncode
+        if proc is None and not os.path.exists(f"/proc/{zygote.pid}/stat"):
+            break
+        time.sleep(0.01)
+    if proc is None:
+        time.sleep(extra)
+        return None
+    return _wait(zygote, proc, timeout=extra)
+
+
 def test_sigkilled_workers_resume_bit_for_bit_and_followers_see_no_error(tmp_path):
     rng = random.Random(20)
     with Zygote() as zygote:
         ref_dir = tmp_path / "ref"
-        t0 = time.monotonic()
         assert zygote.run([*ARGS, "--out", str(ref_dir)], tmp_path / "ref.log") == 0
-        span = time.monotonic() - t0  # one uninterrupted job: kills fall anywhere in it
         ref = path_contents(ref_dir)
-        kills = chains = resumes = overwrites = real_kills = 0
+        kills = chains = resumes = overwrites = real_kills = jobs = late = 0
         followers: list[Follower] = []
         started = time.monotonic()
         while kills < WORKER_KILLS:
             run = tmp_path / f"chain{chains}"
             argv = [*ARGS, "--out", str(run)]
             while True:  # one chain: kill, resume, ... until the worker finishes
-                real = kills % SUBPROCESS_EVERY == 0
+                real = jobs % SUBPROCESS_EVERY == 0
+                jobs += 1
                 follower = Follower(run / runs.PATH_FILE, ref)
                 follower.start()
                 followers.append(follower)
                 pid, proc = _start(zygote, argv, tmp_path / "job.log", real)
-                # anywhere in the job's life, start included (a real process starts slower);
-                # a resumed job is shorter than the span, so a chain ends once one outlives it
-                delay = rng.uniform(0.0, span * (2.5 if real else 0.9))
-                if proc is None:
-                    time.sleep(delay)
-                    rc = None
-                else:
-                    rc = _wait(zygote, proc, timeout=delay)
+                # a random time of the job's life: one kill in ten during its start, the others
+                # once its status has passed a random iteration, plus a random fraction of a
+                # second (the status beats once a second), so a loaded machine moves the kills
+                # with the training, not past it
+                target = rng.randrange(-TOTAL // 10, TOTAL)
+                rc = _kill_time(zygote, proc, run, target, rng.uniform(0.0, 0.4 if target >= 0
+                                                                       else 2.0))
                 if rc is None and kills < WORKER_KILLS:
                     try:
                         os.kill(pid, signal.SIGKILL)
@@ -124,6 +145,11 @@ def test_sigkilled_workers_resume_bit_for_bit_and_followers_see_no_error(tmp_pat
                 follower.stop.set()
                 follower.join()
                 if rc == 0:
+                    break
+                st = json.loads((run / runs.STATUS_FILE).read_text()) if (
+                    run / runs.STATUS_FILE).is_file() else {}
+                if rc == -signal.SIGKILL and st.get("state") == "finished":
+                    late += 1  # killed after it finished its run, on its way out: not counted
                     break
                 assert rc == -signal.SIGKILL, (tmp_path / "job.log").read_text()[-3000:]
                 kills += 1
@@ -147,7 +173,8 @@ def test_sigkilled_workers_resume_bit_for_bit_and_followers_see_no_error(tmp_pat
     print(f"\n{kills} SIGKILLs of a worker ({real_kills} of `python -m pathviz.train`), "
           f"{resumes} followed by --resume, {overwrites} by --overwrite (killed before the "
           f"first resume state); {chains} chains, each bit-identical to the uninterrupted "
-          f"run; followers: {reads} reads, {len(errors)} errors, {unreadable} opens refused "
+          f"run ({late} more kills came after the run had finished); followers: {reads} "
+          f"reads, {len(errors)} errors, {unreadable} opens refused "
           f"in one sentence; {wall:.0f} s")
     assert kills >= WORKER_KILLS and errors == []
 
