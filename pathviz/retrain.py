@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import io
 import logging
 import math
 import signal
@@ -339,10 +340,12 @@ def retrain_seed(model: nn.Module, data: DataBundle, st: Settings, epochs: int, 
         tickets.write_seed(seed_file, ticket=ticket, seed=seed, rows=rows, complete=complete,
                            diverged=diverged, support=support)
         if resume_file is not None and not complete:
-            tmp = resume_file.with_name(f".{resume_file.name}.tmp")
+            # serialised in memory, written with plain file I/O: a full disk is then an OSError
+            # naming the file, not torch's "unexpected pos" (runs.write_bytes_atomic)
+            buf = io.BytesIO()
             torch.save({"epoch": epoch, "elapsed": elapsed, "model": model.state_dict(),
-                        "optimizer": opt.state_dict(), "rng": torch.get_rng_state()}, tmp)
-            tmp.replace(resume_file)
+                        "optimizer": opt.state_dict(), "rng": torch.get_rng_state()}, buf)
+            runs.write_bytes_atomic(resume_file, buf.getbuffer())
 
     if not rows:
         record(0, float("nan"), float("nan"))
@@ -618,6 +621,20 @@ def run(sup: Support, data: DataBundle, st: Settings, variants: list[Variant], s
                         log.info("stopped by %s; run the same command to resume", prog.stop)
                         return EXIT_OK
                 runs.write_status(paths, state="finished", done=total, heartbeat=time.time())
+            except Exception as e:  # noqa: BLE001 - only a full disk is ours to explain
+                if not runs.is_disk_full(e):
+                    raise
+                where = runs.disk_full_target(e, paths) or "a file"
+                reason = (f"disk full: tickets/{v.name}/{where} could not be written; free "
+                          f"space, then run the same command to resume (finished epochs are "
+                          f"kept)")
+                try:
+                    runs.write_status(paths, state="failed", reason=reason,
+                                      heartbeat=time.time())
+                except OSError:
+                    pass  # no room for the status either: the message below says it all
+                print(f"pathviz.retrain: error: {reason}", file=sys.stderr)
+                return EXIT_USAGE
             finally:
                 runs.release_lock(paths)
     finally:

@@ -172,6 +172,36 @@ def test_a_ticket_seed_file_on_a_full_disk_names_it_and_keeps_the_last_one(tmp_p
         assert tickets.read_seed(seed)["epoch"].tolist() == [0]
 
 
+@pytest.mark.parametrize("size,name", [(16 * 1024, "seed_0.h5"), (128 * 1024, "seed_0.resume.pt")])
+def test_a_retrain_on_a_full_disk_says_which_file_and_the_same_command_resumes_it(
+        tmp_path, capsys, size, name):
+    """pathviz.retrain on a full disk: one sentence naming the ticket file and exit 2 (before,
+    torch's 'unexpected pos' traceback for the resume state); after freeing space the same
+    command finishes, with the numbers of a retrain that never failed."""
+    from pathviz import retrain
+    from tests.test_retrain import write_run
+
+    argv = ["--iteration", "20", "--init", "reinit", "--epochs", "2", "--seeds", "0",
+            "--no-progress"]
+    ref_dir, _ = write_run(tmp_path / "ref")
+    assert retrain.main([str(ref_dir), *argv]) == 0
+    run_dir, _ = write_run(tmp_path / "full")
+    with tmpfs(run_dir / "tickets", size) as t:
+        assert retrain.main([str(run_dir), *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err == (f"pathviz.retrain: error: disk full: tickets/it20-reinit-epochs2/{name} "
+                       f"could not be written; free space, then run the same command to resume "
+                       f"(finished epochs are kept)")
+        assert _no_temps(t / "it20-reinit-epochs2")
+        resize(t, 4 * 1024 * 1024)
+        assert retrain.main([str(run_dir), *argv]) == 0
+        got = tickets.read_seed(tickets.seed_path(t / "it20-reinit-epochs2", 0))
+    want = tickets.read_seed(tickets.seed_path(ref_dir / "tickets" / "it20-reinit-epochs2", 0))
+    assert got["complete"] and want["complete"]
+    for k in ("test_acc", "train_loss", "val_acc"):
+        np.testing.assert_array_equal(got["metrics"][k], want["metrics"][k])
+
+
 # ---- the worker ------------------------------------------------------------------------------
 
 ARGS = ["--preset", "demo", "--epochs", "2", "--no-progress"]  # 36 iterations, saves at 30, 36
