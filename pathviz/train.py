@@ -615,9 +615,16 @@ class Trainer:
     def _fail(self, reason: str) -> int:
         if self.writer:
             log.error("%s", reason)
-        if self.recorder is not None:
-            self.recorder.flush()
-        self._beat("failed", reason=reason, force=True)
+        # on a full disk (what failed, or a second victim of it) each step does what it can:
+        # the status is written in place as a last resort, and the reason is on stderr too
+        for step in ((lambda: self.recorder.flush()) if self.recorder is not None else None,
+                     lambda: self._beat("failed", reason=reason, force=True)):
+            try:
+                if step is not None:
+                    step()
+            except (OSError, PathFileError) as e:
+                if not runs.is_disk_full(e):
+                    raise
         return EXIT_FAILED
 
     def _rank_failed(self, e: BaseException) -> int:
@@ -627,6 +634,10 @@ class Trainer:
         writes the first reason into the status. Returns EXIT_FAILED."""
         d = self.dist
         reason = _reason(e)
+        if self.writer and runs.is_disk_full(e):  # rank 0 writes the folder: say it our way
+            why, advice = disk_full_reason(e, self.paths, self.iteration)
+            reason = f"{why}; {advice}"
+            print(f"pathviz.train: error: {reason}", file=sys.stderr)
         if not self.writer:
             print(f"pathviz.train: rank {d.rank}: {reason}", file=sys.stderr)
             distributed.report_failure(d, reason)
@@ -778,6 +789,15 @@ def _main_distributed(argv: list[str] | None, d: distributed.Dist) -> int:
         d, plan.device = distributed.on_device(d, plan.device)
         trainer = Trainer(plan, dist=d)
         rc = trainer.run()
+        from pathviz import store
+
+        if store._ABANDONED:
+            # rank 0's path file was left open on a full disk (closing it retries the failed
+            # writes, and HDF5 may crash at exit doing so): leave now, as a killed writer would
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(rc)
         if not trainer.lost_rank:
             # the ranks leave together: one that tore gloo down while rank 0 still wrote the
             # run's files could abort at exit (seen once: SIGABRT in rank 1 after a finished run)

@@ -384,3 +384,32 @@ def test_a_batchnorm_model_keeps_identical_ranks_on_the_cpu(tmp_path):
     with PathReader(out / runs.PATH_FILE) as r:
         assert np.isfinite(r.metric("val_acc")[-1]) and r.weight_iterations.tolist() == [0, 6,
                                                                                          12, 18]
+
+
+@pytest.mark.parametrize("size,what", [(1200 * 1024, "path.h5"), (2048 * 1024, "resume.pt")])
+def test_a_full_disk_under_torchrun_is_our_sentence_and_its_advice_works(runs_1_and_2, tmp_path,
+                                                                         size, what):
+    """A two-process run on a full disk: rank 0 says which file could not be written at which
+    iteration, in the status and on stderr, with no traceback of ours (before: 'rank 0:
+    OSError …' and a chained traceback from a second write on the full disk); after freeing
+    space, the advice (--resume) finishes the run with the uninterrupted run's path."""
+    from tests.faults.tmpfs import resize, tmpfs
+
+    _, two, cwd = runs_1_and_2
+    with tmpfs(tmp_path / "m", size) as m:
+        out = m / "run"
+        proc = subprocess.run(torchrun_cmd(2, *ARGS, "--out", str(out)), capture_output=True,
+                              text=True, cwd=cwd, env=ENV, timeout=300)
+        assert proc.returncode != 0
+        said = (f"disk full at iteration 12: {what} could not be written; free space, then "
+                f"continue with --resume")
+        assert status(out)["state"] == "failed" and status(out)["reason"] == f"rank 0: {said}"
+        assert f"pathviz.train: error: {said}\n" in proc.stderr
+        assert "[rank0]: Traceback" not in proc.stderr and "pathviz/train.py" not in proc.stderr
+        resize(m, 16 * 1024 * 1024)
+        run(torchrun_cmd(2, "--resume", "--out", str(out), "--no-progress"), cwd=cwd)
+        assert status(out)["state"] == "finished"
+        got, want = contents(out), contents(two)
+        assert got.keys() == want.keys()
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k], err_msg=k)
