@@ -5,7 +5,10 @@
 
 Exit codes: 0 finished or stopped (SIGTERM/Ctrl-C), 1 failed (e.g. diverged), 2 bad input.
 Bad input (a flag, a model or dataset name, a missing data folder, an existing run folder) is
-refused before anything is written.
+refused with the folder as it was: what the flags and the folder tell is checked before
+anything is written; a new run then writes config.json at once (the app names the run's model
+and dataset from it while torch pins and the data load), and a start refused after that (data
+that do not load, an unknown model) removes what it wrote.
 """
 
 from __future__ import annotations
@@ -78,10 +81,20 @@ class Plan:
     resume: bool
     overwrite: bool
     progress: bool
+    claimed: bool = False  # main took the lock and claimed the folder before loading the data
 
 
 def prepare(args: argparse.Namespace) -> Plan:
     """Check everything the run needs; raise UsageError (or a library error) on bad input."""
+    cfg, paths = check_args(args)
+    return load_plan(args, cfg, paths)
+
+
+def check_args(args: argparse.Namespace) -> tuple[RunConfig, runs.RunPaths]:
+    """The quick half of :func:`prepare`: the config and the run folder, checked without
+    pinning the numerics or loading anything, so that :func:`main` can claim the folder and
+    write config.json before the slow half (the app's header reads the run's model and dataset
+    there while the worker starts). Raises UsageError (or a library error) on bad input."""
     out = args.out
     if args.resume and out is None:
         raise UsageError("--resume needs --out, the folder of the run to continue")
@@ -127,6 +140,17 @@ def prepare(args: argparse.Namespace) -> Plan:
             raise UsageError(f"{paths.dir} already holds a run; pass --resume to continue it or "
                              f"--overwrite to start again")
     cfg.validate()
+    if not args.resume:  # what can be known without loading anything is refused before a claim
+        problem = numerics.machine_problem(cfg.cpu_isa)
+        if problem:
+            raise UsageError(problem)
+        _device(cfg.device)
+    return cfg, paths
+
+
+def load_plan(args: argparse.Namespace, cfg: RunConfig, paths: runs.RunPaths) -> Plan:
+    """The slow half of :func:`prepare`: pin the numerics, check the model name and load the
+    data; raises UsageError (or a library error) on bad input."""
     pin_numerics(cfg)  # before torch computes anything: build_model below initialises weights
     build_model(cfg.model)  # unknown model names fail here, before anything is written
     data = split_validation(load_dataset(cfg.dataset, cfg.data_root), cfg.val_fraction,
@@ -267,7 +291,8 @@ class Trainer:
         self._refusing = True
         if self.writer:
             try:
-                runs.acquire_lock(paths, clean=False)
+                if not self.plan.claimed:  # (else main holds the lock already)
+                    runs.acquire_lock(paths, clean=False)
                 if not self.plan.resume:
                     self._refusing = False
                     runs.clean_stale_temps(paths)
@@ -691,6 +716,47 @@ def _to_cpu(obj: Any) -> Any:
     return obj
 
 
+@dataclass
+class _Claim:
+    """What :func:`_claim_early` found before it wrote, so :func:`_unclaim` can put it back."""
+
+    made_dir: bool
+    made_manifest: bool
+
+
+def _claim_early(paths: runs.RunPaths, cfg: RunConfig) -> _Claim:
+    """Take the run's lock, claim its folder and write config.json (without the environment,
+    which is known once the numerics are pinned: :meth:`Trainer._run` rewrites the file with
+    it), so that the run's model and dataset are on disk while torch pins and the data load.
+    RunError if another process holds the lock (nothing written then)."""
+    claim = _Claim(made_dir=not paths.dir.exists(), made_manifest=not paths.manifest.exists())
+    runs.acquire_lock(paths, clean=False)
+    try:
+        runs.clean_stale_temps(paths)
+        runs.claim_run_dir(paths)
+        runs.write_json_atomic(paths.config, cfg.to_json())
+    except BaseException as e:
+        if not (isinstance(e, OSError) and runs.is_disk_full(e)):  # main reports a full disk
+            _unclaim(paths, claim)
+        raise
+    return claim
+
+
+def _unclaim(paths: runs.RunPaths, claim: _Claim) -> None:
+    """Undo :func:`_claim_early` for a start refused after it (a dataset whose files do not
+    load, an unknown model): config.json goes, and the manifest, the lock and the folder go
+    where this process made them; a killed worker's lock file keeps its bytes."""
+    paths.config.unlink(missing_ok=True)
+    if claim.made_manifest:
+        paths.manifest.unlink(missing_ok=True)
+    runs.release_lock(paths, restore=True)
+    if claim.made_dir:
+        try:
+            paths.dir.rmdir()
+        except OSError:
+            pass  # not empty: someone else wrote there meanwhile; leave it
+
+
 def _clear_run(paths: runs.RunPaths) -> None:
     """--overwrite: remove the old run's files (the lock is ours, listed exports go too)."""
     runs.clear_run(paths)  # only what the manifest lists: never a file pathviz did not write
@@ -820,33 +886,44 @@ def main(argv: list[str] | None = None) -> int:
         return _main_distributed(argv, d)
     try:
         args = build_parser().parse_args(argv)
-        plan = prepare(args)
+        cfg, paths = check_args(args)
     except _INPUT_ERRORS as e:
         print(f"pathviz.train: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     trainer = None
+    claim = None
     try:
-        if not plan.resume:
-            runs.check_run_dir(plan.paths)
-        trainer = Trainer(plan)
+        if not args.resume:
+            runs.check_run_dir(paths)
+            if not args.overwrite:  # (--overwrite clears the old run only once the data loaded)
+                claim = _claim_early(paths, cfg)
+        try:
+            plan = load_plan(args, cfg, paths)
+            plan.claimed = claim is not None
+            trainer = Trainer(plan)
+        except BaseException as e:
+            if claim is not None and not (isinstance(e, OSError) and runs.is_disk_full(e)):
+                _unclaim(paths, claim)  # a refused start leaves the folder as it found it
+            raise
         return trainer.run()
-    except (UsageError, runs.RunError, resume.ResumeError) as e:
+    except _INPUT_ERRORS as e:
         print(f"pathviz.train: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except (OSError, PathFileError) as e:
         if not runs.is_disk_full(e):
             raise
-        reason, advice = disk_full_reason(e, plan.paths,
+        reason, advice = disk_full_reason(e, paths,
                                           trainer.iteration if trainer is not None else 0)
-        if plan.paths.manifest.is_file():
+        # our temp files and the lock go first: the room they free lets the status be written
+        runs.remove_my_temps(paths)
+        runs.release_lock(paths)
+        if paths.manifest.is_file():
             # (without a manifest the folder is not yet a run's: a status alone would make
             # --overwrite refuse it as "files that pathviz did not write")
             try:
-                runs.write_status(plan.paths, state="failed", reason=reason)
+                runs.write_status(paths, state="failed", reason=reason)
             except OSError:
                 pass
-        runs.remove_my_temps(plan.paths)
-        runs.release_lock(plan.paths)
         print(f"pathviz.train: error: {reason}; {advice}", file=sys.stderr)
         from pathviz import store
 

@@ -542,3 +542,45 @@ def test_an_unexpected_error_fails_the_run_in_one_line_with_the_traceback_in_the
     assert "Traceback (most recent call last)" in log and "failing_worker.py" in log
     with PathReader(run / runs.PATH_FILE) as r:
         assert r.iterations.tolist() == list(range(6))
+
+
+# the worker with a spy on its data loading: the spy writes what the run folder held when the
+# data began to load (the slow part of a start, with pinning the numerics just before it), as
+# the app would list it then, and the worker goes on
+_SPY_ON_THE_START = """
+import json, os, sys
+from pathlib import Path
+from pathviz import runs, train
+out = Path(sys.argv[1])
+real = train.load_dataset
+
+def spy(*args, **kwargs):
+    paths = runs.RunPaths(out)
+    info = [r for r in runs.list_runs(out.parent) if r.name == out.name]
+    seen = {"files": sorted(os.listdir(out)) if out.is_dir() else [],
+            "config": json.loads(paths.config.read_text()) if paths.config.exists() else None,
+            "listed": [info[0].model, info[0].dataset] if info else None}
+    (out.parent / "seen.json").write_text(json.dumps(seen))
+    return real(*args, **kwargs)
+
+train.load_dataset = spy
+sys.exit(train.main(sys.argv[2:]))
+"""
+
+
+def test_config_json_is_written_before_the_data_loads_and_keeps_its_final_content(tmp_path):
+    """The app's header names a starting run's model and dataset from config.json: the worker
+    writes it (the resolved config) once it holds the folder, before the numerics are pinned
+    and the data loaded, and then the same config with its environment."""
+    run = tmp_path / "early"
+    proc = subprocess.run([sys.executable, "-c", _SPY_ON_THE_START, str(run), *SMALL,
+                           "--epochs", "1", "--out", str(run)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    assert runs.CONFIG_FILE in seen["files"] and runs.PATH_FILE not in seen["files"]
+    assert seen["listed"] == ["lenet5", "digits"]
+    final = json.loads((run / runs.CONFIG_FILE).read_text())
+    assert "environment" in final and "environment" not in seen["config"]
+    assert {k: v for k, v in final.items() if k != "environment"} == seen["config"]
+    assert final["epochs"] == 1 and status(run)["state"] == "finished"
