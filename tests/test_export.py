@@ -381,7 +381,8 @@ def _small_disk(where: Path, size: int):
 
 
 @pytest.mark.parametrize("fmt,size", [("pt2", 4096), ("pt2", 8192), ("state_dict", 4096),
-                                      ("state_dict", 8192), ("torchscript", 8192)])
+                                      ("state_dict", 8192), ("torchscript", 8192),
+                                      ("onnx", 4096)])
 def test_a_full_disk_is_one_sentence_and_leaves_no_partial_file(run_dir, tmp_path, fmt, size):
     """A disk of one or two pages: the model file does not fit (torch's own writer said
     "unexpected pos" and then aborted the process at exit), or it fits and its report does not
