@@ -486,9 +486,15 @@ def metrics_plot(iterations: np.ndarray, metrics: Mapping[str, np.ndarray],
     fig.update_yaxes(title_text="parameters kept", range=[0, top * 1.05], tickmode="auto",
                      nticks=5, tickformat="~s", showgrid=False, row=row["sparse"], col=1,
                      secondary_y=True)
-    fig.update_layout(height=260 + 140 * len(panels), clickmode="event+select",
+    height = 260 + 140 * len(panels)
+    # the legend sits at the figure's bottom edge (container coordinates: a fixed 12 px above
+    # it) and plotly grows the bottom margin to hold it, so however many rows it wraps into
+    # at a narrow width it stays below the "iteration" axis title; placed under the plot in
+    # plot coordinates instead, it climbed into the title when it wrapped (the plot shrinks)
+    fig.update_layout(height=height, clickmode="event+select",
                       margin=dict(l=10, r=10, t=top_margin(title=False) + 30, b=40),
-                      legend=dict(orientation="h", y=-0.06, yanchor="top"))
+                      legend=dict(orientation="h", yref="container", y=12 / height,
+                                  yanchor="bottom"))
     return fig
 
 

@@ -86,6 +86,18 @@ def test_metrics_plot_labels_every_line_and_carries_iterations():
     assert fig.layout.xaxis4.title.text == "iteration" and "xaxis5" not in fig.layout
 
 
+def test_the_metrics_legend_is_placed_from_the_figure_bottom_not_under_the_plot():
+    """A legend hung a fraction of the plot height under the plot climbs into the "iteration"
+    axis title when it wraps into more rows (plotly shrinks the plot to make room): it sits at
+    the figure's bottom edge instead, a few pixels above it, and plotly's margin grows to hold
+    it (tests/e2e/test_figures_e2e.py measures the drawn boxes at 1024 and 1400 px)."""
+    it = np.arange(0, 50, 5)
+    fig = plots.metrics_plot(it, {"train_acc": np.linspace(0.4, 1, 10)})
+    leg = fig.layout.legend
+    assert (leg.orientation, leg.yref, leg.yanchor) == ("h", "container", "bottom")
+    assert 0 < leg.y * fig.layout.height <= 20 and fig.layout.margin.autoexpand is not False
+
+
 def _stop_run():
     """40 evaluated snapshots whose validation accuracy dips out of the 1-SE band and back."""
     it = np.arange(0, 400, 10)

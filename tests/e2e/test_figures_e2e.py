@@ -98,7 +98,17 @@ _METRICS = """() => {
                                         t.yaxis === 'y');
   const band = fl.shapes.find((s) => s.type === 'rect');
   const kept = gd._fullData.find((t) => t.name === 'parameters kept, compact subnetwork');
+  // the axis titles ("iteration" under the bottom panel) and the legend's box must not meet
+  const meet = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom &&
+                         b.top < a.bottom;
+  const legend = gd.querySelector('.legend .bg').getBoundingClientRect();
+  const axisTitles = Array.from(gd.querySelectorAll('.infolayer g[class^=g-x] text, ' +
+                                                    '.infolayer g[class^=g-y] text'))
+    .filter((t) => t.textContent.trim());
   return {
+    axisTitles: axisTitles.map((t) => t.textContent.trim()),
+    underLegend: axisTitles.filter((t) => meet(t.getBoundingClientRect(), legend))
+      .map((t) => t.textContent.trim()),
     setX: Array.from(set.customdata).map(Number), setY: Array.from(set.y).map(Number),
     band: [band.y0, band.y1], bandRef: band.yref, bandXref: band.xref,
     zoomRange: axis(set).range, setAxis: set.yaxis,
@@ -115,7 +125,8 @@ _METRICS = """() => {
 def test_the_metrics_figure_shows_what_it_claims(app_url, browser, size):
     """The 1-SE set is its points (every one at or above the band's floor, the band a third of
     its zoomed axis), weight saves are ticks on a strip of their own, the accuracy axis starts
-    at the data's floor and the parameters axis at 0. Screenshots for the README."""
+    at the data's floor and the parameters axis at 0; no axis title meets the legend (the
+    "iteration" title once sat on its first row at 1024 px). Screenshots for the README."""
     page = browser.new_page(viewport={"width": size[0], "height": size[1]})
     page.goto(f"{app_url}/?run=e2e&view=metrics&iteration=150")
     idle(page)
@@ -130,6 +141,7 @@ def test_the_metrics_figure_shows_what_it_claims(app_url, browser, size):
     assert not set(m["saveAxes"]) & set(m["accAxes"] + [m["setAxis"]])
     assert m["accRange"][0] == pytest.approx(max(0.0, math.floor(m["accMin"] * 10 + 1e-9) / 10))
     assert m["keptRange"][0] == 0
+    assert "iteration" in m["axisTitles"] and m["underLegend"] == [], m["underLegend"]
     if size[0] == 1400:  # (the 1024 px one, docs/app-metrics.png, comes from test_app_e2e)
         DOCS.mkdir(exist_ok=True)
         page.set_viewport_size({"width": size[0], "height": 2000})
