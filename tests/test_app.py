@@ -471,6 +471,9 @@ def test_presentation_mode_from_the_url_says_what_is_happening(root):
     assert (total, 0 < sel < total) == (62, True) and np.isfinite(acc[30])
     at = app(run="full", present="1", iteration="150")
     assert _status(at) == f"iteration 150 · {sel} of 62 filters selected · W* {100 * acc[30]:.1f} %"
+    # the iteration is said once: the scrubber's own "Iteration 150 · epoch ..." line is not there
+    assert [line for line in texts(at).splitlines() if "iteration 150" in line.lower()] == \
+        [_status(at)]
     assert not at.get("button_group") and at.toggle(key="present").value
     heat, path = figure(at, 0), figure(at, 1)
     assert "order of entry" in heat["layout"]["xaxis"]["title"]["text"]  # sorted by default
@@ -494,3 +497,5 @@ def test_presentation_toggle_and_a_bad_value(root):
     assert _status(at).startswith("iteration 295 · 62 of 62 filters selected · W* ")
     at.toggle(key="present").set_value(False).run()
     assert "present" not in at.query_params and at.get("button_group")
+    assert any(line.replace("**", "").startswith("Iteration 295 · epoch ")
+               for line in texts(at).splitlines())

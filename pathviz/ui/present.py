@@ -209,7 +209,7 @@ def present_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
         marker_ui([{"key": PATH_KEY, "x": iteration}])
 
     def picker() -> None:
-        scrub_ui(view, at_iteration)
+        scrub_ui(view, at_iteration, show_line=False)  # the status line names the iteration
         url.flush_fragment()
 
     if scrub_fragment:

@@ -52,8 +52,12 @@ def _index_at(iters: np.ndarray, iteration: int) -> int:
     return int(min(max(i, 0), len(iters) - 1))
 
 
-def scrub_ui(view: RunView, at_iteration: Callable[[int, int], None] | None = None) -> int:
+def scrub_ui(view: RunView, at_iteration: Callable[[int, int], None] | None = None,
+             show_line: bool = True) -> int:
     """Draw the picker and ``at_iteration(index, iteration)``; returns the snapshot index.
+
+    ``show_line`` False leaves out the "Iteration N · epoch ..." line under the picker (the
+    presentation mode's own status line names the iteration).
 
     With evenly spaced snapshots the slider runs over iterations (its thumb shows the iteration);
     otherwise over snapshot indices (``select_slider`` would ship every label to the browser).
@@ -131,10 +135,12 @@ def scrub_ui(view: RunView, at_iteration: Callable[[int, int], None] | None = No
     it = int(iters[idx])
     has_w = it in set(view.data["weight_iterations"].tolist())
     near = nearest(view.data["weight_iterations"], it)
-    st.markdown(f"**Iteration {it:,}** · epoch {float(epochs[idx]):.2f} · snapshot {idx + 1} of "
-                f"{n}" + (" · weights saved here (exportable)" if has_w else
-                          " · no weights here" + (f" (nearest: {', '.join(f'{x:,}' for x in near)})"
-                                                  if near else "")))
+    if show_line:
+        st.markdown(f"**Iteration {it:,}** · epoch {float(epochs[idx]):.2f} · snapshot {idx + 1} "
+                    f"of {n}" + (" · weights saved here (exportable)" if has_w else
+                                 " · no weights here" + (
+                                     f" (nearest: {', '.join(f'{x:,}' for x in near)})"
+                                     if near else "")))
     _sync_url(it, following=view.live and bool(ss.get("follow")), playing=bool(ss.get("playing")))
     if at_iteration is not None:
         at_iteration(idx, it)

@@ -3,7 +3,8 @@
 At 1024x768 and 1920x1080: the sidebar and its expand control are hidden, the status line and
 both figures (Overview heatmap, support path) are visible and inside the viewport, none of them
 overlaps another, no chart text (titles, axis titles, legend, stop label) leaves its chart,
-nothing scrolls sideways, and Next still moves the page. Screenshots go to
+nothing scrolls sideways, the iteration is said once (the status line, not the scrubber's
+own line too), and Next still moves the page. Screenshots go to
 docs/app-present-1024.png and docs/app-present-1920.png.
 """
 
@@ -41,6 +42,10 @@ _LAYOUT = """() => {
           path: box('.st-key-present_path .js-plotly-plot'),
           mark: (document.querySelector('.st-key-present_path .js-plotly-plot') || {dataset: {}})
                 .dataset.pvMark,
+          // the scrubber's bold "Iteration N" line: the status line names the iteration
+          scrubLines: Array.from(document.querySelectorAll('[data-testid=stMarkdownContainer] '
+                                                           + 'strong'))
+            .filter((e) => e.textContent.startsWith('Iteration ')).length,
           cut, checked, scrollWidth: document.documentElement.scrollWidth,
           scrollHeight: document.documentElement.scrollHeight,
           statusWidth: status && status.scrollWidth, statusBox: status && status.clientWidth};
@@ -60,6 +65,7 @@ def test_presentation_mode_fits_the_screen(app_url, browser, width, height):
         got = page.evaluate(_LAYOUT)
         assert got["text"].startswith("iteration 150 · ")
         assert "filters selected · W* " in got["text"]
+        assert got["scrubLines"] == 0  # the iteration is said once, in the status line
         inside = [k for k in ("status", "heat", "path")
                   if got[k]["left"] < 0 or got[k]["top"] < 0 or got[k]["right"] > width
                   or got[k]["bottom"] > height or got[k]["width"] < 200]
