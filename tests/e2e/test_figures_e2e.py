@@ -162,7 +162,7 @@ def test_no_request_leaves_the_machine(app_url, browser):
         page.goto(f"{app_url}/?run=e2e&view={view}&iteration=100{extra}")
         idle(page)
         shown_iteration(page, 100)
-    page.get_by_role("button", name="Next").click()
+    page.get_by_test_id("stMain").get_by_role("button", name="Next").click()
     shown_iteration(page, 105)
     page.close()
     assert hosts and hosts <= {"localhost", "127.0.0.1", "data", "blob"}, hosts
@@ -222,7 +222,7 @@ def test_enter_never_starts_a_retrain_and_a_finished_one_leaves_no_zombie(ticket
     assert not launch.exists()
     # typed, then straight to the button (no Enter)
     page.get_by_role("textbox", name="Seeds").fill("4")
-    page.get_by_role("button", name="Retrain in background").click()
+    page.get_by_test_id("stMain").get_by_role("button", name="Retrain in background").click()
     page.get_by_text("Retraining 2 variant(s) × 1 seed(s) × 3 epoch(s)").wait_for()
     cmd = json.loads(launch.read_text())["cmd"]
     assert cmd[cmd.index("--epochs") + 1] == "3" and cmd[cmd.index("--seeds") + 1] == "4"
