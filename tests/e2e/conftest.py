@@ -125,6 +125,12 @@ def browser():
         b.close()
 
 
+def button(page, name: str):
+    """Our button ``name`` in the page's main block (Streamlit's top bar has its own "Stop"
+    while a script runs, which a page-wide lookup would also match)."""
+    return page.get_by_test_id("stMain").get_by_role("button", name=name)
+
+
 def idle(page, timeout: float = 30_000) -> None:
     """Wait until the script has finished and no skeleton (placeholder) is left."""
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import DOCS, idle, shown_iteration
+from tests.e2e.conftest import DOCS, button, idle, shown_iteration
 
 VIEW_TITLES = {"overview": "Overview", "layer": "Layer", "metrics": "Metrics & stopping",
                "filters": "Filters", "export": "Export", "compare": "Compare",
@@ -58,7 +58,7 @@ def test_url_round_trip_per_view(app_url, browser, view):
     page.goto(f"{app_url}/?run=e2e&view={view}&iteration=100{EXTRA.get(view, '')}")
     idle(page)
     _check_view(page, view, 100)
-    page.get_by_test_id("stMain").get_by_role("button", name="Next").click()
+    button(page, "Next").click()
     shown_iteration(page, 105)
     page.wait_for_function("location.search.includes('iteration=105')")
     idle(page)
@@ -164,14 +164,14 @@ def test_back_and_forward_restore_the_view(app_url, browser):
     idle(page)
     shown_iteration(page, 100)
     start = page.evaluate("history.length")
-    page.get_by_test_id("stMain").get_by_role("button", name="Next").click()
+    button(page, "Next").click()
     shown_iteration(page, 105)
     page.locator("button[data-variant=segmented_control]").filter(has_text="Layer").click()
     page.wait_for_function("location.search.includes('view=layer')")
     _check_view(page, "layer", 105, layer="conv1")
     _pick(page, "[data-testid=stMain]", "conv2")
     page.wait_for_function("location.search.includes('layer=conv2')")
-    page.get_by_test_id("stMain").get_by_role("button", name="Next").click()
+    button(page, "Next").click()
     shown_iteration(page, 110)
     page.wait_for_function("location.search.includes('iteration=110')")
     _pick(page, "[data-testid=stSidebar]", "e2e-b")

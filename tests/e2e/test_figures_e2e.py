@@ -16,7 +16,15 @@ from urllib.parse import urlparse
 import pytest
 
 from pathviz import runs
-from tests.e2e.conftest import DOCS, NO_CHROMIUM, idle, make_full_run, serve, shown_iteration
+from tests.e2e.conftest import (
+    DOCS,
+    NO_CHROMIUM,
+    button,
+    idle,
+    make_full_run,
+    serve,
+    shown_iteration,
+)
 
 SIZES = [(1024, 768), (1400, 1000)]
 VIEWS = {"overview": "", "layer": "&layer=conv2", "metrics": "", "filters": "", "about": "",
@@ -156,16 +164,20 @@ def test_no_request_leaves_the_machine(app_url, browser):
     hosts, failed = set(), []
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.on("request", lambda r: hosts.add(urlparse(r.url).hostname or urlparse(r.url).scheme))
-    # a local download's data that the next page.goto cancels is aborted, not failed
-    page.on("requestfailed", lambda r: None if (
-        r.failure == "net::ERR_ABORTED" and urlparse(r.url).hostname in ("localhost", "127.0.0.1")
-    ) else failed.append(r.url))
+
+    def on_failed(r) -> None:
+        # a local download's data that the next page.goto cancels is aborted, not failed
+        local = urlparse(r.url).hostname in ("localhost", "127.0.0.1")
+        if not (local and r.failure == "net::ERR_ABORTED"):
+            failed.append(r.url)
+
+    page.on("requestfailed", on_failed)
     page.on("console", lambda m: failed.append(m.text) if m.type == "error" else None)
     for view, extra in VIEWS.items():
         page.goto(f"{app_url}/?run=e2e&view={view}&iteration=100{extra}")
         idle(page)
         shown_iteration(page, 100)
-    page.get_by_test_id("stMain").get_by_role("button", name="Next").click()
+    button(page, "Next").click()
     shown_iteration(page, 105)
     page.close()
     assert hosts and hosts <= {"localhost", "127.0.0.1", "data", "blob"}, hosts
@@ -225,7 +237,7 @@ def test_enter_never_starts_a_retrain_and_a_finished_one_leaves_no_zombie(ticket
     assert not launch.exists()
     # typed, then straight to the button (no Enter)
     page.get_by_role("textbox", name="Seeds").fill("4")
-    page.get_by_test_id("stMain").get_by_role("button", name="Retrain in background").click()
+    button(page, "Retrain in background").click()
     page.get_by_text("Retraining 2 variant(s) × 1 seed(s) × 3 epoch(s)").wait_for()
     cmd = json.loads(launch.read_text())["cmd"]
     assert cmd[cmd.index("--epochs") + 1] == "3" and cmd[cmd.index("--seeds") + 1] == "4"

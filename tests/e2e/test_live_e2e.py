@@ -12,7 +12,7 @@ import time
 import pytest
 
 from pathviz import runs
-from tests.e2e.conftest import NO_CHROMIUM, idle, serve
+from tests.e2e.conftest import NO_CHROMIUM, button, idle, serve
 
 # a long run (the demo's 70 epochs) that the tests stop long before it ends
 TRAIN = ["--preset", "demo", "--threads", "1"]
@@ -88,7 +88,7 @@ def test_resume_shows_starting_then_running_at_once(live_app, live_root, browser
     idle(page)
     page.get_by_text("r stopped").first.wait_for()
     page.evaluate(_RECORD)
-    page.get_by_test_id("stMain").get_by_role("button", name="Resume").click()
+    button(page, "Resume").click()
     page.wait_for_function(
         "document.querySelector('[data-testid=stMain] [data-testid=stHeading]')"
         ".textContent.trim() === 'r running'", timeout=120_000)
@@ -101,7 +101,7 @@ def test_resume_shows_starting_then_running_at_once(live_app, live_root, browser
     first = after.index(settled)
     assert "r stopped" not in after[first:], log  # never falls back to "stopped"
     assert runs.read_status(paths)["state"] == "running"
-    page.get_by_test_id("stMain").get_by_role("button", name="Stop").click()
+    button(page, "Stop").click()
     page.wait_for_function(
         "document.querySelector('[data-testid=stMain] [data-testid=stHeading]')"
         ".textContent.trim() === 'r stopped'", timeout=60_000)
