@@ -1,16 +1,25 @@
-"""The app as users wait for it: headless Chromium (Playwright) on a 5000-snapshot cifar_vgg_16 run.
+"""The app as users wait for it: the browser player in headless Chromium (Playwright).
 
-    python bench/app_browser.py [--snapshots 5000] [--moves 10] [--keep DIR]
+    python bench/app_browser.py [--snapshots 5000] [--moves 20] [--keep DIR] [--check]
 
-Writes a synthetic but plausible cifar_vgg_16 path (13 conv layers, 4224 filters; filters enter
-at spread-out times, norms grow after entry, metrics evaluated every 10th snapshot, weights at 4
-iterations) without training, serves the app on it, and for each view prints the page load time,
-then the median and max time per scrub step (one snapshot, the slider's arrow key) until the page
-has settled (script idle, the new iteration shown, the marker moved, two animation frames drawn),
-and the bytes the server sent per step. Play frames are timed from one drawn frame to the next
-(that includes the play timer's 0.4 s). Numbers are from this one run on this machine.
+Two runs: the demo (trained here with ``--preset demo``, about a minute) and a synthetic but
+plausible 5000-snapshot cifar_vgg_16 path (13 conv layers, 4224 filters; filters enter at
+spread-out times, norms grow after entry, metrics evaluated every 10th snapshot, weights at 4
+iterations) written without training. For each run and view it prints:
+
+- the first load of the view (navigation until the player shows the link's iteration, the
+  heatmap is drawn and the script is idle) and the bytes the server sent for it;
+- a slider step: a key press (ArrowRight) to the step drawn in the page, measured in the page
+  from the keydown event to the animation frame after the redraw (median / max);
+- the server's update after a pause: from the player's report to the page settled again (the
+  URL names the new iteration, the script idle), the rerun included;
+- play: frames drawn per second over 10 s at the player's fastest speed (requestAnimationFrame
+  frames in which the position changed and the page redrew).
+
+``--check`` exits 1 when a figure misses the targets of issue 18 (step <= 50 / 100 ms, play >=
+24 frames/s on the demo and >= 15 on the VGG run, first load <= 2 s / 3 s, <= 5 MB shipped for
+a view, the server's update <= 300 ms median). Numbers are from this one run on this machine.
 """
-
 from __future__ import annotations
 
 import argparse
@@ -130,87 +139,123 @@ def serve(root: Path, log: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit(log.read_text())
 
 
-SETTLED = """([it, keys]) => {
+TARGETS = {"demo": {"load": 2.0, "fps": 24.0}, "vgg": {"load": 3.0, "fps": 15.0}}
+STEP_MEDIAN, STEP_MAX, SERVER_MEDIAN, BYTES = 0.050, 0.100, 0.300, 5_000_000
+
+IDLE = """() => {
+  const app = document.querySelector("[data-testid='stApp']");
+  return app && app.getAttribute('data-test-script-state') === 'notRunning'
+    && !document.querySelectorAll('[data-testid=stSkeleton]').length;
+}"""
+
+READY = """([it, heat]) => {
   const app = document.querySelector("[data-testid='stApp']");
   if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
-  if (document.querySelectorAll('[data-testid=stSkeleton]').length) return false;
-  const txt = Array.from(document.querySelectorAll('[data-testid=stMarkdownContainer] strong'))
-    .some((e) => e.textContent.replace(/,/g, '') === 'Iteration ' + it);
-  if (!txt) return false;
-  for (const k of keys) {
-    const gd = document.querySelector('.st-key-' + k + ' .js-plotly-plot');
-    if (!gd || gd.dataset.pvMark !== String(it)) return false;
+  const root = document.querySelector('.pv-player');
+  if (!root || root.dataset.iteration !== String(it)) return false;
+  if (heat) {
+    const gd = document.querySelector('.st-key-' + heat + ' .js-plotly-plot');
+    if (!gd || !gd.querySelector('canvas.pv-heat')) return false;
   }
   return true;
 }"""
 
+HOOK = """() => {
+  const P = window.__pathvizPlayer;
+  window.__keyAt = 0;
+  document.addEventListener('keydown', () => { window.__keyAt = performance.now(); }, true);
+  const set = P.set;
+  P.set = (name, value) => { window.__reportAt = performance.now(); return set(name, value); };
+}"""
 
-def settle(page, iteration: int, keys: list[str]) -> None:
-    page.wait_for_function(SETTLED, arg=[iteration, keys], timeout=60_000, polling="raf")
-    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+STEP_DRAWN = """(before) => new Promise((resolve) => {
+  const P = window.__pathvizPlayer;
+  const wait = () => {
+    if (P.frames > before) {
+      requestAnimationFrame(() => resolve(performance.now() - window.__keyAt));
+    } else requestAnimationFrame(wait);
+  };
+  wait();
+})"""
 
 
-def bench_view(browser, url: str, label: str, query: str, keys: list[str], start: int,
+def bench_view(browser, url: str, run: str, query: str, start: int, step: int, heat: str | None,
                moves: int) -> dict:
-    """Load the page at ``start`` and step the slider ``moves`` times, one snapshot each."""
+    """Load a view at ``start``, then step ``moves`` times with the arrow key."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     sent = [0]
     page.on("websocket", lambda ws: ws.on(
         "framereceived", lambda payload: sent.__setitem__(0, sent[0] + len(payload))))
     t0 = time.perf_counter()
-    page.goto(f"{url}/?run=vgg&iteration={start}&{query}")
-    settle(page, start, keys)
+    page.goto(f"{url}/?run={run}&iteration={start}&{query}")
+    page.wait_for_function(READY, arg=[start, heat], timeout=60_000, polling="raf")
     load = time.perf_counter() - t0
-    thumb = page.locator("[data-testid='stSlider'] input[type='range'], "
-                         "[data-testid='stSlider'] [role='slider']").first
-    thumb.focus()
-    times, sizes, it = [], [], start
-    for _ in range(moves):
-        it += STEP
-        sent[0] = 0
-        t0 = time.perf_counter()
+    time.sleep(1.0)  # the player's first report and its rerun
+    page.wait_for_function(IDLE, timeout=60_000)
+    loaded_bytes = sent[0]
+    page.evaluate(HOOK)
+    page.locator(".pv-range").focus()
+    steps, server, it = [], [], start
+    for k in range(moves):
+        before = page.evaluate("window.__pathvizPlayer.frames")
         page.keyboard.press("ArrowRight")
-        settle(page, it, keys)
-        times.append(time.perf_counter() - t0)
-        sizes.append(sent[0])
-        time.sleep(0.25)  # let the slider's release debounce pass before the next key
+        steps.append(page.evaluate(STEP_DRAWN, before) / 1e3)
+        it += step
+        if k % 4 == 3:  # every fourth step, pause and time the server's update
+            page.wait_for_function(
+                f"() => window.location.search.includes('iteration={it}&') || "
+                f"window.location.search.endsWith('iteration={it}')", timeout=30_000)
+            page.wait_for_function(IDLE, timeout=30_000)
+            server.append((page.evaluate("performance.now()")
+                           - page.evaluate("window.__reportAt")) / 1e3)
     page.close()
-    return {"view": label, "load": load, "median": statistics.median(times), "max": max(times),
-            "bytes": statistics.median(sizes)}
+    return {"load": load, "bytes": loaded_bytes, "median": statistics.median(steps),
+            "max": max(steps), "server": statistics.median(server) if server else float("nan")}
 
 
-def bench_play(browser, url: str, frames: int) -> dict:
-    """Press Play on the Overview and time frame-to-frame until ``frames`` frames were drawn."""
+def bench_play(browser, url: str, run: str, query: str, seconds: float = 10.0) -> float:
+    """Frames drawn per second while playing at the fastest speed, over ``seconds``."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{url}/?run=vgg&iteration=0&view=overview")
-    settle(page, 0, [])
-    page.evaluate("""() => { window.__frames = []; new MutationObserver(() => {
-        const s = Array.from(document.querySelectorAll('[data-testid=stMarkdownContainer] strong'))
-          .map((e) => e.textContent).find((t) => t.startsWith('Iteration '));
-        if (s && s !== window.__last) {
-          window.__last = s; window.__frames.push(performance.now()); }
-      }).observe(document.body, {subtree: true, childList: true, characterData: true}); }""")
-    page.get_by_role("button", name="Play").click()
-    page.wait_for_function(f"window.__frames.length > {frames}", timeout=120_000)
-    stamps = page.evaluate("window.__frames")
-    page.get_by_role("button", name="Pause").click()
+    page.goto(f"{url}/?run={run}&iteration=0&{query}")
+    page.wait_for_function(READY, arg=[0, None], timeout=60_000, polling="raf")
+    time.sleep(1.0)
+    page.wait_for_function(IDLE, timeout=60_000)
+    page.select_option(".pv-speed", "96")
+    page.check(".pv-loop")
+    page.locator(".pv-play").click()
+    f0 = page.evaluate("window.__pathvizPlayer.frames")
+    time.sleep(seconds)
+    f1 = page.evaluate("window.__pathvizPlayer.frames")
+    page.locator(".pv-play").click()
     page.close()
-    gaps = np.diff(stamps[1:frames + 1]) / 1e3
-    return {"median": float(np.median(gaps)), "max": float(np.max(gaps))}
+    return (f1 - f0) / seconds
+
+
+def train_demo(root: Path) -> None:
+    """The demo run, trained the way the README says."""
+    subprocess.run([sys.executable, "-m", "pathviz.train", "--preset", "demo", "--out",
+                    str(root / "demo"), "--no-progress"], cwd=REPO, check=True,
+                   stdout=subprocess.DEVNULL)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--snapshots", type=int, default=5000)
-    ap.add_argument("--moves", type=int, default=10)
+    ap.add_argument("--moves", type=int, default=20)
     ap.add_argument("--keep", type=Path,
-                    help="write the run here and keep it (default: a temp dir)")
+                    help="write the runs here and keep them (default: a temp dir)")
+    ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
     tmp = Path(tempfile.mkdtemp(prefix="pathviz-bench-"))
     root = args.keep or tmp / "checkpoints"
+    missed: list[str] = []
     try:
+        if not runs.run_paths("demo", root).path.exists():
+            t0 = time.perf_counter()
+            train_demo(root)
+            print(f"demo run trained in {time.perf_counter() - t0:.0f} s")
         if not runs.run_paths("vgg", root).path.exists():
             t0 = time.perf_counter()
             make_vgg_run(root, n=args.snapshots)
@@ -218,32 +263,58 @@ def main() -> None:
                   f"{time.perf_counter() - t0:.0f} s")
         proc, url = serve(root, tmp / "streamlit.log")
         cpu = platform.processor() or platform.machine()
-        print(f"{time.strftime('%Y-%m-%d')} · {platform.node()} · {cpu}"
+        print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · {platform.node()} · {cpu}"
               f" · {os.cpu_count()} CPU cores · headless Chromium, viewport 1400x1000")
-        mid = (args.snapshots // 2) * STEP
-        cases = [("Overview", "view=overview", []),
-                 ("Layer, 64 filters", "view=layer&layer=features.0", ["layer_fig"]),
-                 ("Layer, 512 filters", "view=layer&layer=features.40", ["layer_fig"]),
-                 ("Metrics", "view=metrics", ["metrics_plot"])]
+        cases = [("demo", 1, 1260, [("Overview", "view=overview", "overview"),
+                                    ("Layer, conv3", "view=layer&layer=conv3", None),
+                                    ("Metrics", "view=metrics", None),
+                                    ("Presentation", "present=1", "present_heatmap")]),
+                 ("vgg", STEP, (args.snapshots // 2) * STEP,
+                  [("Overview", "view=overview", "overview"),
+                   ("Layer, 512 filters", "view=layer&layer=features.40", None),
+                   ("Metrics", "view=metrics", None),
+                   ("Presentation", "present=1", "present_heatmap")])]
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=[
                     "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-                print(f"{'view':20} {'load':>7} {'step median':>12} {'step max':>9} "
-                      f"{'sent per step':>14}")
-                for label, query, keys in cases:
-                    r = bench_view(browser, url, label, query, keys, mid, args.moves)
-                    print(f"{label:20} {r['load']:6.2f}s {1e3 * r['median']:10.0f}ms "
-                          f"{1e3 * r['max']:7.0f}ms {r['bytes'] / 1e3:11.1f} kB")
-                r = bench_play(browser, url, args.moves)
-                print(f"Play (Overview): frame to frame median {1e3 * r['median']:.0f} ms, max "
-                      f"{1e3 * r['max']:.0f} ms (includes the 400 ms play timer)")
+                # warm the server (imports, caches) so the first figure is not a cold start
+                bench_play(browser, url, "demo", "view=overview", seconds=0.5)
+                print(f"{'run':5} {'view':20} {'load':>6} {'shipped':>9} {'step med':>9} "
+                      f"{'step max':>9} {'server':>8}")
+                for run, step, start, views in cases:
+                    t = TARGETS[run]
+                    for label, query, heat in views:
+                        r = bench_view(browser, url, run, query, start, step, heat, args.moves)
+                        print(f"{run:5} {label:20} {r['load']:5.2f}s {r['bytes'] / 1e6:7.2f}MB "
+                              f"{1e3 * r['median']:7.1f}ms {1e3 * r['max']:7.1f}ms "
+                              f"{1e3 * r['server']:6.0f}ms")
+                        for what, bad in (("load", r["load"] > t["load"]),
+                                          ("step median", r["median"] > STEP_MEDIAN),
+                                          ("step max", r["max"] > STEP_MAX),
+                                          ("shipped", run == "vgg" and r["bytes"] > BYTES),
+                                          ("server", r["server"] > SERVER_MEDIAN)):
+                            if bad:
+                                missed.append(f"{run} {label}: {what}")
+                    for label, query in (("Overview", "view=overview"),
+                                         ("Presentation", "present=1")):
+                        fps = bench_play(browser, url, run, query)
+                        print(f"{run:5} play, {label:14} {fps:5.1f} frames/s "
+                              f"(target >= {t['fps']:.0f})")
+                        if fps < t["fps"]:
+                            missed.append(f"{run} play {label}: {fps:.1f} frames/s")
                 browser.close()
         finally:
             proc.terminate()
             proc.wait(timeout=20)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if missed:
+        print("missed: " + "; ".join(missed))
+    elif args.check:
+        print("every target met")
+    if args.check and missed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def levels(values: np.ndarray, top: float) -> np.ndarray:
     return out
 
 
-def _level_scale() -> list:
+def level_scale() -> list:
     """Level 0 grey, levels 1..255 Viridis (a step at the first level, not a blend)."""
     import plotly.colors as pc
 
@@ -114,6 +114,27 @@ def top_margin(title: bool = True, subtitle: bool = False) -> int:
     return TOOLBAR_PX + (26 if title else 6) + (20 if subtitle else 0)
 
 
+def heatmap_columns(widths: Sequence[int]) -> int:
+    """Cells per row of the Overview heatmap: the widest layer's filter count, at most
+    MAX_OVERVIEW_COLUMNS."""
+    return int(min(max(max(widths, default=1), 1), MAX_OVERVIEW_COLUMNS))
+
+
+def heatmap_cells(g: int, columns: int, order: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which filters of a ``g``-filter layer each of ``columns`` heatmap cells shows.
+
+    Returns ``(perm, lo, hi)``: the layer's filters in display order ``perm`` [g] (``order``,
+    e.g. by entry time, or position order), and for cell c the filters ``perm[lo[c]:hi[c]]``
+    [columns] (one filter spread over several cells when ``g <= columns``; the largest of
+    several filters when ``g > columns``). The browser player draws cells with the same map.
+    """
+    perm = np.asarray(order, np.int64) if order is not None else np.arange(g)
+    lo = np.arange(columns) * g // columns
+    hi = np.append(lo[1:], g) if g > columns else lo + 1
+    return perm, lo, hi
+
+
 def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.ndarray],
                      title: str = "", order: Mapping[str, np.ndarray] | None = None
                      ) -> go.Figure:
@@ -128,7 +149,7 @@ def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.nd
     """
     widths = [len(gamma_norms[name]) for name in layer_names]
     widest = max(widths, default=1)
-    columns = int(min(max(widest, 1), MAX_OVERVIEW_COLUMNS))
+    columns = heatmap_columns(widths)
     z = np.zeros((len(layer_names), columns), np.uint8)
     first = np.zeros((len(layer_names), columns), np.int16 if widest < 2**15 else np.int32)
     for r, name in enumerate(layer_names):
@@ -136,23 +157,21 @@ def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.nd
         g = len(gn)
         if g == 0:
             continue
-        perm = np.asarray(order[name]) if order is not None else np.arange(g)
+        perm, lo, hi = heatmap_cells(g, columns, order[name] if order is not None else None)
         gn = gn[perm]
         top = float(gn.max()) if gn.max() > 0 else 1.0
         if g <= columns:
-            idx = np.arange(columns) * g // columns  # the filter each cell shows
-            vals = gn[idx]
+            vals = gn[lo]  # the filter each cell shows
         else:  # more filters than cells: each cell shows the largest of its filters
-            idx = np.arange(columns) * g // columns
-            vals = np.maximum.reduceat(gn, idx)
+            vals = np.maximum.reduceat(gn, lo)
         z[r] = levels(vals / top, 1.0)
-        first[r] = perm[idx]
+        first[r] = perm[lo]
     aggregated = widest > columns
     note = (f"each cell is the largest of up to {-(-widest // columns)} filters"
             if aggregated else "every filter shown")
     fig = go.Figure(go.Heatmap(
         z=z, x=np.arange(columns, dtype=np.float32) / max(columns - 1, 1),
-        y=list(layer_names), customdata=first, colorscale=_level_scale(), zmin=0, zmax=255,
+        y=list(layer_names), customdata=first, colorscale=level_scale(), zmin=0, zmax=255,
         hovertemplate="%{y}, filter %{customdata}<br>level %{z} of 255 (0: outside the "
                       "support)<extra></extra>",
         colorbar=_level_colorbar(1.0, "‖Γ_g‖ ÷ layer's largest")))
@@ -273,7 +292,7 @@ def layer_figure(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np
                         subplot_titles=("", f"{layer}: regularization path of every filter"))
     x_cols = its[cols].astype(np.float32)
     fig.add_trace(go.Heatmap(
-        z=z, x=x_cols, y=np.arange(g, dtype=np.int32), colorscale=_level_scale(), zmin=0,
+        z=z, x=x_cols, y=np.arange(g, dtype=np.int32), colorscale=level_scale(), zmin=0,
         zmax=255, colorbar=dict(**_level_colorbar(top, "‖Γ_g‖"), len=0.45, y=0.78),
         hovertemplate="iteration %{x}<br>entry rank %{y}<br>level %{z} of 255<extra></extra>",
         name="‖Γ_g‖", showlegend=False), row=1, col=1)

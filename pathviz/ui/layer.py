@@ -47,6 +47,9 @@ def layer_choice_ui(view: RunView) -> str | None:
     return layer
 
 
+CAPTION_KEY = "layer_at"
+
+
 def layer_at_ui(view: RunView, index: int, iteration: int) -> None:
     """One line per move: how many of the layer's filters are in the support now."""
     layer = st.session_state.get("layer")
@@ -54,8 +57,9 @@ def layer_at_ui(view: RunView, index: int, iteration: int) -> None:
         return
     lp = load_layer(view.path, view.ident, view.n, layer)
     g = lp["gamma_norm"].shape[1]
-    st.caption(f"{inert(layer)}: {int(lp['support'][index])} of {g} filters in the support at "
-               f"iteration {iteration:,} (dotted red line).")
+    with st.container(key=CAPTION_KEY):  # the browser player rewrites it as it steps
+        st.caption(f"{inert(layer)}: {int(lp['support'][index])} of {g} filters in the support "
+                   f"at iteration {iteration:,} (dotted red line).")
 
 
 def layer_ui(view: RunView) -> None:

@@ -82,6 +82,10 @@ export default function (component) {
   const data = component.data || {};
   const state = (window.__pathvizMarker = window.__pathvizMarker || { marks: [] });
   state.marks = data.marks || [];
+  state.draw = drawMissing;
+  // the browser player (pathviz.ui.player) may be ahead of the server: its position wins
+  const player = window.__pathvizPlayer;
+  if (player && player.ui && player.ui.root.isConnected && player.override) player.override();
   if (!state.observer) {  // once per page: charts that appear or are replaced later
     let queued = false;
     state.observer = new MutationObserver(() => {

@@ -12,6 +12,9 @@ from pathviz.ui.context import RunView
 from pathviz.ui.data import load_entries, load_snapshot
 from pathviz.ui.text import clean_rows, inert_plotly
 
+OVERVIEW_KEY = "overview"
+OVERVIEW_TITLE = "Gamma support by layer at iteration {it}"  # the player writes {it} too
+
 
 def overview_ui(view: RunView, index: int, iteration: int) -> None:
     """The per-layer support heatmap and table at one snapshot (light: redrawn on every move)."""
@@ -21,9 +24,8 @@ def overview_ui(view: RunView, index: int, iteration: int) -> None:
     labels = {k: inert_plotly(k) for k in names}  # plotly draws tags in tick labels
     st.plotly_chart(plots.overview_heatmap([labels[k] for k in names],
                                            {labels[k]: snap[k]["gamma_norm"] for k in names},
-                                           title=f"Gamma support by layer at iteration "
-                                                 f"{iteration:,}"),
-                    width="stretch", key="overview")
+                                           title=OVERVIEW_TITLE.format(it=f"{iteration:,}")),
+                    width="stretch", key=OVERVIEW_KEY)
     entries = load_entries(view.path, view.ident, view.n)
     its = view.iterations
     entry_its = {k: its[e[e >= 0]] if (e >= 0).any() else e[e >= 0] for k, e in entries.items()}

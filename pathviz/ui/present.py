@@ -19,6 +19,7 @@ from pathviz import plots, runs
 from pathviz.store import PathFileError, PathReader
 from pathviz.ui import url
 from pathviz.ui.data import Ident, load_entries, load_snapshot
+from pathviz.ui.player import PlayerSpec
 from pathviz.ui.text import inert, inert_plotly
 from pathviz.ui.urlstate import parse_flag
 
@@ -28,6 +29,7 @@ HEATMAP_KEY = "present_heatmap"
 PATH_KEY = "present_path"
 PLOTS_KEY = "present_plots"
 W_STAR_METRICS = (("val_acc_sparse", "validation"), ("test_acc_sparse", "test"))
+HEAT_TITLE = "Γ support at iteration {it}"  # the player writes {it} too
 FONT_SIZE = 16  # plotly text in presentation mode (its default is 12)
 
 # Hide the sidebar and its expand control, and Streamlit's top bar; larger type; the two plots
@@ -185,13 +187,10 @@ def present_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
                                w_star_near(view.iterations, view.data["metrics"], iteration))
             with st.container(key=STATUS_KEY):
                 st.markdown(inert(line))
-            order = None
-            if sort:
-                entries = load_entries(view.path, view.ident, view.n)
-                order = {labels[k]: entry_order(entries[k]) for k in names}
+            heat_order = None if order is None else {labels[k]: order[k] for k in names}
             heat = plots.overview_heatmap(
                 [labels[k] for k in names], {labels[k]: snap[k]["gamma_norm"] for k in names},
-                title=f"Γ support at iteration {iteration:,}", order=order)
+                title=HEAT_TITLE.format(it=f"{iteration:,}"), order=heat_order)
             support = load_support(view.path, view.ident, view.n)
             path_fig = plots.support_path(view.iterations,
                                           {labels[k]: support[k] for k in names},
@@ -208,8 +207,16 @@ def present_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
                             config={"displaylogo": False})
         marker_ui([{"key": PATH_KEY, "x": iteration}])
 
+    order = None
+    if sort:
+        entries = load_entries(view.path, view.ident, view.n)
+        order = {k: entry_order(entries[k]) for k in names}
+    spec = PlayerSpec(heat_key=HEATMAP_KEY, heat_title=HEAT_TITLE, order=order,
+                      marks=[{"key": PATH_KEY, "kind": "line"}], status_key=STATUS_KEY)
+
     def picker() -> None:
-        scrub_ui(view, at_iteration, show_line=False)  # the status line names the iteration
+        # the status line names the iteration
+        scrub_ui(view, at_iteration, show_line=False, player=spec)
         url.flush_fragment()
 
     if scrub_fragment:

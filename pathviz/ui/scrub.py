@@ -12,7 +12,7 @@ State lives in ``st.session_state`` (``snap``: the snapshot index) and in the UR
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -22,6 +22,9 @@ from pathviz.store import nearest
 from pathviz.ui import url
 from pathviz.ui.context import RunView
 from pathviz.ui.urlstate import parse_flag, parse_iteration
+
+if TYPE_CHECKING:
+    from pathviz.ui.player import PlayerSpec
 
 PLAY_FRAMES = 80  # a play-through of any run takes about this many frames
 PLAY_INTERVAL = 0.4  # seconds per play frame
@@ -52,19 +55,60 @@ def _index_at(iters: np.ndarray, iteration: int) -> int:
     return int(min(max(i, 0), len(iters) - 1))
 
 
+def _apply_report(view: RunView, iters: np.ndarray) -> bool:
+    """Apply what the browser player reported (see :mod:`pathviz.ui.player`); True if the
+    position came from it (a pause), so refined rows around it are sent back."""
+    ss = st.session_state
+    rep = ss.pop("pv_report", None)
+    if not isinstance(rep, dict):
+        return False
+    t = rep.get("t")
+    if not isinstance(t, int) or t <= int(ss.get("pv_ack", 0)):
+        return False  # a report applied already (the page may send it again with a later run)
+    ss.pv_ack = t
+    sent = ss.setdefault("pv_sent", {})
+    key = rep.get("key")
+    if rep.get("need"):  # a reloaded page lost its copy: send it again
+        sent.pop(key, None)
+    if isinstance(rep.get("have"), int) and key in sent and rep["have"] < sent[key]["n"]:
+        have = max(rep["have"], 0)  # the page lacks rows it was sent: send them again
+        sent[key]["n"] = have
+        sent[key]["levels"] = min(sent[key]["levels"], have)
+    if rep.get("alive"):
+        ss.pv_alive = True
+        if ss.get("playing"):  # a ?play=1 link: the page plays from now on, not the server
+            ss.playing = False
+            ss.pv_autoplay = True
+            ss.pv_restart = True
+    it = rep.get("iteration")
+    if isinstance(it, (int, float)) and "index" in rep:
+        ss.snap = _index_at(iters, int(it))
+        ss.pv_at = ss.snap
+        ss.follow = bool(rep.get("follow"))
+        ss.url_note = None
+        ss.play_note = None
+        ss.playing = False
+        return True
+    return False
+
+
 def scrub_ui(view: RunView, at_iteration: Callable[[int, int], None] | None = None,
-             show_line: bool = True) -> int:
+             show_line: bool = True, player: PlayerSpec | None = None) -> int:
     """Draw the picker and ``at_iteration(index, iteration)``; returns the snapshot index.
 
     ``show_line`` False leaves out the "Iteration N · epoch ..." line under the picker (the
     presentation mode's own status line names the iteration).
+
+    With ``player`` the browser player (:mod:`pathviz.ui.player`) steps and plays in the page;
+    the slider, Back, Next, Play and the line stay below it as the server-side fallback, which
+    the player hides once its script runs. *Go to iteration* and *Follow live* stay visible.
 
     With evenly spaced snapshots the slider runs over iterations (its thumb shows the iteration);
     otherwise over snapshot indices (``select_slider`` would ship every label to the browser).
     """
     ss = st.session_state
     _reset_for(view)
-    iters, epochs = view.iterations, view.data["epochs"]
+    iters = view.iterations
     n = len(iters)
     step = int(iters[1] - iters[0]) if n > 1 else 1
     uniform = n > 1 and step > 0 and bool(np.array_equal(iters, iters[0] + step * np.arange(n)))
@@ -81,6 +125,19 @@ def scrub_ui(view: RunView, at_iteration: Callable[[int, int], None] | None = No
         ss.follow = False
         ss.url_note = None
 
+    def changed(new_index: int) -> None:
+        """A widget's change that names another snapshot than the one shown is a move. While
+        a run is live the page can send back a value that the server itself put in the slider
+        or the number box a refresh or two ago (the bounds grow under them); such a value is
+        not the user's and must not switch Follow live off."""
+        new_index = int(min(max(new_index, 0), n - 1))
+        if new_index == ss.get("snap"):
+            return
+        if view.live and new_index in ss.get("assigned", ()):
+            return
+        moved(new_index)
+
+    from_player = player is not None and _apply_report(view, iters)
     if "pending_iteration" in ss:  # a click on a plot or a jump, applied before drawing
         moved(_index_at(iters, int(ss.pop("pending_iteration"))))
     if view.live and ss.get("follow", True):
@@ -97,31 +154,88 @@ def scrub_ui(view: RunView, at_iteration: Callable[[int, int], None] | None = No
     idx = ss.snap
     ss[key] = to_value(idx)
     ss.goto = int(iters[idx])
+    ss.assigned = ([idx] + [i for i in ss.get("assigned", []) if i != idx])[:4]
     for note in (ss.get("url_note"), ss.get("play_note")):
         if note:
             st.warning(note, icon=":material/link:")
+    if player is not None:
+        if ss.pop("pv_restart", False):
+            st.rerun(scope="app")  # drop the server's play timer: the page plays now
+        moved_by_server = ss.get("pv_at") != idx
+        if moved_by_server:  # a link, Jump, a click, the number box or following the newest
+            ss.pv_seq = int(ss.get("pv_seq", 0)) + 1
+            ss.pv_at = idx
+        from pathviz.ui.player import player_ui
+
+        player_ui(view, player, idx, follow=view.live and bool(ss.get("follow")),
+                  autoplay=bool(ss.pop("pv_autoplay", False)),
+                  refine=from_player or moved_by_server)
+    with st.container(key="pv_fallback") if player is not None else _nothing():
+        _picker_widgets(view, iters, uniform, key, step, idx, moved, changed, to_index,
+                        show_line, goto=player is None)
+    if player is not None:
+        c = st.columns([2.2, 1.8, 3] if view.live else [2.2, 4.8], vertical_alignment="bottom")
+        _goto_ui(c[0], iters, step, changed, live=view.live)
+        if view.live:
+            c[1].toggle("Follow live", key="follow",
+                        help="Keep showing the newest snapshot as the run trains.")
+    it = int(iters[idx])
+    _sync_url(it, following=view.live and bool(ss.get("follow")), playing=bool(ss.get("playing")))
+    if at_iteration is not None:
+        at_iteration(idx, it)
+    return idx
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _goto_ui(where: Any, iters: np.ndarray, step: int, changed: Callable[[int], None],
+             live: bool) -> None:
+    """The *Go to iteration* box (no upper bound while live: a bound that grows every
+    refresh makes the page resend the box's value)."""
+    ss = st.session_state
+    where.number_input("Go to iteration", min_value=int(iters[0]),
+                       max_value=None if live else int(iters[-1]),
+                       step=max(step, 1), key="goto",
+                       help="Type an iteration; the snapshot at or before it is shown.",
+                       on_change=lambda: changed(_index_at(iters, int(ss.goto))))
+
+
+def _picker_widgets(view: RunView, iters: np.ndarray, uniform: bool, key: str, step: int,
+                    idx: int, moved: Callable[[int], None], changed: Callable[[int], None],
+                    to_index: Callable[[int], int], show_line: bool, goto: bool) -> None:
+    """The server-side picker: slider, Back, Next, (Go to iteration), Play, (Follow live) and
+    the line saying where it is."""
+    ss = st.session_state
+    n = len(iters)
+    epochs = view.data["epochs"]
     help_ = ("Drag to scrub along the path, or focus it and use the arrow keys. The line below "
              "gives the epoch and says whether weights were saved here (exportable).")
     if uniform:
         st.slider("Iteration", int(iters[0]), int(iters[-1]), step=step, key=key, help=help_,
-                  on_change=lambda: moved(to_index(ss[key])))
+                  on_change=lambda: changed(to_index(ss[key])))
     else:
         st.slider("Snapshot", 0, max(n - 1, 1), key=key, disabled=n < 2, help=help_,
-                  on_change=lambda: moved(to_index(ss[key])))
-    c = st.columns([1, 1, 2.2, 1.2, 1.8] if view.live else [1, 1, 2.2, 1.2],
-                   vertical_alignment="bottom")
+                  on_change=lambda: changed(to_index(ss[key])))
+    live_toggle = view.live and goto
+    widths = [1, 1, 2.2, 1.2] if goto else [1, 1, 1.2, 3.4]
+    c = st.columns(widths + [1.8] if live_toggle else widths, vertical_alignment="bottom")
     c[0].button("Back", key="step_back", disabled=idx == 0,
                 help="One snapshot earlier", on_click=lambda: moved(ss.snap - 1),
                 width="stretch")
     c[1].button("Next", key="step_next",
                 disabled=idx >= n - 1, help="One snapshot later",
                 on_click=lambda: moved(ss.snap + 1), width="stretch")
-    c[2].number_input("Go to iteration", min_value=int(iters[0]), max_value=int(iters[-1]),
-                      step=max(step, 1), key="goto",
-                      help="Type an iteration; the snapshot at or before it is shown.",
-                      on_change=lambda: moved(_index_at(iters, int(ss.goto))))
+    if goto:
+        _goto_ui(c[2], iters, step, changed, live=view.live)
+    play_col = c[3] if goto else c[2]
     playing = bool(ss.get("playing"))
-    if c[3].button("Pause" if playing else "Play", key="play",
+    if play_col.button("Pause" if playing else "Play", key="play",
                    icon=":material/pause:" if playing else ":material/play_arrow:",
                    help="Play the path from here", width="stretch"):
         ss.playing = not playing
@@ -129,22 +243,25 @@ def scrub_ui(view: RunView, at_iteration: Callable[[int, int], None] | None = No
         ss.follow = False if ss.playing else ss.follow
         ss.play_note = None
         st.rerun(scope="app")  # the play cadence changes the fragment's timer
-    if view.live:
+    if live_toggle:
         c[4].toggle("Follow live", key="follow",
                     help="Keep showing the newest snapshot as the run trains.")
     it = int(iters[idx])
-    has_w = it in set(view.data["weight_iterations"].tolist())
-    near = nearest(view.data["weight_iterations"], it)
     if show_line:
-        st.markdown(f"**Iteration {it:,}** · epoch {float(epochs[idx]):.2f} · snapshot {idx + 1} "
-                    f"of {n}" + (" · weights saved here (exportable)" if has_w else
-                                 " · no weights here" + (
-                                     f" (nearest: {', '.join(f'{x:,}' for x in near)})"
-                                     if near else "")))
-    _sync_url(it, following=view.live and bool(ss.get("follow")), playing=bool(ss.get("playing")))
-    if at_iteration is not None:
-        at_iteration(idx, it)
-    return idx
+        st.markdown(position_line(it, float(epochs[idx]), idx, n,
+                                  view.data["weight_iterations"]))
+
+
+def position_line(iteration: int, epoch: float, index: int, n: int,
+                  weight_iterations: np.ndarray) -> str:
+    """"**Iteration N** · epoch E · snapshot i of n · weights saved here (exportable)" (or the
+    nearest saved weights); the browser player writes the same line (``lineText``)."""
+    has_w = iteration in set(np.asarray(weight_iterations).tolist())
+    near = nearest(weight_iterations, iteration)
+    return (f"**Iteration {iteration:,}** · epoch {epoch:.2f} · snapshot {index + 1} of {n}"
+            + (" · weights saved here (exportable)" if has_w else
+               " · no weights here" + (f" (nearest: {', '.join(f'{x:,}' for x in near)})"
+                                       if near else "")))
 
 
 def _sync_url(iteration: int, following: bool, playing: bool) -> None:

@@ -18,6 +18,7 @@ from pathviz.ui import data as d
 from pathviz.ui import url
 from pathviz.ui.context import RunView
 from pathviz.ui.marker import marker_ui
+from pathviz.ui.player import PlayerSpec
 from pathviz.ui.text import inert
 from pathviz.ui.urlstate import SLUG_OF, VIEWS, parse_view
 
@@ -115,6 +116,31 @@ def _marks(view: RunView, slug: str, index: int, iteration: int) -> list[dict[st
     return []
 
 
+NO_PICKER = ("compare", "about")
+
+
+def player_spec(slug: str) -> PlayerSpec | None:
+    """What the browser player redraws on a light view; None for the other views (Export and
+    Tickets act on the position the server holds, set with the server's picker)."""
+    if slug == "overview":
+        from pathviz.ui.overview import OVERVIEW_KEY, OVERVIEW_TITLE
+
+        return PlayerSpec(heat_key=OVERVIEW_KEY, heat_title=OVERVIEW_TITLE)
+    if slug == "layer":
+        from pathviz.ui.layer import CAPTION_KEY, FIGURE_KEY
+
+        return PlayerSpec(marks=[{"key": FIGURE_KEY, "kind": "line"}],
+                          layer_caption_key=CAPTION_KEY, layer=st.session_state.get("layer"))
+    if slug == "metrics":
+        from pathviz.ui.metrics import METRICS_KEY, TRADEOFF_KEY
+
+        return PlayerSpec(marks=[{"key": METRICS_KEY, "kind": "line"},
+                                 {"key": TRADEOFF_KEY, "kind": "tradeoff"}])
+    if slug == "filters":
+        return PlayerSpec()
+    return None
+
+
 def run_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
                 scrub_fragment: bool, playing: bool) -> None:
     """Everything drawn from the path file; a damaged file shows one message here only."""
@@ -156,11 +182,15 @@ def run_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
             st.error(inert(f"This run's path file cannot be shown: {e}"))
         marker_ui(_marks(view, slug, index, iteration))
 
+    spec = player_spec(slug)
+
     def picker() -> None:
-        scrub_ui(view, at_iteration)
+        scrub_ui(view, at_iteration, player=spec)
         url.flush_fragment()
 
-    if scrub_fragment:
+    if slug in NO_PICKER:
+        pass  # the iteration does not change these views: no slider that does nothing
+    elif scrub_fragment:
         st.fragment(picker, run_every=PLAY_INTERVAL if playing else None)()
     else:
         picker()

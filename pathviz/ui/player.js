@@ -1,0 +1,466 @@
+// pathviz browser player: scrubbing and play happen here, over data the server shipped once.
+//
+// window.__pathvizPlayer holds, per run file (data.key), what the server has sent: iterations,
+// epochs, support counts (appended as a live run grows) and uint8 colour levels of every
+// shipped snapshot (decimated to a byte budget, refined around a paused position). A step or
+// a play frame redraws in the page: the Overview heatmap on a canvas over plotly's plot area,
+// the heatmap title, the line under the player, the presentation status line, the layer
+// caption and the iteration markers (via window.__pathvizMarker). The server is told the
+// position only when the user pauses (debounced), through the 'report' trigger.
+
+const P = (window.__pathvizPlayer = window.__pathvizPlayer || {
+  cache: {}, pos: 0, playing: false, speed: 24, loop: false, seq: null, key: null,
+  frames: 0, stamps: [], t: 0, timer: null, raf: null, follow: false, loads: {},
+});
+
+function b64(s, Type) {
+  if (!s) return new Type(0);
+  const bin = atob(s);
+  const u8 = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
+  return new Type(u8.buffer);
+}
+
+function concat(a, b, Type) {
+  const out = new Type(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+function rgb(c) {
+  if (c[0] === '#') return [1, 3, 5].map((k) => parseInt(c.slice(k, k + 2), 16));
+  return c.replace(/[^0-9.,]/g, '').split(',').slice(0, 3).map(Number);
+}
+
+function palette(scale) {  // plotly's linear interpolation of the figure's colorscale, per level
+  if (P.palette) return P.palette;
+  const stops = scale.map(([f, c]) => [f, rgb(c)]);
+  const pal = new Uint8ClampedArray(256 * 4);
+  for (let l = 0; l < 256; l++) {
+    const f = l / 255;
+    let j = 0;
+    while (j < stops.length - 2 && stops[j + 1][0] < f) j++;
+    const [f0, c0] = stops[j], [f1, c1] = stops[j + 1];
+    const t = f1 > f0 ? Math.min(Math.max((f - f0) / (f1 - f0), 0), 1) : 0;
+    pal.set([0, 1, 2].map((k) => Math.round(c0[k] + (c1[k] - c0[k]) * t)).concat(255), l * 4);
+  }
+  return (P.palette = pal);
+}
+
+function fmt(n) { return Math.round(n).toLocaleString('en-US'); }
+
+function merge(data) {
+  // fold what the server sent into the page's copy of this run
+  let c = P.cache[data.key];
+  const b = data.base;
+  if (b) {
+    P.loads[data.key] = (P.loads[data.key] || 0) + 1;  // whole copies received (tests read it)
+    c = P.cache[data.key] = {
+      iterations: b64(b.iterations, Float64Array), epochs: b64(b.epochs, Float32Array),
+      selected: b64(b.selected, Int32Array), rows: new Map(), stride: 1, sumG: 0,
+    };
+  }
+  if (!c) return null;
+  const a = data.append;
+  if (a && a.start !== c.iterations.length) P.resync = true;  // a render was lost on the way
+  if (a && a.start === c.iterations.length) {
+    c.iterations = concat(c.iterations, b64(a.iterations, Float64Array), Float64Array);
+    c.epochs = concat(c.epochs, b64(a.epochs, Float32Array), Float32Array);
+    c.selected = concat(c.selected, b64(a.selected, Int32Array), Int32Array);
+  }
+  for (const k of ['weights', 'wstar', 'tradeoff', 'layerSupport']) {
+    if (data[k] !== undefined) c[k] = data[k];
+  }
+  c.weightIts = data.weights ? b64(data.weights, Float64Array) : new Float64Array(0);
+  if (data.levels) {
+    const L = data.levels;
+    c.sumG = L.sumG;
+    if (L.stride > c.stride) {  // a growing live run: keep every stride-th row and the last
+      for (const i of Array.from(c.rows.keys())) {
+        if (i % L.stride !== 0 && i !== c.iterations.length - 1) c.rows.delete(i);
+      }
+    }
+    c.stride = L.stride;
+    for (const part of [L.rows, L.refine]) {
+      if (!part) continue;
+      const idx = b64(part.index, Int32Array);
+      const blob = b64(part.data, Uint8Array);
+      idx.forEach((i, r) => c.rows.set(i, blob.subarray(r * L.sumG, (r + 1) * L.sumG)));
+    }
+  }
+  return c;
+}
+
+function nearestRow(c, i) {
+  if (c.rows.has(i)) return i;
+  let best = -1, d = Infinity;
+  const k = c.stride;
+  for (const j of [Math.floor(i / k) * k, Math.ceil(i / k) * k, c.iterations.length - 1]) {
+    if (c.rows.has(j) && Math.abs(j - i) < d) { best = j; d = Math.abs(j - i); }
+  }
+  if (best < 0) {
+    for (const j of c.rows.keys()) if (Math.abs(j - i) < d) { best = j; d = Math.abs(j - i); }
+  }
+  return best;
+}
+
+function nearestWeights(c, it) {  // store.nearest(values, it, k=2): ties to the earlier
+  const w = Array.from(c.weightIts);
+  const order = w.map((v, j) => [Math.abs(v - it), j]).sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+  return order.slice(0, 2).map((o) => w[o[1]]).sort((x, y) => x - y);
+}
+
+function wStarNear(c, it) {  // present.w_star_near
+  const ws = c.wstar;
+  if (!ws) return null;
+  let best = -1, d = Infinity;
+  for (let j = 0; j < ws.it.length; j++) {
+    const dj = Math.abs(ws.it[j] - it);
+    if (dj < d) { d = dj; best = j; }
+  }
+  return best < 0 ? null : [ws.acc[best], ws.it[best]];
+}
+
+function lineText(c, i) {
+  const it = c.iterations[i], n = c.iterations.length;
+  let s = `Iteration ${fmt(it)} · epoch ${c.epochs[i].toFixed(2)} · snapshot ${i + 1} of ${n}`;
+  if (c.weightIts.includes(it)) s += ' · weights saved here (exportable)';
+  else {
+    const near = nearestWeights(c, it);
+    s += ' · no weights here' + (near.length ? ` (nearest: ${near.map(fmt).join(', ')})` : '');
+  }
+  return s;
+}
+
+function statusText(c, i, total) {  // present.status_line
+  const it = c.iterations[i];
+  const w = wStarNear(c, it);
+  const acc = w === null ? 'W* n/a'
+    : `W* ${(100 * w[0]).toFixed(1)} %` + (w[1] === it ? '' : ` (at ${fmt(w[1])})`);
+  return `iteration ${fmt(it)} · ${fmt(c.selected[i])} of ${fmt(total)} filters selected · ${acc}`;
+}
+
+function chart(key) {
+  return document.querySelector('.st-key-' + key + ' .js-plotly-plot');
+}
+
+function drawHeat(c, heat, i) {
+  const gd = chart(heat.key);
+  if (!gd || !gd._fullLayout || !gd._fullLayout._plots) return;
+  const row = nearestRow(c, i);
+  if (row < 0) return;
+  const levels = c.rows.get(row);
+  if (!heat.maps) {
+    heat.maps = heat.layers.map((l) => ({
+      off: l.off, perm: b64(l.perm, Int32Array), lo: b64(l.lo, Int32Array),
+      hi: b64(l.hi, Int32Array),
+    }));
+  }
+  const rows = heat.maps.length, cols = heat.columns;
+  const z = new Uint8Array(rows * cols);
+  heat.maps.forEach((m, r) => {
+    for (let cc = 0; cc < m.lo.length; cc++) {
+      let v = 0;
+      for (let k = m.lo[cc]; k < m.hi[cc]; k++) {
+        const l = levels[m.off + m.perm[k]];
+        if (l > v) v = l;
+      }
+      z[r * cols + cc] = v;
+    }
+  });
+  P.z = { rows, cols, z: Array.from(z), row };
+  const fl = gd._fullLayout, p = fl._plots.xy || fl._plots[Object.keys(fl._plots)[0]];
+  const xa = p.xaxis, ya = p.yaxis;
+  const box = gd.querySelector('.svg-container') || gd;
+  let cv = box.querySelector(':scope > canvas.pv-heat');
+  if (!cv) {
+    cv = document.createElement('canvas');
+    cv.className = 'pv-heat';
+    cv.style.position = 'absolute';
+    cv.style.pointerEvents = 'none';
+    const svgs = box.querySelectorAll(':scope > svg.main-svg');
+    box.insertBefore(cv, svgs.length > 1 ? svgs[1] : null);  // under titles and hover labels
+  }
+  // the heatmap's cells span x in [-0.5/cols, 1 + 0.5/cols] at full width, rows are categories
+  const x0 = xa._offset + xa.c2p(-0.5 / Math.max(cols - 1, 1));
+  const x1 = xa._offset + xa.c2p(1 + 0.5 / Math.max(cols - 1, 1));
+  const y0 = ya._offset, h = ya._length;
+  cv.style.left = x0 + 'px';
+  cv.style.top = y0 + 'px';
+  cv.style.width = (x1 - x0) + 'px';
+  cv.style.height = h + 'px';
+  cv.width = cols;
+  cv.height = rows;
+  const ctx = cv.getContext('2d');
+  const img = ctx.createImageData(cols, rows);
+  const pal = palette(heat.scale);
+  for (let r = 0; r < rows; r++) {
+    for (let cc = 0; cc < cols; cc++) {
+      const l = z[r * cols + cc];
+      img.data.set(pal.subarray(l * 4, l * 4 + 4), (r * cols + cc) * 4);
+    }
+  }
+  ctx.putImageData(img, 0, 0);
+  cv.style.imageRendering = 'pixelated';
+  const title = gd.querySelector('.gtitle');
+  if (title) {
+    title.textContent = heat.title.replace('{it}', fmt(c.iterations[row]))
+      + (row === i ? '' : ' (nearest sent)');
+    gd.dataset.pvTitle = title.textContent;
+  }
+  gd.dataset.pvHeat = String(c.iterations[row]);
+  gd.dataset.pvHeatPos = String(i);
+}
+
+function draw() {
+  const d = P.data, c = d && P.cache[d.key];
+  if (!c || !c.iterations.length) return;
+  const n = c.iterations.length;
+  P.pos = Math.min(Math.max(P.pos, 0), n - 1);
+  const i = Math.floor(P.pos), it = c.iterations[i];
+  const ui = P.ui;
+  if (ui && ui.root.isConnected) {
+    ui.range.max = String(n - 1);
+    ui.range.value = String(i);
+    ui.line.textContent = lineText(c, i);
+    ui.back.disabled = i <= 0;
+    ui.next.disabled = i >= n - 1;
+    ui.play.textContent = P.playing ? '❚❚ Pause' : '▶ Play';
+    ui.root.dataset.iteration = String(it);
+  }
+  if (d.heat) drawHeat(c, d.heat, i);
+  if (d.status) {
+    const el = document.querySelector('.st-key-' + d.status.key + ' p');
+    if (el) el.textContent = el.dataset.pvText = statusText(c, i, d.status.total);
+  }
+  if (d.layerCaption && c.layerSupport) {
+    const el = document.querySelector('.st-key-' + d.layerCaption.key + ' p');
+    if (el) {
+      el.textContent = el.dataset.pvText = `${d.layerCaption.name}: ${c.layerSupport[i]} of ${d.layerCaption.groups}`
+        + ` filters in the support at iteration ${fmt(it)} (dotted red line).`;
+    }
+  }
+  const M = window.__pathvizMarker;
+  if (M && d.marks) {
+    const marks = [];
+    for (const m of d.marks) {
+      if (m.kind === 'tradeoff') {
+        const t = c.tradeoff;
+        if (!t) continue;
+        let j = -1;  // the last evaluated snapshot at or before i
+        for (let k = 0; k < t.index.length && t.index[k] <= i; k++) j = k;
+        if (j >= 0) marks.push({ key: m.key, x: t.x[j], y: t.y[j] });
+      } else marks.push({ key: m.key, x: it });
+    }
+    M.marks = marks;
+    if (M.draw) M.draw();
+  }
+  P.drawn = { key: d.key, i, heat: d.heat ? d.heat.key : null };
+}
+
+function frame() {  // a step or play frame: drawn, and counted for the browser bench
+  draw();
+  P.frames++;
+  P.stamps.push(performance.now());
+  if (P.stamps.length > 2000) P.stamps.splice(0, 1000);
+}
+
+function stale() {
+  // something the page redrew (a new figure, a resize, a server rerun) lost what the player
+  // drew; comparing first keeps the observer from redrawing its own changes forever
+  const d = P.data;
+  if (!d || !P.drawn) return true;
+  if (P.ui && P.ui.root.isConnected && P.ui.root.dataset.iteration === undefined) return true;
+  if (d.heat) {
+    const gd = chart(d.heat.key);
+    if (gd && (!gd.querySelector('canvas.pv-heat') || gd.dataset.pvHeatPos !== String(P.drawn.i)
+               || (gd.querySelector('.gtitle') || {}).textContent !== gd.dataset.pvTitle)) {
+      return true;
+    }
+  }
+  if (d.status) {
+    const el = document.querySelector('.st-key-' + d.status.key + ' p');
+    if (el && el.dataset.pvText !== el.textContent) return true;
+  }
+  if (d.layerCaption) {
+    const el = document.querySelector('.st-key-' + d.layerCaption.key + ' p');
+    if (el && el.dataset.pvText !== el.textContent) return true;
+  }
+  return false;
+}
+
+function send(payload) {
+  // a report sent while the server is busy with another run can be dropped by the page's
+  // widget queue: it is sent again until the server's data says it applied it (ack)
+  P.t += 1;
+  const p = Object.assign({}, payload, { t: P.t });
+  P.pending = p;
+  P.set('report', p);
+  clearTimeout(P.retry);
+  P.retry = setTimeout(() => {
+    if (P.pending === p && (P.ack || 0) < p.t && (p.tries || 0) < 5) {
+      send(Object.assign({}, payload, { tries: (p.tries || 0) + 1 }));
+    }
+  }, 1500);
+}
+
+function report(follow) {
+  // tell the server where the user stopped, after a pause in the stepping
+  clearTimeout(P.timer);
+  P.timer = setTimeout(() => {
+    const c = P.cache[P.data.key];
+    if (!c || !P.set) return;
+    const i = Math.floor(P.pos);
+    send({ index: i, iteration: c.iterations[i], follow: !!follow,
+      have: c.iterations.length, key: P.data.key });
+  }, P.data.debounce);
+}
+
+function moveTo(i) {
+  stop();
+  P.follow = false;
+  P.pos = i;
+  frame();
+  report(false);
+}
+
+function stop() {
+  if (P.raf) cancelAnimationFrame(P.raf);
+  P.raf = null;
+  if (P.playing) { P.playing = false; draw(); report(false); }
+}
+
+function play() {
+  const c = P.cache[P.data.key];
+  if (!c) return;
+  const n = c.iterations.length;
+  if (Math.floor(P.pos) >= n - 1) P.pos = 0;  // play at the end starts from the start
+  P.playing = true;
+  P.follow = false;
+  clearTimeout(P.timer);
+  let last = performance.now();
+  const tick = (now) => {
+    if (!P.playing) return;
+    const c2 = P.cache[P.data.key];
+    const m = c2.iterations.length;
+    const before = Math.floor(P.pos);
+    P.pos += (P.speed * (now - last)) / 1000;
+    last = now;
+    if (P.pos >= m - 1) {
+      if (P.loop) P.pos = 0;
+      else { P.pos = m - 1; P.playing = false; draw(); report(false); return; }
+    }
+    if (Math.floor(P.pos) !== before) frame();
+    P.raf = requestAnimationFrame(tick);
+  };
+  draw();
+  P.raf = requestAnimationFrame(tick);
+}
+
+function build(parent) {
+  let root = parent.querySelector(':scope > .pv-player');
+  if (root) return P.ui;
+  root = document.createElement('div');
+  root.className = 'pv-player';
+  root.innerHTML = `
+    <div class="pv-row">
+      <button class="pv-back" title="One snapshot earlier (←; Shift+← ten)">◀</button>
+      <button class="pv-next" title="One snapshot later (→; Shift+→ ten)">▶</button>
+      <button class="pv-play" title="Play or pause (Space)">▶ Play</button>
+      <input class="pv-range" type="range" min="0" max="0" step="1" value="0"
+             aria-label="Iteration" title="Drag, or use ←/→, Shift for ten, Home/End">
+      <label class="pv-speed-l">speed <select class="pv-speed" aria-label="Play speed">
+        <option value="6">6/s</option><option value="12">12/s</option>
+        <option value="24">24/s</option><option value="48">48/s</option>
+        <option value="96">96/s</option></select></label>
+      <label class="pv-loop-l"><input class="pv-loop" type="checkbox"> loop</label>
+    </div>
+    <p class="pv-line"></p>`;
+  parent.appendChild(root);
+  const q = (s) => root.querySelector(s);
+  const ui = { root, back: q('.pv-back'), next: q('.pv-next'), play: q('.pv-play'),
+    range: q('.pv-range'), speed: q('.pv-speed'), loop: q('.pv-loop'), line: q('.pv-line') };
+  ui.speed.value = String(P.speed);
+  ui.loop.checked = P.loop;
+  ui.back.onclick = () => moveTo(Math.floor(P.pos) - 1);
+  ui.next.onclick = () => moveTo(Math.floor(P.pos) + 1);
+  ui.play.onclick = () => (P.playing ? stop() : play());
+  ui.range.oninput = () => moveTo(Number(ui.range.value));
+  ui.range.onkeydown = (e) => { if (key(e)) e.preventDefault(); };
+  ui.speed.onchange = () => { P.speed = Number(ui.speed.value); };
+  ui.loop.onchange = () => { P.loop = ui.loop.checked; };
+  return (P.ui = ui);
+}
+
+function key(e) {
+  const c = P.data && P.cache[P.data.key];
+  if (!c || !P.ui || !P.ui.root.isConnected) return false;
+  const n = c.iterations.length, i = Math.floor(P.pos), k = e.shiftKey ? 10 : 1;
+  if (e.key === 'ArrowRight') moveTo(Math.min(i + k, n - 1));
+  else if (e.key === 'ArrowLeft') moveTo(Math.max(i - k, 0));
+  else if (e.key === 'Home') moveTo(0);
+  else if (e.key === 'End') moveTo(n - 1);
+  else if (e.key === ' ' || e.code === 'Space') (P.playing ? stop() : play());
+  else return false;
+  return true;
+}
+
+function onKey(e) {
+  const t = e.target;
+  const typing = t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName));
+  if (typing && !(t.classList && t.classList.contains('pv-range'))) return;
+  if (t && t.classList && t.classList.contains('pv-range')) return;  // its own handler
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  if (key(e)) e.preventDefault();
+}
+
+export default function (component) {
+  const { data, parentElement, setTriggerValue } = component;
+  if (!data || !data.key) return;
+  P.set = setTriggerValue;
+  P.override = draw;
+  document.body.classList.add('pv-on');  // hides the server-side picker (the fallback)
+  if (!P.keyHooked) {
+    P.keyHooked = true;
+    document.addEventListener('keydown', onKey);
+  }
+  const fresh = P.key !== data.key;
+  P.data = data;
+  P.key = data.key;
+  const c = merge(data);
+  build(parentElement);
+  P.ack = data.ack;
+  if (P.pending && P.ack >= P.pending.t) P.pending = null;
+  if (!c) {  // the server thinks this page has the run, but it has not (a reloaded page)
+    send({ need: true, key: data.key });
+    return;
+  }
+  if (P.resync) {  // tell the server what this page holds; it sends the rest again
+    P.resync = false;
+    send({ have: c.iterations.length, key: data.key });
+  }
+  if (!P.alive) {
+    P.alive = true;
+    send({ alive: true, key: data.key, have: c.iterations.length });
+  }
+  if (fresh || data.seq !== P.seq) {  // the server moved (a link, Jump, a click, follow live)
+    P.seq = data.seq;
+    if (!P.playing || fresh) {
+      stop();
+      P.pos = data.index;
+    }
+  }
+  P.follow = !!data.follow;
+  if (P.follow && !P.playing) P.pos = c.iterations.length - 1;
+  draw();
+  if (data.autoplay && !P.playing) play();
+  if (!P.hooked) {  // redraw after plotly redraws a chart (resize, zoom, a new figure)
+    P.hooked = true;
+    new MutationObserver(() => {
+      if (P.queued) return;
+      P.queued = true;
+      requestAnimationFrame(() => { P.queued = false; if (!P.playing && stale()) draw(); });
+    }).observe(document.body, { childList: true, subtree: true });
+  }
+}

@@ -1,0 +1,271 @@
+"""The browser-side player: scrubbing and play without a server round trip per frame.
+
+The path's data for the current view goes to the browser once per page session, compactly
+(base64 arrays in the component's JSON): iterations, epochs and filters selected per snapshot,
+the saved-weight iterations, the W* evaluations, and for views with the Overview heatmap the
+uint8 colour levels of every snapshot (every ``stride``-th above :data:`BUDGET` bytes, the
+stride a power of two, refined to the full rows within :data:`REFINE` snapshots of a paused
+position). A live run sends only its new rows. ``player.js`` then steps, plays, loops and
+redraws in the page (heatmap, titles, the line under the player, the presentation status line,
+the iteration markers) and tells the server the position when the user pauses (debounced by
+:data:`DEBOUNCE_MS`), which then updates what needs it: tables, Export, the URL.
+
+The server's own picker (:mod:`pathviz.ui.scrub`) stays on the page as the fallback and the
+state the server keeps; the player hides it once its script runs, and a server-side move (a
+link, Back/Forward, Jump, a chart click, the *Go to iteration* box, Follow live) reaches the
+player through a sequence number.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from pathviz import plots
+from pathviz.store import PathReader
+from pathviz.ui.context import RunView
+from pathviz.ui.data import Ident
+
+BUDGET = 3_000_000  # bytes of colour levels shipped for a view before decimating snapshots
+REFINE = 64  # snapshots each side of a paused position sent at full resolution
+DEBOUNCE_MS = 300  # the server hears of a position this long after the last step
+KEY = "pathviz_player"
+CSS = """
+<style>
+.pv-on .st-key-pv_fallback {display: none !important;}
+.pv-player .pv-row {display: flex; align-items: center; gap: 0.5rem; flex-wrap: wrap;}
+.pv-player button {border: 1px solid rgba(49, 51, 63, 0.25); border-radius: 0.5rem;
+  background: var(--st-background-color, #fff); color: inherit; padding: 0.25rem 0.7rem;
+  font: inherit; cursor: pointer; min-height: 2.2rem;}
+.pv-player button:hover:not(:disabled) {border-color: var(--st-primary-color, #ff4b4b);}
+.pv-player button:disabled {opacity: 0.4; cursor: default;}
+.pv-player .pv-range {flex: 1 1 12rem; accent-color: var(--st-primary-color, #ff4b4b);}
+.pv-player label {font-size: 0.9rem; display: flex; align-items: center; gap: 0.3rem;}
+.pv-player select {font: inherit; padding: 0.15rem;}
+.pv-player .pv-line {margin: 0.3rem 0 0.2rem 0; font-weight: 600;}
+</style>
+"""
+
+_component = None
+
+
+@dataclass(frozen=True)
+class PlayerSpec:
+    """What the player redraws on a view.
+
+    ``heat``: the Overview heatmap's chart key, its title with ``{it}`` for the iteration, and
+    the filter order per layer (None: position order); ``marks``: ``[{"key": chart key,
+    "kind": "line" | "tradeoff"}]`` moved with the position; ``status_key``: the presentation
+    status line's container key; ``layer``: the Layer view's layer (its caption follows).
+    """
+
+    heat_key: str | None = None
+    heat_title: str = ""
+    order: dict[str, np.ndarray] | None = None
+    marks: list[dict[str, str]] = field(default_factory=list)
+    status_key: str | None = None
+    layer_caption_key: str | None = None
+    layer: str | None = None
+
+
+def _b64(a: np.ndarray, dtype: str) -> str:
+    return base64.b64encode(np.ascontiguousarray(a, dtype=np.dtype(dtype).newbyteorder("<"))
+                            .tobytes()).decode()
+
+
+def stride_for(n: int, row_bytes: int, budget: int | None = None) -> int:
+    """The smallest power of two ``k`` such that every k-th of ``n`` rows fits ``budget``
+    (default :data:`BUDGET`)."""
+    budget = BUDGET if budget is None else budget
+    k = 1
+    while -(-n // k) * row_bytes > budget and k < n:
+        k *= 2
+    return k
+
+
+def shipped_rows(start: int, n: int, stride: int) -> np.ndarray:
+    """Snapshot indices in [start, n) that the browser holds: every ``stride``-th and the last."""
+    rows = np.arange(-(-start // stride) * stride, n, stride, dtype=np.int64)
+    if n > start and (rows.size == 0 or rows[-1] != n - 1):
+        rows = np.append(rows, n - 1)
+    return rows
+
+
+def level_rows(gamma_norm: np.ndarray) -> np.ndarray:
+    """uint8 colour levels [R, G] of ``gamma_norm`` [R, G], each row scaled by its largest
+    norm, exactly as :func:`pathviz.plots.overview_heatmap` colours one snapshot."""
+    gn = np.asarray(gamma_norm, np.float32)
+    top = gn.max(axis=1, keepdims=True) if gn.shape[1] else np.ones((len(gn), 1), np.float32)
+    top = np.where(top > 0, top, np.float32(1.0)).astype(np.float32)
+    return plots.levels(gn / top, 1.0)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def load_levels(path: str, ident: Ident, rows: tuple[int, ...]) -> np.ndarray:
+    """Colour levels [len(rows), sum of G] of the given snapshots, layers side by side."""
+    idx = np.asarray(rows, np.int64)
+    if idx.size == 0:
+        return np.zeros((0, 0), np.uint8)
+    # shipped rows are an arithmetic run, maybe with the last snapshot off its stride
+    regular = idx.size < 2 or np.array_equal(idx, idx[0] + (idx[1] - idx[0]) * np.arange(idx.size))
+    head, tail = (idx, idx[:0]) if regular else (idx[:-1], idx[-1:])
+    step = int(head[1] - head[0]) if head.size > 1 else 1
+    out = []
+    with PathReader(path) as r:
+        for layer in r.layers:
+            parts = [r.layer_path(layer["name"], "gamma_norm",
+                                  slice(int(head[0]), int(head[-1]) + 1, step))]
+            parts += [r.layer_path(layer["name"], "gamma_norm", slice(int(i), int(i) + 1))
+                      for i in tail]
+            out.append(level_rows(np.concatenate(parts)))
+    return np.concatenate(out, axis=1)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def load_selected(path: str, ident: Ident, n: int) -> np.ndarray:
+    """Filters in the support [n] at each snapshot, summed over the Γ layers."""
+    with PathReader(path) as r:
+        return sum((r.layer_path(layer["name"], "gamma_norm", slice(0, n)) > 0).sum(axis=1)
+                   for layer in r.layers).astype(np.int32)
+
+
+def _heat_spec(view: RunView, spec: PlayerSpec) -> dict[str, Any]:
+    """The heatmap's cell map (which filters each cell shows), per layer, and its colours."""
+    layers = view.data["layers"]
+    widths = [int(layer["groups"]) for layer in layers]
+    columns = plots.heatmap_columns(widths)
+    out, off = [], 0
+    for layer, g in zip(layers, widths):
+        order = spec.order.get(layer["name"]) if spec.order is not None else None
+        perm, lo, hi = plots.heatmap_cells(g, columns, order)
+        out.append({"off": off, "perm": _b64(perm, "i4"), "lo": _b64(lo, "i4"),
+                    "hi": _b64(hi, "i4")})
+        off += g
+    return {"key": spec.heat_key, "title": spec.heat_title, "columns": columns, "layers": out,
+            "scale": plots.level_scale()}
+
+
+def _w_star(view: RunView) -> dict[str, list] | None:
+    from pathviz.ui.present import W_STAR_METRICS
+
+    its = view.iterations
+    for name, _ in W_STAR_METRICS:
+        acc = view.data["metrics"].get(name)
+        if acc is None:
+            continue
+        acc = np.asarray(acc, np.float64)[: len(its)]
+        ok = np.flatnonzero(np.isfinite(acc))
+        if ok.size:
+            return {"it": its[ok].astype(np.float64).tolist(), "acc": acc[ok].tolist()}
+    return None
+
+
+def _tradeoff(view: RunView) -> dict[str, list] | None:
+    from pathviz.ui.metrics import tradeoff_series
+
+    which = tradeoff_series(view)
+    if which is None:
+        return None
+    m = view.data["metrics"]
+    n = len(view.iterations)
+    acc, kept = np.asarray(m[which[0]])[:n], np.asarray(m["params_kept"])[:n]
+    ok = np.flatnonzero(np.isfinite(acc) & np.isfinite(kept))
+    return {"index": ok.tolist(), "x": kept[ok].astype(float).tolist(),
+            "y": acc[ok].astype(float).tolist()}
+
+
+def player_data(view: RunView, spec: PlayerSpec, index: int, seq: int, follow: bool,
+                autoplay: bool, sent: dict[str, Any], refine: bool) -> dict[str, Any]:
+    """The component's data for this render; ``sent`` (the session's record of what the
+    browser holds, per run file) is updated to include it.
+
+    The first render of a run file sends the whole base; later ones only rows the browser
+    lacks (a live run's new snapshots, levels for a view that first needs them, the refined
+    rows around a paused position).
+    """
+    n = view.n
+    key = f"{view.path}|{view.ident[0]}:{view.ident[1]}"
+    its = np.asarray(view.iterations, np.float64)[:n]
+    epochs = np.asarray(view.data["epochs"], np.float32)[:n]
+    selected = load_selected(view.path, view.ident, n)
+    out: dict[str, Any] = {
+        "key": key, "index": int(index), "seq": int(seq), "follow": bool(follow),
+        "autoplay": bool(autoplay), "debounce": DEBOUNCE_MS,
+        "ack": int(st.session_state.get("pv_ack", 0)),
+        "weights": _b64(view.data["weight_iterations"], "f8"), "wstar": _w_star(view),
+    }
+    have = sent.get(key)
+    if have is None:
+        out["base"] = {"iterations": _b64(its, "f8"), "epochs": _b64(epochs, "f4"),
+                       "selected": _b64(selected, "i4")}
+        have = sent[key] = {"n": n, "levels": 0, "stride": 0}
+    elif have["n"] < n:
+        a = have["n"]
+        out["append"] = {"start": a, "iterations": _b64(its[a:], "f8"),
+                         "epochs": _b64(epochs[a:], "f4"), "selected": _b64(selected[a:], "i4")}
+        have["n"] = n
+    if any(m.get("kind") == "tradeoff" for m in spec.marks):
+        out["tradeoff"] = _tradeoff(view)
+    out["marks"] = spec.marks
+    if spec.status_key is not None:
+        total = int(sum(int(layer["groups"]) for layer in view.data["layers"]))
+        out["status"] = {"key": spec.status_key, "total": total}
+    if spec.layer_caption_key is not None and spec.layer is not None:
+        from pathviz.ui.data import load_layer
+
+        lp = load_layer(view.path, view.ident, n, spec.layer)
+        out["layerSupport"] = np.asarray(lp["support"]).astype(int).tolist()
+        out["layerCaption"] = {"key": spec.layer_caption_key, "name": spec.layer,
+                               "groups": int(lp["gamma_norm"].shape[1])}
+    if spec.heat_key is not None:
+        out["heat"] = _heat_spec(view, spec)
+        sum_g = int(sum(int(layer["groups"]) for layer in view.data["layers"]))
+        stride = stride_for(n, max(sum_g, 1))
+        levels: dict[str, Any] = {"sumG": sum_g, "stride": stride}
+        start = have["levels"] if have["stride"] == stride else 0
+        if stride != have["stride"] and have["stride"]:
+            start = have["levels"]  # the browser prunes to the new stride itself
+        rows = shipped_rows(start, n, stride)
+        if rows.size:
+            blob = load_levels(view.path, view.ident, tuple(int(i) for i in rows))
+            levels["rows"] = {"index": _b64(rows, "i4"), "data": _b64(blob, "u1")}
+        have["levels"], have["stride"] = n, stride
+        if refine and stride > 1:
+            lo, hi = max(0, index - REFINE), min(n, index + REFINE + 1)
+            near = np.arange(lo, hi, dtype=np.int64)
+            blob = load_levels(view.path, view.ident, tuple(int(i) for i in near))
+            levels["refine"] = {"index": _b64(near, "i4"), "data": _b64(blob, "u1")}
+        out["levels"] = levels
+    return out
+
+
+def player_ui(view: RunView, spec: PlayerSpec, index: int, follow: bool, autoplay: bool,
+              refine: bool) -> None:
+    """Mount the player for ``view`` at snapshot ``index`` (the server's position).
+
+    A report from the page (the position where the user paused, the page's first run, or a
+    page that lost its copy) is kept in ``st.session_state.pv_report`` for
+    :func:`pathviz.ui.scrub.scrub_ui` to apply before it draws.
+    """
+    global _component
+    ss = st.session_state
+    if _component is None:
+        js = (Path(__file__).with_name("player.js")).read_text()
+        _component = st.components.v2.component("pathviz_player", js=js, isolate_styles=False)
+    st.html(CSS)
+    sent = ss.setdefault("pv_sent", {})
+    data = player_data(view, spec, index, int(ss.get("pv_seq", 0)), follow, autoplay, sent,
+                       refine)
+
+    def on_report() -> None:
+        value = ss.get(KEY)
+        rep = dict(value).get("report") if value is not None else None
+        if isinstance(rep, dict):
+            ss.pv_report = rep
+
+    _component(data=data, key=KEY, on_report_change=on_report)

@@ -1,0 +1,203 @@
+"""End to end in headless Chromium (issue 18, item 1): the browser player.
+
+Steps and play happen in the page over data shipped once: the keyboard (←/→, Shift ×10,
+Home/End, Space), the speed and loop controls, the heatmap drawn in the page equal to the one
+the server draws for the same snapshot, the server told the position only after a pause (then
+the URL, the number box and the tables follow), server-side moves (Jump, Back/Forward) reaching
+the player, the presentation status line written in the page as the server writes it, and a
+live run appended to the page's copy without reloading it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from pathviz import runs
+from tests.e2e.conftest import NO_CHROMIUM, button, idle, make_full_run, serve
+
+pytestmark = pytest.mark.skipif(NO_CHROMIUM, reason="Debian chromium is not installed")
+
+LINE = ".pv-player .pv-line"
+STATE = """() => { const P = window.__pathvizPlayer;
+  return {pos: Math.floor(P.pos), frames: P.frames, playing: P.playing,
+          loads: Object.values(P.loads), z: P.z}; }"""
+# the server's heatmap (plotly's z) beside the page's, once the server has drawn its own
+SERVER_Z = """(key) => { const gd = document.querySelector('.st-key-' + key + ' .js-plotly-plot');
+  const z = gd && gd._fullData && gd._fullData[0].z;
+  return z && Array.from(z, (r) => Array.from(r)); }"""
+
+
+def open_at(browser, url: str, query: str, width: int = 1400, height: int = 1000):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(f"{url}/?{query}")
+    page.wait_for_selector(".pv-player")
+    idle(page)
+    page.wait_for_function("window.__pathvizPlayer && window.__pathvizPlayer.alive")
+    idle(page)
+    return page
+
+
+def line(page) -> str:
+    return page.locator(LINE).text_content()
+
+
+def settled_at(page, iteration: int) -> None:
+    """The server has heard of the pause at ``iteration``: the URL names it, the script is idle."""
+    page.wait_for_function(
+        "(it) => new URLSearchParams(window.location.search).get('iteration') === String(it)",
+        arg=iteration, timeout=30_000)
+    idle(page)
+
+
+def test_keys_step_in_the_page_and_a_pause_updates_the_server(app_url, browser):
+    page = open_at(browser, app_url, "run=e2e&view=overview&iteration=100")
+    try:
+        assert line(page).startswith("Iteration 100 · epoch 2.00 · snapshot 21 of 60")
+        assert page.locator(".st-key-pv_fallback").is_hidden()  # the server's picker
+        page.locator(".pv-range").focus()
+        seen = []
+        for key in ("ArrowRight", "Shift+ArrowRight", "ArrowLeft"):
+            page.keyboard.press(key)
+            seen.append(line(page).split(" · ")[0])  # drawn at once, before any server rerun
+        assert seen == ["Iteration 105", "Iteration 155", "Iteration 150"]
+        settled_at(page, 150)
+        assert page.locator("input[aria-label='Go to iteration']").input_value() == "150"
+        heat = page.locator(".st-key-overview .gtitle").text_content()
+        assert heat == "Gamma support by layer at iteration 150"
+        state = page.evaluate(STATE)
+        assert state["z"]["row"] == 30 and state["loads"] == [1]
+        z_page = [state["z"]["z"][r * state["z"]["cols"]:(r + 1) * state["z"]["cols"]]
+                  for r in range(state["z"]["rows"])]
+        assert z_page == page.evaluate(SERVER_Z, "overview")  # the same colours as the server
+        page.keyboard.press("Home")
+        assert line(page).startswith("Iteration 0 ")
+        page.keyboard.press("End")
+        assert line(page).startswith("Iteration 295 ") and "snapshot 60 of 60" in line(page)
+        settled_at(page, 295)
+        assert page.evaluate(STATE)["loads"] == [1]  # a pause never resends the path
+    finally:
+        page.close()
+
+
+def test_space_plays_and_pauses_loop_wraps_and_speed_sets_the_rate(app_url, browser):
+    page = open_at(browser, app_url, "run=e2e&view=overview&iteration=0")
+    try:
+        page.select_option(".pv-speed", "6")
+        page.locator("body").press("Space")
+        t0 = page.evaluate(STATE)["frames"]
+        time.sleep(1.0)
+        slow = page.evaluate(STATE)["frames"] - t0
+        page.select_option(".pv-speed", "48")
+        t0 = page.evaluate(STATE)["frames"]
+        time.sleep(1.0)
+        fast = page.evaluate(STATE)["frames"] - t0
+        assert 3 <= slow <= 9 and fast >= 3 * slow, (slow, fast)
+        page.locator("body").press("Space")
+        state = page.evaluate(STATE)
+        assert not state["playing"]
+        paused = line(page)
+        settled_at(page, 5 * state["pos"])
+        assert line(page) == paused
+        # loop: play from the end wraps to the start instead of stopping
+        page.check(".pv-loop")
+        page.keyboard.press("End")
+        page.locator(".pv-play").click()
+        page.wait_for_function("window.__pathvizPlayer.pos < 30 && window.__pathvizPlayer.playing")
+        page.locator(".pv-play").click()
+        page.uncheck(".pv-loop")
+        page.locator(".pv-play").click()  # without loop, play stops at the last snapshot
+        page.wait_for_function("!window.__pathvizPlayer.playing", timeout=20_000)
+        assert line(page).startswith("Iteration 295 ")
+    finally:
+        page.close()
+
+
+def test_server_moves_reach_the_player_jump_and_back_forward(app_url, browser):
+    page = open_at(browser, app_url, "run=e2e&view=metrics&iteration=50")
+    try:
+        page.locator(".pv-range").focus()
+        for _ in range(10):
+            page.keyboard.press("ArrowRight")
+        settled_at(page, 100)
+        mark = page.locator(".st-key-metrics_plot .js-plotly-plot").get_attribute("data-pv-mark")
+        assert mark == "100"  # the marker moved with the player
+        button(page, "Jump").click()
+        page.wait_for_function("() => new URLSearchParams(window.location.search)"
+                               ".get('iteration') !== '100'", timeout=30_000)
+        idle(page)
+        stop = page.evaluate("new URLSearchParams(window.location.search).get('iteration')")
+        page.wait_for_function(f"() => document.querySelector('.pv-line').textContent"
+                               f".replace(/,/g, '').startsWith('Iteration {stop} ')")
+        page.go_back()
+        page.wait_for_function("() => document.querySelector('.pv-line').textContent"
+                               ".startsWith('Iteration 100 ')", timeout=30_000)
+        page.go_back()
+        page.wait_for_function("() => document.querySelector('.pv-line').textContent"
+                               ".startsWith('Iteration 50 ')", timeout=30_000)
+    finally:
+        page.close()
+
+
+def test_the_presentation_status_line_is_written_in_the_page_as_the_server_writes_it(
+        app_url, browser, tmp_path):
+    from pathviz.store import PathReader
+    from pathviz.ui.present import status_line, w_star_near
+
+    make_full_run(tmp_path, "e2e", nu=50.0)  # the same file as the server's (deterministic)
+    with PathReader(tmp_path / "e2e" / "path.h5") as r:
+        its, metrics = r.iterations, r.metrics()
+        snaps = {i: r.snapshot(i) for i in (20, 30, 59)}
+
+    def server_text(index: int) -> str:
+        snap = snaps[index]
+        selected = sum(int((v["gamma_norm"] > 0).sum()) for v in snap.values())
+        total = sum(len(v["gamma_norm"]) for v in snap.values())
+        it = int(its[index])
+        return status_line(it, selected, total, w_star_near(its, metrics, it))
+
+    page = open_at(browser, app_url, "run=e2e&present=1&iteration=100", 1024, 768)
+    try:
+        status = ".st-key-present_status p"
+        assert page.locator(status).text_content() == server_text(20)
+        page.locator("body").press("Shift+ArrowRight")
+        assert page.locator(status).text_content() == server_text(30)  # written in the page
+        page.keyboard.press("End")
+        assert page.locator(status).text_content() == server_text(59)
+        settled_at(page, 295)
+        assert page.locator(status).text_content() == server_text(59)
+    finally:
+        page.close()
+
+
+def test_a_live_run_grows_the_pages_copy_without_reloading_it(tmp_path, browser):
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    paths = runs.run_paths("live", root)
+    runs.start_worker(paths, ["--preset", "demo", "--threads", "1"])
+    proc, log, url = serve(root, tmp_path / "streamlit.log", {"PATHVIZ_REFRESH": "1"})
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/?run=live&view=overview")
+        page.wait_for_function("() => { const P = window.__pathvizPlayer; const c = P && P.data"
+                               " && P.cache[P.data.key]; return c && c.iterations.length > 5; }",
+                               timeout=120_000)
+        page.evaluate("() => { const P = window.__pathvizPlayer; P.cache[P.data.key].mark = 1; }")
+        first = page.evaluate("() => { const P = window.__pathvizPlayer;"
+                              " return P.cache[P.data.key].iterations.length; }")
+        page.wait_for_function(f"() => {{ const P = window.__pathvizPlayer;"
+                               f" const c = P.cache[P.data.key];"
+                               f" return c.iterations.length > {first} + 20; }}", timeout=120_000)
+        grown = page.evaluate("""() => { const P = window.__pathvizPlayer;
+            const c = P.cache[P.data.key];
+            return {mark: c.mark, loads: P.loads[P.data.key], n: c.iterations.length,
+                    pos: Math.floor(P.pos), rows: c.rows.size}; }""")
+        assert grown["mark"] == 1 and grown["loads"] == 1  # appended, never reloaded
+        assert grown["pos"] == grown["n"] - 1 and grown["rows"] == grown["n"], grown  # following
+        page.close()
+    finally:
+        runs.stop_worker(paths)
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
