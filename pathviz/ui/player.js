@@ -224,6 +224,7 @@ function draw() {
     ui.range.max = String(n - 1);
     ui.range.value = String(i);
     ui.line.textContent = lineText(c, i);
+    ui.line.style.display = d.line === false ? 'none' : '';
     ui.back.disabled = i <= 0;
     ui.next.disabled = i >= n - 1;
     ui.play.textContent = P.playing ? '❚❚ Pause' : '▶ Play';

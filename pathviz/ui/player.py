@@ -32,7 +32,7 @@ from pathviz.ui.context import RunView
 from pathviz.ui.data import Ident
 
 BUDGET = 3_000_000  # bytes of colour levels shipped for a view before decimating snapshots
-REFINE = 64  # snapshots each side of a paused position sent at full resolution
+REFINE = 32  # snapshots each side of a paused position sent at full resolution
 DEBOUNCE_MS = 300  # the server hears of a position this long after the last step
 KEY = "pathviz_player"
 CSS = """
@@ -61,7 +61,9 @@ class PlayerSpec:
     ``heat``: the Overview heatmap's chart key, its title with ``{it}`` for the iteration, and
     the filter order per layer (None: position order); ``marks``: ``[{"key": chart key,
     "kind": "line" | "tradeoff"}]`` moved with the position; ``status_key``: the presentation
-    status line's container key; ``layer``: the Layer view's layer (its caption follows).
+    status line's container key; ``layer``: the Layer view's layer (its caption follows);
+    ``show_line``: the "Iteration N · epoch ..." line under the player (the presentation
+    mode's status line names the iteration instead).
     """
 
     heat_key: str | None = None
@@ -71,6 +73,7 @@ class PlayerSpec:
     status_key: str | None = None
     layer_caption_key: str | None = None
     layer: str | None = None
+    show_line: bool = True
 
 
 def _b64(a: np.ndarray, dtype: str) -> str:
@@ -212,6 +215,7 @@ def player_data(view: RunView, spec: PlayerSpec, index: int, seq: int, follow: b
     if any(m.get("kind") == "tradeoff" for m in spec.marks):
         out["tradeoff"] = _tradeoff(view)
     out["marks"] = spec.marks
+    out["line"] = spec.show_line
     if spec.status_key is not None:
         total = int(sum(int(layer["groups"]) for layer in view.data["layers"]))
         out["status"] = {"key": spec.status_key, "total": total}

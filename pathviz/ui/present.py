@@ -212,7 +212,8 @@ def present_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
         entries = load_entries(view.path, view.ident, view.n)
         order = {k: entry_order(entries[k]) for k in names}
     spec = PlayerSpec(heat_key=HEATMAP_KEY, heat_title=HEAT_TITLE, order=order,
-                      marks=[{"key": PATH_KEY, "kind": "line"}], status_key=STATUS_KEY)
+                      marks=[{"key": PATH_KEY, "kind": "line"}], status_key=STATUS_KEY,
+                      show_line=False)
 
     def picker() -> None:
         # the status line names the iteration

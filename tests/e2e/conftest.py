@@ -139,9 +139,27 @@ def idle(page, timeout: float = 30_000) -> None:
                            timeout=timeout)
 
 
+SHOWN = """(it) => {
+  // the browser player's line where the view has the player, else the server's bold line
+  const line = document.querySelector('.pv-player .pv-line');
+  if (line && line.offsetParent !== null) {
+    return line.textContent.replace(/,/g, '').startsWith('Iteration ' + it + ' ');
+  }
+  return Array.from(document.querySelectorAll('[data-testid=stMarkdownContainer] strong'))
+    .some((e) => e.textContent.replace(/,/g, '') === 'Iteration ' + it);
+}"""
+
+
 def shown_iteration(page, iteration: int, timeout: float = 30_000) -> None:
-    """Wait until the bold "Iteration N" line shows ``iteration``."""
-    page.wait_for_function(
-        """(it) => Array.from(document.querySelectorAll('[data-testid=stMarkdownContainer] strong'))
-             .some((e) => e.textContent.replace(/,/g, '') === 'Iteration ' + it)""",
-        arg=iteration, timeout=timeout)
+    """Wait until the page says it shows ``iteration`` (the player's line, or the server's
+    bold "Iteration N" line on views without the player)."""
+    page.wait_for_function(SHOWN, arg=iteration, timeout=timeout)
+
+
+def next_snapshot(page) -> None:
+    """One snapshot later: the player's ▶ where the view has the player, else Next."""
+    nxt = page.locator(".pv-player .pv-next")
+    if nxt.count() and nxt.is_visible():
+        nxt.click()
+    else:
+        button(page, "Next").click()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import DOCS, NO_CHROMIUM, button, idle
+from tests.e2e.conftest import DOCS, NO_CHROMIUM, idle, next_snapshot
 
 pytestmark = pytest.mark.skipif(NO_CHROMIUM, reason="Debian chromium is not installed")
 
@@ -77,7 +77,7 @@ def test_presentation_mode_fits_the_screen(app_url, browser, width, height):
         assert got["checked"] > 20 and not got["cut"], got["cut"]
         assert got["scrollWidth"] <= width and got["scrollHeight"] <= height, got
         page.screenshot(path=str(DOCS / f"app-present-{width}.png"))
-        button(page, "Next").click()
+        next_snapshot(page)
         page.wait_for_function("document.querySelector('.st-key-present_status p')?.textContent"
                                ".startsWith('iteration 155 · ')", timeout=30_000)
         page.wait_for_function("document.querySelector('.st-key-present_path .js-plotly-plot')"
