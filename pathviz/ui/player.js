@@ -169,27 +169,39 @@ function drawHeat(c, heat, i) {
       z[r * cols + cc] = v;
     }
   });
-  P.z = { rows, cols, z: Array.from(z), row };
+  P.z = { rows, cols, z, row };  // what was drawn (tests compare it with the server's)
   const fl = gd._fullLayout, p = fl._plots.xy || fl._plots[Object.keys(fl._plots)[0]];
   const xa = p.xaxis, ya = p.yaxis;
   const box = gd.querySelector('.svg-container') || gd;
-  let cv = box.querySelector(':scope > canvas.pv-heat');
+  let wrap = box.querySelector(':scope > div.pv-heat-wrap');
+  let cv = wrap && wrap.querySelector('canvas.pv-heat');
   if (!cv) {
+    // the plot area, clipping the cells as plotly does; under titles and hover labels
+    wrap = document.createElement('div');
+    wrap.className = 'pv-heat-wrap';
+    wrap.style.position = 'absolute';
+    wrap.style.overflow = 'hidden';
+    wrap.style.pointerEvents = 'none';
     cv = document.createElement('canvas');
     cv.className = 'pv-heat';
     cv.style.position = 'absolute';
-    cv.style.pointerEvents = 'none';
+    cv.style.imageRendering = 'pixelated';
+    wrap.appendChild(cv);
     const svgs = box.querySelectorAll(':scope > svg.main-svg');
-    box.insertBefore(cv, svgs.length > 1 ? svgs[1] : null);  // under titles and hover labels
+    box.insertBefore(wrap, svgs.length > 1 ? svgs[1] : null);
   }
-  // the heatmap's cells span x in [-0.5/cols, 1 + 0.5/cols] at full width, rows are categories
-  const x0 = xa._offset + xa.c2p(-0.5 / Math.max(cols - 1, 1));
-  const x1 = xa._offset + xa.c2p(1 + 0.5 / Math.max(cols - 1, 1));
-  const y0 = ya._offset, h = ya._length;
+  // cell c is centred on x = c / (cols - 1); the rows are the y axis' categories
+  const half = 0.5 / Math.max(cols - 1, 1);
+  const x0 = xa.c2p(-half), x1 = xa.c2p(1 + half);
+  wrap.style.left = xa._offset + 'px';
+  wrap.style.top = ya._offset + 'px';
+  wrap.style.width = xa._length + 'px';
+  wrap.style.height = ya._length + 'px';
   cv.style.left = x0 + 'px';
-  cv.style.top = y0 + 'px';
+  cv.style.top = '0px';
   cv.style.width = (x1 - x0) + 'px';
-  cv.style.height = h + 'px';
+  cv.style.height = ya._length + 'px';
+  gd.dataset.pvGeom = [xa._offset, xa._length, ya._offset, ya._length].join();
   cv.width = cols;
   cv.height = rows;
   const ctx = cv.getContext('2d');
@@ -202,9 +214,11 @@ function drawHeat(c, heat, i) {
     }
   }
   ctx.putImageData(img, 0, 0);
-  cv.style.imageRendering = 'pixelated';
   const title = gd.querySelector('.gtitle');
   if (title) {
+    // plotly styles the title in a tspan (bold): keep its weight when replacing the text
+    const span = title.querySelector('tspan');
+    if (span) title.style.fontWeight = getComputedStyle(span).fontWeight;
     title.textContent = heat.title.replace('{it}', fmt(c.iterations[row]))
       + (row === i ? '' : ' (nearest sent)');
     gd.dataset.pvTitle = title.textContent;
@@ -275,7 +289,11 @@ function stale() {
   if (P.ui && P.ui.root.isConnected && P.ui.root.dataset.iteration === undefined) return true;
   if (d.heat) {
     const gd = chart(d.heat.key);
+    const p = gd && gd._fullLayout && gd._fullLayout._plots && gd._fullLayout._plots.xy;
+    const geom = p ? [p.xaxis._offset, p.xaxis._length, p.yaxis._offset, p.yaxis._length].join()
+      : '';
     if (gd && (!gd.querySelector('canvas.pv-heat') || gd.dataset.pvHeatPos !== String(P.drawn.i)
+               || gd.dataset.pvGeom !== geom
                || (gd.querySelector('.gtitle') || {}).textContent !== gd.dataset.pvTitle)) {
       return true;
     }
@@ -408,11 +426,16 @@ function key(e) {
 }
 
 function onKey(e) {
+  // the page's keys, unless another control has the focus (a button, a box, a list, a slider:
+  // Space and the arrows are theirs); the player's own range input has its own handler
   const t = e.target;
-  const typing = t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName));
-  if (typing && !(t.classList && t.classList.contains('pv-range'))) return;
-  if (t && t.classList && t.classList.contains('pv-range')) return;  // its own handler
-  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.ctrlKey || e.metaKey || e.altKey || !t) return;
+  if (t.classList && t.classList.contains('pv-range')) return;
+  const ours = t.closest && t.closest('.pv-player');
+  const control = t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT', 'BUTTON'].includes(t.tagName)
+    || (t.getAttribute && ['slider', 'option', 'listbox', 'combobox', 'tab', 'radio', 'checkbox',
+      'switch', 'menuitem'].includes(t.getAttribute('role')));
+  if (control && !(ours && t.tagName === 'BUTTON')) return;
   if (key(e)) e.preventDefault();
 }
 

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.skipif(NO_CHROMIUM, reason="Debian chromium is not inst
 LINE = ".pv-player .pv-line"
 STATE = """() => { const P = window.__pathvizPlayer;
   return {pos: Math.floor(P.pos), frames: P.frames, playing: P.playing,
-          loads: Object.values(P.loads), z: P.z}; }"""
+          loads: Object.values(P.loads),
+          z: P.z && {rows: P.z.rows, cols: P.z.cols, row: P.z.row, z: Array.from(P.z.z)}}; }"""
 # the server's heatmap (plotly's z) beside the page's, once the server has drawn its own
 SERVER_Z = """(key) => { const gd = document.querySelector('.st-key-' + key + ' .js-plotly-plot');
   const z = gd && gd._fullData && gd._fullData[0].z;
@@ -110,6 +111,18 @@ def test_space_plays_and_pauses_loop_wraps_and_speed_sets_the_rate(app_url, brow
         page.locator(".pv-play").click()  # without loop, play stops at the last snapshot
         page.wait_for_function("!window.__pathvizPlayer.playing", timeout=20_000)
         assert line(page).startswith("Iteration 295 ")
+    finally:
+        page.close()
+
+
+def test_a_play_link_plays_in_the_page(app_url, browser):
+    page = open_at(browser, app_url, "run=e2e&view=overview&iteration=0&play=1")
+    try:
+        page.wait_for_function("window.__pathvizPlayer.playing", timeout=30_000)
+        f0 = page.evaluate(STATE)["frames"]
+        page.wait_for_function(f"window.__pathvizPlayer.frames > {f0} + 5", timeout=30_000)
+        page.locator(".pv-play").click()
+        assert not page.evaluate(STATE)["playing"]
     finally:
         page.close()
 
