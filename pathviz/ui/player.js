@@ -466,7 +466,8 @@ export default function (component) {
   }
   if (!P.alive) {
     P.alive = true;
-    send({ alive: true, key: data.key, have: c.iterations.length });
+    // the server plays a ?play=1 link itself until it hears that this page can
+    if (data.serverPlaying) send({ alive: true, key: data.key, have: c.iterations.length });
   }
   if (fresh || data.seq !== P.seq) {  // the server moved (a link, Jump, a click, follow live)
     P.seq = data.seq;

@@ -200,6 +200,7 @@ def player_data(view: RunView, spec: PlayerSpec, index: int, seq: int, follow: b
         "key": key, "index": int(index), "seq": int(seq), "follow": bool(follow),
         "autoplay": bool(autoplay), "debounce": DEBOUNCE_MS,
         "ack": int(st.session_state.get("pv_ack", 0)),
+        "serverPlaying": bool(st.session_state.get("playing")),
         "weights": _b64(view.data["weight_iterations"], "f8"), "wstar": _w_star(view),
     }
     have = sent.get(key)
