@@ -23,6 +23,13 @@ comma-separated list, trained one after the other):
                     the iteration-0 weights
     uniform         every layer narrowed by one factor to the support's parameter count, fresh
                     initialisation
+    magnitude, slimming, taylor, global-magnitude
+                    a pruning baseline (pathviz.baselines): the support's widths chosen by that
+                    method from the dense reference (--reference: the SGD sibling run's last
+                    weights, or self: W at N), finetuned from the pruned reference weights
+    global-magnitude-reinit
+                    global-magnitude's widths, fresh initialisation (the per-layer methods
+                    keep the support's widths, so their reinit is reinit itself)
 
 ``--budget flops`` trains each variant for epochs x (full model FLOPs / its FLOPs), so every
 variant spends the full model's training FLOPs (Liu et al.'s Scratch-B).
@@ -101,6 +108,28 @@ class Support:
     params_full: int = 0
     flops_full: int = 0
     _weights: dict[int, nn.Module] = field(default_factory=dict)
+    # the pruning baselines' dense reference (None: W at N) and Taylor's batches
+    reference: nn.Module | None = None
+    reference_name: str | None = None  # the SGD run's folder name, or "self"
+    reference_iteration: int | None = None
+    batches: list | None = None
+    _baselines: dict[str, prune.PrunePlan] = field(default_factory=dict)
+
+    def baseline_plan(self, method: str) -> prune.PrunePlan:
+        """The plan of a pruning method at this support's widths (computed once)."""
+        from pathviz.baselines import supports as sp
+
+        if method not in self._baselines:
+            ref = self.reference if self.reference is not None else self.model
+            scores = sp.score_sets(ref, self.plan, self.example, method, self.batches)
+            if method == "global-magnitude":
+                target = count_params(_compact(copy.deepcopy(self.model), self.plan,
+                                               self.example))
+                self._baselines[method] = sp.global_plan(ref, self.plan, scores, target,
+                                                         self.example)
+            else:
+                self._baselines[method] = sp.baseline_plan(self.plan, scores)
+        return self._baselines[method]
 
     def model_at(self, iteration: int) -> nn.Module:
         """A fresh copy of the full model with the weights saved at ``iteration``."""
@@ -227,6 +256,18 @@ def build_variant(sup: Support, mode: str, seed: int) -> tuple[nn.Module, dict[s
         widths = widths_of(_compact(copy.deepcopy(sup.model), sup.plan, sup.example))
         torch.manual_seed(int(seed))
         model = _rebuild(sup.arch, widths)
+    elif base in tickets.BASELINE_MODES:
+        from pathviz.baselines import supports as sp
+
+        method = "global-magnitude" if base == "global-magnitude-reinit" else base
+        plan = sup.baseline_plan(method)
+        ref = sup.reference if sup.reference is not None else sup.model
+        model = sp.compact_copy(ref, plan, sup.example)
+        kept = sp.kept_of(plan)
+        if base == "global-magnitude-reinit":
+            widths = widths_of(model)
+            torch.manual_seed(int(seed))
+            model = _rebuild(sup.arch, widths)
     else:  # uniform
         target = count_params(_compact(copy.deepcopy(sup.model), sup.plan, sup.example))
         full = widths_of(sup.model)
@@ -420,6 +461,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", default="epochs", choices=tickets.BUDGETS,
                    help="epochs: every variant trains --epochs; flops: scaled to the full "
                         "model's training FLOPs")
+    p.add_argument("--reference", default="sgd", choices=("sgd", "self"),
+                   help="the dense network a pruning baseline is cut from: sgd (the sibling "
+                        "run trained with --optimizer sgd, its last weights; default) or self "
+                        "(this run's W at N)")
     p.add_argument("--data-root", help="folder of the dataset files (not needed for digits)")
     p.add_argument("--name", help="folder name under <run>/tickets (one --init only)")
     p.add_argument("--device", default="cpu",
@@ -504,7 +549,8 @@ def prepare(args: argparse.Namespace) -> tuple[Support, DataBundle, Settings, li
                              f"weights near it: {', '.join(map(str, sorted(near))) or 'none'}")
     sup = load_support(run_dir, args.iteration)
     cfg = sup.cfg
-    fresh = [m for m, (b, _) in zip(modes, parsed) if b in ("reinit", "uniform")]
+    fresh = [m for m, (b, _) in zip(modes, parsed)
+             if b in ("reinit", "uniform", "global-magnitude-reinit")]
     if fresh and widths_of(sup.model) is None:
         raise UsageError(f"--init {','.join(fresh)} rebuilds the network with other widths, "
                          f"which only pathviz's own models can (lenet5, cifar_vgg_*, "
@@ -518,6 +564,9 @@ def prepare(args: argparse.Namespace) -> tuple[Support, DataBundle, Settings, li
         raise UsageError(str(e)) from None
     vf = float(cfg.get("val_fraction") or 0.0)
     data = split_validation(data, vf, int(cfg.get("split_seed", 0)))
+    base_modes = [b for b, _ in parsed if b in tickets.BASELINE_MODES]
+    if base_modes:
+        _baseline_reference(sup, args.reference, base_modes, data, cfg)
     if args.lr is None and cfg.get("lr") is None:
         raise UsageError(f"{run_dir} does not record its learning rate; pass --lr")
     st = Settings(epochs=args.epochs, budget=args.budget,
@@ -530,7 +579,10 @@ def prepare(args: argparse.Namespace) -> tuple[Support, DataBundle, Settings, li
                   device=device, workers=int(cfg.get("workers") or 0))
     variants = []
     for mode in modes:
-        name = args.name or tickets.default_name(args.iteration, mode, args.budget, args.epochs)
+        is_base = tickets.parse_mode(mode)[0] in tickets.BASELINE_MODES
+        ref_name = sup.reference_name if is_base else None
+        name = args.name or tickets.default_name(args.iteration, mode, args.budget, args.epochs,
+                                                 reference=ref_name)
         try:
             tdir = tickets.ticket_dir(run_dir, name)
         except runs.RunError as e:
@@ -539,7 +591,7 @@ def prepare(args: argparse.Namespace) -> tuple[Support, DataBundle, Settings, li
                 "budget": st.budget, "lr": st.lr, "lr_schedule": st.lr_schedule,
                 "batch_size": st.batch_size, "momentum": st.momentum,
                 "weight_decay": st.weight_decay, "nesterov": st.nesterov,
-                "dataset": cfg["dataset"]}
+                "dataset": cfg["dataset"], "reference": ref_name}
         if (tdir / tickets.TICKET_FILE).exists():
             try:
                 old = tickets.read_ticket(tdir)
@@ -556,6 +608,29 @@ def prepare(args: argparse.Namespace) -> tuple[Support, DataBundle, Settings, li
     return sup, data, st, variants, seeds
 
 
+def _baseline_reference(sup: Support, which: str, methods: list[str], data: DataBundle,
+                        cfg: dict[str, Any]) -> None:
+    """Set the pruning baselines' dense reference and Taylor's batches on ``sup``; UsageError
+    for slimming without BatchNorm or a missing SGD sibling."""
+    from pathviz.baselines import cli as bcli
+    from pathviz.baselines import supports as sp
+
+    if "slimming" in methods and not sp.has_batchnorm(sup.model):
+        raise UsageError(f"slimming scores channels by their BatchNorm scale, and "
+                         f"{cfg.get('model')} has no BatchNorm layer; choose magnitude, taylor "
+                         f"or global-magnitude")
+    if which == "sgd":
+        try:
+            ref_dir, ref_it, ref = bcli.sgd_reference(sup.run_dir, sup.model)
+        except bcli.UsageError as e:
+            raise UsageError(str(e)) from None
+        sup.reference, sup.reference_name, sup.reference_iteration = ref, ref_dir.name, ref_it
+    else:
+        sup.reference, sup.reference_name, sup.reference_iteration = None, "self", sup.iteration
+    if "taylor" in methods:
+        sup.batches = bcli.taylor_batches(data, int(cfg.get("batch_size") or 64))
+
+
 def _describe(sup: Support, v: Variant, st: Settings, seeds: list[int]) -> dict[str, Any]:
     """ticket.json for a variant (sizes from the network that seed 0 would train)."""
     model, _ = build_variant(sup, v.mode, seeds[0])
@@ -565,13 +640,19 @@ def _describe(sup: Support, v: Variant, st: Settings, seeds: list[int]) -> dict[
     epochs_run = st.epochs if st.budget == "epochs" else \
         max(1, int(round(st.epochs * sup.flops_full / max(flops, 1))))
     source = {"rewind": k or 0, "finetune": sup.iteration, "random-support": 0}.get(base)
+    plan = sup.plan
+    if base in tickets.BASELINE_MODES:
+        plan = sup.baseline_plan("global-magnitude" if base == "global-magnitude-reinit"
+                                 else base)
+        if base != "global-magnitude-reinit":
+            source = sup.reference_iteration
     old = tickets.read_ticket(v.dir) if (v.dir / tickets.TICKET_FILE).exists() else {}
     return {"schema_version": tickets.TICKET_SCHEMA, "name": v.name, "run": sup.run_dir.name,
             **v.description, "kind": tickets.mode_kind(v.mode), "source_iteration": source,
             "epochs_run": epochs_run, "model": sup.cfg["model"], "widths": widths_of(model),
             "widths_full": widths_of(sup.model), "params": params, "flops": flops,
             "params_full": sup.params_full, "flops_full": sup.flops_full,
-            "kept": dict(sup.plan.kept), "groups": dict(sup.plan.groups),
+            "kept": dict(plan.kept), "groups": dict(sup.plan.groups),
             "seeds": sorted(set(old.get("seeds", [])) | set(seeds)),
             "created": old.get("created", time.time())}
 

@@ -21,9 +21,12 @@ Layout (schema ``TICKET_SCHEMA = "1.0"``; every name is a constant below)::
 ``ticket.json``::
 
     schema_version "1.0"; name; run (folder name); iteration N (the support); init (the MODE:
-    rewind, rewind:K, finetune, reinit, random-support, uniform); kind ("ticket" for rewind,
-    rewind:K and finetune, "control" for the others); source_iteration (the saved iteration the
-    initial weights come from: 0, K or N; null for a fresh initialisation); epochs (asked);
+    rewind, rewind:K, finetune, reinit, random-support, uniform, or a pruning baseline:
+    magnitude, slimming, taylor, global-magnitude, global-magnitude-reinit); kind ("ticket" for
+    rewind, rewind:K and finetune, "baseline" for the pruning baselines, "control" for the
+    others); reference (baselines: the SGD run's folder name or "self"; null otherwise);
+    source_iteration (the saved iteration the initial weights come from: 0, K or N, for a
+    baseline the reference's; null for a fresh initialisation); epochs (asked);
     budget ("epochs" or "flops"); epochs_run (trained: epochs, or for ``flops`` epochs scaled by
     flops_full / flops so each variant spends the full model's training FLOPs); lr, lr_schedule,
     batch_size, momentum, weight_decay, nesterov; model, dataset; widths and widths_full;
@@ -87,13 +90,20 @@ TIME = "time"
 METRICS = "metrics"
 SEED_METRICS = ("train_loss", "train_acc", "lr", "val_loss", "val_acc", "test_loss", "test_acc")
 
-MODES = ("rewind", "rewind:K", "finetune", "reinit", "random-support", "uniform")
-TICKET_MODES = ("rewind", "finetune")  # plus rewind:K; the rest are controls
+MODES = ("rewind", "rewind:K", "finetune", "reinit", "random-support", "uniform",
+         "magnitude", "slimming", "taylor", "global-magnitude", "global-magnitude-reinit")
+TICKET_MODES = ("rewind", "finetune")  # plus rewind:K
 CONTROL_MODES = ("reinit", "random-support", "uniform")
+# pruning baselines (pathviz.baselines): the path's widths chosen by a pruning method from a
+# dense reference, finetuned from its pruned weights; global-magnitude-reinit is the globally
+# chosen widths freshly initialised (the per-layer methods' reinit is ``reinit`` itself: same
+# widths)
+BASELINE_MODES = ("magnitude", "slimming", "taylor", "global-magnitude",
+                  "global-magnitude-reinit")
 BUDGETS = ("epochs", "flops")
 # settings that make two retrainings the same variant (seeds may be added later)
 SETTINGS = ("iteration", "init", "epochs", "budget", "lr", "lr_schedule", "batch_size",
-            "momentum", "weight_decay", "nesterov", "dataset")
+            "momentum", "weight_decay", "nesterov", "dataset", "reference")
 Z_BEATS = 2.0  # a difference counts when it exceeds this many standard errors
 
 __all__ = ["TICKET_SCHEMA", "MODES", "BUDGETS", "TicketError", "parse_mode", "mode_kind",
@@ -123,15 +133,21 @@ def parse_mode(mode: str) -> tuple[str, int | None]:
 
 
 def mode_kind(mode: str) -> str:
-    """``"ticket"`` for the inits that keep the path's weights, ``"control"`` otherwise."""
-    return "ticket" if parse_mode(mode)[0] in TICKET_MODES else "control"
+    """``"ticket"`` for the inits that keep the path's weights, ``"baseline"`` for a pruning
+    method's support, ``"control"`` otherwise."""
+    base = parse_mode(mode)[0]
+    return "ticket" if base in TICKET_MODES else "baseline" if base in BASELINE_MODES \
+        else "control"
 
 
-def default_name(iteration: int, mode: str, budget: str, epochs: int) -> str:
-    """Folder name of a variant, e.g. ``it510-rewind-k30-epochs70``."""
+def default_name(iteration: int, mode: str, budget: str, epochs: int,
+                 reference: str | None = None) -> str:
+    """Folder name of a variant, e.g. ``it510-rewind-k30-epochs70``; a baseline pruned from the
+    run's own W (``reference="self"``) ends in ``-self``."""
     base, k = parse_mode(mode)
     slug = base if k is None else f"{base}-k{k}"
-    return f"it{int(iteration)}-{slug}-{budget}{int(epochs)}"
+    tail = "-self" if reference == "self" else ""
+    return f"it{int(iteration)}-{slug}-{budget}{int(epochs)}{tail}"
 
 
 def ticket_dir(run_dir: str | os.PathLike, name: str) -> Path:
@@ -318,6 +334,23 @@ def _verdict(row: dict[str, Any], comps: list[dict[str, Any]]) -> str:
     return f"{head}: " + "; ".join(parts)
 
 
+def _baseline_verdict(comps: list[dict[str, Any]]) -> str:
+    """One plain sentence: does this pruning baseline beat the path's tickets of its size?"""
+    if not comps:
+        return ("no ticket at this iteration, budget and epochs yet: retrain rewind or finetune "
+                "to compare the path's support with this baseline")
+    parts = []
+    for c in comps:
+        if c["diff"] is None:
+            parts.append(f"{c['init']}: no result yet")
+        elif c["se"] is None:
+            parts.append(f"{c['init']}: {100 * c['diff']:+.2f} points (one seed: no SE)")
+        else:
+            parts.append(f"{c['verdict']} the path's {c['init']} by {100 * c['diff']:+.2f} ± "
+                         f"{100 * c['se']:.2f} points (SE)")
+    return "against the path's tickets of the same size: " + "; ".join(parts)
+
+
 def summary(run_dir: str | os.PathLike,
             baselines: Sequence[str | os.PathLike] | None = None) -> list[dict[str, Any]]:
     """One JSON-serialisable row per retrained variant of the run, in name order.
@@ -328,7 +361,10 @@ def summary(run_dir: str | os.PathLike,
     (``{"mean", "std", "se", "n"}`` of the final epoch over complete seeds, fractions; None
     where undefined), diverged (seeds whose loss became non-finite), collapsed (complete seeds
     whose final test accuracy is under 1.5x chance: rewinding sometimes never leaves chance),
-    state (of the folder's retrain process); for tickets
+    state (of the folder's retrain process); reference (the dense network a baseline was
+    pruned from: the SGD run's folder name or "self"; None for the other modes); for baselines
+    ``vs_tickets`` (one comparison per ticket at the same iteration, budget and epochs) and
+    ``verdict``; for tickets
     also ``vs_controls`` (one comparison per control at the same iteration, budget and epochs:
     control, init, diff, se, verdict) and ``verdict`` (a sentence). Where an SGD baseline
     exists (``baselines``, default :func:`sgd_baselines`: the full model trained with plain SGD,
@@ -367,13 +403,18 @@ def summary(run_dir: str | os.PathLike,
             "params_kept": t["params"] / pf if pf else None,
             "flops_kept": t["flops"] / ff if ff else None,
             "test_acc": test, "val_acc": _stats(vals), "diverged": diverged,
-            "collapsed": collapsed,
+            "collapsed": collapsed, "reference": t.get("reference"),
             "state": ticket_state(tdir)["state"],
         })
     base = _baseline(run_dir, baselines) if rows else None
     for r in rows:
         if base is not None:
             r["vs_baseline"] = _compare(r, base)
+        if r["kind"] == "baseline":
+            same = [t for t in rows if t["kind"] == "ticket" and t["iteration"] == r["iteration"]
+                    and t["budget"] == r["budget"] and t["epochs"] == r["epochs"]]
+            r["vs_tickets"] = [_compare(r, t) for t in same]
+            r["verdict"] = _baseline_verdict(r["vs_tickets"])
         if r["kind"] != "ticket":
             continue
         controls = [c for c in rows if c["kind"] == "control" and c["iteration"] == r["iteration"]

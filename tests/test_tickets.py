@@ -79,6 +79,22 @@ def test_summary_mean_std_se_over_seeds_and_a_clear_win(run_dir) -> None:
     json.dumps(tickets.summary(run_dir), allow_nan=False)  # strict JSON for inspect --json
 
 
+def test_a_pruning_baseline_is_compared_with_the_tickets_of_its_size(run_dir) -> None:
+    fake_ticket(run_dir, "finetune", [0.95, 0.96, 0.97])
+    fake_ticket(run_dir, "magnitude", [0.90, 0.91, 0.89])
+    fake_ticket(run_dir, "taylor", [0.955, 0.965, 0.96])
+    fake_ticket(run_dir, "slimming", [0.9, 0.9, 0.9], iteration=10)
+    rows = {r["init"]: r for r in tickets.summary(run_dir)}
+    assert rows["magnitude"]["kind"] == "baseline"
+    assert rows["magnitude"]["verdict"] == (
+        "against the path's tickets of the same size: loses to the path's finetune by -6.00 "
+        "± 0.82 points (SE)")
+    assert rows["taylor"]["vs_tickets"][0]["verdict"] == "ties with"
+    assert rows["slimming"]["verdict"].startswith("no ticket at this iteration")
+    # baselines are not the ticket's controls
+    assert rows["finetune"]["vs_controls"] == []
+
+
 def test_a_control_as_good_as_the_ticket_is_said_plainly(run_dir) -> None:
     fake_ticket(run_dir, "rewind", [0.95, 0.96, 0.97])
     fake_ticket(run_dir, "uniform", [0.955, 0.965, 0.96])

@@ -162,28 +162,11 @@ def prepare(args: argparse.Namespace) -> Job:
             raise UsageError(f"slimming scores channels by their BatchNorm scale, and "
                              f"{cfg.get('model')} has no BatchNorm layer; choose magnitude, "
                              f"taylor or global-magnitude")
-    ref_dir, ref_it, reference = None, None, "self"
+    ref_dir, ref_it = None, None
+    reference = "self"
     if args.reference == "sgd":
-        found = tickets.sgd_baselines(run_dir)
-        if not found:
-            raise UsageError(f"{run_dir} has no SGD sibling run (a folder next to it trained "
-                             f"with --optimizer sgd on the same model and data); train one, or "
-                             f"pass --reference self")
-        ref_dir = found[0]
-        try:
-            with PathReader(runs.paths_for_dir(ref_dir).path) as r:
-                ws = [int(i) for i in r.weight_iterations]
-        except (PathFileError, runs.RunError) as e:
-            raise UsageError(f"the SGD reference {ref_dir}: {e}") from None
-        if not ws:
-            raise UsageError(f"the SGD reference {ref_dir} has no saved weights")
-        ref_it, reference = ws[-1], ref_dir.name
-        ref = _load_reference(ref_dir, ref_it)
-        if ref.state_dict().keys() != sup.model.state_dict().keys() or any(
-                a.shape != b.shape for a, b in zip(ref.state_dict().values(),
-                                                   sup.model.state_dict().values())):
-            raise UsageError(f"the SGD reference {ref_dir} has another architecture than "
-                             f"{run_dir}; pass --reference self")
+        ref_dir, ref_it, _ = sgd_reference(run_dir, sup.model)
+        reference = ref_dir.name
     try:
         data = load_dataset(cfg["dataset"], args.data_root)
         check_classes(data, sup.model, args.data_root)
@@ -204,6 +187,32 @@ def prepare(args: argparse.Namespace) -> Job:
                data, st, [])
 
 
+def sgd_reference(run_dir: Path, model: torch.nn.Module) -> tuple[Path, int, torch.nn.Module]:
+    """(folder, last saved iteration, model with those weights) of the run's SGD sibling, the
+    default dense reference; UsageError when there is none or it has another architecture."""
+    from pathviz.store import PathFileError, PathReader
+
+    found = tickets.sgd_baselines(run_dir)
+    if not found:
+        raise UsageError(f"{run_dir} has no SGD sibling run (a folder next to it trained with "
+                         f"--optimizer sgd on the same model and data); train one, or pass "
+                         f"--reference self")
+    ref_dir = found[0]
+    try:
+        with PathReader(runs.paths_for_dir(ref_dir).path) as r:
+            ws = [int(i) for i in r.weight_iterations]
+    except (PathFileError, runs.RunError) as e:
+        raise UsageError(f"the SGD reference {ref_dir}: {e}") from None
+    if not ws:
+        raise UsageError(f"the SGD reference {ref_dir} has no saved weights")
+    ref = _load_reference(ref_dir, ws[-1])
+    a, b = ref.state_dict(), model.state_dict()
+    if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
+        raise UsageError(f"the SGD reference {ref_dir} has another architecture than "
+                         f"{run_dir}; pass --reference self")
+    return ref_dir, ws[-1], ref
+
+
 def _load_reference(ref_dir: Path, iteration: int) -> torch.nn.Module:
     from pathviz.export import ExportError, load_run_model
 
@@ -213,14 +222,15 @@ def _load_reference(ref_dir: Path, iteration: int) -> torch.nn.Module:
         raise UsageError(f"the SGD reference {ref_dir}: {e}") from None
 
 
-def _taylor_batches(job: Job) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def taylor_batches(data: Any, batch_size: int,
+                   seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The first TAYLOR_BATCHES batches of the training split in a seeded order, no augmentation
     (the same batches for every iteration and reference)."""
     from pathviz.data import make_loader
 
-    d = job.data
-    loader = make_loader(d.train_x, d.train_y, d.info, job.settings.batch_size, shuffle=True,
-                         augment=False, seed=job.seed)
+    d = data
+    loader = make_loader(d.train_x, d.train_y, d.info, batch_size, shuffle=True,
+                         augment=False, seed=seed)
     out = []
     for x, y in loader.epoch(0):
         out.append((x, y))
@@ -307,7 +317,9 @@ def run(job: Job, progress: bool = True) -> int:
         bar = tqdm(total=len(todo), unit="baseline", dynamic_ncols=True)
     ref_sgd = (_load_reference(job.reference_dir, job.reference_iteration)
                if job.reference_dir is not None else None)
-    batches = _taylor_batches(job) if "taylor" in job.methods else None
+    # seed 0, not the finetune's: a support does not depend on the seed it is trained with
+    batches = (taylor_batches(job.data, job.settings.batch_size)
+               if "taylor" in job.methods else None)
     cache: dict[tuple[str, int], sp.Scores] = {}
     try:
         for it in sorted({it for it, _ in todo}):
