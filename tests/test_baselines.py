@@ -41,6 +41,11 @@ def _batches(n: int = 2):
             for _ in range(n)]
 
 
+def _path_params(run: Path) -> int:
+    sup_ = retrain.load_support(run, 20)
+    return count_params(sp.compact_copy(sup_.model, sup_.plan, sup_.example))
+
+
 @pytest.mark.parametrize("method", ["magnitude", "taylor"])
 def test_per_layer_widths_equal_the_path_support(sup, method) -> None:
     scores = sp.score_sets(sup.model, sup.plan, sup.example, method, _batches())
@@ -109,7 +114,9 @@ def test_cli_writes_resumable_results_with_exact_params(run, sup, capsys) -> Non
             "--epochs", "1", "--no-progress"]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
-    assert "magnitude" in out and "reference: demo-sgd (iteration 20)" in out
+    assert "one-shot -> +1 epoch; reference demo-sgd (iteration 20)" in out
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("20 "))
+    assert line.split()[1] == f"{_path_params(run):,}"
     entries = baselines.read_results(run)
     assert {(e["method"], e["iteration"], e["reference"]) for e in entries} == {
         ("magnitude", 20, "demo-sgd"), ("global-magnitude", 20, "demo-sgd")}
@@ -144,7 +151,7 @@ def test_reference_self_prunes_the_run_at_n(run, capsys) -> None:
                      "--reference", "self", "--no-progress"]) == 0
     e = next(e for e in baselines.read_results(run) if e["reference"] == "self")
     assert e["reference_iteration"] == 20 and e["finetuned"] is None
-    assert "(W at N)" in capsys.readouterr().out
+    assert "one-shot; reference self (W at N)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args,msg", [

@@ -354,22 +354,41 @@ def _pct(v: float | None) -> str:
 
 
 def table(job: Job) -> str:
-    """The results of this command's settings as a text table."""
+    """The results of this command's settings as a text table: one line per iteration, the
+    path's compact W* and each method's test accuracy one-shot -> finetuned (a method whose
+    parameter count differs from W*'s gives its own in brackets)."""
     rows = [e for e in read_results(job.run_dir)
             if e["reference"] == job.reference and e["epochs"] == job.epochs
             and e["seed"] == job.seed and e["iteration"] in job.iterations
             and e["method"] in job.methods]
-    rows.sort(key=lambda e: (e["iteration"], job.methods.index(e["method"])))
-    head = (f"{'iteration':>9}  {'method':<16} {'params':>8} {'MACs':>11}  {'one-shot %':>10}  "
-            f"{f'+{job.epochs} ep %':>9}  {'path W* %':>9}")
-    lines = [f"reference: {job.reference}" + (f" (iteration {job.reference_iteration})"
-                                               if job.reference != "self" else " (W at N)"),
-             head]
+    by_it: dict[int, dict[str, dict[str, Any]]] = {}
     for e in rows:
-        fin = e.get("finetuned") or {}
-        lines.append(f"{e['iteration']:>9,}  {e['method']:<16} {e['params']:>8,} "
-                     f"{e['flops']:>11,}  {_pct(e['oneshot']['test_acc']):>10}  "
-                     f"{_pct(fin.get('test_acc')):>9}  {_pct(e.get('path_test_acc')):>9}")
+        by_it.setdefault(e["iteration"], {})[e["method"]] = e
+    ref = (f"{job.reference} (iteration {job.reference_iteration})" if job.reference != "self"
+           else "self (W at N)")
+    what = "one-shot" + (f" -> +{job.epochs} epoch{'s' * (job.epochs != 1)}" if job.epochs
+                         else "")
+    width = 17 if job.epochs else 8
+    lines = [f"test accuracy (%) of each baseline, {what}; reference {ref}",
+             f"{'iteration':>9}  {'params':>8}  {'W* %':>6}  "
+             + "  ".join(f"{m:>{width}}" for m in job.methods)]
+    for it in sorted(by_it):
+        got = by_it[it]
+        first = next(iter(got.values()))
+        cells = []
+        for m in job.methods:
+            e = got.get(m)
+            if e is None:
+                cells.append(f"{'-':>{width}}")
+                continue
+            text = _pct(e["oneshot"]["test_acc"])
+            if job.epochs:
+                text += f" -> {_pct((e.get('finetuned') or {}).get('test_acc'))}"
+            if e["params"] != e["path_params"]:
+                text += f" ({e['params']:,})"
+            cells.append(f"{text:>{width}}")
+        lines.append(f"{it:>9,}  {first['path_params']:>8,}  "
+                     f"{_pct(first.get('path_test_acc')):>6}  " + "  ".join(cells))
     return "\n".join(lines)
 
 
