@@ -578,7 +578,8 @@ def rows_to_csv(rows: list[dict[str, Any]]) -> str:
     import csv
     import io
 
-    cols = ["name", "iteration", "init", "kind", "budget", "epochs_run", "seeds", "params",
+    cols = ["name", "iteration", "init", "kind", "reference", "budget", "epochs", "epochs_run",
+            "seeds", "params",
             "params_kept", "flops", "flops_kept", "test_acc_mean", "test_acc_std", "test_acc_se",
             "val_acc_mean", "diverged", "collapsed", "verdict"]
     buf = io.StringIO()

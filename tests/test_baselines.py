@@ -189,3 +189,28 @@ def test_corrupt_results_file_is_reported_not_replaced(tmp_path, capsys) -> None
     assert cli.main([str(d), "--reference", "self", "--no-progress"]) == 2
     assert "cannot be read" in capsys.readouterr().err
     assert runs.paths_for_dir(d).baselines.read_text() == "{not json"
+
+
+def test_chart_points_hold_the_path_the_baselines_and_the_references(tmp_path) -> None:
+    from pathviz.baselines.points import chart_points
+
+    d, _ = write_run(tmp_path)
+    write_run(tmp_path, "demo-sgd", {"optimizer": "sgd"})
+    assert cli.main([str(d), "--iterations", "20", "--methods", "magnitude", "--epochs", "1",
+                     "--no-progress"]) == 0
+    e = baselines.read_results(d)[0]
+    points, problem = chart_points(d)
+    assert problem is None
+    kinds = {}
+    for p in points:
+        kinds.setdefault(p["kind"], []).append(p)
+    assert [p["iteration"] for p in kinds["path"]] == [0, 5, 10, 15, 20]
+    assert kinds["path"][-1]["acc"] == pytest.approx(0.8)  # test_acc_sparse at 20
+    (one,), (fin,) = kinds["oneshot"], kinds["finetuned"]
+    assert one["params"] == fin["params"] == e["params"] and one["flops"] == e["flops"]
+    assert one["acc"] == e["oneshot"]["test_acc"] and fin["acc"] == e["finetuned"]["test_acc"]
+    assert fin["series"] == "magnitude, finetuned 1 epoch (from SGD run demo-sgd)"
+    assert {p["method"] for p in kinds["reference"]} == {"sgd", "slbi-w"}
+    runs.paths_for_dir(d).baselines.write_text("oops")
+    points, problem = chart_points(d)
+    assert "cannot be read" in problem and not any(p["kind"] == "oneshot" for p in points)

@@ -201,23 +201,26 @@ def test_a_two_seed_retrain_renders_in_the_tickets_view(run_dir) -> None:
     at = _view(run_dir, 20).run()
     assert not at.exception
     rows = {r["init"]: r for r in tickets.summary(run_dir)}
-    assert any(plain(m.value).startswith("**rewind** (2 seeds) does") for m in at.markdown)
+    assert any(plain(m.value).startswith("**it20-rewind-epochs1** (2 seeds, 1 epoch) does")
+               for m in at.markdown)
     acc, curves = (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
     traces = {t["name"]: t for t in acc["data"]}
-    for init in ("rewind", "reinit"):
-        t = traces[init]
-        assert t["customdata"][0][4] == rows[init]["params"]
-        assert _array(t["x"])[0] == pytest.approx(rows[init]["params"], rel=0.05)
+    for init, words in (("rewind", "rewind (path ticket)"), ("reinit", "reinit (control)")):
+        t = traces[f"{words}, retrained 1 epoch, support at 20 (2 seeds)"]
+        assert t["customdata"][0][1] == rows[init]["params"]
+        assert _array(t["x"])[0] == rows[init]["params"]
         assert _array(t["y"])[0] == pytest.approx(100 * rows[init]["test_acc"]["mean"])
         assert _array(t["error_y"]["array"])[0] == pytest.approx(
-            100 * rows[init]["test_acc"]["std"])
-    assert {"SLBI W* at 20", "SLBI W (end of run)", "SGD baseline"} <= set(traces)
-    assert _array(traces["SGD baseline"]["y"])[0] == pytest.approx(95.0)
+            100 * rows[init]["test_acc"]["se"])
+    assert {"SLBI path W* (not retrained)", "full SLBI W (end of run)",
+            "full SGD (1 run: sgd-a)"} <= set(traces)
+    assert _array(traces["full SGD (1 run: sgd-a)"]["y"]).tolist() == [95.0, 95.0]
+    assert acc["layout"]["xaxis"]["title"]["text"].startswith("parameters kept")
     lines = {t["name"]: t for t in curves["data"]}
     assert set(lines) == {"it20-rewind-epochs1", "it20-reinit-epochs1"}
     assert _array(lines["it20-rewind-epochs1"]["x"]).tolist() == [0, 1]
-    csv = at.get("download_button")[0]
-    assert csv.proto.label == "Download CSV"
+    assert [b.proto.label for b in at.get("download_button")] == ["Download chart CSV",
+                                                                  "Download CSV"]
     table = at.dataframe[0].value
     assert "SGD baseline" in set(table["variant"])
 
