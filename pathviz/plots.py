@@ -672,12 +672,16 @@ def size_accuracy(points: Sequence[Mapping], x: str = "params", selected: int | 
     """
     if x not in SIZE_AXES:
         raise ValueError(f"x must be params or flops, got {x!r}")
+    # a log axis cannot show a size of 0 (a run's first snapshots can keep nothing)
     pts = [p for p in points if p.get("acc") is not None
-           and (p.get(x) is not None or p["kind"] == "reference")]
+           and (p["kind"] == "reference" or (p.get(x) is not None and float(p[x]) > 0))]
     fig = go.Figure()
     sizes = [float(p[x]) for p in pts if p["kind"] != "reference"]
     lo, hi = (min(sizes), max(sizes)) if sizes else (1.0, 10.0)
-    refs_x = [lo / 1.15, hi * 1.15]
+    # the axis runs from the tick at or below the smallest size to the one at or above the
+    # largest, so both ends carry a label
+    tickvals, ticktext = log_ticks(lo, hi)
+    refs_x = [tickvals[0], tickvals[-1]]
     series: dict[str, list[Mapping]] = {}
     for p in pts:
         series.setdefault(p["series"], []).append(p)
@@ -728,14 +732,15 @@ def size_accuracy(points: Sequence[Mapping], x: str = "params", selected: int | 
             marker=dict(size=20, color=STOP_COLOR if label == "suggested stop" else
                         SELECTED_COLOR, symbol=symbol, line=dict(width=3)),
             hovertemplate=f"{label}: iteration {it:,}<br>%{{x:,}}<br>%{{y:.2f}}%<extra></extra>"))
-    tickvals, ticktext = log_ticks(lo, hi)
     accs = [100 * p["acc"] for p in pts]
     bottom = max(0.0, min(accs) - 2) if accs else 0.0
     fig.update_layout(
         title=_title("Test accuracy against size: the path, pruning baselines, retrained "
                      "networks"),
-        xaxis=dict(title=SIZE_AXES[x], type="log", tickvals=tickvals, ticktext=ticktext),
+        xaxis=dict(title=SIZE_AXES[x], type="log", tickvals=tickvals, ticktext=ticktext,
+                   range=[float(np.log10(refs_x[0])), float(np.log10(refs_x[1]))]),
         yaxis=dict(title="test accuracy (%)", range=[bottom, 100.5]),
-        height=560, margin=dict(l=10, r=10, t=top_margin(), b=40),
+        # the plot keeps about 420 px; the legend below it takes one line per trace
+        height=420 + 20 * len(fig.data), margin=dict(l=10, r=10, t=top_margin(), b=40),
         legend=dict(orientation="h", y=-0.18, yanchor="top", font=dict(size=11)))
     return fig

@@ -63,6 +63,8 @@ def path_points(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def _ref_words(reference: str | None) -> str:
+    if reference is None:
+        return "dense reference not recorded"
     return "from W at N" if reference == "self" else f"from SGD run {reference}"
 
 
