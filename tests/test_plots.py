@@ -224,6 +224,10 @@ def test_size_accuracy_draws_every_method_with_its_style_and_the_marks():
     long_ = traces["finetune (path ticket), retrained 140 epochs, support at 200 (3 seeds)"]
     assert short.mode == long_.mode == "markers"
     assert list(long_.error_y.array) == pytest.approx([0.6]) and list(long_.y) == [97.5]
+    # side by side around the true size, which the hover data keeps
+    xs = sorted(t.x[0] for t in fig.data if t.mode == "markers" and t.error_y.visible)
+    assert xs[0] < 30_000 < xs[-1] and xs[-1] / xs[0] < 1.04
+    assert short.customdata[0][1] == long_.customdata[0][1] == 30_000
     assert "magnitude (from SGD run demo-sgd), retrained 2 epochs, support at 200 (3 seeds)" \
         in traces
     sgd = traces["full SGD (1 run: demo-sgd)"]
@@ -238,6 +242,9 @@ def test_size_accuracy_draws_every_method_with_its_style_and_the_marks():
     ax = fig.layout.xaxis
     assert ax.type == "log" and ax.title.text.startswith("parameters kept")
     assert fig.layout.yaxis.title.text == "test accuracy (%)"
+    assert fig.layout.yaxis.range[0] == pytest.approx(68.0)  # lowest drawn (70%) - 2
+    zoom = plots.size_accuracy(_size_points(), y_floor=90)
+    assert list(zoom.layout.yaxis.range) == [90.0, 100.5]
     # the smallest network is labelled: a tick at or below it
     assert min(ax.tickvals) <= 17_000 and max(ax.tickvals) >= 61_000
     assert "10k" in ax.ticktext and "20k" in ax.ticktext

@@ -128,7 +128,9 @@ def _launch_ui(run_dir: pathlib.Path, run_name: str, iteration: int, cfg: dict[s
                            key=key + "modes",
                            help="rewind: iteration-0 weights on the support; rewind:K: the "
                                 "weights at K; finetune: W* at N; reinit, random-support "
-                                "and uniform are the controls")
+                                "and uniform are the controls; magnitude, slimming (BatchNorm "
+                                "models), taylor and global-magnitude are pruning baselines "
+                                "cut from the SGD sibling run and finetuned")
     ks = [k for k in saved if 0 < k <= iteration] or [0]
     k = c2.selectbox("K for rewind:K (late rewinding)", ks, index=0, key=key + "k")
     c3, c4, c5 = st.columns(3)
@@ -301,7 +303,11 @@ def _size_chart_ui(run_dir: pathlib.Path, run_name: str, baselines: list[pathlib
                     key=f"tickets_axis_{run_name}",
                     help="FLOPs are multiply-accumulates of one forward pass of one input")
     x = "params" if axis == "parameters" else "flops"
-    fig = plots.size_accuracy(points, x=x, selected=iteration, stop=_stop_iteration(run_dir))
+    zoom = st.checkbox("Zoom on the top (accuracy axis from 90%)", key=f"tickets_zoom_{run_name}",
+                       help="the retrained networks usually sit within a few points of each "
+                            "other; the whole path spans chance to the best")
+    fig = plots.size_accuracy(points, x=x, selected=iteration, stop=_stop_iteration(run_dir),
+                              y_floor=90.0 if zoom else None)
     st.plotly_chart(fig, key=f"tickets_acc_{run_name}")
     if not any(p["kind"] in ("oneshot", "finetuned") for p in points):
         st.caption("No pruning baselines along the path yet: python -m pathviz.baselines "
