@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -214,3 +215,63 @@ def test_chart_points_hold_the_path_the_baselines_and_the_references(tmp_path) -
     runs.paths_for_dir(d).baselines.write_text("oops")
     points, problem = chart_points(d)
     assert "cannot be read" in problem and not any(p["kind"] == "oneshot" for p in points)
+
+
+def _resnet_run(root: Path) -> Path:
+    """A cifar_resnet_20 run on digits (weights at iterations 0 and 10, BatchNorm scales
+    spread out; channels 9-11 of the first residual stream strongest in one coupled BN) whose
+    support at 10 keeps three channels of that stream and half of every other layer."""
+    from pathviz.groups import gamma_layers
+    from pathviz.store import PathWriter, Snapshot
+
+    paths = runs.run_paths("rn", root)
+    paths.dir.mkdir(parents=True)
+    torch.manual_seed(0)
+    model = build_model("cifar_resnet_20", num_classes=10, in_channels=1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+        model.layer1[1].bn2.weight[[9, 10, 11]] = 30.0
+    layers = [s.to_json() for s in gamma_layers(model)]
+    sd = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    weights = [{"name": k, "shape": list(v.shape), "dtype": str(v.dtype)} for k, v in sd.items()]
+    cfg = {"model": "cifar_resnet_20", "dataset": "digits", "lr": 0.05, "batch_size": 64,
+           "momentum": 0.9, "weight_decay": 0.0, "val_fraction": 0.2, "split_seed": 0,
+           "optimizer": "slbi", "seed": 0}
+    stream = {"conv1", "layer1.0.conv2", "layer1.1.conv2", "layer1.2.conv2"}
+    with PathWriter(paths.path, config=cfg, layers=layers, weights=weights) as w:
+        for it in (0, 10):
+            gam, stats = {}, {}
+            for layer in layers:
+                g = np.zeros(layer["shape"], np.float32)
+                if it == 10:
+                    g[[0, 1, 2] if layer["name"] in stream else slice(0, None, 2)] = 0.3
+                gam[layer["param"]] = g
+                gn = np.linalg.norm(g.reshape(len(g), -1), axis=1).astype(np.float32)
+                stats[layer["name"]] = (gn, gn + 1, (gn > 0).astype(np.int32))
+            w.append(Snapshot(it, it / 10, float(it), {"train_loss": 1.0, "train_acc": 0.5,
+                                                      "lr": 0.05}, stats))
+            w.append_weights(it, sd, gam)
+    paths.config.write_text(json.dumps(cfg))
+    return paths.dir
+
+
+def test_slimming_on_a_resnet_run_keeps_the_residual_stream_together(tmp_path) -> None:
+    d = _resnet_run(tmp_path)
+    assert cli.main([str(d), "--methods", "slimming,magnitude", "--iterations", "10",
+                     "--reference", "self", "--epochs", "0", "--no-progress"]) == 0
+    e = next(e for e in baselines.read_results(d) if e["method"] == "slimming")
+    sup_ = retrain.load_support(d, 10)
+    stream_set = next(s for s in sup_.plan.sets if "layer1.1.conv2" in s["members"])
+    assert {"conv1", "layer1.0.conv2", "layer1.2.conv2"} <= set(stream_set["members"])
+    # the BatchNorm scales of the whole stream chose its three channels, for every member
+    assert e["support"][stream_set["root"]] == [9, 10, 11]
+    assert all(e["widths"][m] == 3 for m in stream_set["members"])
+    assert e["widths"] == dict(sup_.plan.kept) and e["params"] == e["path_params"]
+    small = sp.compact_copy(sup_.model, sp.plan_from_kept(sup_.plan, e["support"]), sup_.example)
+    assert count_params(small) == e["params"]
+    for b in range(3):
+        assert small.layer1[b].conv2.out_channels == small.layer1[b].bn2.num_features == 3
+    torch.testing.assert_close(small.layer1[1].bn2.weight, torch.full((3,), 30.0))
+    assert e["oneshot"]["test_acc"] is not None and e["finetuned"] is None
