@@ -66,7 +66,7 @@ def _tickets(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def _baselines(run_dir: Path) -> list[dict[str, Any]]:
-    from pathviz import baselines
+    from pathviz.tickets import baselines
 
     try:
         return baselines.summary(run_dir)

@@ -663,7 +663,7 @@ def _count(v: int | None) -> str:
 def size_accuracy(points: Sequence[Mapping], x: str = "params", selected: int | None = None,
                   stop: int | None = None, y_floor: float | None = None) -> go.Figure:
     """Test accuracy against the size of the network (``x``: "params" or "flops"), from the
-    rows of :func:`pathviz.baselines.points.chart_points`.
+    rows of :func:`pathviz.tickets.points.chart_points`.
 
     Lines: the path's compact W* and each baseline one-shot (dotted) and finetuned (solid).
     Points with error bars (SE over seeds): retrained tickets and baselines. Dashed horizontal

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from pathviz import baselines, prune, retrain, runs
-from pathviz.baselines import cli
-from pathviz.baselines import supports as sp
 from pathviz.models import build_model, count_params, widths_of
+from pathviz.tickets import baselines_cli as cli
+from pathviz.tickets import supports as sp
 from tests.test_prune import _setup
 from tests.test_retrain import KEEP, write_run
 
@@ -193,7 +193,7 @@ def test_corrupt_results_file_is_reported_not_replaced(tmp_path, capsys) -> None
 
 
 def test_chart_points_hold_the_path_the_baselines_and_the_references(tmp_path) -> None:
-    from pathviz.baselines.points import chart_points
+    from pathviz.tickets.points import chart_points
 
     d, _ = write_run(tmp_path)
     write_run(tmp_path, "demo-sgd", {"optimizer": "sgd"})

@@ -183,7 +183,7 @@ def test_compare_plot_distinct_colours_per_run():
 
 
 def _size_points():
-    from pathviz.baselines.points import PATH_SERIES, baseline_points, retrained_points
+    from pathviz.tickets.points import PATH_SERIES, baseline_points, retrained_points
 
     path = [{"series": PATH_SERIES, "method": "path", "kind": "path", "iteration": it,
              "params": p, "flops": 10 * p, "acc": a, "se": None, "seeds": 1, "epochs": None,
@@ -267,7 +267,7 @@ def test_log_ticks_cover_both_ends():
 
 
 def test_size_points_csv_holds_every_point():
-    from pathviz.baselines.points import POINT_COLUMNS, points_csv
+    from pathviz.tickets.points import POINT_COLUMNS, points_csv
 
     pts = _size_points()
     lines = points_csv(pts).strip().splitlines()

@@ -340,8 +340,8 @@ def test_iteration_stop_without_a_stop_is_one_sentence_exit_2(tmp_path, capsys) 
 
 
 def test_pruning_baselines_retrain_like_tickets(tmp_path, capsys) -> None:
-    from pathviz.baselines import supports as sp
     from pathviz.export import load_run_model
+    from pathviz.tickets import supports as sp
 
     run_dir, _ = write_run(tmp_path)
     write_run(tmp_path, "demo-sgd", {"optimizer": "sgd"})

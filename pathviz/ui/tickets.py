@@ -12,7 +12,7 @@ accuracy-against-size chart (parameters or FLOPs, :func:`pathviz.plots.size_accu
 path, the baselines, every retrained variant (mean ± SE over seeds), the full SGD and SLBI
 networks, with the selected iteration and the suggested stop marked.
 
-Torch-free: it reads ``pathviz.tickets``, ``pathviz.baselines`` and ``pathviz.store`` only.
+Torch-free: it reads the torch-free parts of ``pathviz.tickets`` and ``pathviz.store`` only.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pathviz import plots, runs, tickets
-from pathviz.baselines.points import chart_points, points_csv
 from pathviz.store import PathFileError, PathReader
+from pathviz.tickets.points import chart_points, points_csv
 from pathviz.ui.text import clean, clean_rows, inert, inert_plotly
 
 REFRESH_SECONDS = 2.0  # while a retrain runs, the progress part redraws itself this often

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from pathviz import runs, tickets
-from pathviz.baselines import BaselineError, read_results
+from pathviz.tickets.baselines import BaselineError, read_results
 
 POINT_COLUMNS = ("series", "method", "kind", "iteration", "params", "flops", "acc", "se",
                  "seeds", "epochs", "budget", "reference")

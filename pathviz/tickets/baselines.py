@@ -21,8 +21,8 @@ as the Tickets view finds it) at its last saved iteration, or the SLBI run's own
 
 This module is the torch-free part: the method names and the results file
 ``<run>/baselines.json`` (:data:`pathviz.runs.BASELINES_FILE`), which the app and
-``pathviz.inspect --json`` read. The supports are in :mod:`pathviz.baselines.supports`, the
-command (``python -m pathviz.baselines``) in :mod:`pathviz.baselines.cli`.
+``pathviz.inspect --json`` read. The supports are in :mod:`pathviz.tickets.supports`, the
+command (``python -m pathviz.baselines``) in :mod:`pathviz.tickets.baselines_cli`.
 
 ``baselines.json`` (schema ``RESULTS_SCHEMA = "1.0"``)::
 

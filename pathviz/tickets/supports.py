@@ -19,7 +19,7 @@ import torch_pruning as tp
 from torch import nn
 
 from pathviz import prune
-from pathviz.baselines import METHODS, BaselineError
+from pathviz.tickets.baselines import METHODS, BaselineError
 
 log = logging.getLogger("pathviz.baselines")
 

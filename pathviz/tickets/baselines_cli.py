@@ -5,12 +5,12 @@
     python -m pathviz.baselines checkpoints/demo --reference self --epochs 2
 
 For each saved iteration N (``--iterations all``, the default, or a comma-separated list) and each
-method (``--methods``, default every method the model allows), the dense reference is pruned to
-the path's widths at N (see :mod:`pathviz.baselines`), evaluated as it is (one-shot) and after a
-short finetune of ``--epochs`` (default 1; 0 for one-shot only) with the run's momentum SGD,
-learning rate and batch size on its training split. Results go to ``<run>/baselines.json``
-after every measurement, so running the command again skips what is done (resumable; Ctrl-C or
-SIGTERM stops after the current measurement).
+method (``--methods``, default every method the model allows), the dense reference is pruned
+to the path's widths at N (see :mod:`pathviz.tickets.baselines`), evaluated as it is (one-shot)
+and after a short finetune of ``--epochs`` (default 1; 0 for one-shot only) with the run's
+momentum SGD, learning rate and batch size on its training split. Results go to
+``<run>/baselines.json`` after every measurement, so running the command again skips what is
+done (resumable; Ctrl-C or SIGTERM stops after the current measurement).
 
 Exit codes: 0 done or stopped, 2 bad input (one sentence, nothing written).
 """
@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from pathviz import prune, runs, tickets
-from pathviz.baselines import (
+from pathviz.tickets import supports as sp
+from pathviz.tickets.baselines import (
     METHODS,
     REFERENCES,
     RESULTS_SCHEMA,
@@ -38,7 +39,6 @@ from pathviz.baselines import (
     entry_key,
     read_results,
 )
-from pathviz.baselines import supports as sp
 
 log = logging.getLogger("pathviz.baselines")
 
@@ -64,7 +64,7 @@ class Job:
     epochs: int
     seed: int
     data: Any  # DataBundle (train/val/test split as the run had it)
-    settings: Any  # pathviz.retrain.Settings
+    settings: Any  # pathviz.training.Settings
     notes: list[str]
 
 
@@ -114,9 +114,9 @@ def _iterations(text: str, saved: list[int], run_dir: Path) -> list[int]:
 
 def prepare(args: argparse.Namespace) -> Job:
     """Check everything; raise UsageError on bad input. Nothing is written here."""
-    from pathviz import retrain
     from pathviz.data import DataError, check_classes, load_dataset, split_validation
     from pathviz.store import PathFileError, PathReader
+    from pathviz.tickets import training, variants
 
     run_dir = Path(args.run_dir)
     try:
@@ -147,7 +147,7 @@ def prepare(args: argparse.Namespace) -> Job:
         raise UsageError(f"--epochs must be >= 0, got {args.epochs}")
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
-    sup = retrain.load_support(run_dir, iterations[0])  # raises retrain.UsageError
+    sup = variants.load_support(run_dir, iterations[0])  # raises variants.UsageError
     bn = sp.has_batchnorm(sup.model)
     if args.methods is None:
         methods = [m for m in METHODS if bn or m != "slimming"]
@@ -176,7 +176,7 @@ def prepare(args: argparse.Namespace) -> Job:
                             int(cfg.get("split_seed", 0)))
     if cfg.get("lr") is None:
         raise UsageError(f"{run_dir} does not record its learning rate")
-    st = retrain.Settings(epochs=max(args.epochs, 1), budget="epochs", lr=float(cfg["lr"]),
+    st = training.Settings(epochs=max(args.epochs, 1), budget="epochs", lr=float(cfg["lr"]),
                           lr_schedule=cfg.get("lr_schedule") or "none",
                           batch_size=int(cfg.get("batch_size") or 64),
                           momentum=float(cfg.get("momentum", 0.9)),
@@ -257,7 +257,7 @@ def measure(job: Job, sup: Any, method: str, reference: torch.nn.Module,
             scores: sp.Scores) -> dict[str, Any]:
     """One entry of the results file: the baseline of ``method`` at ``sup``'s widths, one-shot
     and finetuned."""
-    from pathviz import retrain
+    from pathviz.tickets import training
 
     if method == "global-magnitude":
         target, _ = prune.count(sp.compact_copy(sup.model, sup.plan, sup.example), sup.example)
@@ -268,7 +268,7 @@ def measure(job: Job, sup: Any, method: str, reference: torch.nn.Module,
                                           sup.example)
     small = sp.compact_copy(reference, plan, sup.example)
     params, flops = prune.count(small, sup.example)
-    rows = retrain.retrain_seed(small.train(), job.data, job.settings, job.epochs, job.seed,
+    rows = training.retrain_seed(small.train(), job.data, job.settings, job.epochs, job.seed,
                                 ticket=f"{method}@{sup.iteration}")
     one, last = rows[0], rows[-1]
 
@@ -299,7 +299,7 @@ def _save(run_dir: Path, entries: list[dict[str, Any]]) -> None:
 
 def run(job: Job, progress: bool = True) -> int:
     """Measure every (iteration, method) not in the results file yet; returns the exit code."""
-    from pathviz import retrain
+    from pathviz.tickets import variants
 
     entries = read_results(job.run_dir)
     done = {entry_key(e) for e in entries}
@@ -324,8 +324,8 @@ def run(job: Job, progress: bool = True) -> int:
     try:
         for it in sorted({it for it, _ in todo}):
             try:
-                sup = retrain.load_support(job.run_dir, it)
-            except retrain.UsageError as e:
+                sup = variants.load_support(job.run_dir, it)
+            except variants.UsageError as e:
                 raise UsageError(str(e)) from None
             reference = ref_sgd if ref_sgd is not None else sup.model
             for m in [m for i, m in todo if i == it]:
@@ -394,7 +394,7 @@ def table(job: Job) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit code."""
-    from pathviz import retrain
+    from pathviz.tickets import variants
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import warnings
@@ -404,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         job = prepare(args)
         code = run(job, progress=not args.no_progress)
-    except (UsageError, retrain.UsageError, runs.RunError, BaselineError) as e:
+    except (UsageError, variants.UsageError, runs.RunError, BaselineError) as e:
         print(f"pathviz.baselines: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     if code == EXIT_OK:
