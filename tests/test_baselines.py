@@ -275,3 +275,19 @@ def test_slimming_on_a_resnet_run_keeps_the_residual_stream_together(tmp_path) -
         assert small.layer1[b].conv2.out_channels == small.layer1[b].bn2.num_features == 3
     torch.testing.assert_close(small.layer1[1].bn2.weight, torch.full((3,), 30.0))
     assert e["oneshot"]["test_acc"] is not None and e["finetuned"] is None
+
+
+def test_a_second_command_on_the_same_run_is_refused_while_one_measures(tmp_path,
+                                                                         capsys) -> None:
+    d, _ = write_run(tmp_path)
+    with cli.measuring(d):
+        assert runs.paths_for_dir(d).baselines_lock.exists()
+        assert cli.main([str(d), "--reference", "self", "--iterations", "20", "--epochs", "0",
+                         "--no-progress"]) == 2
+        assert "is being measured by another python -m pathviz.baselines" in \
+            capsys.readouterr().err
+    assert not runs.paths_for_dir(d).baselines.exists()
+    assert not runs.paths_for_dir(d).baselines_lock.exists()  # released and removed
+    assert cli.main([str(d), "--reference", "self", "--iterations", "20", "--epochs", "0",
+                     "--methods", "magnitude", "--no-progress"]) == 0
+    assert not runs.paths_for_dir(d).baselines_lock.exists()

@@ -18,10 +18,14 @@ Exit codes: 0 done or stopped, 2 bad input (one sentence, nothing written).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import logging
+import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -297,6 +301,36 @@ def _save(run_dir: Path, entries: list[dict[str, Any]]) -> None:
     runs.record_files(paths, runs.BASELINES_FILE)  # --overwrite of the run removes it too
 
 
+@contextlib.contextmanager
+def measuring(run_dir: Path) -> Iterator[None]:
+    """Hold ``<run>/baselines.lock`` (``flock``: the kernel drops it if this process dies) while
+    measuring, so two commands never write ``baselines.json`` at once; UsageError if another
+    holds it. The file is removed on release."""
+    lock = runs.paths_for_dir(run_dir).baselines_lock
+    for _ in range(100):
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UsageError(f"{run_dir} is being measured by another python -m "
+                             f"pathviz.baselines; wait for it to finish or stop it") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock, follow_symlinks=False).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # its holder released (and removed) it meanwhile: take the new one
+    else:
+        raise UsageError(f"could not take {lock}; try again")
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
 def run(job: Job, progress: bool = True) -> int:
     """Measure every (iteration, method) not in the results file yet; returns the exit code."""
     from pathviz.tickets import variants
@@ -403,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         job = prepare(args)
-        code = run(job, progress=not args.no_progress)
+        with measuring(job.run_dir):
+            code = run(job, progress=not args.no_progress)
     except (UsageError, variants.UsageError, runs.RunError, BaselineError) as e:
         print(f"pathviz.baselines: error: {e}", file=sys.stderr)
         return EXIT_USAGE
