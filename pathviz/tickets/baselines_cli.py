@@ -64,12 +64,12 @@ class Job:
     methods: list[str]
     reference: str  # "self" or the SGD run's folder name
     reference_dir: Path | None
+    reference_model: torch.nn.Module | None  # the SGD sibling's network; None for "self"
     reference_iteration: int | None
     epochs: int
     seed: int
     data: Any  # DataBundle (train/val/test split as the run had it)
-    settings: Any  # pathviz.training.Settings
-    notes: list[str]
+    settings: Any  # pathviz.tickets.training.Settings
 
 
 class _Parser(argparse.ArgumentParser):
@@ -166,10 +166,10 @@ def prepare(args: argparse.Namespace) -> Job:
             raise UsageError(f"slimming scores channels by their BatchNorm scale, and "
                              f"{cfg.get('model')} has no BatchNorm layer; choose magnitude, "
                              f"taylor or global-magnitude")
-    ref_dir, ref_it = None, None
+    ref_dir, ref_it, ref_model = None, None, None
     reference = "self"
     if args.reference == "sgd":
-        ref_dir, ref_it, _ = sgd_reference(run_dir, sup.model)
+        ref_dir, ref_it, ref_model = sgd_reference(run_dir, sup.model)
         reference = ref_dir.name
     try:
         data = load_dataset(cfg["dataset"], args.data_root)
@@ -187,8 +187,8 @@ def prepare(args: argparse.Namespace) -> Job:
                           weight_decay=float(cfg.get("weight_decay", 0.0)),
                           nesterov=bool(cfg.get("nesterov", False)),
                           threads=int(cfg.get("threads", 1)))
-    return Job(run_dir, iterations, methods, reference, ref_dir, ref_it, args.epochs, args.seed,
-               data, st, [])
+    return Job(run_dir, iterations, methods, reference, ref_dir, ref_model, ref_it, args.epochs,
+               args.seed, data, st)
 
 
 def sgd_reference(run_dir: Path, model: torch.nn.Module) -> tuple[Path, int, torch.nn.Module]:
@@ -263,13 +263,12 @@ def measure(job: Job, sup: Any, method: str, reference: torch.nn.Module,
     and finetuned."""
     from pathviz.tickets import training
 
-    if method == "global-magnitude":
-        target, _ = prune.count(sp.compact_copy(sup.model, sup.plan, sup.example), sup.example)
-        plan = sp.global_plan(reference, sup.plan, scores, target, sup.example)
-    else:
-        plan = sp.baseline_plan(sup.plan, scores)
     path_params, path_flops = prune.count(sp.compact_copy(sup.model, sup.plan, sup.example),
                                           sup.example)
+    if method == "global-magnitude":
+        plan = sp.global_plan(reference, sup.plan, scores, path_params, sup.example)
+    else:
+        plan = sp.baseline_plan(sup.plan, scores)
     small = sp.compact_copy(reference, plan, sup.example)
     params, flops = prune.count(small, sup.example)
     rows = training.retrain_seed(small.train(), job.data, job.settings, job.epochs, job.seed,
@@ -349,8 +348,7 @@ def run(job: Job, progress: bool = True) -> int:
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), unit="baseline", dynamic_ncols=True)
-    ref_sgd = (_load_reference(job.reference_dir, job.reference_iteration)
-               if job.reference_dir is not None else None)
+    ref_sgd = job.reference_model
     # seed 0, not the finetune's: a support does not depend on the seed it is trained with
     batches = (taylor_batches(job.data, job.settings.batch_size)
                if "taylor" in job.methods else None)
