@@ -200,6 +200,8 @@ def test_a_two_seed_retrain_renders_in_the_tickets_view(run_dir) -> None:
                          "--epochs", "1", "--seeds", "0,1", "--no-progress"]) == 0
     at = _view(run_dir, 20).run()
     assert not at.exception
+    # LeNet-5 has no BatchNorm: every mode but slimming is offered
+    assert at.multiselect[0].options == [m for m in tickets.MODES if m != "slimming"]
     rows = {r["init"]: r for r in tickets.summary(run_dir)}
     assert any(plain(m.value).startswith("**it20-rewind-epochs1** (2 seeds, 1 epoch) does")
                for m in at.markdown)
@@ -292,3 +294,11 @@ def test_a_stopped_background_retrain_resumes_where_it_stopped(run_dir) -> None:
     assert done["complete"] and done["epoch"].tolist() == list(range(17))
     np.testing.assert_array_equal(done["metrics"]["test_acc"][: stopped_at + 1], first)
     assert tickets.ticket_state(tdir)["state"] == "finished"
+
+
+def test_slimming_is_offered_for_batchnorm_runs_only(run_dir, tmp_path) -> None:
+    from pathviz.ui.tickets import _has_batchnorm
+    from tests.test_baselines import _resnet_run
+
+    assert not _has_batchnorm(run_dir)
+    assert _has_batchnorm(_resnet_run(tmp_path / "rn"))

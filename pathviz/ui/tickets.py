@@ -117,6 +117,16 @@ def job_summary(variants: int, seeds: int, epochs: int, per_epoch: float | None)
             f"the full network; a smaller subnetwork trains faster).")
 
 
+def _has_batchnorm(run_dir: pathlib.Path) -> bool:
+    """True when the run's saved tensors include BatchNorm statistics (``slimming`` needs them);
+    read from the path file's weight list, so no torch."""
+    try:
+        with PathReader(run_dir / "path.h5") as r:
+            return any(w["name"].endswith("running_var") for w in r.weight_specs)
+    except (PathFileError, OSError):
+        return False
+
+
 def _launch_ui(run_dir: pathlib.Path, run_name: str, iteration: int, cfg: dict[str, Any],
                saved: list[int]) -> None:
     """The "retrain this ticket" panel: plain widgets and one button, so no key press starts a
@@ -124,13 +134,14 @@ def _launch_ui(run_dir: pathlib.Path, run_name: str, iteration: int, cfg: dict[s
     key = f"tickets_{run_name}_"
     st.markdown(f"**Retrain the support at iteration {iteration:,}** (in the background)")
     c1, c2 = st.columns(2)
-    modes = c1.multiselect("Variants", list(tickets.MODES), default=list(DEFAULT_MODES),
+    options = [m for m in tickets.MODES if m != "slimming" or _has_batchnorm(run_dir)]
+    modes = c1.multiselect("Variants", options, default=list(DEFAULT_MODES),
                            key=key + "modes",
                            help="rewind: iteration-0 weights on the support; rewind:K: the "
                                 "weights at K; finetune: W* at N; reinit, random-support "
-                                "and uniform are the controls; magnitude, slimming (BatchNorm "
-                                "models), taylor and global-magnitude are pruning baselines "
-                                "cut from the SGD sibling run and finetuned")
+                                "and uniform are the controls; magnitude, slimming (offered for "
+                                "BatchNorm models only), taylor and global-magnitude are "
+                                "pruning baselines cut from the SGD sibling run and finetuned")
     ks = [k for k in saved if 0 < k <= iteration] or [0]
     k = c2.selectbox("K for rewind:K (late rewinding)", ks, index=0, key=key + "k")
     c3, c4, c5 = st.columns(3)
