@@ -8,6 +8,7 @@
     retrain_cli.py    ``python -m pathviz.retrain`` (entry point pathviz/retrain.py)
     baselines.py      the pruning baselines' methods and ``baselines.json``      (torch-free)
     supports.py       baseline supports from torch-pruning's importances          (torch)
+    reference.py      the dense reference (the SGD sibling) and Taylor's batches  (torch)
     baselines_cli.py  ``python -m pathviz.baselines`` (entry point pathviz/baselines.py)
     points.py         every point of the accuracy-against-size chart             (torch-free)
 

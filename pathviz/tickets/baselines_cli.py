@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pathviz import prune, runs, tickets
+from pathviz import prune, runs
 from pathviz.tickets import supports as sp
 from pathviz.tickets.baselines import (
     METHODS,
@@ -43,6 +43,7 @@ from pathviz.tickets.baselines import (
     entry_key,
     read_results,
 )
+from pathviz.tickets.reference import sgd_reference, taylor_batches
 
 log = logging.getLogger("pathviz.baselines")
 
@@ -169,7 +170,7 @@ def prepare(args: argparse.Namespace) -> Job:
     ref_dir, ref_it, ref_model = None, None, None
     reference = "self"
     if args.reference == "sgd":
-        ref_dir, ref_it, ref_model = sgd_reference(run_dir, sup.model)
+        ref_dir, ref_it, ref_model = sgd_reference(run_dir, sup.model)  # BaselineError
         reference = ref_dir.name
     try:
         data = load_dataset(cfg["dataset"], args.data_root)
@@ -189,58 +190,6 @@ def prepare(args: argparse.Namespace) -> Job:
                           threads=int(cfg.get("threads", 1)))
     return Job(run_dir, iterations, methods, reference, ref_dir, ref_model, ref_it, args.epochs,
                args.seed, data, st)
-
-
-def sgd_reference(run_dir: Path, model: torch.nn.Module) -> tuple[Path, int, torch.nn.Module]:
-    """(folder, last saved iteration, model with those weights) of the run's SGD sibling, the
-    default dense reference; UsageError when there is none or it has another architecture."""
-    from pathviz.store import PathFileError, PathReader
-
-    found = tickets.sgd_baselines(run_dir)
-    if not found:
-        raise UsageError(f"{run_dir} has no SGD sibling run (a folder next to it trained with "
-                         f"--optimizer sgd on the same model and data); train one, or pass "
-                         f"--reference self")
-    ref_dir = found[0]
-    try:
-        with PathReader(runs.paths_for_dir(ref_dir).path) as r:
-            ws = [int(i) for i in r.weight_iterations]
-    except (PathFileError, runs.RunError) as e:
-        raise UsageError(f"the SGD reference {ref_dir}: {e}") from None
-    if not ws:
-        raise UsageError(f"the SGD reference {ref_dir} has no saved weights")
-    ref = _load_reference(ref_dir, ws[-1])
-    a, b = ref.state_dict(), model.state_dict()
-    if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
-        raise UsageError(f"the SGD reference {ref_dir} has another architecture than "
-                         f"{run_dir}; pass --reference self")
-    return ref_dir, ws[-1], ref
-
-
-def _load_reference(ref_dir: Path, iteration: int) -> torch.nn.Module:
-    from pathviz.export import ExportError, load_run_model
-
-    try:
-        return load_run_model(ref_dir, iteration)[0]
-    except ExportError as e:
-        raise UsageError(f"the SGD reference {ref_dir}: {e}") from None
-
-
-def taylor_batches(data: Any, batch_size: int,
-                   seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The first TAYLOR_BATCHES batches of the training split in a seeded order, no augmentation
-    (the same batches for every iteration and reference)."""
-    from pathviz.data import make_loader
-
-    d = data
-    loader = make_loader(d.train_x, d.train_y, d.info, batch_size, shuffle=True,
-                         augment=False, seed=seed)
-    out = []
-    for x, y in loader.epoch(0):
-        out.append((x, y))
-        if len(out) >= sp.TAYLOR_BATCHES:
-            break
-    return out
 
 
 def _path_at(run_dir: Path, iteration: int) -> dict[str, Any]:

@@ -261,8 +261,9 @@ def _baseline_reference(sup: Support, which: str, methods: list[str], data: Data
                         cfg: dict[str, Any]) -> None:
     """Set the pruning baselines' dense reference and Taylor's batches on ``sup``; UsageError
     for slimming without BatchNorm or a missing SGD sibling."""
-    from pathviz.tickets import baselines_cli as bcli
+    from pathviz.tickets import reference
     from pathviz.tickets import supports as sp
+    from pathviz.tickets.baselines import BaselineError
 
     if "slimming" in methods and not sp.has_batchnorm(sup.model):
         raise UsageError(f"slimming scores channels by their BatchNorm scale, and "
@@ -270,14 +271,14 @@ def _baseline_reference(sup: Support, which: str, methods: list[str], data: Data
                          f"or global-magnitude")
     if which == "sgd":
         try:
-            ref_dir, ref_it, ref = bcli.sgd_reference(sup.run_dir, sup.model)
-        except bcli.UsageError as e:
+            ref_dir, ref_it, ref = reference.sgd_reference(sup.run_dir, sup.model)
+        except BaselineError as e:
             raise UsageError(str(e)) from None
         sup.reference, sup.reference_name, sup.reference_iteration = ref, ref_dir.name, ref_it
     else:
         sup.reference, sup.reference_name, sup.reference_iteration = None, "self", sup.iteration
     if "taylor" in methods:
-        sup.batches = bcli.taylor_batches(data, int(cfg.get("batch_size") or 64))
+        sup.batches = reference.taylor_batches(data, int(cfg.get("batch_size") or 64))
 
 
 def _describe(sup: Support, v: Variant, st: Settings, seeds: list[int]) -> dict[str, Any]:
