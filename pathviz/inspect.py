@@ -7,7 +7,9 @@
 The JSON object is a documented interface (see the README): ``iterations``, ``params_total``,
 ``flops_total``, ``stop`` (null, or ``iteration``, ``params_kept``, ``flops_kept``,
 ``val_acc``, ``val_se``, ``test_acc_sparse``, ``rule`` and more), ``stop_reason``, ``layers``,
-``final``, ``status``, ``config``, ``model``, ``data``, ``tickets``, ``environment`` (what
+``final``, ``status``, ``config``, ``model``, ``data``, ``tickets``, ``baselines`` (the
+pruning baselines of ``python -m pathviz.baselines``: method, iteration, reference, epochs,
+params, flops, one-shot and finetuned test accuracy), ``environment`` (what
 made the numbers: versions, pinned ``cpu_isa``, device; ``{}`` for older files) and
 ``fingerprint`` (16 hex digits hashing the path's supports, norms and metrics, not its wall
 times: two people with the same fingerprint have the same path). Every figure comes from
@@ -61,6 +63,15 @@ def _tickets(run_dir: Path) -> list[dict[str, Any]]:
         return tickets.summary(run_dir)
     except (OSError, ValueError, KeyError) as e:
         return [{"error": f"tickets could not be read ({e})"}]
+
+
+def _baselines(run_dir: Path) -> list[dict[str, Any]]:
+    from pathviz.tickets import baselines
+
+    try:
+        return baselines.summary(run_dir)
+    except baselines.BaselineError as e:
+        return [{"error": str(e)}]
 
 
 def summary(run_dir: str | Path, rule: StopRule | None = None) -> dict[str, Any]:
@@ -118,6 +129,7 @@ def summary(run_dir: str | Path, rule: StopRule | None = None) -> dict[str, Any]
             "fingerprint": r.fingerprint(),
         }
     out["tickets"] = _tickets(paths.dir)
+    out["baselines"] = _baselines(paths.dir)
     return out
 
 
@@ -178,6 +190,15 @@ def _text(s: dict[str, Any]) -> str:
     for t in s["tickets"]:
         if "error" in t:
             lines.append(f"  tickets: {t['error']}")
+    bl = s.get("baselines") or []
+    if any("error" in b for b in bl):
+        lines.append(f"  baselines: {next(b['error'] for b in bl if 'error' in b)}")
+    elif bl:
+        methods = sorted({b["method"] for b in bl})
+        n, its = len(bl), len({b["iteration"] for b in bl})
+        lines.append(f"  baselines: {n} measurement{'s' * (n != 1)} ({', '.join(methods)}) at "
+                     f"{its} iteration{'s' * (its != 1)}; python -m "
+                     f"pathviz.baselines {s['dir']} prints them")
     return "\n".join(lines)
 
 

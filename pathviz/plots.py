@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 
 __all__ = ["overview_heatmap", "support_path", "layer_figure", "metrics_plot", "tradeoff_plot",
            "filters_image", "compare_plot", "decimate", "levels", "StopMark", "METRIC_LABELS",
-           "PALETTE"]
+           "PALETTE", "size_accuracy", "log_ticks", "METHOD_STYLE"]
 
 OUTSIDE_COLOR = "#d6d6d6"  # filters outside the support: neutral grey, not a colour of the scale
 SELECTED_COLOR = "#d62728"
@@ -630,4 +630,145 @@ def compare_plot(series: Mapping[str, tuple[np.ndarray, np.ndarray]],
                       yaxis_range=[0, 1.02], height=480,
                       margin=dict(l=10, r=10, t=top_margin(), b=40),
                       legend=dict(orientation="h", y=-0.25, title_text="run (ν, λ, κ): "))
+    return fig
+
+
+# ---- accuracy against size: the path, pruning baselines, retrained tickets --------------------
+
+# one colour-blind-safe colour (Okabe-Ito, plus a neutral grey) and one marker per method; the
+# path's finetune ticket shares the path's black (it is W* retrained)
+METHOD_STYLE: dict[str, tuple[str, str]] = {
+    "path": ("#000000", "circle"), "finetune": ("#000000", "circle"),
+    "magnitude": ("#0072B2", "square"), "slimming": ("#E69F00", "diamond"),
+    "taylor": ("#009E73", "triangle-up"), "global-magnitude": ("#CC79A7", "cross"),
+    "global-magnitude-reinit": ("#CC79A7", "x"), "rewind": ("#D55E00", "star"),
+    "rewind:K": ("#D55E00", "star-triangle-up"), "reinit": ("#56B4E9", "triangle-down"),
+    "random-support": ("#999999", "hexagon"), "uniform": ("#F0E442", "pentagon"),
+    "sgd": ("#999999", "line-ew"), "slbi-w": ("#000000", "line-ew"),
+}
+KIND_DASH = {"path": "solid", "oneshot": "dot", "finetuned": "solid", "reference": "dash"}
+SIZE_AXES = {"params": "parameters kept (compact network, log scale)",
+             "flops": "multiply-accumulates per input (compact network, log scale)"}
+
+
+def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Tick values 1, 2, 5 x 10^k covering [lo, hi] (both ends labelled: the log axis's own
+    ticks can leave the smallest points unlabelled), with SI text (20k, 1.5M)."""
+    if not (lo > 0 and hi >= lo):
+        return [], []
+    vals = []
+    k = int(np.floor(np.log10(lo)))
+    while 10.0 ** k <= hi * 10:
+        for m in (1, 2, 5):
+            vals.append(m * 10.0 ** k)
+        k += 1
+    below = [v for v in vals if v <= lo]
+    above = [v for v in vals if v >= hi]
+    inside = [v for v in vals if lo < v < hi]
+    vals = ([below[-1]] if below else []) + inside + ([above[0]] if above else [])
+
+    def si(v: float) -> str:
+        for d, s in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if v >= d:
+                return f"{v / d:g}{s}"
+        return f"{v:g}"
+    return vals, [si(v) for v in vals]
+
+
+def _count(v: int | None) -> str:
+    return "?" if v is None else f"{int(v):,}"
+
+
+def size_accuracy(points: Sequence[Mapping], x: str = "params", selected: int | None = None,
+                  stop: int | None = None, y_floor: float | None = None) -> go.Figure:
+    """Test accuracy against the size of the network (``x``: "params" or "flops"), from the
+    rows of :func:`pathviz.tickets.points.chart_points`.
+
+    Lines: the path's compact W* and each baseline one-shot (dotted) and finetuned (solid).
+    Points with error bars (SE over seeds): retrained tickets and baselines. Dashed horizontal
+    lines: the full SGD and SLBI networks. The ``selected`` iteration and the suggested
+    ``stop`` are rings on the path's line. Accuracies are drawn in percent; ``y_floor`` (a
+    percentage) starts the accuracy axis there, to zoom on the top of the chart.
+
+    Retrained variants of one support share a size, so each retrained series is drawn a little
+    to the side (a fixed 1.5% step on the log axis); the hover and ``customdata[1]``/``[2]``
+    give the true parameter and FLOP counts, and the CSV holds them.
+    """
+    if x not in SIZE_AXES:
+        raise ValueError(f"x must be params or flops, got {x!r}")
+    # a log axis cannot show a size of 0 (a run's first snapshots can keep nothing)
+    pts = [p for p in points if p.get("acc") is not None
+           and (p["kind"] == "reference" or (p.get(x) is not None and float(p[x]) > 0))]
+    fig = go.Figure()
+    sizes = [float(p[x]) for p in pts if p["kind"] != "reference"]
+    lo, hi = (min(sizes), max(sizes)) if sizes else (1.0, 10.0)
+    # the axis runs from the tick at or below the smallest size to the one at or above the
+    # largest, so both ends carry a label
+    tickvals, ticktext = log_ticks(lo, hi)
+    refs_x = [tickvals[0], tickvals[-1]]
+    series: dict[str, list[Mapping]] = {}
+    for p in pts:
+        series.setdefault(p["series"], []).append(p)
+    order = {"path": 0, "finetuned": 1, "oneshot": 2, "retrained": 3, "reference": 4}
+    retrained = sorted(n for n, ps in series.items() if ps[0]["kind"] == "retrained")
+    dodge = {n: 1.0 + 0.015 * (k - (len(retrained) - 1) / 2) for k, n in enumerate(retrained)}
+    for name, ps in sorted(series.items(), key=lambda kv: (order[kv[1][0]["kind"]], kv[0])):
+        kind, method = ps[0]["kind"], ps[0]["method"]
+        color, symbol = METHOD_STYLE.get(method, ("#7f7f7f", "circle"))
+        ps = sorted(ps, key=lambda p: (float(p[x]), p["iteration"] or 0))
+        custom = [[p["iteration"] if p["iteration"] is not None else -1, p["params"],
+                   p["flops"] if p["flops"] is not None else -1, p["seeds"] or 1,
+                   100 * p["se"] if p["se"] is not None else 0.0] for p in ps]
+        hover = (f"{name}<br>iteration %{{customdata[0]:,}}<br>%{{customdata[1]:,}} params, "
+                 f"%{{customdata[2]:,}} MACs<br>test accuracy %{{y:.2f}}%")
+        if kind == "reference":
+            p = ps[0]
+            fig.add_trace(go.Scatter(
+                x=refs_x, y=[100 * p["acc"]] * 2, mode="lines", name=name,
+                line=dict(color=color, dash="dash" if method == "sgd" else "dot", width=2),
+                hovertemplate=f"{name}<br>{_count(p['params'])} params<br>test accuracy "
+                              "%{y:.2f}%<extra></extra>"))
+        elif kind == "retrained":
+            fig.add_trace(go.Scatter(
+                x=[float(p[x]) * dodge[name] for p in ps], y=[100 * p["acc"] for p in ps],
+                mode="markers", name=name, customdata=custom,
+                marker=dict(size=12, color=color, symbol=symbol,
+                            line=dict(width=1, color="#333333")),
+                error_y=dict(type="data", array=[100 * (p["se"] or 0.0) for p in ps],
+                             visible=True, thickness=1.5),
+                hovertemplate=hover + " ± %{customdata[4]:.2f} (SE, %{customdata[3]} seeds)"
+                                      "<extra></extra>"))
+        else:
+            fig.add_trace(go.Scatter(
+                x=[float(p[x]) for p in ps], y=[100 * p["acc"] for p in ps],
+                mode="lines+markers", name=name, customdata=custom,
+                line=dict(color=color, dash=KIND_DASH[kind], width=3 if kind == "path" else 1.5),
+                marker=dict(size=6 if kind == "path" else 5, color=color, symbol=symbol),
+                opacity=1.0 if kind != "oneshot" else 0.75,
+                hovertemplate=hover + "<extra></extra>"))
+    path = {p["iteration"]: p for p in pts if p["kind"] == "path"}
+    for it, label, symbol in ((stop, "suggested stop", "diamond-open"),
+                              (selected, "selected iteration", "circle-open")):
+        p = path.get(it) if it is not None else None
+        if p is None:
+            continue
+        fig.add_trace(go.Scatter(
+            x=[float(p[x])], y=[100 * p["acc"]], mode="markers",
+            name=f"{label}: W* at {it:,}",
+            marker=dict(size=20, color=STOP_COLOR if label == "suggested stop" else
+                        SELECTED_COLOR, symbol=symbol, line=dict(width=3)),
+            hovertemplate=f"{label}: iteration {it:,}<br>%{{x:,}}<br>%{{y:.2f}}%<extra></extra>"))
+    accs = [100 * p["acc"] for p in pts]
+    bottom = max(0.0, min(accs) - 2) if accs else 0.0
+    if y_floor is not None:
+        bottom = float(y_floor)
+    fig.update_layout(
+        title=_title("Test accuracy against size: the path, pruning baselines, retrained "
+                     "networks"),
+        xaxis=dict(title=SIZE_AXES[x], type="log", tickvals=tickvals, ticktext=ticktext,
+                   range=[float(np.log10(refs_x[0])), float(np.log10(refs_x[1]))]),
+        yaxis=dict(title="test accuracy (%)", range=[bottom, 100.5]),
+        # the plot keeps about 420 px; the legend below it takes one line per trace
+        height=420 + 20 * len(fig.data), margin=dict(l=10, r=10, t=top_margin(), b=40),
+        legend=dict(orientation="h", y=-0.18, yanchor="top", font=dict(size=11)))
     return fig

@@ -42,6 +42,8 @@ RESUME_FILE = "resume.pt"
 LOG_FILE = "train.log"
 LOCK_FILE = "worker.lock"
 MANIFEST_FILE = "manifest.json"
+BASELINES_FILE = "baselines.json"  # pathviz.baselines: pruning baselines along the path
+BASELINES_LOCK = "baselines.lock"  # held (flock) while python -m pathviz.baselines measures
 EXPORTS_DIR = "exports"
 RUN_FILES = (PATH_FILE, CONFIG_FILE, STATUS_FILE, RESUME_FILE, LOG_FILE)
 # errno values that mean "no room to write": a full disk, a quota, a file size limit
@@ -120,6 +122,16 @@ class RunPaths:
     @property
     def exports(self) -> Path:
         return self.dir / EXPORTS_DIR
+
+    @property
+    def baselines(self) -> Path:
+        """Pruning baselines at the path's widths (pathviz.baselines), JSON."""
+        return self.dir / BASELINES_FILE
+
+    @property
+    def baselines_lock(self) -> Path:
+        """Held while ``python -m pathviz.baselines`` measures this run; gone afterwards."""
+        return self.dir / BASELINES_LOCK
 
     @property
     def tickets(self) -> Path:

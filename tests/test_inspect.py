@@ -83,3 +83,26 @@ def test_a_reversed_path_file_is_one_sentence(tmp_path):
         assert len(lines) == 1 and lines[0].startswith("pathviz.inspect: error: "), proc.stderr
         assert ("snapshots/iteration goes from 295 to 290 at snapshot 1, but iterations must "
                 "strictly increase; delete the run or restore the file") in lines[0]
+
+
+def test_json_lists_the_baselines_and_a_corrupt_file_in_one_row(tmp_path):
+    from pathviz import runs
+
+    paths = make_run(tmp_path, "bl")
+    assert inspect.summary(paths.dir)["baselines"] == []
+    entry = {"method": "taylor", "iteration": 40, "reference": "bl-sgd", "epochs": 1, "seed": 0,
+             "params": 1234, "flops": 5678, "path_params": 1234, "path_flops": 6000,
+             "oneshot": {"test_acc": 0.5, "val_acc": 0.4},
+             "finetuned": {"test_acc": 0.9, "val_acc": 0.8}}
+    runs.write_json_atomic(paths.baselines, {"schema_version": "1.0", "run": "bl",
+                                             "results": [entry]})
+    s = json.loads(run_inspect(str(paths.dir), "--json").stdout)
+    assert s["baselines"] == [{"method": "taylor", "iteration": 40, "reference": "bl-sgd",
+                               "epochs": 1, "seed": 0, "params": 1234, "flops": 5678,
+                               "path_params": 1234, "path_flops": 6000,
+                               "oneshot_test_acc": 0.5, "finetuned_test_acc": 0.9}]
+    assert "baselines: 1 measurement (taylor) at 1 iteration;" in run_inspect(
+        str(paths.dir)).stdout
+    paths.baselines.write_text("[1, 2")
+    s = inspect.summary(paths.dir)
+    assert len(s["baselines"]) == 1 and "cannot be read" in s["baselines"][0]["error"]

@@ -180,3 +180,95 @@ def test_compare_plot_distinct_colours_per_run():
     assert [t.name for t in fig.data] == list(series)
     styles = {(t.line.color, t.line.dash) for t in fig.data}
     assert len(styles) == 10  # colours repeat after eight, with another dash
+
+
+def _size_points():
+    from pathviz.tickets.points import PATH_SERIES, baseline_points, retrained_points
+
+    path = [{"series": PATH_SERIES, "method": "path", "kind": "path", "iteration": it,
+             "params": p, "flops": 10 * p, "acc": a, "se": None, "seeds": 1, "epochs": None,
+             "budget": None, "reference": None}
+            for it, p, a in ((100, 17_000, 0.90), (200, 30_000, 0.95), (300, 61_000, 0.97))]
+    entries = [{"method": m, "iteration": it, "reference": "demo-sgd", "epochs": 1, "seed": 0,
+                "params": p, "flops": 10 * p, "oneshot": {"test_acc": a - 0.2},
+                "finetuned": {"test_acc": a - 0.01}}
+               for m in ("magnitude", "taylor") for it, p, a in ((100, 17_000, 0.9),
+                                                                 (300, 61_000, 0.97))]
+    rows = [{"name": f"it200-{i}-epochs{e}", "init": i, "kind": k, "iteration": 200,
+             "budget": "epochs", "epochs_run": e, "seeds": 3, "params": 30_000,
+             "flops": 300_000, "reference": ref,
+             "test_acc": {"mean": acc, "std": 0.01, "se": 0.006, "n": 3}}
+            for i, k, e, acc, ref in (("finetune", "ticket", 2, 0.96, None),
+                                      ("finetune", "ticket", 140, 0.975, None),
+                                      ("magnitude", "baseline", 2, 0.94, "demo-sgd"))]
+    refs = [{"series": "full SGD (1 run: demo-sgd)", "method": "sgd", "kind": "reference",
+             "iteration": None, "params": 61_706, "flops": 700_000, "acc": 0.96, "se": None,
+             "seeds": 1, "epochs": None, "budget": None, "reference": None}]
+    return path + baseline_points(entries) + retrained_points(rows) + refs
+
+
+def test_size_accuracy_draws_every_method_with_its_style_and_the_marks():
+    fig = plots.size_accuracy(_size_points(), x="params", selected=200, stop=100)
+    traces = {t.name: t for t in fig.data}
+    path = traces["SLBI path W* (not retrained)"]
+    assert list(path.x) == [17_000, 30_000, 61_000] and list(path.y) == [90.0, 95.0, 97.0]
+    one = traces["magnitude, one-shot, not retrained (from SGD run demo-sgd)"]
+    fin = traces["magnitude, finetuned 1 epoch (from SGD run demo-sgd)"]
+    assert one.line.dash == "dot" and fin.line.dash == "solid"
+    assert one.line.color == fin.line.color == plots.METHOD_STYLE["magnitude"][0]
+    assert fin.marker.symbol == "square" and list(fin.y) == pytest.approx([89.0, 96.0])
+    assert traces["taylor, finetuned 1 epoch (from SGD run demo-sgd)"].marker.symbol == \
+        "triangle-up"
+    # two retrainings of the same support that differ in epochs are two legend entries
+    short = traces["finetune (path ticket), retrained 2 epochs, support at 200 (3 seeds)"]
+    long_ = traces["finetune (path ticket), retrained 140 epochs, support at 200 (3 seeds)"]
+    assert short.mode == long_.mode == "markers"
+    assert list(long_.error_y.array) == pytest.approx([0.6]) and list(long_.y) == [97.5]
+    # side by side around the true size, which the hover data keeps
+    xs = sorted(t.x[0] for t in fig.data if t.mode == "markers" and t.error_y.visible)
+    assert xs[0] < 30_000 < xs[-1] and xs[-1] / xs[0] < 1.04
+    assert short.customdata[0][1] == long_.customdata[0][1] == 30_000
+    assert "magnitude (from SGD run demo-sgd), retrained 2 epochs, support at 200 (3 seeds)" \
+        in traces
+    sgd = traces["full SGD (1 run: demo-sgd)"]
+    assert list(sgd.y) == [96.0, 96.0] and sgd.line.dash == "dash"
+    assert list(sgd.x) == [10_000, 100_000]  # spans the whole axis
+    assert list(fig.layout.xaxis.range) == [4.0, 5.0]  # from tick to tick: both ends labelled
+    assert list(traces["selected iteration: W* at 200"].x) == [30_000]
+    assert list(traces["suggested stop: W* at 100"].x) == [17_000]
+    colours = {(t.marker.color, t.marker.symbol) for t in fig.data if t.mode != "lines"
+               and not t.name.startswith(("selected", "suggested"))}
+    assert len({c for c, _ in colours}) == 3  # path/finetune black, magnitude, taylor
+    ax = fig.layout.xaxis
+    assert ax.type == "log" and ax.title.text.startswith("parameters kept")
+    assert fig.layout.yaxis.title.text == "test accuracy (%)"
+    assert fig.layout.yaxis.range[0] == pytest.approx(68.0)  # lowest drawn (70%) - 2
+    zoom = plots.size_accuracy(_size_points(), y_floor=90)
+    assert list(zoom.layout.yaxis.range) == [90.0, 100.5]
+    # the smallest network is labelled: a tick at or below it
+    assert min(ax.tickvals) <= 17_000 and max(ax.tickvals) >= 61_000
+    assert "10k" in ax.ticktext and "20k" in ax.ticktext
+    flops = plots.size_accuracy(_size_points(), x="flops")
+    assert list(flops.data[0].x) == [170_000, 300_000, 610_000]
+    assert flops.layout.xaxis.title.text.startswith("multiply-accumulates")
+    # a network of size 0 (nothing kept yet) cannot sit on a log axis: it is left out
+    zero = dict(_size_points()[0], iteration=50, params=0, flops=0)
+    assert list(plots.size_accuracy([zero] + _size_points()).data[0].x) == [17_000, 30_000,
+                                                                             61_000]
+    with pytest.raises(ValueError, match="params or flops"):
+        plots.size_accuracy([], x="macs")
+
+
+def test_log_ticks_cover_both_ends():
+    vals, text = plots.log_ticks(17_000, 65_000)
+    assert vals == [10_000, 20_000, 50_000, 100_000]
+    assert text == ["10k", "20k", "50k", "100k"]
+    assert plots.log_ticks(0, 10) == ([], [])
+
+
+def test_size_points_csv_holds_every_point():
+    from pathviz.tickets.points import POINT_COLUMNS, points_csv
+
+    pts = _size_points()
+    lines = points_csv(pts).strip().splitlines()
+    assert lines[0].split(",") == list(POINT_COLUMNS) and len(lines) == len(pts) + 1

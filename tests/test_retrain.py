@@ -337,3 +337,51 @@ def test_iteration_stop_without_a_stop_is_one_sentence_exit_2(tmp_path, capsys) 
     with pytest.raises(SystemExit) as e:
         retrain.build_parser().parse_args(["--help"])
     assert e.value.code == 0 and "--iteration N|stop" in capsys.readouterr().out
+
+
+def test_pruning_baselines_retrain_like_tickets(tmp_path, capsys) -> None:
+    from pathviz.export import load_run_model
+    from pathviz.tickets import supports as sp
+
+    run_dir, _ = write_run(tmp_path)
+    write_run(tmp_path, "demo-sgd", {"optimizer": "sgd"})
+    assert _cli(str(run_dir), "--iteration", "20", "--init",
+                "finetune,magnitude,global-magnitude-reinit", "--epochs", "1",
+                "--seeds", "0,1") == 0
+    t = tickets.read_ticket(run_dir / "tickets" / "it20-magnitude-epochs1")
+    assert t["kind"] == "baseline" and t["reference"] == "demo-sgd"
+    assert t["source_iteration"] == 20  # the SGD run's last saved weights
+    assert t["widths"] == [len(KEEP[k]) for k in ("conv1", "conv2", "conv3", "fc1")]
+    g = tickets.read_ticket(run_dir / "tickets" / "it20-global-magnitude-reinit-epochs1")
+    assert g["source_iteration"] is None and g["reference"] == "demo-sgd"
+    # seed 0 starts from the SGD reference pruned to the magnitude support
+    seed = tickets.read_seed(run_dir / "tickets" / "it20-magnitude-epochs1" / "seed_0.h5")
+    sup_ = retrain.load_support(run_dir, 20)
+    ref = load_run_model(run_dir.parent / "demo-sgd", 20)[0]
+    plan = sp.plan_from_kept(sup_.plan, seed["support"])
+    assert seed["support"] == sp.kept_of(sp.baseline_plan(
+        sup_.plan, sp.score_sets(ref, sup_.plan, sup_.example, "magnitude")))
+    assert count_params(sp.compact_copy(ref, plan, sup_.example)) == t["params"]
+    rows = {r["init"]: r for r in tickets.summary(run_dir)}
+    assert rows["magnitude"]["kind"] == "baseline" and rows["magnitude"]["reference"] == \
+        "demo-sgd"
+    assert rows["magnitude"]["vs_tickets"][0]["init"] == "finetune"
+    assert rows["magnitude"]["verdict"].startswith("against the path's tickets of the same size")
+    assert "vs_controls" in rows["finetune"] and all(
+        c["init"] != "magnitude" for c in rows["finetune"]["vs_controls"])
+    # --reference self prunes W at N, in its own folder
+    assert _cli(str(run_dir), "--iteration", "20", "--init", "taylor", "--epochs", "1",
+                "--reference", "self") == 0
+    s = tickets.read_ticket(run_dir / "tickets" / "it20-taylor-epochs1-self")
+    assert s["reference"] == "self" and s["source_iteration"] == 20
+
+
+def test_slimming_on_lenet_and_no_sgd_sibling_are_one_sentence(tmp_path, capsys) -> None:
+    run_dir, _ = write_run(tmp_path)
+    assert _cli(str(run_dir), "--iteration", "20", "--init", "slimming", "--epochs", "1",
+                "--reference", "self") == 2
+    err = capsys.readouterr().err
+    assert "lenet5 has no BatchNorm layer" in err and err.count("\n") == 1
+    assert _cli(str(run_dir), "--iteration", "20", "--init", "magnitude", "--epochs", "1") == 2
+    assert "no SGD sibling run" in capsys.readouterr().err
+    assert not (run_dir / "tickets").exists()

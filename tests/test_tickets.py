@@ -79,6 +79,22 @@ def test_summary_mean_std_se_over_seeds_and_a_clear_win(run_dir) -> None:
     json.dumps(tickets.summary(run_dir), allow_nan=False)  # strict JSON for inspect --json
 
 
+def test_a_pruning_baseline_is_compared_with_the_tickets_of_its_size(run_dir) -> None:
+    fake_ticket(run_dir, "finetune", [0.95, 0.96, 0.97])
+    fake_ticket(run_dir, "magnitude", [0.90, 0.91, 0.89])
+    fake_ticket(run_dir, "taylor", [0.955, 0.965, 0.96])
+    fake_ticket(run_dir, "slimming", [0.9, 0.9, 0.9], iteration=10)
+    rows = {r["init"]: r for r in tickets.summary(run_dir)}
+    assert rows["magnitude"]["kind"] == "baseline"
+    assert rows["magnitude"]["verdict"] == (
+        "against the path's tickets of the same size: loses to the path's finetune by -6.00 "
+        "± 0.82 points (SE)")
+    assert rows["taylor"]["vs_tickets"][0]["verdict"] == "ties with"
+    assert rows["slimming"]["verdict"].startswith("no ticket at this iteration")
+    # baselines are not the ticket's controls
+    assert rows["finetune"]["vs_controls"] == []
+
+
 def test_a_control_as_good_as_the_ticket_is_said_plainly(run_dir) -> None:
     fake_ticket(run_dir, "rewind", [0.95, 0.96, 0.97])
     fake_ticket(run_dir, "uniform", [0.955, 0.965, 0.96])
@@ -184,24 +200,29 @@ def test_a_two_seed_retrain_renders_in_the_tickets_view(run_dir) -> None:
                          "--epochs", "1", "--seeds", "0,1", "--no-progress"]) == 0
     at = _view(run_dir, 20).run()
     assert not at.exception
+    # LeNet-5 has no BatchNorm: every mode but slimming is offered
+    assert at.multiselect[0].options == [m for m in tickets.MODES if m != "slimming"]
     rows = {r["init"]: r for r in tickets.summary(run_dir)}
-    assert any(plain(m.value).startswith("**rewind** (2 seeds) does") for m in at.markdown)
+    assert any(plain(m.value).startswith("**it20-rewind-epochs1** (2 seeds, 1 epoch) does")
+               for m in at.markdown)
     acc, curves = (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
     traces = {t["name"]: t for t in acc["data"]}
-    for init in ("rewind", "reinit"):
-        t = traces[init]
-        assert t["customdata"][0][4] == rows[init]["params"]
-        assert _array(t["x"])[0] == pytest.approx(rows[init]["params"], rel=0.05)
+    for init, words in (("rewind", "rewind (path ticket)"), ("reinit", "reinit (control)")):
+        t = traces[f"{words}, retrained 1 epoch, support at 20 (2 seeds)"]
+        assert t["customdata"][0][1] == rows[init]["params"]
+        assert _array(t["x"])[0] == pytest.approx(rows[init]["params"], rel=0.02)  # side by side
         assert _array(t["y"])[0] == pytest.approx(100 * rows[init]["test_acc"]["mean"])
         assert _array(t["error_y"]["array"])[0] == pytest.approx(
-            100 * rows[init]["test_acc"]["std"])
-    assert {"SLBI W* at 20", "SLBI W (end of run)", "SGD baseline"} <= set(traces)
-    assert _array(traces["SGD baseline"]["y"])[0] == pytest.approx(95.0)
+            100 * rows[init]["test_acc"]["se"])
+    assert {"SLBI path W* (not retrained)", "full SLBI W (end of run)",
+            "full SGD (1 run: sgd-a)"} <= set(traces)
+    assert _array(traces["full SGD (1 run: sgd-a)"]["y"]).tolist() == [95.0, 95.0]
+    assert acc["layout"]["xaxis"]["title"]["text"].startswith("parameters kept")
     lines = {t["name"]: t for t in curves["data"]}
     assert set(lines) == {"it20-rewind-epochs1", "it20-reinit-epochs1"}
     assert _array(lines["it20-rewind-epochs1"]["x"]).tolist() == [0, 1]
-    csv = at.get("download_button")[0]
-    assert csv.proto.label == "Download CSV"
+    assert [b.proto.label for b in at.get("download_button")] == ["Download chart CSV",
+                                                                  "Download CSV"]
     table = at.dataframe[0].value
     assert "SGD baseline" in set(table["variant"])
 
@@ -273,3 +294,11 @@ def test_a_stopped_background_retrain_resumes_where_it_stopped(run_dir) -> None:
     assert done["complete"] and done["epoch"].tolist() == list(range(17))
     np.testing.assert_array_equal(done["metrics"]["test_acc"][: stopped_at + 1], first)
     assert tickets.ticket_state(tdir)["state"] == "finished"
+
+
+def test_slimming_is_offered_for_batchnorm_runs_only(run_dir, tmp_path) -> None:
+    from pathviz.ui.tickets import _has_batchnorm
+    from tests.test_baselines import _resnet_run
+
+    assert not _has_batchnorm(run_dir)
+    assert _has_batchnorm(_resnet_run(tmp_path / "rn"))

@@ -3,11 +3,16 @@
 Does the early-stopped support hold a *winning ticket*? Retrained from the path's own weights
 (rewind, finetune), it should do better than the same-sized controls (a fresh initialisation, a
 random support, a uniformly narrowed network); otherwise the structure, not the ticket, carries
-the accuracy. This view launches ``python -m pathviz.retrain`` in the background, follows it, and
-draws every variant's test accuracy (mean ± std over seeds) against the parameters it keeps,
-beside the full SLBI W, the compact W* without retraining and an SGD baseline run.
+the accuracy. And does the path find better structure than standard pruning? The pruning
+baselines of ``python -m pathviz.baselines`` (magnitude, slimming, taylor, global-magnitude at
+the path's widths, one-shot and finetuned) are drawn along the path's compact W*.
 
-Torch-free: it reads ``pathviz.tickets`` and ``pathviz.store`` only.
+This view launches ``python -m pathviz.retrain`` in the background, follows it, and draws one
+accuracy-against-size chart (parameters or FLOPs, :func:`pathviz.plots.size_accuracy`): the
+path, the baselines, every retrained variant (mean ± SE over seeds), the full SGD and SLBI
+networks, with the selected iteration and the suggested stop marked.
+
+Torch-free: it reads the torch-free parts of ``pathviz.tickets`` and ``pathviz.store`` only.
 """
 
 from __future__ import annotations
@@ -20,70 +25,18 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from pathviz import tickets
+from pathviz import plots, runs, tickets
 from pathviz.store import PathFileError, PathReader
+from pathviz.tickets.points import chart_points, points_csv
 from pathviz.ui.text import clean, clean_rows, inert, inert_plotly
 
 REFRESH_SECONDS = 2.0  # while a retrain runs, the progress part redraws itself this often
 
-COLORS = {"rewind": "#1f77b4", "rewind:K": "#17becf", "finetune": "#2ca02c",
-          "reinit": "#d62728", "random-support": "#ff7f0e", "uniform": "#9467bd"}
-REF_STYLE = {"SLBI W": ("star", "#000000"), "SLBI W*": ("diamond", "#7f7f7f"),
-             "SGD baseline": ("square", "#8c564b")}
-
-__all__ = ["tickets_ui", "accuracy_figure", "curves_figure"]
+__all__ = ["tickets_ui", "curves_figure"]
 
 
 def _family(init: str) -> str:
     return "rewind:K" if init.startswith("rewind:") else init
-
-
-def _pct(x: float | None) -> float | None:
-    return None if x is None else 100.0 * x
-
-
-def accuracy_figure(rows: list[dict[str, Any]], refs: list[dict[str, Any]]) -> go.Figure:
-    """Test accuracy (mean, error bars = std over seeds) against parameters kept, one trace per
-    init mode, and the references (full SLBI W at the end of the run, W* at each retrained
-    support, the SGD baseline) as large markers.
-
-    The variants of one support share a parameter count, so each mode is drawn a little to the
-    side (a fixed 1.5% step on the log axis); the hover and ``customdata[4]`` give the true
-    count.
-    """
-    fig = go.Figure()
-    for k, fam in enumerate(COLORS):
-        rs = [r for r in rows if _family(r["init"]) == fam and r["test_acc"]["mean"] is not None]
-        if not rs:
-            continue
-        dodge = 1.0 + 0.015 * (k - (len(COLORS) - 1) / 2)
-        fig.add_trace(go.Scatter(
-            x=[r["params"] * dodge for r in rs], y=[_pct(r["test_acc"]["mean"]) for r in rs],
-            error_y={"type": "data", "array": [_pct(r["test_acc"]["std"]) or 0.0 for r in rs],
-                     "visible": True},
-            mode="markers", name=fam, marker={"size": 10, "color": COLORS[fam]},
-            customdata=[[inert_plotly(r["name"]), r["seeds"], _pct(r["test_acc"]["se"]) or 0.0,
-                         r["iteration"], r["params"]] for r in rs],
-            hovertemplate="%{customdata[0]}<br>%{customdata[4]:,} params<br>%{y:.2f}% "
-                          "(SE %{customdata[2]:.2f}, %{customdata[1]} seeds)<extra></extra>"))
-    for ref in refs:
-        if ref["params"] is None or ref["test_acc"]["mean"] is None or \
-                ref["label"].startswith("SLBI W at"):  # same x as the end of run: table only
-            continue
-        key = next((k for k in ("SLBI W*", "SLBI W", "SGD baseline")
-                    if ref["label"].startswith(k)), "SLBI W")
-        symbol, color = REF_STYLE[key]
-        std = ref["test_acc"]["std"]
-        fig.add_trace(go.Scatter(
-            x=[ref["params"]], y=[_pct(ref["test_acc"]["mean"])], mode="markers",
-            name=inert_plotly(ref["label"]), marker={"size": 13, "symbol": symbol, "color": color},
-            error_y={"type": "data", "array": [_pct(std) or 0.0], "visible": std is not None},
-            hovertemplate=f"{inert_plotly(ref['label'])}<br>%{{x:,}} params<br>%{{y:.2f}}%"
-                          "<extra></extra>"))
-    fig.update_layout(xaxis={"title": "parameters of the trained network (log)", "type": "log"},
-                      yaxis_title="test accuracy (%)", height=420,
-                      margin={"l": 10, "r": 10, "t": 30, "b": 10})
-    return fig
 
 
 def curves_figure(curves: list[dict[str, Any]]) -> go.Figure:
@@ -107,7 +60,7 @@ def curves_figure(curves: list[dict[str, Any]]) -> go.Figure:
         fig.add_trace(go.Scatter(
             x=list(range(n)), y=(100 * mean).tolist(), mode="lines+markers",
             name=inert_plotly(name),
-            line={"color": COLORS.get(fam)}, marker={"size": 4},
+            line={"color": plots.METHOD_STYLE.get(fam, ("#7f7f7f",))[0]}, marker={"size": 4},
             error_y={"type": "data", "array": (100 * std).tolist(), "visible": True,
                      "thickness": 1}))
     fig.update_layout(xaxis_title="epoch of retraining", yaxis_title="test accuracy (%)",
@@ -164,6 +117,16 @@ def job_summary(variants: int, seeds: int, epochs: int, per_epoch: float | None)
             f"the full network; a smaller subnetwork trains faster).")
 
 
+def _has_batchnorm(run_dir: pathlib.Path) -> bool:
+    """True when the run's saved tensors include BatchNorm statistics (``slimming`` needs them);
+    read from the path file's weight list, so no torch."""
+    try:
+        with PathReader(run_dir / "path.h5") as r:
+            return any(w["name"].endswith("running_var") for w in r.weight_specs)
+    except (PathFileError, OSError):
+        return False
+
+
 def _launch_ui(run_dir: pathlib.Path, run_name: str, iteration: int, cfg: dict[str, Any],
                saved: list[int]) -> None:
     """The "retrain this ticket" panel: plain widgets and one button, so no key press starts a
@@ -171,11 +134,14 @@ def _launch_ui(run_dir: pathlib.Path, run_name: str, iteration: int, cfg: dict[s
     key = f"tickets_{run_name}_"
     st.markdown(f"**Retrain the support at iteration {iteration:,}** (in the background)")
     c1, c2 = st.columns(2)
-    modes = c1.multiselect("Variants", list(tickets.MODES), default=list(DEFAULT_MODES),
+    options = [m for m in tickets.MODES if m != "slimming" or _has_batchnorm(run_dir)]
+    modes = c1.multiselect("Variants", options, default=list(DEFAULT_MODES),
                            key=key + "modes",
                            help="rewind: iteration-0 weights on the support; rewind:K: the "
                                 "weights at K; finetune: W* at N; reinit, random-support "
-                                "and uniform are the controls")
+                                "and uniform are the controls; magnitude, slimming (offered for "
+                                "BatchNorm models only), taylor and global-magnitude are "
+                                "pruning baselines cut from the SGD sibling run and finetuned")
     ks = [k for k in saved if 0 < k <= iteration] or [0]
     k = c2.selectbox("K for rewind:K (late rewinding)", ks, index=0, key=key + "k")
     c3, c4, c5 = st.columns(3)
@@ -244,22 +210,39 @@ def _progress_ui(run_dir: pathlib.Path, run_name: str) -> bool:
     return running or bool(active)
 
 
+def _num(v: Any) -> str:
+    """A count with thousands separators; blank when unknown."""
+    return "" if v is None else f"{int(v):,}"
+
+
+def _pc(v: float | None) -> str:
+    """A fraction as a percentage with two decimals (one precision for the whole table)."""
+    return "" if v is None else f"{100 * v:.2f}"
+
+
 def _flat(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Table rows as text: counts with separators, percentages with two decimals, blanks where
+    a figure is undefined (never "None"); epochs, budget and reference tell variants apart."""
     out = []
     for r in rows:
         t = r["test_acc"]
-        out.append({"variant": r["name"], "init": r["init"], "iteration": r["iteration"],
-                    "seeds": r["seeds"], "params": r["params"],
-                    "params kept %": None if r["params_kept"] is None
-                    else round(100 * r["params_kept"], 1),
-                    "FLOPs kept %": None if r["flops_kept"] is None
-                    else round(100 * r["flops_kept"], 1),
-                    "epochs": r["epochs_run"],
-                    "test acc %": None if t["mean"] is None else round(100 * t["mean"], 2),
-                    "± std": None if t["std"] is None else round(100 * t["std"], 2),
-                    "± SE": None if t["se"] is None else round(100 * t["se"], 2),
-                    "collapsed": r.get("collapsed", 0)})
+        out.append({"variant": r["name"], "init": r["init"], "kind": r["kind"],
+                    "support at": _num(r["iteration"]), "epochs": _num(r["epochs_run"]),
+                    "budget": r["budget"], "reference": r.get("reference") or "",
+                    "seeds": _num(r["seeds"]), "params": _num(r["params"]),
+                    "params kept %": _pc(r["params_kept"]), "FLOPs": _num(r["flops"]),
+                    "FLOPs kept %": _pc(r["flops_kept"]), "test acc %": _pc(t["mean"]),
+                    "± std": _pc(t["std"]), "± SE": _pc(t["se"]),
+                    "collapsed": _num(r.get("collapsed", 0))})
     return out
+
+
+def _ref_rows(refs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"variant": ref["label"], "kind": "reference",
+             "support at": _num(ref["iteration"]), "seeds": _num(ref["test_acc"]["n"]),
+             "params": _num(ref["params"]), "FLOPs": _num(ref["flops"]),
+             "test acc %": _pc(ref["test_acc"]["mean"]), "± std": _pc(ref["test_acc"]["std"]),
+             "± SE": _pc(ref["test_acc"]["se"])} for ref in refs]
 
 
 def tickets_ui(run_dir: pathlib.Path, run_name: str, iteration: int | None) -> None:
@@ -298,10 +281,52 @@ def tickets_ui(run_dir: pathlib.Path, run_name: str, iteration: int | None) -> N
 
     live()
     rows = tickets.summary(run_dir)
-    if not rows:
-        st.info("No retrained tickets yet.")
+    has_baselines = runs.paths_for_dir(run_dir).baselines.exists()
+    if not rows and not has_baselines:
+        st.info("No retrained tickets or pruning baselines yet. Retrain above, or run "
+                "python -m pathviz.baselines on this run for the baselines along the path.")
         return
     _results_ui(run_dir, run_name, rows, iteration)
+
+
+def _stop_iteration(run_dir: pathlib.Path) -> int | None:
+    """The run's suggested stop (as inspect and the other views show it), or None."""
+    from pathviz.analysis import stop_of
+
+    try:
+        with PathReader(run_dir / "path.h5") as r:
+            stop = stop_of(r).stop
+    except (PathFileError, OSError):
+        return None
+    return None if stop is None else int(stop.iteration)
+
+
+def _size_chart_ui(run_dir: pathlib.Path, run_name: str, baselines: list[pathlib.Path],
+                   iteration: int | None) -> None:
+    """The accuracy-against-size chart: the path, the pruning baselines, the retrained
+    networks and the full ones, against parameters or FLOPs; its points as CSV."""
+    points, problem = chart_points(run_dir, baselines=baselines)
+    if problem:
+        st.warning(inert(problem))
+    st.markdown("**Accuracy against size**: does the path find better structure than "
+                "standard pruning at the same size?")
+    axis = st.radio("Size", ("parameters", "FLOPs"), horizontal=True,
+                    key=f"tickets_axis_{run_name}",
+                    help="FLOPs are multiply-accumulates of one forward pass of one input")
+    x = "params" if axis == "parameters" else "flops"
+    zoom = st.checkbox("Zoom on the top (accuracy axis from 90%)", key=f"tickets_zoom_{run_name}",
+                       help="the retrained networks usually sit within a few points of each "
+                            "other; the whole path spans chance to the best")
+    fig = plots.size_accuracy(points, x=x, selected=iteration, stop=_stop_iteration(run_dir),
+                              y_floor=90.0 if zoom else None)
+    st.plotly_chart(fig, key=f"tickets_acc_{run_name}")
+    if not any(p["kind"] in ("oneshot", "finetuned") for p in points):
+        st.caption("No pruning baselines along the path yet: python -m pathviz.baselines "
+                   "RUN_DIR computes magnitude, taylor, global-magnitude (and slimming on "
+                   "BatchNorm models) at every saved iteration, in minutes on the demo.")
+    st.download_button("Download chart CSV", points_csv(points),
+                       file_name=f"{run_name}-size-accuracy.csv", mime="text/csv",
+                       key=f"tickets_points_csv_{run_name}")
 
 
 def _results_ui(run_dir: pathlib.Path, run_name: str, rows: list[dict[str, Any]],
@@ -312,9 +337,12 @@ def _results_ui(run_dir: pathlib.Path, run_name: str, rows: list[dict[str, Any]]
                             key=f"tickets_baseline_{run_name}",
                             help="sibling runs trained with --optimizer sgd on the same dataset "
                                  "and model; their final test accuracies are averaged")
+    base_dirs = [run_dir.parent / c for c in chosen]
+    _size_chart_ui(run_dir, run_name, base_dirs, iteration)
+    if not rows:
+        return
     refs = tickets.references(run_dir, sorted({r["iteration"] for r in rows}),
-                              baselines=[run_dir.parent / c for c in chosen])
-    st.plotly_chart(accuracy_figure(rows, refs), key=f"tickets_acc_{run_name}")
+                              baselines=base_dirs)
     supports = sorted({r["iteration"] for r in rows})
     at = st.selectbox("Support", supports,
                       index=supports.index(iteration) if iteration in supports else
@@ -322,17 +350,16 @@ def _results_ui(run_dir: pathlib.Path, run_name: str, rows: list[dict[str, Any]]
                       key=f"tickets_support_{run_name}",
                       help="the retrained support whose verdicts and curves are shown below")
     for r in rows:
-        if r["iteration"] == at and r["kind"] == "ticket" and r.get("verdict"):
-            st.markdown(f"**{inert(r['init'])}** " + inert(f"({r['seeds']} seeds) {r['verdict']}."))
+        if r["iteration"] == at and r["kind"] in ("ticket", "baseline") and r.get("verdict"):
+            n, ep = r["seeds"], r["epochs_run"]
+            budget = "" if r["budget"] == "epochs" else f", {r['budget']} budget"
+            st.markdown(f"**{inert(r['name'])}** " + inert(
+                f"({n} seed{'s' * (n != 1)}, {ep} epoch{'s' * (ep != 1)}{budget}) "
+                f"{r['verdict']}."))
     names = {r["name"] for r in rows if r["iteration"] == at}
     st.plotly_chart(curves_figure([c for c in tickets.curves(run_dir) if c["name"] in names]),
                     key=f"tickets_curves_{run_name}")
-    st.dataframe(clean_rows(_flat(rows) + [{"variant": ref["label"], "params": ref["params"],
-                                            "seeds": ref["test_acc"]["n"],
-                                            "test acc %": _pct(ref["test_acc"]["mean"]),
-                                            "± std": _pct(ref["test_acc"]["std"])}
-                                           for ref in refs]),
-                 hide_index=True)
+    st.dataframe(clean_rows(_flat(rows) + _ref_rows(refs)), hide_index=True)
     st.download_button("Download CSV", tickets.rows_to_csv(rows),
                        file_name=f"{run_name}-tickets.csv", mime="text/csv",
                        key=f"tickets_csv_{run_name}")
