@@ -302,3 +302,19 @@ def test_slimming_is_offered_for_batchnorm_runs_only(run_dir, tmp_path) -> None:
 
     assert not _has_batchnorm(run_dir)
     assert _has_batchnorm(_resnet_run(tmp_path / "rn"))
+
+
+def test_a_baseline_retrain_without_an_sgd_sibling_is_refused_before_it_starts(run_dir) -> None:
+    """The app's button once started a baseline retrain that failed in the background log when
+    the run had no SGD sibling; now it is one sentence at once, and nothing is written."""
+    before = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
+    with pytest.raises(tickets.TicketError, match="SGD sibling, and this run has none.*--optimizer sgd"):
+        tickets.start_retrain(run_dir, 20, ["magnitude"], epochs=1, seeds=[0])
+    assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
+    with pytest.raises(tickets.TicketError, match="reference must be sgd or self"):
+        tickets.start_retrain(run_dir, 20, ["reinit"], epochs=1, seeds=[0], reference="other")
+    cmd = tickets.retrain_command(run_dir, 20, ["magnitude"], epochs=1, seeds=[0],
+                                  reference="self")
+    assert cmd[-2:] == ["--reference", "self"]
+    assert "--reference" not in tickets.retrain_command(run_dir, 20, ["magnitude"], epochs=1,
+                                                        seeds=[0])

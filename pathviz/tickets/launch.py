@@ -14,12 +14,14 @@ from typing import Any
 
 from pathviz import runs
 from pathviz.tickets.schema import (
+    BASELINE_MODES,
     BUDGETS,
     LAUNCH_FILE,
     LAUNCH_LOG,
     TicketError,
     parse_mode,
 )
+from pathviz.tickets.summary import sgd_baselines
 
 __all__ = ["retrain_command", "start_retrain", "launch_state", "stop_retrain"]
 
@@ -30,8 +32,9 @@ __all__ = ["retrain_command", "start_retrain", "launch_state", "stop_retrain"]
 def retrain_command(run_dir: str | os.PathLike, iteration: int, modes: Sequence[str], *,
                     epochs: int, seeds: Sequence[int], budget: str = "epochs",
                     lr: float | None = None, lr_schedule: str | None = None,
-                    data_root: str | None = None) -> list[str]:
-    """The ``python -m pathviz.retrain`` command line for these variants."""
+                    data_root: str | None = None, reference: str = "sgd") -> list[str]:
+    """The ``python -m pathviz.retrain`` command line for these variants (``reference``: the
+    dense network pruning baselines are cut from, ``sgd`` or ``self``)."""
     cmd = [sys.executable, "-m", "pathviz.retrain", str(run_dir), "--iteration", str(iteration),
            "--init", ",".join(modes), "--epochs", str(epochs),
            "--seeds", ",".join(str(int(s)) for s in seeds), "--budget", budget, "--no-progress"]
@@ -41,6 +44,8 @@ def retrain_command(run_dir: str | os.PathLike, iteration: int, modes: Sequence[
         cmd += ["--lr-schedule", lr_schedule]
     if data_root:
         cmd += ["--data-root", str(data_root)]
+    if reference != "sgd":
+        cmd += ["--reference", reference]
     return cmd
 
 
@@ -63,8 +68,11 @@ def launch_state(run_dir: str | os.PathLike) -> dict[str, Any]:
 def start_retrain(run_dir: str | os.PathLike, iteration: int, modes: Sequence[str], *,
                   epochs: int, seeds: Sequence[int], budget: str = "epochs",
                   lr: float | None = None, lr_schedule: str | None = None,
-                  data_root: str | None = None) -> int:
+                  data_root: str | None = None, reference: str = "sgd") -> int:
     """Start ``python -m pathviz.retrain`` as its own process session; returns its pid.
+
+    Pruning baselines with the default ``reference="sgd"`` need the run's SGD sibling: without
+    one this raises TicketError at once, instead of a retrain that fails in the background.
 
     One background retrain per run at a time (the variants run one after another in it, each
     folder under its own lock): a second start while one lives raises TicketError.
@@ -73,6 +81,13 @@ def start_retrain(run_dir: str | os.PathLike, iteration: int, modes: Sequence[st
         parse_mode(m)
     if budget not in BUDGETS:
         raise TicketError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
+    if reference not in ("sgd", "self"):
+        raise TicketError(f"reference must be sgd or self, got {reference!r}")
+    if reference == "sgd" and any(parse_mode(m)[0] in BASELINE_MODES for m in modes) \
+            and not sgd_baselines(run_dir):
+        raise TicketError("the pruning baselines are cut from the run's SGD sibling, and this "
+                          "run has none: train one next to it with --optimizer sgd, or choose "
+                          "this run's own W as the reference")
     prev = launch_state(run_dir)
     if prev.get("alive"):
         raise TicketError(f"a retrain of this run is already running (process {prev['pid']}); "
@@ -80,7 +95,8 @@ def start_retrain(run_dir: str | os.PathLike, iteration: int, modes: Sequence[st
     root = runs.paths_for_dir(run_dir).tickets
     root.mkdir(parents=True, exist_ok=True)
     cmd = retrain_command(run_dir, iteration, modes, epochs=epochs, seeds=seeds, budget=budget,
-                          lr=lr, lr_schedule=lr_schedule, data_root=data_root)
+                          lr=lr, lr_schedule=lr_schedule, data_root=data_root,
+                          reference=reference)
     with open(root / LAUNCH_LOG, "wb") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True,

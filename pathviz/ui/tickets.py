@@ -161,6 +161,19 @@ def _launch_ui(run_dir: pathlib.Path, run_name: str, iteration: int, cfg: dict[s
         data_root = c7.text_input("Data root", "", key=key + "data_root",
                                   help=inert(f"the folder that holds the {cfg.get('dataset')} "
                                              f"files on this machine"))
+    reference = "sgd"
+    if any(tickets.parse_mode(m)[0] in tickets.BASELINE_MODES for m in modes if m != "rewind:K"):
+        has_sgd = bool(tickets.sgd_baselines(run_dir))
+        choice = st.radio(
+            "Pruning baselines are cut from", ["the SGD sibling run", "this run's W at N"],
+            index=0 if has_sgd else 1, horizontal=True, key=key + "reference",
+            help="the dense network each pruning method scores and cuts (pathviz.retrain "
+                 "--reference sgd|self); the SGD sibling is a run next to this one trained "
+                 "with --optimizer sgd")
+        reference = "sgd" if choice.startswith("the SGD") else "self"
+        if reference == "sgd" and not has_sgd:
+            st.error("This run has no SGD sibling (a run next to it trained with --optimizer "
+                     "sgd): train one, or cut the baselines from this run's W at N.")
     seeds = _parse_seeds(seeds_text)
     if seeds is None:
         st.error("Seeds: give distinct whole numbers separated by commas, e.g. 0,1,2.")
@@ -176,7 +189,8 @@ def _launch_ui(run_dir: pathlib.Path, run_name: str, iteration: int, cfg: dict[s
     chosen = [f"rewind:{k}" if m == "rewind:K" else m for m in modes]
     try:
         pid = tickets.start_retrain(run_dir, iteration, chosen, epochs=int(epochs), seeds=seeds,
-                                    budget=budget, lr=float(lr), data_root=data_root or None)
+                                    budget=budget, lr=float(lr), data_root=data_root or None,
+                                    reference=reference)
     except (tickets.TicketError, OSError) as e:
         st.error(inert(e))
         return
