@@ -161,11 +161,8 @@ READY = """([it, heat]) => {
 }"""
 
 HOOK = """() => {
-  const P = window.__pathvizPlayer;
   window.__keyAt = 0;
   document.addEventListener('keydown', () => { window.__keyAt = performance.now(); }, true);
-  const set = P.set;
-  P.set = (name, value) => { window.__reportAt = performance.now(); return set(name, value); };
 }"""
 
 STEP_DRAWN = """(before) => new Promise((resolve) => {
@@ -206,8 +203,8 @@ def bench_view(browser, url: str, run: str, query: str, start: int, step: int, h
                 f"() => window.location.search.includes('iteration={it}&') || "
                 f"window.location.search.endsWith('iteration={it}')", timeout=30_000)
             page.wait_for_function(IDLE, timeout=30_000)
-            server.append((page.evaluate("performance.now()")
-                           - page.evaluate("window.__reportAt")) / 1e3)
+            server.append(page.evaluate("performance.now() - window.__pathvizPlayer.reportedAt")
+                          / 1e3)
     page.close()
     return {"load": load, "bytes": loaded_bytes, "median": statistics.median(steps),
             "max": max(steps), "server": statistics.median(server) if server else float("nan")}
