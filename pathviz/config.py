@@ -55,6 +55,8 @@ class RunConfig:
     first_layer_dense: bool = _opt("keep the first layer (the input convolution) dense, without "
                                     "a Gamma", default=False)
     group_scale: str | None = _opt("scale lambda by sqrt(group size): sqrt or none", default=None)
+    mlp_lam: float | None = _opt("lambda of the MLP-neuron groups of transformer blocks (scaled "
+                                 "like --lam by --group-scale); none: --lam", default=None)
     lr_schedule: str = _opt("none, or cosine (decay to 0 over the run)", default="none")
     snapshot_every: int = _opt("iterations between path snapshots", default=1)
     weights_every: int = _opt("iterations between full weight saves (multiple of "
@@ -112,6 +114,11 @@ class RunConfig:
             if getattr(self, name) not in ("group", "l1", None):
                 raise ConfigError(f"--{_flag(name)} must be group, l1 or none, "
                                   f"got {getattr(self, name)!r}")
+        if self.mlp_lam is not None and not (isinstance(self.mlp_lam, (int, float))
+                                             and not isinstance(self.mlp_lam, bool)
+                                             and math.isfinite(self.mlp_lam)
+                                             and self.mlp_lam >= 0):
+            raise ConfigError(f"--mlp-lam must be a number >= 0 or none, got {self.mlp_lam!r}")
         if self.group_scale not in (None, "sqrt"):
             raise ConfigError(f"--group-scale must be sqrt or none, got {self.group_scale!r}")
         if self.lr_schedule not in ("none", "cosine"):

@@ -584,3 +584,18 @@ def test_config_json_is_written_before_the_data_loads_and_keeps_its_final_conten
     assert "environment" in final and "environment" not in seen["config"]
     assert {k: v for k, v in final.items() if k != "environment"} == seen["config"]
     assert final["epochs"] == 1 and status(run)["state"] == "finished"
+
+
+def test_mlp_lam_sets_the_threshold_of_transformer_mlp_neurons_only():
+    from pathviz.config import RunConfig
+    from pathviz.models import build_model
+    from pathviz.train import make_optimizer
+
+    model = build_model("vit_tiny")
+    cfg = RunConfig(model="vit_tiny", lam=0.09, mlp_lam=0.035, group_scale="sqrt",
+                    first_layer_dense=True).validate()
+    lams = {(g.get("kind"), g["lam"]) for g in make_optimizer(model, cfg).param_groups
+            if g["penalty"] is not None}
+    assert lams == {("heads", 0.09), ("mlp", 0.035)}
+    lams = {g["lam"] for g in make_optimizer(model, cfg.replace(mlp_lam=None)).param_groups}
+    assert lams == {0.09}
