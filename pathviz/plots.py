@@ -177,15 +177,19 @@ def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.nd
         z[r] = levels(vals / top, 1.0)
         first[r] = perm[idx]
     text = None
+    rows = list(layer_names)
     if names is not None:
         text = [[str(names[name][i]) if name in names and len(gamma_norms[name]) else ""
                  for i in first[r]] for r, name in enumerate(layer_names)]
+        # plotly does not carry a heatmap's text through a reordered category axis (a hover
+        # would name another layer's group): give the rows bottom-up instead, first layer on top
+        z, first, text, rows = z[::-1], first[::-1], text[::-1], rows[::-1]
     aggregated = widest > columns
     note = (f"each cell is the largest of up to {-(-widest // columns)} filters"
             if aggregated else "every filter shown")
     fig = go.Figure(go.Heatmap(
         z=z, x=np.arange(columns, dtype=np.float32) / max(columns - 1, 1),
-        y=list(layer_names), customdata=first, colorscale=_level_scale(), zmin=0, zmax=255,
+        y=rows, customdata=first, colorscale=_level_scale(), zmin=0, zmax=255,
         text=text,
         hovertemplate=("%{y}, filter %{customdata}" if text is None else "%{y}: %{text}")
         + "<br>level %{z} of 255 (0: outside the support)<extra></extra>",
@@ -199,7 +203,7 @@ def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.nd
                    else "filters in order of entry (first on the left)"),
         # first layer on top (a reversed autorange is ignored on an axis without data)
         yaxis=dict(type="category", categoryorder="array", categoryarray=list(layer_names)[::-1],
-                   title="layer"),
+                   title="layer") if text is None else dict(type="category", title="layer"),
         height=max(300, 160 + 34 * len(layer_names)),
         margin=dict(l=10, r=10, t=top_margin(subtitle=True), b=40))
     return fig
@@ -356,9 +360,14 @@ def layer_figure(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np
     if log_x:
         ticks = ticks[its[ticks] > 0]
     # the df axis: groups selected, on top, matched to the shared iteration axis
-    fig.add_trace(go.Scatter(x=its[ticks].astype(np.float32), y=np.full(len(ticks), np.nan),
+    # (invisible: NaN on a numeric axis; on the named rows' category axis a NaN would be a
+    # category of its own, so it sits on the first row, transparent)
+    fig.add_trace(go.Scatter(x=its[ticks].astype(np.float32),
+                             y=np.full(len(ticks), np.nan) if names is None
+                             else [y_rows[0]] * len(ticks),
                              xaxis="x3", yaxis="y", showlegend=False, hoverinfo="skip",
-                             mode="markers"))
+                             mode="markers", marker=dict(opacity=0) if names is not None
+                             else None))
     axis_type = "log" if log_x else "linear"
     fig.update_layout(xaxis3=dict(overlaying="x", side="top", matches="x", type=axis_type,
                                   tickmode="array", tickvals=its[ticks].tolist(),

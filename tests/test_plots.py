@@ -195,9 +195,13 @@ def test_heads_and_mlp_neurons_are_named_by_block():
     names = {"h": plots.group_names(heads), "m": plots.group_names(mlp)}
     fig = plots.overview_heatmap(["h", "m"], gn, names=names,
                                  order={"h": np.array([3, 1, 0, 2]), "m": np.arange(3)})
-    text = fig.data[0].text
-    assert text[0][0] == "block 2 · head 3" and text[0][1] == "block 2 · head 1"
-    assert "block 1 · MLP neuron" in text[1][0] and "%{text}" in fig.data[0].hovertemplate
+    # rows bottom-up (plotly would not reorder a heatmap's text along a category axis), so
+    # each row's text is its own layer's: the first layer is the last row, drawn on top
+    d = fig.data[0]
+    assert list(d.y) == ["m", "h"]
+    assert d.text[1][0] == "block 2 · head 3" and d.text[1][1] == "block 2 · head 1"
+    assert "block 1 · MLP neuron" in d.text[0][0] and "%{text}" in d.hovertemplate
+    assert np.asarray(d.z)[1].max() == 255 and np.asarray(d.customdata)[1][0] == 3
     # the Layer view's rows are the groups by name, in order of entry
     n = 5
     g = np.zeros((n, 4), np.float32)
