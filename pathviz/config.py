@@ -211,13 +211,13 @@ PRESETS: dict[str, RunConfig] = {
     # vit_tiny on digits: Gamma on its 16 heads and 512 MLP neurons (the patch embedding dense).
     # group_scale sqrt weights each group's lambda by its size (a head holds 4096 weights, a
     # neuron 128), and the neurons get their own lambda, since their entry is far more
-    # sensitive to it (at lr 0.1 and lam 0.085: neurons 0.105 and 0.095 let at most 6 of block
-    # 0's 128 neurons in; 0.085 up to 11). Measured over seeds 0-2 (README, "The vit_demo
-    # preset"): the stop falls at 73/75/50 % of the run keeping 41/41/32 % of the parameters;
-    # heads enter one by one from iteration 333-381, but only block 0's MLP neurons enter, and
-    # some blocks end with all 4 heads selected. Not yet the issue's target (every layer 10-95 %
-    # selected, the stop before 60 %): a starting point for tuning. mlp_lam 0.06 lets neurons
-    # enter in every block but moved seed 0's stop to 96 % of the run.
+    # sensitive to it (at lr 0.1 and lam 0.085: 0.095 let at most 6 of block 0's 128 neurons
+    # in, 0.085 up to 11; 0.105 with lam 0.1, at most 4). Measured over seeds 0-2 (README,
+    # "The vit_demo preset"): the stop falls at 73/75/50 % of the run keeping 41/41/32 % of
+    # the parameters; heads enter one by one from iteration 333-381, but only block 0's MLP
+    # neurons enter, and some blocks end with all 4 heads selected. Not yet the issue's target
+    # (every layer 10-95 % selected, the stop before 60 %): a starting point for tuning.
+    # mlp_lam 0.06 lets neurons enter in every block but moved seed 0's stop to 96 %.
     "vit_demo": RunConfig(model="vit_tiny", dataset="digits", epochs=80, batch_size=64, lr=0.1,
                           kappa=1.0, nu=25.0, lam=0.085, mlp_lam=0.085, group_scale="sqrt",
                           momentum=0.9, weight_decay=5e-4, first_layer_dense=True,
