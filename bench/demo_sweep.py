@@ -2,6 +2,7 @@
 the paper's story: where the suggested stop falls, how much it keeps, how the layers end.
 
     python bench/demo_sweep.py --seeds 0,1,2 --set nu=50,lam=0.25 --set nu=25,lam=0.45
+    python bench/demo_sweep.py --preset vit_demo --seeds 0,1,2     # any preset
 
 Each --set is a comma-separated list of RunConfig overrides on top of the demo preset. Runs go
 to a temporary folder; every figure comes from ``pathviz.inspect``'s own functions.
@@ -34,8 +35,8 @@ def _value(key: str, text: str):
         return text
 
 
-def run_one(out: Path, overrides: dict, seed: int) -> dict:
-    args = [sys.executable, "-m", "pathviz.train", "--preset", "demo", "--out", str(out),
+def run_one(out: Path, overrides: dict, seed: int, preset: str = "demo") -> dict:
+    args = [sys.executable, "-m", "pathviz.train", "--preset", preset, "--out", str(out),
             "--seed", str(seed), "--no-progress"]
     for k, v in overrides.items():
         args += [f"--{k.replace('_', '-')}", str(v)]
@@ -70,18 +71,19 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--preset", default="demo", choices=sorted(PRESETS))
     p.add_argument("--set", action="append", default=[], help="k=v,k=v overrides")
     p.add_argument("--json", help="also write the rows to this file")
     a = p.parse_args()
     sets = [dict((kv.split("=")[0], _value(*kv.split("="))) for kv in s.split(",") if kv)
             for s in (a.set or [""])]
     rows = []
-    base = PRESETS["demo"]
-    print(f"demo preset: nu={base.nu} lam={base.lam} epochs={base.epochs} lr={base.lr}")
+    base = PRESETS[a.preset]
+    print(f"{a.preset} preset: nu={base.nu} lam={base.lam} epochs={base.epochs} lr={base.lr}")
     with tempfile.TemporaryDirectory() as tmp:
         for i, over in enumerate(sets):
             for seed in (int(x) for x in a.seeds.split(",")):
-                row = run_one(Path(tmp) / f"s{i}-{seed}", over, seed)
+                row = run_one(Path(tmp) / f"s{i}-{seed}", over, seed, a.preset)
                 row["set"] = over
                 rows.append(row)
                 s = row["stop"]

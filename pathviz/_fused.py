@@ -73,10 +73,27 @@ def _l1_kernel(w, g, m, z, gam, a, b, c, mom, wd, nesterov, kappa, lam):
             gam[i, j] = kappa * (zij - min(max(zij, -lam), lam))
 
 
+def _update_kernel(w, g, m, z, gam, a, b, c, mom, wd, nesterov, kappa, lam):
+    # m, W and z only (Gamma is read, not written): for groups that span tensors, whose prox
+    # needs every tensor's z first
+    rows, cols = w.shape
+    for i in numba.prange(rows):
+        for j in range(cols):
+            wij = w[i, j]
+            gij = g[i, j] + wd * wij
+            mij = mom * m[i, j] + gij
+            m[i, j] = mij
+            d = gij + mom * mij if nesterov else mij
+            diff = wij - gam[i, j]
+            w[i, j] = wij - a * d - b * diff
+            z[i, j] = z[i, j] + c * diff
+
+
 if AVAILABLE:
     _jit = numba.njit(parallel=True, cache=True, nogil=True)
     _GROUP = _jit(_group_kernel)
     _L1 = _jit(_l1_kernel)
+    _UPDATE = _jit(_update_kernel)
 
 
 def launch() -> None:
@@ -95,12 +112,14 @@ def launch() -> None:
 
 def step(w: np.ndarray, g: np.ndarray, m: np.ndarray, z: np.ndarray, gam: np.ndarray, *,
          lr: float, kappa: float, nu: float, momentum: float, weight_decay: float,
-         nesterov: bool, lam: float, l1: bool) -> None:
-    """One SLBI step in place on (rows, cols) arrays; ``m`` holds zeros before the first step."""
+         nesterov: bool, lam: float, l1: bool, prox: bool = True) -> None:
+    """One SLBI step in place on (rows, cols) arrays; ``m`` holds zeros before the first step.
+
+    ``prox=False`` updates m, W and z only and leaves Gamma as it was."""
     if not AVAILABLE:  # pragma: no cover
         raise RuntimeError("the fused SLBI kernel needs numba: pip install numba")
     t = w.dtype.type
-    kernel = _L1 if l1 else _GROUP
+    kernel = _UPDATE if not prox else _L1 if l1 else _GROUP
     kernel(w, g, m, z, gam, t(lr * kappa), t(lr * kappa / nu), t(lr / nu), t(momentum),
            t(weight_decay), bool(nesterov), t(kappa), t(lam))
 

@@ -55,6 +55,8 @@ class RunConfig:
     first_layer_dense: bool = _opt("keep the first layer (the input convolution) dense, without "
                                     "a Gamma", default=False)
     group_scale: str | None = _opt("scale lambda by sqrt(group size): sqrt or none", default=None)
+    mlp_lam: float | None = _opt("lambda of the MLP-neuron groups of transformer blocks (scaled "
+                                 "like --lam by --group-scale); none: --lam", default=None)
     lr_schedule: str = _opt("none, or cosine (decay to 0 over the run)", default="none")
     snapshot_every: int = _opt("iterations between path snapshots", default=1)
     weights_every: int = _opt("iterations between full weight saves (multiple of "
@@ -112,6 +114,11 @@ class RunConfig:
             if getattr(self, name) not in ("group", "l1", None):
                 raise ConfigError(f"--{_flag(name)} must be group, l1 or none, "
                                   f"got {getattr(self, name)!r}")
+        if self.mlp_lam is not None and not (isinstance(self.mlp_lam, (int, float))
+                                             and not isinstance(self.mlp_lam, bool)
+                                             and math.isfinite(self.mlp_lam)
+                                             and self.mlp_lam >= 0):
+            raise ConfigError(f"--mlp-lam must be a number >= 0 or none, got {self.mlp_lam!r}")
         if self.group_scale not in (None, "sqrt"):
             raise ConfigError(f"--group-scale must be sqrt or none, got {self.group_scale!r}")
         if self.lr_schedule not in ("none", "cosine"):
@@ -201,6 +208,21 @@ PRESETS: dict[str, RunConfig] = {
                                 batch_size=128, lr=0.1, lam=0.1, weight_decay=1e-4,
                                 lr_schedule="cosine", snapshot_every=17, weights_every=3910,
                                 eval_every=391),
+    # vit_tiny on digits: Gamma on its 16 heads and 512 MLP neurons (the patch embedding dense).
+    # group_scale sqrt weights each group's lambda by its size (a head holds 4096 weights, a
+    # neuron 128), and the neurons get their own lambda, since their entry is far more
+    # sensitive to it (at lr 0.1 and lam 0.085: 0.095 let at most 6 of block 0's 128 neurons
+    # in, 0.085 up to 11; 0.105 with lam 0.1, at most 4). Measured over seeds 0-2 (README,
+    # "The vit_demo preset"): the stop falls at 73/75/50 % of the run keeping 41/41/32 % of
+    # the parameters; heads enter one by one from iteration 333-381, but only block 0's MLP
+    # neurons enter, and some blocks end with all 4 heads selected. Not yet the issue's target
+    # (every layer 10-95 % selected, the stop before 60 %): a starting point for tuning.
+    # mlp_lam 0.06 lets neurons enter in every block but moved seed 0's stop to 96 %.
+    "vit_demo": RunConfig(model="vit_tiny", dataset="digits", epochs=80, batch_size=64, lr=0.1,
+                          kappa=1.0, nu=25.0, lam=0.085, mlp_lam=0.085, group_scale="sqrt",
+                          momentum=0.9, weight_decay=5e-4, first_layer_dense=True,
+                          snapshot_every=1, weights_every=30, eval_every=10,
+                          weights_on_change=8),
 }
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 __all__ = ["build_model", "registry", "default_widths", "widths_of", "count_params",
@@ -174,6 +175,97 @@ class CifarResNet(nn.Module):
         return self.fc(self.pool(x).flatten(1))
 
 
+# ---- ViT -----------------------------------------------------------------------------------
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with per-head widths that can shrink: ``qkv`` maps the stream
+    to ``3 * num_heads * head_dim`` (rows [q; k; v], head-major within each), ``proj`` maps the
+    heads back to the stream. Unlike ``nn.MultiheadAttention`` the stream width need not be
+    ``num_heads * head_dim``, so a head can be removed (its qkv rows and proj columns) and the
+    module still runs with ``num_heads - 1``."""
+
+    def __init__(self, dim: int, num_heads: int, head_dim: int) -> None:
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, head_dim
+        self.qkv = nn.Linear(dim, 3 * num_heads * head_dim)
+        self.proj = nn.Linear(num_heads * head_dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, n, _ = x.shape  # (batch, tokens, dim)
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # (batch, heads, tokens, head_dim)
+        attn = (q @ k.transpose(-2, -1) * self.head_dim ** -0.5).softmax(dim=-1)
+        out = (attn @ v).transpose(1, 2).reshape(b, n, self.num_heads * self.head_dim)
+        return self.proj(out)
+
+
+class Mlp(nn.Module):
+    """fc1 (stream -> hidden), GELU, fc2 (hidden -> stream): one neuron per hidden unit."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm1(x)), then + mlp(norm2(x))."""
+
+    def __init__(self, dim: int, num_heads: int, head_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, num_heads, head_dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, hidden)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class ViT(nn.Module):
+    """A small Vision Transformer: patch embedding (a conv with stride = patch), a class token,
+    learned position embeddings, pre-norm blocks, a final LayerNorm and a linear classifier on
+    the class token.
+
+    ``widths`` = [heads of block 1, ..., heads of block D, MLP neurons of block 1, ..., of block
+    D]: what SLBI's head and neuron groups can remove, so a compact subnetwork rebuilds from
+    ``(name, widths, state_dict)``. The stream width ``dim`` and ``head_dim`` stay fixed.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1,
+                 widths: Sequence[int] | None = None, input_size: int = 28, patch: int = 7,
+                 dim: int = 64, depth: int = 4, heads: int = 4, mlp: int = 128) -> None:
+        super().__init__()
+        widths = _check_widths(widths or [heads] * depth + [mlp] * depth, 2 * depth, "vit")
+        if input_size % patch:
+            raise ValueError(f"vit needs an input size divisible by its patch {patch}, got "
+                             f"{input_size}")
+        self.depth = depth
+        self.patch_embed = nn.Conv2d(in_channels, dim, patch, stride=patch)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.randn(1, (input_size // patch) ** 2 + 1, dim) * .02)
+        self.blocks = nn.Sequential(*(Block(dim, widths[i], dim // heads, widths[depth + i])
+                                      for i in range(depth)))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.patch_embed(x).flatten(2).transpose(1, 2)  # (batch, patches, dim)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        return self.head(self.norm(self.blocks(x))[:, 0])
+
+    def widths(self) -> list[int]:
+        """The ``widths`` that rebuild this (possibly narrowed) model."""
+        return [b.attn.num_heads for b in self.blocks] + [b.mlp.fc1.out_features
+                                                          for b in self.blocks]
+
+
 # ---- torchvision ---------------------------------------------------------------------------
 
 
@@ -225,6 +317,9 @@ def _entries() -> dict[str, ModelEntry]:
         e[f"cifar_resnet_{d}"] = ModelEntry(
             f"cifar_resnet_{d}", lambda d=d, **kw: CifarResNet(depth=d, **kw),
             f"ResNet-{d} for CIFAR (basic blocks)", 3, 32)
+    e["vit_tiny"] = ModelEntry("vit_tiny", lambda **kw: ViT(**kw),
+                               "ViT for 28x28: patch 7, width 64, 4 blocks of 4 heads, MLP 128",
+                               1, 28)
     for arch in ("resnet18", "resnet34", "resnet50", "mobilenet_v2", "vgg11_bn"):
         e[f"tv_{arch}"] = ModelEntry(
             f"tv_{arch}", lambda arch=arch, **kw: _torchvision(arch, **kw),
@@ -263,6 +358,8 @@ def widths_of(model: nn.Module) -> list[int] | None:
     arch = getattr(model, "pathviz_arch", None)
     if arch is None or arch["name"].startswith("tv_"):
         return None
+    if isinstance(model, ViT):
+        return model.widths()
     from pathviz.groups import gamma_layers
 
     # shortcut convs take their width from the residual stream they join

@@ -7,7 +7,7 @@ empty along the iterations, which is the regularization path pathviz records and
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -20,7 +20,13 @@ PENALTIES = ("group", "l1", None)
 GROUP_SCALES = (None, "sqrt")
 IMPLS = ("auto", "fused", "foreach", "single")
 
-__all__ = ["SLBI", "PENALTIES", "IMPLS", "support_mask"]
+__all__ = ["SLBI", "PENALTIES", "IMPLS", "Span", "support_mask", "span_view"]
+
+# How one parameter of a group that spans tensors holds its share of the groups: the parameter
+# viewed as ``shape`` (a plain view of the contiguous tensor) has one group per index of axis
+# ``dim``. E.g. head h of an attention layer: ``in_proj_weight`` (3E, E) as (3, H, E/H*E), dim 1
+# (its q, k and v rows), and ``out_proj.weight`` (E, E) as (E, H, E/H), dim 1 (its columns).
+Span = tuple[tuple[int, ...], int]
 
 
 class SLBI(Optimizer):
@@ -40,6 +46,12 @@ class SLBI(Optimizer):
     ``sign(z) * max(0, |z| - lam)``. ``lam_g = lam * sqrt(|g|)`` when the group sets
     ``group_scale="sqrt"``, else ``lam``. Parameters whose group has ``penalty=None`` take a plain
     momentum SGD step of ``lr*kappa`` (bit-identical to ``torch.optim.SGD(lr=lr*kappa)``).
+
+    A param group may also set ``spans``, one :data:`Span` per parameter: then its parameters
+    together hold one set of G groups, group g being the entries at index g of each parameter's
+    span axis, and ``||z_g||`` (and so the prox) is taken over all of them, across tensors. The
+    W, z and momentum updates are elementwise and do not change. ``lam_g`` with ``"sqrt"`` uses
+    the group's size over all its tensors.
 
     Where kappa applies: in the W step (both terms are scaled by ``lr*kappa``) and in
     ``Gamma = kappa * prox(z)``; not in the z step (``lr/nu``). This is design.md section 3.
@@ -87,6 +99,7 @@ class SLBI(Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
         _check_hyperparameters(self.param_groups[-1])
+        _check_spans(self.param_groups[-1])
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
@@ -104,6 +117,11 @@ class SLBI(Optimizer):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
+            spans = group.get("spans")
+            if spans is not None and len(params) != len(group["params"]):
+                # the group norm needs every tensor's z: a part-step would mix two iterations
+                raise RuntimeError("SLBI: a param group with spans needs a gradient for every "
+                                   "one of its parameters (or for none)")
             if any(p.grad.is_sparse for p in params):
                 raise RuntimeError("SLBI does not support sparse gradients")
             grads = [p.grad for p in params]
@@ -127,6 +145,7 @@ class SLBI(Optimizer):
                       momentum=group["momentum"], weight_decay=group["weight_decay"],
                       nesterov=group["nesterov"], penalty=group["penalty"])
             lams = [_group_lambda(p, group) for p in params]
+            kw["spans"] = spans
             gammas = [self.state[p]["gamma"] for p in params]
             zs = [self.state[p]["z"] for p in params]
             bufs = [self.state[p].get("momentum_buffer") for p in params]
@@ -176,27 +195,89 @@ class SLBI(Optimizer):
     def support(self, p: Tensor) -> Tensor:
         """Bool mask of the groups of ``p`` in Gamma's support.
 
-        Shape ``(out,)`` for ``penalty="group"`` (one entry per output unit), ``p.shape`` for
-        ``"l1"`` (every element is its own group).
+        Shape ``(out,)`` for ``penalty="group"`` (one entry per output unit), ``(G,)`` for a
+        group with ``spans`` (one entry per group it shares with the other tensors), ``p.shape``
+        for ``"l1"`` (every element is its own group).
         """
-        return support_mask(self.gamma(p), self._gamma_group(p)["penalty"])
+        group = self._gamma_group(p)
+        if group.get("spans") is not None:
+            return support_mask([self.gamma(q) for q in group["params"]], "group",
+                                group["spans"])
+        return support_mask(self.gamma(p), group["penalty"])
 
     def w_star(self, p: Tensor) -> Tensor:
         """W masked by Gamma's support, ``W * 1[Gamma_g != 0]``: the sparse model at this step."""
         group = self._gamma_group(p)
         mask = self.support(p)
+        if group.get("spans") is not None:
+            i = next(i for i, q in enumerate(group["params"]) if q is p)
+            out = p.detach().clone()
+            v = span_view(out, group["spans"][i])
+            v.mul_(mask.to(out.dtype).reshape(-1, *([1] * (v.dim() - 1))))
+            return out
         if group["penalty"] == "group":
             mask = mask.reshape(-1, *([1] * (p.dim() - 1)))
         return p.detach() * mask
 
 
-def support_mask(gamma: Tensor, penalty: str) -> Tensor:
+def span_view(t: Tensor, span: Span) -> Tensor:
+    """``t`` seen as (G, ...), its groups along axis 0: a view (no copy), so writing into it
+    writes ``t``. ``t`` must be contiguous."""
+    shape, dim = span
+    return t.view(shape).movedim(dim, 0)
+
+
+def support_mask(gamma: Tensor | Sequence[Tensor], penalty: str,
+                 spans: Sequence[Span] | None = None) -> Tensor:
     """Bool mask of Gamma's support: one entry per output unit (row) for ``"group"``, one per
-    element (``gamma.shape``) for ``"l1"``. The one rule that the optimizer, the worker's
-    weight saves, resume and pruning all use."""
+    element (``gamma.shape``) for ``"l1"``; with ``spans``, ``gamma`` is the list of the
+    group's tensors and the mask has one entry per group across them, (G,). The one rule that
+    the optimizer, the worker's weight saves, resume and pruning all use."""
+    if spans is not None:
+        gammas = [gamma] if isinstance(gamma, Tensor) else list(gamma)
+        out = None
+        for gm, span in zip(gammas, spans, strict=True):
+            v = span_view(gm.contiguous(), span)
+            inside = (v.reshape(v.shape[0], -1) != 0).any(dim=1)
+            out = inside if out is None else out | inside
+        return out
     if penalty == "group":
         return (gamma.reshape(gamma.shape[0], -1) != 0).any(dim=1)
     return gamma != 0
+
+
+def _check_spans(group: dict[str, Any]) -> None:
+    """Normalise a group's ``spans`` to tuples and raise a ValueError naming what does not fit:
+    one span per parameter, each a view of its (contiguous) parameter with the same group
+    count G on its axis, under the ``"group"`` penalty."""
+    spans = group.get("spans")
+    if spans is None:
+        return
+    params = group["params"]
+    if group["penalty"] != "group":
+        raise ValueError(f"Invalid spans: a group spanning tensors needs penalty='group', got "
+                         f"{group['penalty']!r}")
+    if len(spans) != len(params):
+        raise ValueError(f"Invalid spans: {len(spans)} spans for {len(params)} parameters "
+                         f"(one per parameter)")
+    norm, counts = [], set()
+    for i, (p, span) in enumerate(zip(params, spans)):
+        try:
+            shape, dim = tuple(int(v) for v in span[0]), int(span[1])
+        except (TypeError, ValueError, IndexError):
+            raise ValueError(f"Invalid spans[{i}]: {span!r}; expected (shape, dim)") from None
+        if math.prod(shape) != p.numel() or not 0 <= dim < len(shape):
+            raise ValueError(f"Invalid spans[{i}]: {span!r} does not view a parameter of shape "
+                             f"{tuple(p.shape)} (shape must hold its {p.numel()} entries and "
+                             f"dim be one of its axes)")
+        if not p.is_contiguous():
+            raise ValueError(f"Invalid spans[{i}]: the parameter is not contiguous")
+        counts.add(shape[dim])
+        norm.append((shape, dim))
+    if len(counts) != 1:
+        raise ValueError(f"Invalid spans: the parameters hold different group counts "
+                         f"{sorted(counts)}; every span's axis must have the same length")
+    group["spans"] = norm
 
 
 def _check_hyperparameters(group: dict[str, Any]) -> None:
@@ -224,10 +305,15 @@ def _check_hyperparameters(group: dict[str, Any]) -> None:
 
 
 def _group_lambda(p: Tensor, group: dict[str, Any]) -> float:
-    """Lambda for every group of ``p``: scaled by sqrt(group size) when group_scale='sqrt'."""
+    """Lambda for every group of ``p``: scaled by sqrt(group size) when group_scale='sqrt'
+    (with ``spans``, the size over all the group's tensors)."""
     lam = float(group["lam"])
     if group["group_scale"] == "sqrt":
-        size = p[0].numel() if group["penalty"] == "group" and p.dim() > 0 else 1
+        if group.get("spans") is not None:
+            size = sum(q.numel() // span[0][span[1]]
+                       for q, span in zip(group["params"], group["spans"]))
+        else:
+            size = p[0].numel() if group["penalty"] == "group" and p.dim() > 0 else 1
         lam *= math.sqrt(size)
     return lam
 
@@ -274,8 +360,11 @@ def _sgd(params: list[Tensor], grads: list[Tensor], bufs: list[Tensor | None], *
 def _single_tensor_slbi(params: list[Tensor], grads: list[Tensor], bufs: list[Tensor | None],
                         zs: list[Tensor], gammas: list[Tensor], lams: list[float], *, lr: float,
                         kappa: float, nu: float, momentum: float, weight_decay: float,
-                        nesterov: bool, penalty: str) -> None:
-    """Reference SLBI step, one tensor at a time, written as the equations read."""
+                        nesterov: bool, penalty: str, spans: list[Span] | None = None) -> None:
+    """Reference SLBI step, one tensor at a time, written as the equations read.
+
+    With ``spans`` the prox comes after every tensor's z step: its group norm needs them all.
+    """
     for i, w in enumerate(params):
         g = grads[i]
         if weight_decay != 0:
@@ -291,7 +380,11 @@ def _single_tensor_slbi(params: list[Tensor], grads: list[Tensor], bufs: list[Te
         diff = w - gammas[i]
         w.sub_(lr * kappa * d + (lr * kappa / nu) * diff)
         zs[i].add_((lr / nu) * diff)
-        gammas[i].copy_(kappa * _prox(zs[i], lams[i], penalty))
+        if spans is None:
+            gammas[i].copy_(kappa * _prox(zs[i], lams[i], penalty))
+    if spans is not None:
+        for gm, p in zip(gammas, _prox_spans(zs, lams[0], spans)):
+            gm.copy_(kappa * p)
 
 
 def _prox(z: Tensor, lam: float, penalty: str) -> Tensor:
@@ -302,6 +395,30 @@ def _prox(z: Tensor, lam: float, penalty: str) -> Tensor:
     norm = rows.norm(dim=1, keepdim=True)
     scale = torch.where(norm > lam, 1 - lam / norm, torch.zeros_like(norm))
     return (rows * scale).view_as(z)
+
+
+def _prox_spans(zs: list[Tensor], lam: float, spans: list[Span]) -> list[Tensor]:
+    """Group soft-threshold of groups that span tensors: ||z_g|| over every tensor's share."""
+    views = [span_view(z, span) for z, span in zip(zs, spans)]
+    sq = sum((v * v).reshape(v.shape[0], -1).sum(dim=1) for v in views)
+    norm = sq.sqrt()
+    scale = torch.where(norm > lam, 1 - lam / norm, torch.zeros_like(norm))
+    return [(v * scale.reshape(-1, *([1] * (v.dim() - 1)))).movedim(0, span[1]).reshape(z.shape)
+            for v, z, span in zip(views, zs, spans)]
+
+
+def _span_gammas_(zs: list[Tensor], gammas: list[Tensor], lam: float, kappa: float,
+                  spans: list[Span]) -> None:
+    """In place: Gamma = kappa * prox(z) for groups that span tensors, written through views."""
+    views = [span_view(z, span) for z, span in zip(zs, spans)]
+    sq = None
+    for v in views:
+        part = torch.linalg.vector_norm(v.reshape(v.shape[0], -1), dim=1) ** 2
+        sq = part if sq is None else sq.add_(part)
+    norm = sq.sqrt_()
+    scale = torch.where(norm > lam, kappa * (1 - lam / norm), torch.zeros_like(norm))
+    for v, gm, span in zip(views, gammas, spans):
+        torch.mul(v, scale.reshape(-1, *([1] * (v.dim() - 1))), out=span_view(gm, span))
 
 
 class _Scratch:
@@ -325,7 +442,8 @@ class _Scratch:
 def _foreach_slbi(params: list[Tensor], grads: list[Tensor], bufs: list[Tensor | None],
                   zs: list[Tensor], gammas: list[Tensor], lams: list[float], *, lr: float,
                   kappa: float, nu: float, momentum: float, weight_decay: float, nesterov: bool,
-                  penalty: str, scratch: list[Tensor] | None = None) -> None:
+                  penalty: str, scratch: list[Tensor] | None = None,
+                  spans: list[Span] | None = None) -> None:
     """SLBI step over lists of tensors with in-place torch._foreach_* ops.
 
     ``scratch`` (one tensor like each param) makes the step allocation-free; without it the step
@@ -370,6 +488,9 @@ def _foreach_slbi(params: list[Tensor], grads: list[Tensor], bufs: list[Tensor |
     torch._foreach_add_(zs, diffs, alpha=lr / nu)
     torch._foreach_add_(params, direction, alpha=-lr * kappa)
     torch._foreach_add_(params, diffs, alpha=-lr * kappa / nu)
+    if spans is not None:
+        _span_gammas_(zs, gammas, lams[0], kappa, spans)
+        return
     for z, gm, lam in zip(zs, gammas, lams):
         if penalty == "l1":
             torch.clamp(z, -lam, lam, out=gm)
@@ -385,11 +506,13 @@ def _foreach_slbi(params: list[Tensor], grads: list[Tensor], bufs: list[Tensor |
 def _fused_slbi(params: list[Tensor], grads: list[Tensor], bufs: list[Tensor | None],
                 zs: list[Tensor], gammas: list[Tensor], lams: list[float], *, lr: float,
                 kappa: float, nu: float, momentum: float, weight_decay: float, nesterov: bool,
-                penalty: str, scratch: list[Tensor]) -> None:
+                penalty: str, scratch: list[Tensor], spans: list[Span] | None = None) -> None:
     """SLBI step as one pass per group row (numba, CPU): m, W, z and ||z_g|| then Gamma_g.
 
     A row is one filter, small enough to stay in cache, so each tensor crosses memory once.
     Without momentum the kernel still writes m, into ``scratch`` (kept at zero beforehand).
+    With ``spans`` a group is not a row: the kernel does the elementwise m, W and z pass and
+    Gamma comes from the groups' norms across the tensors afterwards.
     """
     for i, w in enumerate(params):
         if momentum == 0:
@@ -401,4 +524,6 @@ def _fused_slbi(params: list[Tensor], grads: list[Tensor], bufs: list[Tensor | N
         _fused.step(_rows(w.detach()).numpy(), _rows(grads[i]).numpy(), _rows(m).numpy(),
                     _rows(zs[i]).numpy(), _rows(gammas[i]).numpy(), lr=lr, kappa=kappa, nu=nu,
                     momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
-                    lam=lams[i], l1=penalty == "l1")
+                    lam=lams[i], l1=penalty == "l1", prox=spans is None)
+    if spans is not None:
+        _span_gammas_(zs, gammas, lams[0], kappa, spans)

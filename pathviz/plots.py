@@ -10,6 +10,7 @@ scale whose first level is the neutral "outside the support" grey.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -17,7 +18,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-__all__ = ["overview_heatmap", "support_path", "layer_figure", "metrics_plot", "tradeoff_plot",
+__all__ = ["group_names", "unit_plural", "overview_heatmap", "support_path", "layer_figure",
+           "metrics_plot", "tradeoff_plot",
            "filters_image", "compare_plot", "decimate", "levels", "StopMark", "METRIC_LABELS",
            "PALETTE", "size_accuracy", "log_ticks", "METHOD_STYLE"]
 
@@ -135,9 +137,34 @@ def heatmap_cells(g: int, columns: int, order: np.ndarray | None = None
     return perm, lo, hi
 
 
+_BLOCK = re.compile(r"^(?:[A-Za-z]+_)*(\d+)$")  # "2" in blocks.2, "1" in encoder_layer_1
+UNITS = {"conv": "filter", "linear": "neuron", "heads": "head", "mlp": "MLP neuron"}
+
+
+def group_names(layer: Mapping) -> list[str]:
+    """A name per group of a layer record (the path file's ``layers`` entry), for hovers and
+    captions: ``"block 2 · head 3"`` and ``"block 2 · MLP neuron 17"`` in a transformer block
+    (the block is the first number in the layer's name, as in ``blocks.2.attn``),
+    ``"filter 5"``/``"neuron 5"`` for a conv/linear layer."""
+    unit = UNITS.get(layer.get("kind"), "group")
+    prefix = ""
+    if layer.get("kind") in ("heads", "mlp"):
+        for part in str(layer["name"]).split("."):
+            m = _BLOCK.match(part)
+            if m:
+                prefix = f"block {int(m.group(1))} · "
+                break
+    return [f"{prefix}{unit} {i}" for i in range(int(layer["groups"]))]
+
+
+def unit_plural(layer: Mapping) -> str:
+    """What a layer's groups are called, plural: "filters", "heads", "MLP neurons"."""
+    return UNITS.get(layer.get("kind"), "group") + "s"
+
+
 def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.ndarray],
-                     title: str = "", order: Mapping[str, np.ndarray] | None = None
-                     ) -> go.Figure:
+                     title: str = "", order: Mapping[str, np.ndarray] | None = None,
+                     names: Mapping[str, Sequence[str]] | None = None) -> go.Figure:
     """Layers x filters at one snapshot, coloured by ||Gamma_g|| / the layer's largest.
 
     Full resolution: the row width is the widest layer's filter count G_max (up to
@@ -145,7 +172,9 @@ def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.nd
     every filter has at least one cell. Only layers wider than MAX_OVERVIEW_COLUMNS are
     aggregated (the largest norm of the filters sharing a cell), and the title says so.
     With ``order`` (layer -> [G] filter indices, e.g. by entry time) each row shows its filters
-    in that order; the hover still names each filter by its position in the layer.
+    in that order; the hover still names each filter by its position in the layer. With
+    ``names`` (layer -> [G] names, e.g. from :func:`group_names`) the hover names each group so
+    ("block 2 · head 3").
     """
     widths = [len(gamma_norms[name]) for name in layer_names]
     widest = max(widths, default=1)
@@ -166,14 +195,23 @@ def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.nd
             vals = np.maximum.reduceat(gn, lo)
         z[r] = levels(vals / top, 1.0)
         first[r] = perm[lo]
+    text = None
+    rows = list(layer_names)
+    if names is not None:
+        text = [[str(names[name][i]) if name in names and len(gamma_norms[name]) else ""
+                 for i in first[r]] for r, name in enumerate(layer_names)]
+        # plotly does not carry a heatmap's text through a reordered category axis (a hover
+        # would name another layer's group): give the rows bottom-up instead, first layer on top
+        z, first, text, rows = z[::-1], first[::-1], text[::-1], rows[::-1]
     aggregated = widest > columns
     note = (f"each cell is the largest of up to {-(-widest // columns)} filters"
             if aggregated else "every filter shown")
     fig = go.Figure(go.Heatmap(
         z=z, x=np.arange(columns, dtype=np.float32) / max(columns - 1, 1),
-        y=list(layer_names), customdata=first, colorscale=level_scale(), zmin=0, zmax=255,
-        hovertemplate="%{y}, filter %{customdata}<br>level %{z} of 255 (0: outside the "
-                      "support)<extra></extra>",
+        y=rows, customdata=first, colorscale=level_scale(), zmin=0, zmax=255,
+        text=text,
+        hovertemplate=("%{y}, filter %{customdata}" if text is None else "%{y}: %{text}")
+        + "<br>level %{z} of 255 (0: outside the support)<extra></extra>",
         colorbar=_level_colorbar(1.0, "‖Γ_g‖ ÷ layer's largest")))
     # a short title and a subtitle: plotly never wraps titles, so a long one is cut on a
     # narrow page and runs into the colour bar and the toolbar (top right)
@@ -184,7 +222,7 @@ def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.nd
                    else "filters in order of entry (first on the left)"),
         # first layer on top (a reversed autorange is ignored on an axis without data)
         yaxis=dict(type="category", categoryorder="array", categoryarray=list(layer_names)[::-1],
-                   title="layer"),
+                   title="layer") if text is None else dict(type="category", title="layer"),
         height=max(300, 160 + 34 * len(layer_names)),
         margin=dict(l=10, r=10, t=top_margin(subtitle=True), b=40))
     return fig
@@ -270,7 +308,8 @@ def entry_bins(entry_iterations: np.ndarray, k: int = 5) -> list[tuple[np.ndarra
 
 def layer_figure(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np.ndarray,
                  entry: np.ndarray, layer: str = "", log_x: bool = False,
-                 show_gamma: bool = False, stop: StopMark | None = None) -> go.Figure:
+                 show_gamma: bool = False, stop: StopMark | None = None,
+                 names: Sequence[str] | None = None, unit: str = "filter") -> go.Figure:
     """The Layer view: entry-order heatmap above the filter paths, on one shared iteration axis.
 
     ``gamma_norm`` and ``weight_norm`` are [N, G]; ``entry`` [G] the entry snapshot index (-1:
@@ -279,6 +318,8 @@ def layer_figure(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np
     dashed with ``show_gamma``), coloured by when the filter entered, decimated to screen
     resolution. A top axis gives the number of selected groups (glmnet's df axis); a row of
     ticks at the bottom of the path panel (customdata = iteration) makes iterations clickable.
+    With ``names`` ([G], e.g. "block 2 · head 3") the heatmap's hover names each row's group;
+    ``unit`` is what the title calls a group.
     """
     n, g = gamma_norm.shape
     its = np.asarray(iterations)
@@ -289,12 +330,16 @@ def layer_figure(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np
     z = levels(gamma_norm[np.ix_(cols, order)].T, top)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         row_heights=[0.5, 0.5],
-                        subplot_titles=("", f"{layer}: regularization path of every filter"))
+                        subplot_titles=("", f"{layer}: regularization path of every {unit}"))
     x_cols = its[cols].astype(np.float32)
+    # named groups: the rows are categories named in entry order, so the hover says which
+    # group a row is (one name per row, not one per cell)
+    y_rows = np.arange(g, dtype=np.int32) if names is None else [str(names[i]) for i in order]
     fig.add_trace(go.Heatmap(
-        z=z, x=x_cols, y=np.arange(g, dtype=np.int32), colorscale=level_scale(), zmin=0,
+        z=z, x=x_cols, y=y_rows, colorscale=level_scale(), zmin=0,
         zmax=255, colorbar=dict(**_level_colorbar(top, "‖Γ_g‖"), len=0.45, y=0.78),
-        hovertemplate="iteration %{x}<br>entry rank %{y}<br>level %{z} of 255<extra></extra>",
+        hovertemplate="iteration %{x}<br>" + ("entry rank %{y}" if names is None else "%{y}")
+        + "<br>level %{z} of 255<extra></extra>",
         name="‖Γ_g‖", showlegend=False), row=1, col=1)
     per_line = max(20, min(MAX_LINE_POINTS, MAX_PATH_POINTS // max(g, 1)))
     rows = decimate(n, per_line)
@@ -334,9 +379,14 @@ def layer_figure(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np
     if log_x:
         ticks = ticks[its[ticks] > 0]
     # the df axis: groups selected, on top, matched to the shared iteration axis
-    fig.add_trace(go.Scatter(x=its[ticks].astype(np.float32), y=np.full(len(ticks), np.nan),
+    # (invisible: NaN on a numeric axis; on the named rows' category axis a NaN would be a
+    # category of its own, so it sits on the first row, transparent)
+    fig.add_trace(go.Scatter(x=its[ticks].astype(np.float32),
+                             y=np.full(len(ticks), np.nan) if names is None
+                             else [y_rows[0]] * len(ticks),
                              xaxis="x3", yaxis="y", showlegend=False, hoverinfo="skip",
-                             mode="markers"))
+                             mode="markers", marker=dict(opacity=0) if names is not None
+                             else None))
     axis_type = "log" if log_x else "linear"
     fig.update_layout(xaxis3=dict(overlaying="x", side="top", matches="x", type=axis_type,
                                   tickmode="array", tickvals=its[ticks].tolist(),
@@ -345,10 +395,12 @@ def layer_figure(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np
     _mark_stop(fig, stop, rows=(1, 2))
     fig.update_xaxes(type=axis_type)
     fig.update_xaxes(title_text="iteration" + (" (log scale)" if log_x else ""), row=2, col=1)
-    fig.update_yaxes(title_text="filter, in order of entry", row=1, col=1)
+    fig.update_yaxes(title_text=f"{unit}, in order of entry", row=1, col=1)
+    if names is not None:
+        fig.update_yaxes(type="category", showticklabels=g <= 32, row=1, col=1)
     fig.update_yaxes(title_text="group norm", row=2, col=1)
     # the top axis (groups selected) takes about 50 px above the heatmap, under the title
-    fig.update_layout(title=_title(f"{layer}: filters by entry time",
+    fig.update_layout(title=_title(f"{layer}: {unit}s by entry time",
                                    "grey: outside the support"),
                       height=800, margin=dict(l=10, r=10, t=top_margin(subtitle=True) + 50, b=40),
                       legend=dict(orientation="h", y=-0.08, title_text="path colour: "))

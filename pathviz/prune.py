@@ -11,12 +11,21 @@ couplings in any torchvision model.
 The masked model zeroes W outside the support and also silences the channels that the compact
 model removes (their bias and BatchNorm affine set to 0, so they output exactly 0). Compact is
 that masked model with those channels cut, so the two compute the same function.
+
+Transformer blocks (``pathviz.groups``): an MLP neuron outside the support goes with its fc1 row
+and fc2 column, through the dependency graph like any linear row. A head outside the support
+goes with its q, k, v rows and output-projection columns, cut with torch-pruning's layer
+functions, and the module's ``num_heads`` drops: this needs an attention module whose stream
+width is not tied to its heads (``pathviz.models.Attention``). ``nn.MultiheadAttention`` ties
+``embed_dim = num_heads * head_dim``, so its heads outside the support are masked (they output
+exactly 0) but stay in the compact model, and the plan says so in a warning.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +33,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from pathviz.optim import support_mask
+from pathviz.optim import span_view, support_mask
 
 log = logging.getLogger("pathviz.prune")
 
@@ -41,21 +50,50 @@ class PrunePlan:
     """What to remove: per coupled set, the root layer and the channels to cut."""
 
     sets: list[dict[str, Any]] = field(default_factory=list)  # {root, handler, remove, members}
+    heads: list[dict[str, Any]] = field(default_factory=list)  # {root, remove, heads, head_dim}
     kept: dict[str, int] = field(default_factory=dict)  # Gamma layer name -> channels kept
     groups: dict[str, int] = field(default_factory=dict)  # Gamma layer name -> channels before
     warnings: list[str] = field(default_factory=list)
 
 
+def _spans(layer: dict[str, Any]) -> list[tuple[tuple[int, ...], int]]:
+    return [(tuple(m["view"]), int(m["dim"])) for m in layer["members"]]
+
+
 def support_masks(layers: list[dict[str, Any]], gammas: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """Per Gamma layer: bool per group (``"group"``) or per element (``"l1"``): Gamma != 0."""
-    return {layer["name"]: support_mask(torch.as_tensor(gammas[layer["param"]]),
-                                        layer["penalty"]) for layer in layers}
+    """Per Gamma layer: bool per group (``"group"``, and per group across its tensors where
+    its groups span several) or per element (``"l1"``): Gamma != 0."""
+    out = {}
+    for layer in layers:
+        if layer.get("members"):
+            out[layer["name"]] = support_mask(
+                [torch.as_tensor(gammas[m["param"]]) for m in layer["members"]], "group",
+                _spans(layer))
+        else:
+            out[layer["name"]] = support_mask(torch.as_tensor(gammas[layer["param"]]),
+                                              layer["penalty"])
+    return out
 
 
 def dependency_graph(model: nn.Module, example: torch.Tensor) -> tp.DependencyGraph:
     """torch-pruning's graph of ``model`` (it traces through autograd, so grad is switched on)."""
-    with torch.enable_grad():
+    with torch.enable_grad(), warnings.catch_warnings():
+        # a ViT's class token and position embedding are parameters outside any layer; they
+        # span the residual stream, which pathviz never cuts, so the warning says nothing here
+        warnings.filterwarnings("ignore", message="Unwrapped parameters")
         return tp.DependencyGraph().build_dependency(model, example_inputs=example)
+
+
+def _removable_heads(mod: nn.Module) -> bool:
+    """True for an attention module whose heads can be cut out (``qkv``/``proj``/``num_heads``,
+    as ``pathviz.models.Attention``); False for ``nn.MultiheadAttention``."""
+    return not isinstance(mod, nn.MultiheadAttention) and isinstance(
+        getattr(mod, "qkv", None), nn.Linear) and isinstance(getattr(mod, "proj", None), nn.Linear)
+
+
+def _head_rows(h: int, heads: int, head_dim: int) -> list[int]:
+    """Rows of head ``h`` in a packed [q; k; v] projection of ``heads`` heads."""
+    return [c * heads * head_dim + h * head_dim + j for c in range(3) for j in range(head_dim)]
 
 
 def _handler_name(dep) -> str:
@@ -68,8 +106,12 @@ def plan_pruning(model: nn.Module, layers: list[dict[str, Any]], gammas: dict[st
     dg = dependency_graph(model, example)
     names = dict(model.named_modules())
     masks = support_masks(layers, gammas)
-    group_layers = {layer["name"]: layer for layer in layers if layer["penalty"] == "group"}
+    group_layers = {layer["name"]: layer for layer in layers
+                    if layer["penalty"] == "group" and layer["kind"] != "heads"}
     plan = PrunePlan()
+    for layer in layers:
+        if layer["kind"] == "heads":
+            _plan_heads(plan, names[layer["name"]], layer, masks[layer["name"]], gammas)
     done: set[str] = set()
     for name, layer in group_layers.items():
         if name in done:
@@ -113,12 +155,46 @@ def plan_pruning(model: nn.Module, layers: list[dict[str, Any]], gammas: dict[st
     return plan, dg
 
 
+def _plan_heads(plan: PrunePlan, mod: nn.Module, layer: dict[str, Any], inside: torch.Tensor,
+                gammas: dict[str, Any]) -> None:
+    """Add the heads of one attention layer that are outside the support to ``plan``."""
+    name, n = layer["name"], int(layer["groups"])
+    plan.groups[name] = n
+    if not _removable_heads(mod):
+        plan.kept[name] = n
+        if not bool(inside.all()):
+            plan.warnings.append(f"{name}: nn.MultiheadAttention ties its width to its heads, so "
+                                 f"its {int((~inside).sum())} heads outside the support are "
+                                 f"masked (they output 0) but not removed")
+        return
+    remove = (~inside).clone()
+    if bool(remove.all()):
+        strength = sum((span_view(torch.as_tensor(gammas[m["param"]]).contiguous(),
+                                  (tuple(m["view"]), int(m["dim"]))).reshape(n, -1) ** 2
+                        ).sum(dim=1) for m in layer["members"])
+        keep = int(strength.argmax())
+        remove[keep] = False
+        plan.warnings.append(f"{name}: no head is in the support; kept the strongest one "
+                             f"(head {keep}) so the network still runs")
+    idx = torch.nonzero(remove).flatten().tolist()
+    plan.heads.append({"root": name, "remove": idx, "heads": n, "head_dim": mod.head_dim})
+    plan.kept[name] = n - len(idx)
+
+
 @torch.no_grad()
 def apply_mask(model: nn.Module, layers: list[dict[str, Any]], gammas: dict[str, Any],
                plan: PrunePlan, dg: tp.DependencyGraph) -> nn.Module:
     """In place: W <- W * 1[Gamma != 0]; channels the plan removes output exactly zero."""
     names = dict(model.named_modules())
+    params = dict(model.named_parameters())
+    masks = support_masks(layers, gammas)
     for layer in layers:
+        if layer.get("members"):
+            keep = masks[layer["name"]]
+            for m, span in zip(layer["members"], _spans(layer)):
+                v = span_view(params[m["param"]].data, span)
+                v.mul_(keep.to(v.dtype).reshape(-1, *([1] * (v.dim() - 1))))
+            continue
         w = names[layer["name"]].weight
         g = torch.as_tensor(gammas[layer["param"]], dtype=w.dtype)
         if layer["penalty"] == "group":
@@ -143,6 +219,11 @@ def apply_mask(model: nn.Module, layers: list[dict[str, Any]], gammas: dict[str,
                 p = getattr(target, pname, None)
                 if isinstance(p, torch.Tensor):
                     p.index_fill_(0, idx, 0.0)
+    for h in plan.heads:  # a removed head's q, k, v biases too: it then outputs exactly 0
+        qkv = names[h["root"]].qkv
+        if qkv.bias is not None and h["remove"]:
+            rows = [r for i in h["remove"] for r in _head_rows(i, h["heads"], h["head_dim"])]
+            qkv.bias.index_fill_(0, torch.tensor(rows, dtype=torch.long), 0.0)
     return model
 
 
@@ -159,6 +240,15 @@ def compact(model: nn.Module, plan: PrunePlan, dg: tp.DependencyGraph) -> nn.Mod
             raise RuntimeError(f"torch-pruning refused to prune {s['root']}: it would empty a "
                                f"layer")
         group.prune()
+    for h in plan.heads:
+        if not h["remove"]:
+            continue
+        mod = names[h["root"]]
+        rows = [r for i in h["remove"] for r in _head_rows(i, h["heads"], h["head_dim"])]
+        cols = [i * h["head_dim"] + j for i in h["remove"] for j in range(h["head_dim"])]
+        tp.prune_linear_out_channels(mod.qkv, rows)
+        tp.prune_linear_in_channels(mod.proj, cols)
+        mod.num_heads = h["heads"] - len(h["remove"])
     return model
 
 

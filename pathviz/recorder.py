@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from pathviz import _fused
-from pathviz.groups import LayerSpec
-from pathviz.optim import SLBI
+from pathviz.groups import LayerSpec, Member
+from pathviz.optim import SLBI, span_view
 from pathviz.store import STANDARD_METRICS, PathWriter, Snapshot
 
 __all__ = ["PathRecorder", "layers_of", "model_info"]
@@ -72,16 +72,36 @@ _model_info = model_info
 def layers_of(model: nn.Module, optimizer: torch.optim.Optimizer) -> list[LayerSpec]:
     """The layers of ``model`` whose weight has a Gamma in ``optimizer``, in model order.
 
-    Any other optimizer (e.g. the ``torch.optim.SGD`` baseline) has none: an empty list.
+    A param group with ``spans`` is one layer whose groups span its tensors (attention heads,
+    MLP neurons): named by the group's ``layer`` (else the module its tensors share), of the
+    group's ``kind``. Any other optimizer (e.g. the ``torch.optim.SGD`` baseline) has none: an
+    empty list.
     """
     if not isinstance(optimizer, SLBI):
         return []
+    names = {id(p): n for n, p in model.named_parameters()}
+    order = {n: i for i, (n, _) in enumerate(model.named_modules())}
     penalty = {}
+    specs = []
     for group in optimizer.param_groups:
-        if group["penalty"] is not None:
+        if group["penalty"] is None:
+            continue
+        if group.get("spans") is None:
             for p in group["params"]:
                 penalty[id(p)] = group["penalty"]
-    specs = []
+            continue
+        if any(id(p) not in names for p in group["params"]):
+            raise ValueError("a param group with spans holds a tensor that is not a parameter "
+                             "of the model")
+        members = tuple(Member(names[id(p)], tuple(p.shape), tuple(view), int(dim))
+                        for p, (view, dim) in zip(group["params"], group["spans"]))
+        # the module its tensors share, e.g. "blocks.0.attn" for blocks.0.attn.{qkv,proj}
+        name = group.get("layer") or ".".join(os.path.commonprefix(
+            [m.param.split(".")[:-1] for m in members])) or members[0].param
+        specs.append(LayerSpec(name=name, param=members[0].param,
+                               kind=group.get("kind") or "linear", shape=members[0].shape,
+                               penalty="group", groups=members[0].view[members[0].dim],
+                               members=members))
     for name, mod in model.named_modules():
         w = getattr(mod, "weight", None)
         if not isinstance(w, torch.Tensor) or id(w) not in penalty:
@@ -94,7 +114,26 @@ def layers_of(model: nn.Module, optimizer: torch.optim.Optimizer) -> list[LayerS
     if not specs:
         raise ValueError("the optimizer has no parameter with a Gamma (every group has "
                          "penalty=None); build its groups with pathviz.groups.slbi_param_groups")
-    return specs
+
+    def position(spec: LayerSpec) -> int:
+        module = spec.name if spec.name in order else spec.param.rpartition(".")[0]
+        return order.get(module, len(order))
+
+    return sorted(specs, key=position)
+
+
+def _span_stats(spec: LayerSpec, ws: list[torch.Tensor], gammas: list[torch.Tensor]
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(||Gamma_g||, ||W_g||, nnz(Gamma_g)) per group of a layer whose groups span tensors:
+    sums over every member's share, as (G,) tensors on the parameters' device."""
+    g2 = w2 = nnz = 0
+    for m, w, gm in zip(spec.members, ws, gammas):
+        gv = span_view(gm.detach().contiguous(), m.span).reshape(spec.groups, -1)
+        wv = span_view(w.detach().contiguous(), m.span).reshape(spec.groups, -1)
+        g2 = g2 + (gv.double() ** 2).sum(dim=1)
+        w2 = w2 + (wv.double() ** 2).sum(dim=1)
+        nnz = nnz + (gv != 0).sum(dim=1)
+    return g2.sqrt().float(), w2.sqrt().float(), nnz
 
 
 def _group_stats(w: torch.Tensor, gamma: torch.Tensor, groups: int
@@ -240,6 +279,9 @@ class PathRecorder:
         self.layers = layers_of(model, optimizer)
         params = dict(model.named_parameters())
         self._params = [params[s.param] for s in self.layers]
+        # every tensor of each layer's Gamma: its members where its groups span tensors
+        self._members = [[params[m.param] for m in s.members] or [params[s.param]]
+                         for s in self.layers]
         self.weights_every = int(weights_every)
         self.iterations_per_epoch = iterations_per_epoch
         self._t0 = time.time()
@@ -256,9 +298,13 @@ class PathRecorder:
         if self._params and self._params[0].device.type != "cpu":
             return self._device_stats()
         stats = {}
-        for spec, p in zip(self.layers, self._params):
+        for spec, p, members in zip(self.layers, self._params, self._members):
             gamma = self.optimizer.gamma(p)
-            if spec.penalty == "group":
+            if spec.members:
+                gn, wn, nnz = _span_stats(spec, members,
+                                          [self.optimizer.gamma(q) for q in members])
+                gn, wn, nnz = gn.cpu().numpy(), wn.cpu().numpy(), nnz.int().cpu().numpy()
+            elif spec.penalty == "group":
                 gn, wn, nnz = _group_stats(p.detach(), gamma, spec.groups)
             else:
                 gn = gamma.detach().abs().flatten().float().cpu().numpy()
@@ -271,9 +317,13 @@ class PathRecorder:
         """:meth:`layer_stats` computed on the parameters' device: one float32 vector of
         (gamma_norm, weight_norm, nnz) per layer, concatenated, then one copy to the host."""
         parts = []
-        for spec, p in zip(self.layers, self._params):
+        for spec, p, members in zip(self.layers, self._params, self._members):
             g = self.optimizer.gamma(p).detach()
-            if spec.penalty == "group":
+            if spec.members:
+                gn, wn, nnz = _span_stats(spec, members,
+                                          [self.optimizer.gamma(q) for q in members])
+                parts += [gn, wn, nnz.float()]
+            elif spec.penalty == "group":
                 g2, w2 = g.reshape(spec.groups, -1), p.detach().reshape(spec.groups, -1)
                 parts += [torch.linalg.vector_norm(g2, dim=1).float(),
                           torch.linalg.vector_norm(w2, dim=1).float(),
@@ -301,8 +351,7 @@ class PathRecorder:
         if self.example is None:
             raise ValueError("the recorder has no example input: pass dataset= or "
                              "example_input= when creating it")
-        gammas = {s.param: self.optimizer.gamma(p).detach()
-                  for s, p in zip(self.layers, self._params)}
+        gammas = {name: self.optimizer.gamma(q).detach() for name, q in self._gamma_tensors()}
         return subnetwork(self.model, [s.to_json() for s in self.layers], gammas, self.example)
 
     def record(self, iteration: int, *, epoch: float | None = None, elapsed: float | None = None,
@@ -345,10 +394,16 @@ class PathRecorder:
             return
         _check_iteration(iteration, self.last_weights_iteration, "record_weights")
         tensors = {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
-        gammas = {s.param: self.optimizer.gamma(p).detach().float().cpu().numpy().copy()
-                  for s, p in zip(self.layers, self._params)}
+        gammas = {name: self.optimizer.gamma(q).detach().float().cpu().numpy().copy()
+                  for name, q in self._gamma_tensors()}
         self.writer.append_weights(int(iteration), tensors, gammas)
         self.last_weights_iteration = int(iteration)
+
+    def _gamma_tensors(self) -> list[tuple[str, torch.Tensor]]:
+        """(parameter name, parameter) of every tensor with a share of a layer's Gamma."""
+        return [(m.param, q) for s, members in zip(self.layers, self._members)
+                for m, q in zip(s.members, members)] + \
+            [(s.param, p) for s, p in zip(self.layers, self._params) if not s.members]
 
     def flush(self) -> None:
         self.writer.flush()

@@ -106,5 +106,7 @@ def support_at_last_weights(path: os.PathLike | str, layers: Iterable[Any],
         g = r.gamma_at(int(wits[-1])) if len(wits) else None
     if g is None:
         return None
-    return [support_mask(torch.as_tensor(g[s.param]).to(p.device), s.penalty)
+    return [support_mask([torch.as_tensor(g[m.param]).to(p.device) for m in s.members],
+                         s.penalty, [m.span for m in s.members]) if s.members else
+            support_mask(torch.as_tensor(g[s.param]).to(p.device), s.penalty)
             for s, p in zip(layers, params)]

@@ -98,7 +98,10 @@ class Snapshotter:
 
     def gammas(self) -> dict[str, torch.Tensor]:
         """Every Gamma layer's tensor by parameter name."""
-        return {s.param: self.opt.gamma(p).detach() for s, p in zip(self.layers, self._params)}
+        named = dict(self.model.named_parameters())
+        # a layer whose groups span tensors has a share of Gamma in each of its members
+        return {name: self.opt.gamma(named[name]).detach() for s in self.layers
+                for name in ([m.param for m in s.members] or [s.param])}
 
     def take(self, iteration: int, *, final: bool, epoch: float, elapsed: float,
              recorder: PathRecorder | None) -> dict[str, float]:

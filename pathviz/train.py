@@ -187,6 +187,10 @@ def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimi
                                last_linear=cfg.last_linear_penalty,
                                first_dense=cfg.first_layer_dense, lam=cfg.lam,
                                group_scale=cfg.group_scale)
+    if cfg.mlp_lam is not None:  # transformer blocks' MLP neurons: their own threshold
+        for g in groups:
+            if g.get("kind") == "mlp":
+                g["lam"] = cfg.mlp_lam
     return SLBI(groups, lr=cfg.lr, kappa=cfg.kappa, nu=cfg.nu, lam=cfg.lam,
                 momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov,
                 impl=cfg.impl)

@@ -59,6 +59,7 @@ def test_config_file_errors(tmp_path):
     ({"eval_every": 3, "snapshot_every": 2}, "--eval-every (3) must be a multiple"),
     ({"device": "tpu"}, "--device must be auto, cpu or cuda"),
     ({"lr_schedule": "step"}, "--lr-schedule must be none or cosine"),
+    ({"mlp_lam": -0.5}, "--mlp-lam must be a number >= 0 or none"),
 ])
 def test_validation_messages_name_the_flag(changes, message):
     with pytest.raises(ConfigError) as e:

@@ -437,3 +437,82 @@ def test_a_reversed_path_file_is_one_sentence_and_nothing_is_written(run_dir, tm
         assert err.endswith("snapshots/iteration goes from 46 to 45 at snapshot 1, but iterations "
                             "must strictly increase; delete the run or restore the file"), err
     assert {p: p.read_bytes() for p in run.rglob("*")} == before
+
+
+@pytest.fixture(scope="module")
+def vit_run(tmp_path_factory):
+    """A real vit_tiny/digits run of 7 iterations with weights at 7: blocks 0 and 2 have all
+    their heads in the support, blocks 1 and 3 none (their lambda is higher), and 111-122 of
+    each block's 128 MLP neurons."""
+    d = tmp_path_factory.mktemp("runs") / "vit"
+    torch.manual_seed(0)
+    data = load_dataset("digits")
+    model = build_model("vit_tiny")
+    groups = slbi_param_groups(model, first_dense=True, lam=0.3)
+    for g in groups:
+        if g.get("kind") == "mlp":
+            g["lam"] = 0.045
+        elif g.get("kind") == "heads" and g["layer"] in ("blocks.1.attn", "blocks.3.attn"):
+            g["lam"] = 0.34
+    opt = SLBI(groups, lr=0.05, nu=5.0)
+    loader = BatchLoader(data.train_x, data.train_y, data.info, 64, shuffle=True, augment=False)
+    with PathRecorder(model, opt, d / runs.PATH_FILE, weights_every=7, dataset="digits",
+                      iterations_per_epoch=len(loader)) as rec:
+        rec.record(0)
+        for it, (x, y) in enumerate(loader.epoch(0), 1):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            rec.record(it)
+            if it == 7:
+                break
+    return d
+
+
+def test_a_vit_exports_without_its_heads_and_neurons_outside_the_support(vit_run, tmp_path):
+    out = tmp_path / "vit.pt2"
+    rep = export.export(vit_run, 7, "compact", "pt2", out)
+    kept = {layer["layer"]: layer["kept"] for layer in rep["layers"]}
+    assert [kept[f"blocks.{i}.attn"] for i in range(4)] == [4, 1, 4, 1]  # 1: the guard's
+    assert all(100 < kept[f"blocks.{i}.mlp.fc1"] < 128 for i in range(4))
+    assert rep["max_abs_diff_compact_vs_masked"] < 1e-5
+    assert rep["test_acc"] == pytest.approx(rep["test_acc_masked"], abs=1e-9)
+    # params_kept is the file's own size, from the function the worker stores it with
+    model, layers, gammas, cfg = export.load_run_model(vit_run, 7)
+    sub = prune.subnetwork(model, layers, gammas, torch.zeros(1, 1, 28, 28))
+    assert rep["params_after"] == rep["params_kept"] == sub.params < rep["params_before"]
+    assert sub.params == sum(p.numel() for p in sub.compact.parameters())
+    code = ("import sys, torch; m = torch.export.load(sys.argv[1]).module(); "
+            "x = torch.load(sys.argv[2]); y = m(x); torch.save(y, sys.argv[3]); "
+            "print(tuple(y.shape), any(k.startswith('pathviz') for k in sys.modules))")
+    x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    torch.save(x, tmp_path / "x.pt")
+    proc = subprocess.run([sys.executable, "-c", code, str(out), str(tmp_path / "x.pt"),
+                           str(tmp_path / "y.pt")], capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == ["(3,", "10)", "False"]
+    with torch.no_grad():
+        torch.testing.assert_close(torch.load(tmp_path / "y.pt"), sub.masked(x), rtol=0,
+                                   atol=1e-5)
+    # the state_dict export rebuilds the narrower ViT from its widths
+    sd = export.export(vit_run, 7, "compact", "state_dict", tmp_path / "vit.pth")
+    rebuilt = export.load_state_dict_export(tmp_path / "vit.pth")
+    assert rebuilt.widths()[:4] == [4, 1, 4, 1]
+    assert sum(p.numel() for p in rebuilt.parameters()) == sd["params_after"]
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(x), sub.compact(x), rtol=0, atol=1e-6)
+
+
+def test_a_vit_onnx_export_runs(vit_run, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+    import onnxruntime as ort
+
+    out = tmp_path / "vit.onnx"
+    rep = export.export(vit_run, 7, "compact", "onnx", out)
+    model, layers, gammas, _ = export.load_run_model(vit_run, 7)
+    sub = prune.subnetwork(model, layers, gammas, torch.zeros(1, 1, 28, 28))
+    x = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    y = ort.InferenceSession(str(out)).run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(y, sub.masked(x).numpy(), atol=1e-4)
+    assert rep["params_after"] == sub.params

@@ -12,6 +12,7 @@ from pathviz.models import (
     default_widths,
     param_count,
     registry,
+    widths_of,
 )
 
 GOLDEN = {
@@ -99,3 +100,21 @@ def test_registry_and_unknown_names():
     # any torchvision classifier by name, with a 1-channel stem
     m = build_model("tv_squeezenet1_0", in_channels=1, num_classes=4)
     assert m(torch.randn(1, 1, 64, 64)).shape == (1, 4)
+
+
+def test_vit_tiny_shape_widths_and_rebuild():
+    import torch
+
+    m = build_model("vit_tiny")
+    assert count_params(m) == 139_018
+    assert widths_of(m) == [4] * 4 + [128] * 4
+    assert tuple(m(torch.zeros(2, 1, 28, 28)).shape) == (2, 10)
+    narrow = build_model("vit_tiny", num_classes=3, in_channels=3, widths=[1, 2, 3, 4, 5, 6, 7, 8])
+    assert [b.attn.num_heads for b in narrow.blocks] == [1, 2, 3, 4]
+    assert [b.attn.qkv.out_features for b in narrow.blocks] == [48, 96, 144, 192]  # head dim 16
+    assert [b.mlp.fc1.out_features for b in narrow.blocks] == [5, 6, 7, 8]
+    assert tuple(narrow(torch.zeros(1, 3, 28, 28)).shape) == (1, 3)
+    with pytest.raises(ValueError, match="takes 8 widths"):
+        build_model("vit_tiny", widths=[4, 4])
+    with pytest.raises(ValueError, match="divisible by its patch"):
+        build_model("vit_tiny", input_size=30)

@@ -272,3 +272,35 @@ def test_size_points_csv_holds_every_point():
     pts = _size_points()
     lines = points_csv(pts).strip().splitlines()
     assert lines[0].split(",") == list(POINT_COLUMNS) and len(lines) == len(pts) + 1
+
+
+def test_heads_and_mlp_neurons_are_named_by_block():
+    heads = {"name": "blocks.2.attn", "kind": "heads", "groups": 4}
+    mlp = {"name": "encoder.layers.encoder_layer_1.mlp.0", "kind": "mlp", "groups": 3}
+    assert plots.group_names(heads) == [f"block 2 · head {i}" for i in range(4)]
+    assert plots.group_names(mlp) == [f"block 1 · MLP neuron {i}" for i in range(3)]
+    assert plots.group_names({"name": "conv2", "kind": "conv", "groups": 2}) == [
+        "filter 0", "filter 1"]
+    assert plots.unit_plural(mlp) == "MLP neurons"
+    # the overview's hover names the group under each cell, in entry order too
+    gn = {"h": np.array([0, 1, 0, 3], np.float32), "m": np.array([2, 0, 1], np.float32)}
+    names = {"h": plots.group_names(heads), "m": plots.group_names(mlp)}
+    fig = plots.overview_heatmap(["h", "m"], gn, names=names,
+                                 order={"h": np.array([3, 1, 0, 2]), "m": np.arange(3)})
+    # rows bottom-up (plotly would not reorder a heatmap's text along a category axis), so
+    # each row's text is its own layer's: the first layer is the last row, drawn on top
+    d = fig.data[0]
+    assert list(d.y) == ["m", "h"]
+    assert d.text[1][0] == "block 2 · head 3" and d.text[1][1] == "block 2 · head 1"
+    assert "block 1 · MLP neuron" in d.text[0][0] and "%{text}" in d.hovertemplate
+    assert np.asarray(d.z)[1].max() == 255 and np.asarray(d.customdata)[1][0] == 3
+    # the Layer view's rows are the groups by name, in order of entry
+    n = 5
+    g = np.zeros((n, 4), np.float32)
+    g[2:, 3], g[4:, 1] = 1.0, 1.0
+    entry = np.array([-1, 4, -1, 2])
+    fig = plots.layer_figure(g, g + 1, np.arange(n), entry, "blocks.2.attn",
+                             names=plots.group_names(heads), unit="head")
+    assert list(fig.data[0].y) == ["block 2 · head 3", "block 2 · head 1", "block 2 · head 0",
+                                   "block 2 · head 2"]
+    assert "heads by entry time" in fig.layout.title.text

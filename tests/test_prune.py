@@ -145,3 +145,79 @@ def test_a_model_torch_pruning_cannot_cut_is_named_in_one_sentence():
     with pytest.raises(PruneError, match=r"^torch-pruning cannot cut ShuffleNetV2 \(.*; pick "
                                          r"another model$"):
         subnetwork(model, [s.to_json() for s in layers], gammas, torch.zeros(1, 3, 64, 64))
+
+
+def _span_gammas(model, layers, keep: dict[str, list[int]], seed: int = 0):
+    """Random Gammas for layers whose groups span tensors, zero outside ``keep`` (per layer),
+    written into each member through its span, so the support is exactly ``keep``."""
+    from pathviz.optim import span_view
+
+    gen = torch.Generator().manual_seed(seed)
+    gammas = {}
+    for layer in layers:
+        inside = torch.zeros(layer["groups"], dtype=torch.bool)
+        inside[keep[layer["name"]]] = True
+        for m in layer.get("members") or [{"param": layer["param"], "shape": layer["shape"],
+                                            "view": layer["shape"], "dim": 0}]:
+            g = torch.randn(m["shape"], generator=gen)
+            v = span_view(g, (tuple(m["view"]), m["dim"]))
+            v.mul_(inside.float().reshape(-1, *([1] * (v.dim() - 1))))
+            gammas[m["param"]] = g.numpy()
+    return gammas
+
+
+def test_vit_heads_and_neurons_are_cut_and_compute_the_masked_function():
+    torch.manual_seed(0)
+    model = build_model("vit_tiny").eval()
+    layers = [s.to_json() for s in gamma_layers(model, first_dense=True)]
+    keep = {layer["name"]: ([1, 3] if layer["kind"] == "heads" else list(range(0, 128, 3)))
+            for layer in layers}
+    keep["blocks.2.attn"] = []  # no head in the support: the strongest one stays
+    gammas = _span_gammas(model, layers, keep)
+    x = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(5))
+    sub = prune.subnetwork(model, layers, gammas, x[:1])
+    blocks = sub.compact.blocks
+    assert [b.attn.num_heads for b in blocks] == [2, 2, 1, 2]
+    assert [b.attn.qkv.out_features for b in blocks] == [3 * 2 * 16, 96, 48, 96]
+    assert [b.attn.proj.in_features for b in blocks] == [32, 32, 16, 32]
+    assert [b.mlp.fc1.out_features for b in blocks] == [43] * 4
+    assert [b.mlp.fc2.in_features for b in blocks] == [43] * 4
+    assert sub.plan.kept["blocks.0.attn"] == 2 and sub.plan.kept["blocks.0.mlp.fc1"] == 43
+    assert any("no head is in the support" in w for w in sub.plan.warnings)
+    with torch.no_grad():
+        torch.testing.assert_close(sub.compact(x), sub.masked(x), rtol=0, atol=1e-5)
+        # the masked model really is sparse: a cut head's rows are zero, a kept head's are not
+        qkv = sub.masked.blocks[0].attn.qkv.weight.reshape(3, 4, 16, 64)
+        assert (qkv[:, [0, 2]] == 0).all() and (qkv[:, [1, 3]] != 0).any()
+        assert not torch.allclose(sub.masked(x), model(x))
+    assert sub.params == count_params(sub.compact)
+    # a compact ViT rebuilds from (name, widths, state_dict)
+    widths = widths_of(sub.compact)
+    assert widths == [2, 2, 1, 2] + [43] * 4
+    again = build_model("vit_tiny", widths=widths).eval()
+    again.load_state_dict(sub.compact.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), sub.compact(x), rtol=0, atol=0)
+
+
+def test_multihead_attention_heads_are_masked_not_removed():
+    from torchvision.models import VisionTransformer
+
+    torch.manual_seed(0)
+    model = VisionTransformer(image_size=32, patch_size=16, num_layers=2, num_heads=2,
+                              hidden_dim=16, mlp_dim=24, num_classes=3).eval()
+    layers = [s.to_json() for s in gamma_layers(model, first_dense=True)]
+    keep = {layer["name"]: ([1] if layer["kind"] == "heads" else list(range(0, 24, 2)))
+            for layer in layers}
+    gammas = _span_gammas(model, layers, keep)
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    sub = prune.subnetwork(model, layers, gammas, x[:1])
+    pre = "encoder.layers.encoder_layer_"
+    assert sub.plan.kept[f"{pre}0.self_attention"] == 2  # both heads stay in the module
+    assert any("masked (they output 0) but not removed" in w for w in sub.plan.warnings)
+    assert [sub.compact.encoder.layers[i].mlp[0].out_features for i in range(2)] == [12, 12]
+    with torch.no_grad():
+        torch.testing.assert_close(sub.compact(x), sub.masked(x), rtol=0, atol=1e-5)
+        attn = sub.masked.encoder.layers[0].self_attention
+        assert (attn.out_proj.weight[:, :8] == 0).all() and (attn.out_proj.weight[:, 8:] != 0).any()
+    assert sub.params == count_params(sub.compact) < count_params(model)

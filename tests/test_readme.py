@@ -149,3 +149,48 @@ def test_the_byo_loop_snippet_and_its_export_work_as_printed(tmp_path):
     assert said_support, "the section no longer states the support at the last snapshot"
     assert [support[n][0] for n in ("conv2", "conv3", "fc1")] == [
         int(g) for g in said_support.groups()]
+
+
+TRANSFORMER = "### Your own transformer"
+
+
+def test_the_transformer_snippet_records_head_groups_as_printed(tmp_path):
+    """The README's own nn.TransformerEncoder, pasted into ``python`` as printed: its run has
+    head and MLP-neuron layers, each with some but not all groups selected at the end (the
+    section says so), the app's reader opens it, and export refuses the custom model in one
+    sentence."""
+    readme = (ROOT / "README.md").read_text()
+    mine = [(lang, body) for heading, lang, body in blocks(readme) if heading == TRANSFORMER]
+    assert mine and mine[0][0] == "python", mine
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    (tmp_path / "snippet.py").write_text(mine[0][1])
+    (tmp_path / "console.py").write_text(CONSOLE)
+    p = subprocess.run([sys.executable, "console.py", "snippet.py"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    run = tmp_path / "checkpoints" / "encoder"
+    with PathReader(run / "path.h5") as r:
+        kinds = [layer["kind"] for layer in r.layers]
+        last = int(r.weight_iterations[-1])
+        snap = r.snapshot(r.n_snapshots - 1)
+        support = {layer["name"]: (int(np.count_nonzero(snap[layer["name"]]["gamma_norm"] > 0)),
+                                   int(layer["groups"])) for layer in r.layers}
+    assert kinds == ["heads", "mlp", "heads", "mlp"]
+    for name, (inside, groups) in support.items():
+        assert 0 < inside < groups, f"{name}: {inside}/{groups} groups selected: {support}"
+    text = " ".join(section_text(readme, "## Bring your own training loop").split())
+    said = re.search(r"At the end the two attention layers keep (\d+) and (\d+) of their 4 "
+                     r"heads and the two MLPs (\d+) and (\d+) of their 64 neurons", text)
+    assert said, "the section no longer states the transformer's support"
+    order = ["encoder.layers.0.self_attn", "encoder.layers.1.self_attn",
+             "encoder.layers.0.linear1", "encoder.layers.1.linear1"]
+    assert [support[n][0] for n in order] == [int(g) for g in said.groups()]
+    from pathviz import inspect
+
+    fingerprint = re.search(r"RowTransformer.*?fingerprint `([0-9a-f]{16})`", text).group(1)
+    assert inspect.summary(run)["fingerprint"] == fingerprint
+    p = subprocess.run([sys.executable, "-m", "pathviz.export", str(run), "--iteration",
+                        str(last)], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 2 and "custom" in p.stderr and p.stderr.count("\n") == 1, p.stderr

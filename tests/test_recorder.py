@@ -155,3 +155,64 @@ def test_an_iteration_that_does_not_increase_is_refused_before_it_is_written(tmp
         rec.record(7)
     with PathReader(path) as r:
         assert r.iterations.tolist() == [0, 5, 7] and r.weight_iterations.tolist() == [0, 5]
+
+
+class _Encoder(nn.Module):
+    """A user's own transformer: tokens of 4 features, 2 encoder layers of 4 heads, mean pool."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(4, 16)
+        layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.head(self.encoder(self.embed(x)).mean(dim=1))
+
+
+def test_head_and_neuron_groups_of_a_users_transformer_are_recorded(tmp_path):
+    torch.manual_seed(0)
+    model = _Encoder()
+    opt = SLBI(slbi_param_groups(model, lam=0.045, group_scale="sqrt"), lr=0.1, nu=10.0)
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 6, 4, generator=gen), torch.randint(0, 3, (64,), generator=gen)
+    path = tmp_path / "enc.h5"
+    with PathRecorder(model, opt, path, weights_every=10) as rec:
+        for it in range(1, 31):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            rec.record(it, train_loss=loss.item())
+    attn = model.encoder.layers[0].self_attn
+    with PathReader(path) as r:
+        layers = {layer["name"]: layer for layer in r.layers}
+        assert list(layers) == ["embed", "encoder.layers.0.self_attn", "encoder.layers.0.linear1",
+                                "encoder.layers.1.self_attn", "encoder.layers.1.linear1"]
+        heads = layers["encoder.layers.0.self_attn"]
+        assert (heads["kind"], heads["groups"]) == ("heads", 4)
+        assert [m["param"] for m in heads["members"]] == [
+            "encoder.layers.0.self_attn.in_proj_weight",
+            "encoder.layers.0.self_attn.out_proj.weight"]
+        assert layers["encoder.layers.0.linear1"]["kind"] == "mlp"
+        # every tensor of a head's Gamma is saved, so export and resume can read the support
+        g = r.gamma_at(30)
+        np.testing.assert_array_equal(g["encoder.layers.0.self_attn.out_proj.weight"],
+                                      opt.gamma(attn.out_proj.weight).numpy())
+        # ||Gamma_h|| over the head's q, k, v rows and its out_proj columns
+        gq = opt.gamma(attn.in_proj_weight).reshape(3, 4, 4, 16)
+        go = opt.gamma(attn.out_proj.weight).reshape(16, 4, 4)
+        want = (gq.square().sum(dim=(0, 2, 3)) + go.square().sum(dim=(0, 2))).sqrt()
+        gn = r.layer_path("encoder.layers.0.self_attn", "gamma_norm")[-1]
+        np.testing.assert_allclose(gn, want.numpy(), rtol=1e-6)
+        nnz = r.layer_path("encoder.layers.0.self_attn", "nnz")[-1]
+        assert nnz.tolist() == [int((gq[:, h] != 0).sum() + (go[:, h] != 0).sum())
+                                for h in range(4)]
+        # the recorded support is the optimizer's, layer by layer; the heads are part-selected
+        params = dict(model.named_parameters())
+        for name, layer in layers.items():
+            inside = r.layer_path(name, "gamma_norm")[-1] > 0
+            assert inside.tolist() == opt.support(params[layer["param"]]).tolist(), name
+            if layer["kind"] == "heads":
+                assert 0 < inside.sum() < 4, name

@@ -142,7 +142,7 @@ def test_unknown_major_version_is_refused(tmp_path):
     write_file(p)
     with h5py.File(p, "a") as f:
         f.attrs[store.ATTR_SCHEMA] = "2.0"
-    with pytest.raises(PathFileError, match=r"schema version 2\.0, this pathviz reads 1\.2"):
+    with pytest.raises(PathFileError, match=r"schema version 2\.0, this pathviz reads 1\.3"):
         PathReader(p)
     with h5py.File(p, "a") as f:
         f.attrs[store.ATTR_SCHEMA] = "1.7"  # same major: readable
@@ -600,7 +600,7 @@ def test_the_package_keeps_every_name_and_the_same_mutable_globals():
     assert store._HELPER is helper._HELPER and store._Appender is writer._Appender
     assert (store.PathReader, store.PathWriter, store.copy_path, store.probe) == \
         (reader.PathReader, writer.PathWriter, repair.copy_path, helper.probe)
-    assert store.SCHEMA_VERSION == schema.SCHEMA_VERSION == "1.2"
+    assert store.SCHEMA_VERSION == schema.SCHEMA_VERSION == "1.3"
     for name in ("ATTR_SCHEMA", "STANDARD_METRICS", "REQUIRED_METRICS", "LAYER_FIELDS",
                  "PathFileError", "PathDamagedError", "Snapshot", "entry_indices", "nearest",
                  "repair_path_file", "_serve", "_consistent", "READ_TIMEOUT", "MAX_READ_BYTES",

@@ -308,7 +308,8 @@ def test_a_baseline_retrain_without_an_sgd_sibling_is_refused_before_it_starts(r
     """The app's button once started a baseline retrain that failed in the background log when
     the run had no SGD sibling; now it is one sentence at once, and nothing is written."""
     before = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
-    with pytest.raises(tickets.TicketError, match="SGD sibling, and this run has none.*--optimizer sgd"):
+    with pytest.raises(tickets.TicketError,
+                       match="SGD sibling, and this run has none.*--optimizer sgd"):
         tickets.start_retrain(run_dir, 20, ["magnitude"], epochs=1, seeds=[0])
     assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
     with pytest.raises(tickets.TicketError, match="reference must be sgd or self"):

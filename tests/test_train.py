@@ -584,3 +584,71 @@ def test_config_json_is_written_before_the_data_loads_and_keeps_its_final_conten
     assert "environment" in final and "environment" not in seen["config"]
     assert {k: v for k, v in final.items() if k != "environment"} == seen["config"]
     assert final["epochs"] == 1 and status(run)["state"] == "finished"
+
+
+def test_mlp_lam_sets_the_threshold_of_transformer_mlp_neurons_only():
+    from pathviz.config import RunConfig
+    from pathviz.models import build_model
+    from pathviz.train import make_optimizer
+
+    model = build_model("vit_tiny")
+    cfg = RunConfig(model="vit_tiny", lam=0.09, mlp_lam=0.035, group_scale="sqrt",
+                    first_layer_dense=True).validate()
+    lams = {(g.get("kind"), g["lam"]) for g in make_optimizer(model, cfg).param_groups
+            if g["penalty"] is not None}
+    assert lams == {("heads", 0.09), ("mlp", 0.035)}
+    lams = {g["lam"] for g in make_optimizer(model, cfg.replace(mlp_lam=None)).param_groups}
+    assert lams == {0.09}
+
+
+@pytest.fixture(scope="module")
+def vit_demo_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("vit") / "vit_demo"
+    train("--preset", "vit_demo", "--out", str(out), "--no-progress", env=OTHER_MACHINE)
+    return out
+
+
+# The README's vit_demo figures (seed 0), printed by `python -m pathviz.inspect
+# checkpoints/vit_demo --json`; pinned numerics make them hold on any x86-64 machine with AVX2.
+GOLDEN_VIT = {"iterations": 1440, "stop": 1050, "params_kept": 56_910, "test_acc_sparse": 0.95,
+              "in_support": [4, 1, 4, 0, 4, 0, 0, 0], "fingerprint": "28af0d6d884ec325"}
+
+
+def test_vit_demo_path_shows_heads_and_neurons_entering(vit_demo_run):
+    """vit_tiny on digits: heads and MLP neurons enter at staggered times, and the stop's
+    figures are the README's, exactly."""
+    proc = subprocess.run([sys.executable, "-m", "pathviz.inspect", str(vit_demo_run), "--json"],
+                          capture_output=True, text=True, check=True)
+    s = json.loads(proc.stdout)
+    stop = s["stop"]
+    assert s["iterations"] == GOLDEN_VIT["iterations"] and s["params_total"] == 139_018
+    assert stop["iteration"] == GOLDEN_VIT["stop"]
+    assert stop["params_kept"] == GOLDEN_VIT["params_kept"]
+    assert round(stop["test_acc_sparse"], 4) == GOLDEN_VIT["test_acc_sparse"]
+    assert [layer["in_support"] for layer in s["layers"]] == GOLDEN_VIT["in_support"]
+    assert [layer["kind"] for layer in s["layers"]] == ["heads", "mlp"] * 4
+    assert s["fingerprint"] == GOLDEN_VIT["fingerprint"]
+    with PathReader(vit_demo_run / runs.PATH_FILE) as r:
+        for layer in r.layers:  # every layer starts empty
+            assert r.support_sizes(layer["name"])[0] == 0
+        heads = [r.entry_times(layer["name"]) for layer in r.layers if layer["kind"] == "heads"]
+        firsts = {int(e[e >= 0].min()) for e in heads if (e >= 0).any()}
+        assert len(firsts) >= 3  # the blocks' first heads enter at different times
+        # within block 0 too, the heads enter one at a time
+        assert len(set(heads[0][heads[0] >= 0].tolist())) == 4
+
+
+def test_the_vit_demo_stop_is_what_export_writes(vit_demo_run, tmp_path):
+    """A compact .pt2 export at the stop has exactly stop.params_kept parameters (heads and
+    neurons cut) and the test accuracy stop.test_acc_sparse."""
+    from pathviz import export, inspect
+
+    stop = inspect.summary(vit_demo_run)["stop"]
+    rep = export.export(vit_demo_run, stop["iteration"], "compact", "pt2", tmp_path / "v.pt2")
+    assert rep["params_after"] == stop["params_kept"] < rep["params_before"]
+    assert abs(rep["test_acc"] - stop["test_acc_sparse"]) <= 1e-6
+    assert rep["max_abs_diff_compact_vs_masked"] < 1e-5
+    import torch
+
+    m = torch.export.load(str(tmp_path / "v.pt2")).module()
+    assert tuple(m(torch.zeros(3, 1, 28, 28)).shape) == (3, 10)

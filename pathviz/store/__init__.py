@@ -54,6 +54,7 @@ from pathviz.store.schema import (
     LAYERS,
     MAX_ITERATION,
     MAX_READ_BYTES,
+    MEMBERS,
     METRICS,
     NNZ,
     REQUIRED_METRICS,
@@ -68,6 +69,7 @@ from pathviz.store.schema import (
     PathFileError,
     PathInvalidError,
     Snapshot,
+    gamma_tensors,
 )
 from pathviz.store.schema import _is_row_dataset as _is_row_dataset
 from pathviz.store.schema import _layer_path as _layer_path
@@ -88,4 +90,5 @@ __all__ = ["SCHEMA_VERSION", "PathWriter", "PathReader", "PathFileError", "PathD
            "ATTR_SCHEMA", "ATTR_CONFIG", "ATTR_LAYERS", "ATTR_METRICS", "ATTR_WEIGHTS",
            "ATTR_MODEL", "ATTR_DATA", "ATTR_ENVIRONMENT", "SNAPSHOTS", "ITERATION", "EPOCH",
            "TIME", "METRICS", "LAYERS", "GAMMA_NORM", "WEIGHT_NORM", "NNZ", "LAYER_FIELDS",
-           "WEIGHTS", "WEIGHTS_ITERATION", "GAMMA", "CHUNK_ROWS", "MAX_READ_BYTES", "READ_TIMEOUT"]
+           "WEIGHTS", "WEIGHTS_ITERATION", "GAMMA", "CHUNK_ROWS", "MAX_READ_BYTES", "READ_TIMEOUT",
+           "MEMBERS", "gamma_tensors"]

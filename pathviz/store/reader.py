@@ -38,6 +38,7 @@ from pathviz.store.schema import (
     _layer_path,
     _short,
     _str,
+    gamma_tensors,
 )
 from pathviz.store.validate import (
     check_datasets,
@@ -338,8 +339,8 @@ class PathReader:
     def gamma_at(self, iteration: int) -> dict[str, np.ndarray]:
         """Gamma of every layer, keyed by parameter name, at a weight iteration."""
         k = self._weight_row(iteration)
-        return {layer["param"]: self._read(f"{GAMMA}/{layer['param']}", k, limit=self._k)
-                for layer in self.layers}
+        return {param: self._read(f"{GAMMA}/{param}", k, limit=self._k)
+                for layer in self.layers for param, _ in gamma_tensors(layer)}
 
     def close(self) -> None:
         self._f.close()

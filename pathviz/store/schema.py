@@ -2,12 +2,13 @@
 pathviz.store shares: an HDF5 regularization path, written by one process and read live
 by many.
 
-Schema 1 (``SCHEMA_VERSION = "1.2"``); every name below is a constant of this module. Readers
+Schema 1 (``SCHEMA_VERSION = "1.3"``); every name below is a constant of this module. Readers
 accept any 1.x file: 1.1 added the ``model`` and ``data`` attributes and the compact-subnetwork
-metrics, 1.2 the ``environment`` attribute, all optional for readers.
+metrics, 1.2 the ``environment`` attribute, 1.3 the ``members`` of layers whose groups span
+tensors, all optional for readers.
 
 Root attributes, written before SWMR starts:
-    schema_version   "1.2"; readers refuse another major version
+    schema_version   "1.3"; readers refuse another major version
     config           JSON of the run config
     model            JSON {"name", "kwargs", "input_shape", "num_classes", "params_total",
                      "flops_total"}: what rebuilds the model and its full size (optional)
@@ -17,7 +18,11 @@ Root attributes, written before SWMR starts:
                      torch, numpy and numba versions, the pinned ``cpu_isa`` and what torch ran
                      (``cpu_capability``), threads, deterministic, device (optional)
     layers           JSON list, in model order, of the layers with a Gamma:
-                     {"name", "param", "kind": "conv"|"linear", "shape", "penalty", "groups"}
+                     {"name", "param", "kind": "conv"|"linear"|"heads"|"mlp", "shape",
+                     "penalty", "groups"}, and for a layer whose groups span tensors
+                     (attention heads, MLP neurons) "members": [{"param", "shape", "view",
+                     "dim"}], every tensor of its groups (the first is "param"): group g is
+                     index g of axis "dim" of the tensor reshaped to "view"
     metrics          JSON list of the metric names (the datasets under metrics/)
     weights          JSON list of the saved tensors: {"name", "shape", "dtype"} (state_dict order)
 
@@ -38,7 +43,8 @@ Datasets, all chunked and resizable along axis 0, appended once per snapshot and
     layers/<name>/nnz         [N, G] int32     nonzero entries of Gamma_g
     weights/iteration    [K] int64     iterations that have full weights (K <= N)
     weights/<tensor>     [K, *shape]   every parameter and buffer of the model (state_dict)
-    gamma/<param>        [K, *shape]   Gamma of each layer, at the same iterations
+    gamma/<param>        [K, *shape]   Gamma of each layer (of each of its members), at the same
+                                       iterations
 
 Run status lives in a JSON sidecar next to the file (see ``pathviz.runs``), because attributes
 cannot change while SWMR is on. Entry time per group (first snapshot with gamma_norm > 0) is
@@ -71,7 +77,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 ATTR_SCHEMA = "schema_version"
 ATTR_CONFIG = "config"
@@ -150,6 +156,19 @@ class Snapshot:
     time: float
     metrics: Mapping[str, float]
     layers: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+MEMBERS = "members"  # key of a layer record: the tensors of groups that span several
+
+
+def gamma_tensors(layer: Mapping) -> list[tuple[str, tuple[int, ...]]]:
+    """(parameter, shape) of every tensor that holds a share of ``layer``'s Gamma: its
+    ``members`` when its groups span tensors, else its one ``param``. Older files (no
+    ``members``) read as the latter."""
+    members = layer.get(MEMBERS)
+    if members:
+        return [(m["param"], tuple(m["shape"])) for m in members]
+    return [(layer["param"], tuple(layer["shape"]))]
 
 
 def _layer_path(name: str, field: str) -> str:

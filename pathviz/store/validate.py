@@ -41,6 +41,7 @@ from pathviz.store.schema import (
     LAYER_FIELDS,
     LAYERS,
     MAX_ITERATION,
+    MEMBERS,
     METRICS,
     NNZ,
     TIME,
@@ -50,6 +51,7 @@ from pathviz.store.schema import (
     PathInvalidError,
     _layer_path,
     _str,
+    gamma_tensors,
 )
 
 __all__ = ["check_specs", "check_datasets", "check_iterations", "first_bad_value",
@@ -93,6 +95,14 @@ def check_specs(path: str, layers: list, metrics: list, weights: list) -> None:
                 and isinstance(layer.get("groups"), int) and not isinstance(layer["groups"], bool)
                 and 0 <= layer["groups"] < 2 ** 31 and shape_ok(layer.get("shape"))):
             raise bad(f"layer record {str(layer)[:80]!r} is malformed")
+        members = layer.get(MEMBERS)
+        if members is not None and not (isinstance(members, list) and members and all(
+                isinstance(m, dict) and isinstance(m.get("param"), str) and m["param"]
+                and "/" not in m["param"] and shape_ok(m.get("shape"))
+                and shape_ok(m.get("view")) and isinstance(m.get("dim"), int)
+                and not isinstance(m["dim"], bool) and 0 <= m["dim"] < len(m["view"])
+                and m["view"][m["dim"]] == layer["groups"] for m in members)):
+            raise bad(f"the members of layer {layer['name'][:60]!r} are malformed")
     if len({layer["name"] for layer in layers}) != len(layers):
         raise bad("two layers share a name")
     if not all(isinstance(m, str) and m and "/" not in m for m in metrics):
@@ -120,7 +130,7 @@ def check_datasets(path: str, f: h5py.File, layers: list, metrics: list, weights
     for layer in layers:
         expect += [(_layer_path(layer["name"], fld), (layer["groups"],),
                     WHOLE if fld == NNZ else "biuf") for fld in LAYER_FIELDS]
-        expect.append((f"{GAMMA}/{layer['param']}", tuple(layer["shape"]), "biuf"))
+        expect += [(f"{GAMMA}/{param}", shape, "biuf") for param, shape in gamma_tensors(layer)]
     expect += [(f"{WEIGHTS}/{w['name']}", tuple(w["shape"]), "biuf") for w in weights]
     for name, row, kinds in expect:
         if name in skip:

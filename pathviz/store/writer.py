@@ -47,6 +47,7 @@ from pathviz.store.schema import (
     _layer_path,
     _safe,
     _short,
+    gamma_tensors,
 )
 
 __all__ = ["PathWriter"]
@@ -121,8 +122,9 @@ class PathWriter:
                 p = f"{WEIGHTS}/{_safe(w['name'])}"
                 d[p] = self._make(f, p, tuple(w["shape"]), np.dtype(w["dtype"]), rows=1)
             for layer in self.layers:
-                p = f"{GAMMA}/{_safe(layer['param'])}"
-                d[p] = self._make(f, p, tuple(layer["shape"]), np.float32, rows=1)
+                for param, shape in gamma_tensors(layer):
+                    p = f"{GAMMA}/{_safe(param)}"
+                    d[p] = self._make(f, p, shape, np.float32, rows=1)
             f.swmr_mode = True
         except (OSError, RuntimeError) as e:  # a failed write (a full disk): h5py's words
             # closing would retry the failed writes, and HDF5 can fail doing so ("Can't destroy
@@ -226,7 +228,8 @@ class PathWriter:
         for w in self.weights:
             self._row(f"{WEIGHTS}/{w['name']}", k, tensors[w["name"]])
         for layer in self.layers:
-            self._row(f"{GAMMA}/{layer['param']}", k, gammas[layer["param"]])
+            for param, _ in gamma_tensors(layer):
+                self._row(f"{GAMMA}/{param}", k, gammas[param])
         self._row(WEIGHTS_ITERATION, k, iteration)
 
     def flush(self) -> None:

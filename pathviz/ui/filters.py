@@ -17,7 +17,11 @@ def filters_ui(view: RunView, index: int, iteration: int) -> None:
     first = next((layer for layer in view.data["layers"] if layer["kind"] == "conv"
                   and layer["penalty"] == "group" and len(layer["shape"]) == 4), None)
     if first is None:
-        st.info("This run has no conv layer with group sparsity to draw.")
+        kinds = {layer["kind"] for layer in view.data["layers"]}
+        st.info("No filters to draw: this model's input convolution has no Γ"
+                + (" (a transformer's patch embedding stays dense; its heads and MLP neurons "
+                   "are in the Overview and Layer views)." if kinds & {"heads", "mlp"} else
+                   ", and no other conv layer has group sparsity."))
         return
     wits = view.data["weight_iterations"]
     if len(wits) == 0:

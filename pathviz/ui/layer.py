@@ -23,12 +23,18 @@ FIGURE_KEY = "layer_fig"
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _figure(path: str, ident: Ident, n: int, layer: str, log_x: bool, show_gamma: bool,
-            stop: plots.StopMark | None, iterations: np.ndarray) -> go.Figure:
+            stop: plots.StopMark | None, iterations: np.ndarray,
+            kind: str | None = None) -> go.Figure:
     """The figure, built once per (file, snapshot count, options) and reused."""
     lp = load_layer(path, ident, n, layer)
+    # heads and MLP neurons are named in the hover ("block 2 · head 3"); filters as before
+    named = kind in ("heads", "mlp")
+    record = {"name": layer, "kind": kind, "groups": lp["gamma_norm"].shape[1]}
     return clickable(plots.layer_figure(lp["gamma_norm"], lp["weight_norm"], iterations,
                                         lp["entry"], inert_plotly(layer), log_x=log_x,
-                                        show_gamma=show_gamma, stop=stop))
+                                        show_gamma=show_gamma, stop=stop,
+                                        names=plots.group_names(record) if named else None,
+                                        unit=plots.UNITS[kind] if named else "filter"))
 
 
 def layer_choice_ui(view: RunView) -> str | None:
@@ -57,8 +63,10 @@ def layer_at_ui(view: RunView, index: int, iteration: int) -> None:
         return
     lp = load_layer(view.path, view.ident, view.n, layer)
     g = lp["gamma_norm"].shape[1]
+    record = next((r for r in view.data["layers"] if r["name"] == layer), {})
+    units = plots.unit_plural(record) if record.get("kind") in ("heads", "mlp") else "filters"
     with st.container(key=CAPTION_KEY):  # the browser player rewrites it as it steps
-        st.caption(f"{inert(layer)}: {int(lp['support'][index])} of {g} filters in the support "
+        st.caption(f"{inert(layer)}: {int(lp['support'][index])} of {g} {units} in the support "
                    f"at iteration {iteration:,} (dotted red line).")
 
 
@@ -73,8 +81,9 @@ def layer_ui(view: RunView) -> None:
     log_x = c2.toggle("Log iteration axis", value=False, key="log_x",
                       help="Spreads the early iterations, where most filters enter. Iteration 0 "
                            "cannot be drawn on a log axis.")
+    kind = next((r["kind"] for r in view.data["layers"] if r["name"] == layer), None)
     spec = _figure(view.path, view.ident, view.n, layer, log_x, show_gamma, view.stop_mark(),
-                   view.iterations)
+                   view.iterations, kind)
     st.caption("Click a tick under the paths to select its iteration. Dashed orange: the "
                "suggested stop (the Metrics view shows which iterations are within 1 SE of the "
                "best).")

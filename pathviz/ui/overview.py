@@ -22,9 +22,13 @@ def overview_ui(view: RunView, index: int, iteration: int) -> None:
     names = [layer["name"] for layer in layers]
     snap = load_snapshot(view.path, view.ident, index)
     labels = {k: inert_plotly(k) for k in names}  # plotly draws tags in tick labels
+    # heads and MLP neurons by name ("block 2 · head 3"); conv/linear runs hover as before
+    named = {labels[layer["name"]]: plots.group_names(layer) for layer in layers
+             if layer["kind"] in ("heads", "mlp")}
     st.plotly_chart(plots.overview_heatmap([labels[k] for k in names],
                                            {labels[k]: snap[k]["gamma_norm"] for k in names},
-                                           title=OVERVIEW_TITLE.format(it=f"{iteration:,}")),
+                                           title=OVERVIEW_TITLE.format(it=f"{iteration:,}"),
+                                           names=named or None),
                     width="stretch", key=OVERVIEW_KEY)
     entries = load_entries(view.path, view.ident, view.n)
     its = view.iterations

@@ -252,8 +252,9 @@ function draw() {
   if (d.layerCaption && c.layerSupport) {
     const el = document.querySelector('.st-key-' + d.layerCaption.key + ' p');
     if (el) {
-      el.textContent = el.dataset.pvText = `${d.layerCaption.name}: ${c.layerSupport[i]} of ${d.layerCaption.groups}`
-        + ` filters in the support at iteration ${fmt(it)} (dotted red line).`;
+      const lc = d.layerCaption;
+      el.textContent = el.dataset.pvText = `${lc.name}: ${c.layerSupport[i]} of ${lc.groups}`
+        + ` ${lc.units || 'filters'} in the support at iteration ${fmt(it)} (dotted red line).`;
     }
   }
   const M = window.__pathvizMarker;

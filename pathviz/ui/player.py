@@ -225,8 +225,11 @@ def player_data(view: RunView, spec: PlayerSpec, index: int, seq: int, follow: b
 
         lp = load_layer(view.path, view.ident, n, spec.layer)
         out["layerSupport"] = np.asarray(lp["support"]).astype(int).tolist()
+        record = next((r for r in view.data["layers"] if r["name"] == spec.layer), {})
+        units = (plots.unit_plural(record) if record.get("kind") in ("heads", "mlp")
+                 else "filters")  # as the server's caption (pathviz.ui.layer.layer_at_ui)
         out["layerCaption"] = {"key": spec.layer_caption_key, "name": spec.layer,
-                               "groups": int(lp["gamma_norm"].shape[1])}
+                               "groups": int(lp["gamma_norm"].shape[1]), "units": units}
     if spec.heat_key is not None:
         out["heat"] = _heat_spec(view, spec)
         sum_g = int(sum(int(layer["groups"]) for layer in view.data["layers"]))
