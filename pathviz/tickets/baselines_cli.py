@@ -389,6 +389,16 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, variants.UsageError, runs.RunError, BaselineError) as e:
         print(f"pathviz.baselines: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as e:
+        if not runs.is_disk_full(e):
+            raise
+        # results are written whole after each measurement, so the file keeps every one that
+        # finished and the same command measures only the rest
+        name = Path(getattr(e, "filename", None) or runs.BASELINES_FILE).name
+        print(f"pathviz.baselines: error: disk full: {name} could not be written; free space, "
+              f"then run the same command to resume (finished measurements are kept)",
+              file=sys.stderr)
+        return EXIT_USAGE
     if code == EXIT_OK:
         print(table(job))
     return code

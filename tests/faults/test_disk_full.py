@@ -256,3 +256,46 @@ def test_the_worker_on_a_full_disk_says_what_and_when_and_its_advice_works(
     assert got.keys() == reference.keys()
     for k in got:
         assert np.array_equal(got[k], reference[k], equal_nan=True), k
+
+
+# ---- pathviz.baselines -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("free", [0, 2 * PAGE])
+def test_baselines_on_a_full_disk_say_which_file_and_the_same_command_resumes_them(
+        tmp_path, capsys, free):
+    """pathviz.baselines on a full disk (issue 20, item 2): one sentence naming baselines.json
+    and exit 2, no temp file and no lock left; after freeing space the same command measures
+    what is missing, to the results of a command that never failed."""
+    import shutil
+
+    from pathviz import baselines
+    from pathviz.tickets.baselines_cli import main
+    from tests.test_retrain import write_run
+
+    argv = ["--iterations", "20", "--methods", "magnitude,taylor", "--epochs", "1",
+            "--no-progress"]
+    ref_root = tmp_path / "ref"
+    ref_dir, _ = write_run(ref_root)
+    write_run(ref_root, "demo-sgd", {"optimizer": "sgd"})
+    assert main([str(ref_dir), *argv]) == 0
+    want = baselines.read_results(ref_dir)
+    src = tmp_path / "src"
+    write_run(src)
+    write_run(src, "demo-sgd", {"optimizer": "sgd"})
+    size = 2 * sum(f.stat().st_size for f in src.rglob("*") if f.is_file()) + 64 * PAGE
+    with tmpfs(tmp_path / "mnt", size) as t:
+        shutil.copytree(src, t, dirs_exist_ok=True)
+        run_dir = t / ref_dir.name
+        fill(t, free)
+        capsys.readouterr()
+        assert main([str(run_dir), *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err == ("pathviz.baselines: error: disk full: baselines.json could not be "
+                       "written; free space, then run the same command to resume (finished "
+                       "measurements are kept)")
+        assert _no_temps(run_dir) and not runs.paths_for_dir(run_dir).baselines_lock.exists()
+        resize(t, size + 4 * 1024 * 1024)
+        assert main([str(run_dir), *argv]) == 0
+        got = baselines.read_results(run_dir)
+    key = ("method", "iteration", "params", "widths", "support", "oneshot", "finetuned")
+    assert [{k: e[k] for k in key} for e in got] == [{k: e[k] for k in key} for e in want]
