@@ -56,6 +56,13 @@ def layer_choice_ui(view: RunView) -> str | None:
 CAPTION_KEY = "layer_at"
 
 
+def caption_units(view: RunView, layer: str) -> str:
+    """What the caption calls the layer's groups: heads or MLP neurons in a transformer block,
+    else "filters" (the browser player writes the same caption)."""
+    record = next((r for r in view.data["layers"] if r["name"] == layer), {})
+    return plots.unit_plural(record) if record.get("kind") in ("heads", "mlp") else "filters"
+
+
 def layer_at_ui(view: RunView, index: int, iteration: int) -> None:
     """One line per move: how many of the layer's filters are in the support now."""
     layer = st.session_state.get("layer")
@@ -63,8 +70,7 @@ def layer_at_ui(view: RunView, index: int, iteration: int) -> None:
         return
     lp = load_layer(view.path, view.ident, view.n, layer)
     g = lp["gamma_norm"].shape[1]
-    record = next((r for r in view.data["layers"] if r["name"] == layer), {})
-    units = plots.unit_plural(record) if record.get("kind") in ("heads", "mlp") else "filters"
+    units = caption_units(view, layer)
     with st.container(key=CAPTION_KEY):  # the browser player rewrites it as it steps
         st.caption(f"{inert(layer)}: {int(lp['support'][index])} of {g} {units} in the support "
                    f"at iteration {iteration:,} (dotted red line).")

@@ -129,14 +129,6 @@ def load_levels(path: str, ident: Ident, rows: tuple[int, ...]) -> np.ndarray:
     return np.concatenate(out, axis=1)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def load_selected(path: str, ident: Ident, n: int) -> np.ndarray:
-    """Filters in the support [n] at each snapshot, summed over the Γ layers."""
-    with PathReader(path) as r:
-        return sum((r.layer_path(layer["name"], "gamma_norm", slice(0, n)) > 0).sum(axis=1)
-                   for layer in r.layers).astype(np.int32)
-
-
 def _heat_spec(view: RunView, spec: PlayerSpec) -> dict[str, Any]:
     """The heatmap's cell map (which filters each cell shows), per layer, and its colours."""
     layers = view.data["layers"]
@@ -195,7 +187,10 @@ def player_data(view: RunView, spec: PlayerSpec, index: int, seq: int, follow: b
     key = f"{view.path}|{view.ident[0]}:{view.ident[1]}"
     its = np.asarray(view.iterations, np.float64)[:n]
     epochs = np.asarray(view.data["epochs"], np.float32)[:n]
-    selected = load_selected(view.path, view.ident, n)
+    from pathviz.ui.present import load_support
+
+    # filters in the support per snapshot, summed over the layers (the presentation's counts)
+    selected = sum(load_support(view.path, view.ident, n).values(), np.zeros(n, np.int32))
     out: dict[str, Any] = {
         "key": key, "index": int(index), "seq": int(seq), "follow": bool(follow),
         "autoplay": bool(autoplay), "debounce": DEBOUNCE_MS,
@@ -225,9 +220,9 @@ def player_data(view: RunView, spec: PlayerSpec, index: int, seq: int, follow: b
 
         lp = load_layer(view.path, view.ident, n, spec.layer)
         out["layerSupport"] = np.asarray(lp["support"]).astype(int).tolist()
-        record = next((r for r in view.data["layers"] if r["name"] == spec.layer), {})
-        units = (plots.unit_plural(record) if record.get("kind") in ("heads", "mlp")
-                 else "filters")  # as the server's caption (pathviz.ui.layer.layer_at_ui)
+        from pathviz.ui.layer import caption_units
+
+        units = caption_units(view, spec.layer)
         out["layerCaption"] = {"key": spec.layer_caption_key, "name": spec.layer,
                                "groups": int(lp["gamma_norm"].shape[1]), "units": units}
     if spec.heat_key is not None:

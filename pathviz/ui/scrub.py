@@ -12,6 +12,7 @@ State lives in ``st.session_state`` (``snap``: the snapshot index) and in the UR
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -170,7 +171,7 @@ def scrub_ui(view: RunView, at_iteration: Callable[[int, int], None] | None = No
         player_ui(view, player, idx, follow=view.live and bool(ss.get("follow")),
                   autoplay=bool(ss.pop("pv_autoplay", False)),
                   refine=from_player or moved_by_server)
-    with st.container(key="pv_fallback") if player is not None else _nothing():
+    with st.container(key="pv_fallback") if player is not None else nullcontext():
         _picker_widgets(view, iters, uniform, key, step, idx, moved, changed, to_index,
                         show_line, goto=player is None)
     if player is not None:
@@ -184,14 +185,6 @@ def scrub_ui(view: RunView, at_iteration: Callable[[int, int], None] | None = No
     if at_iteration is not None:
         at_iteration(idx, it)
     return idx
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _goto_ui(where: Any, iters: np.ndarray, step: int, changed: Callable[[int], None],
