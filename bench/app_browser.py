@@ -8,7 +8,8 @@ spread-out times, norms grow after entry, metrics evaluated every 10th snapshot,
 iterations) written without training. For each run and view it prints:
 
 - the first load of the view (navigation until the player shows the link's iteration, the
-  heatmap is drawn and the script is idle) and the bytes the server sent for it;
+  heatmap and every plotly chart of the view are drawn, and the script is idle) and the bytes
+  the server sent for it;
 - a slider step: a key press (ArrowRight) to the step drawn in the page, measured in the page
   from the keydown event to the animation frame after the redraw (median / max);
 - the server's update after a pause: from the player's report to the page settled again (the
@@ -153,9 +154,14 @@ READY = """([it, heat]) => {
   if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
   const root = document.querySelector('.pv-player');
   if (!root || root.dataset.iteration !== String(it)) return false;
-  if (heat) {
-    const gd = document.querySelector('.st-key-' + heat + ' .js-plotly-plot');
-    if (!gd || !gd.querySelector('canvas.pv-heat')) return false;
+  if (heat) {  // the heatmap the player draws (no plotly)
+    const box = document.querySelector('.st-key-' + heat + ' .pv-heatfig');
+    if (!box || box.dataset.pvHeatPos === undefined) return false;
+  }
+  // and every chart of the view drawn: nothing still loading, each plotly chart on screen
+  if (document.querySelector('[data-testid=stSkeleton]')) return false;
+  for (const el of document.querySelectorAll('[data-testid=stPlotlyChart]')) {
+    if (!el.querySelector('.js-plotly-plot .main-svg')) return false;
   }
   return true;
 }"""

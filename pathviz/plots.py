@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -162,6 +163,28 @@ def unit_plural(layer: Mapping) -> str:
     return UNITS.get(layer.get("kind"), "group") + "s"
 
 
+def heatmap_height(rows: int) -> int:
+    """The Overview heatmap's height in pixels for ``rows`` layers (title, axes and 34 px a
+    layer)."""
+    return max(300, 160 + 34 * rows)
+
+
+def heatmap_frame(widths: Sequence[int], ordered: bool = False) -> dict[str, Any]:
+    """The Overview heatmap's words around its cells, for the server's figure and the
+    browser player's drawing alike: the subtitle (grey cells, and whether a cell aggregates
+    filters), the x-axis title, the colour bar's title and ticks ``[[level, text], ...]``."""
+    widest = max(widths, default=1)
+    columns = heatmap_columns(widths)
+    note = (f"each cell is the largest of up to {-(-widest // columns)} filters"
+            if widest > columns else "every filter shown")
+    bar = _level_colorbar(1.0, "‖Γ_g‖ ÷ layer's largest")
+    return {"subtitle": f"grey: outside the support; {note}",
+            "xtitle": "filters in order of entry (first on the left)" if ordered
+            else "filter position in its layer (0 = first, 1 = last)",
+            "colorbar": bar["title"]["text"],
+            "ticks": [[float(v), t] for v, t in zip(bar["tickvals"], bar["ticktext"])]}
+
+
 def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.ndarray],
                      title: str = "", order: Mapping[str, np.ndarray] | None = None,
                      names: Mapping[str, Sequence[str]] | None = None) -> go.Figure:
@@ -203,27 +226,23 @@ def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.nd
         # plotly does not carry a heatmap's text through a reordered category axis (a hover
         # would name another layer's group): give the rows bottom-up instead, first layer on top
         z, first, text, rows = z[::-1], first[::-1], text[::-1], rows[::-1]
-    aggregated = widest > columns
-    note = (f"each cell is the largest of up to {-(-widest // columns)} filters"
-            if aggregated else "every filter shown")
+    frame = heatmap_frame(widths, ordered=order is not None)
     fig = go.Figure(go.Heatmap(
         z=z, x=np.arange(columns, dtype=np.float32) / max(columns - 1, 1),
         y=rows, customdata=first, colorscale=level_scale(), zmin=0, zmax=255,
         text=text,
         hovertemplate=("%{y}, filter %{customdata}" if text is None else "%{y}: %{text}")
         + "<br>level %{z} of 255 (0: outside the support)<extra></extra>",
-        colorbar=_level_colorbar(1.0, "‖Γ_g‖ ÷ layer's largest")))
+        colorbar=_level_colorbar(1.0, frame["colorbar"])))
     # a short title and a subtitle: plotly never wraps titles, so a long one is cut on a
     # narrow page and runs into the colour bar and the toolbar (top right)
     fig.update_layout(
-        title=_title(title or "Gamma support by layer", f"grey: outside the support; {note}"),
-        xaxis=dict(range=[-0.5 / columns, 1 + 0.5 / columns],
-                   title="filter position in its layer (0 = first, 1 = last)" if order is None
-                   else "filters in order of entry (first on the left)"),
+        title=_title(title or "Gamma support by layer", frame["subtitle"]),
+        xaxis=dict(range=[-0.5 / columns, 1 + 0.5 / columns], title=frame["xtitle"]),
         # first layer on top (a reversed autorange is ignored on an axis without data)
         yaxis=dict(type="category", categoryorder="array", categoryarray=list(layer_names)[::-1],
                    title="layer") if text is None else dict(type="category", title="layer"),
-        height=max(300, 160 + 34 * len(layer_names)),
+        height=heatmap_height(len(layer_names)),
         margin=dict(l=10, r=10, t=top_margin(subtitle=True), b=40))
     return fig
 

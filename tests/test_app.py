@@ -101,13 +101,17 @@ def test_finished_run_slider_changes_the_heatmap(root):
     at = app(run="done", iteration="50")
     assert "**Iteration 50**" in texts(at)
     assert (at.slider[0].label, at.slider[0].value) == ("Iteration", 50)  # thumb = iteration
-    z = decode(figure(at)["data"][0]["z"])
+    from tests.test_ui_player import cells_z, player_json, rows_of
+
+    first = player_json(at)  # the browser player draws the heatmap from what it was sent
+    rows = rows_of(first)
+    z = cells_z(rows[first["index"]], first["heat"])
     assert z.shape == (3, 40) and z.dtype == np.uint8  # full resolution: fc1's 40 filters
     # at iteration 50 (snapshot 10), conv1's filters 0 and 1 (of 6) are in: their cells coloured
     np.testing.assert_array_equal(z[0] > 0, np.arange(40) * 6 // 40 < 2)
     at.slider[0].set_value(200).run()
     assert "**Iteration 200**" in texts(at)
-    z_after = decode(figure(at)["data"][0]["z"])
+    z_after = cells_z(rows[player_json(at)["index"]], first["heat"])
     assert (z_after > 0).all()
     assert at.query_params["iteration"] == "200"
 
@@ -475,8 +479,11 @@ def test_presentation_mode_from_the_url_says_what_is_happening(root):
     assert [line for line in texts(at).splitlines() if "iteration 150" in line.lower()] == \
         [_status(at)]
     assert not at.get("button_group") and at.toggle(key="present").value
-    heat, path = figure(at, 0), figure(at, 1)
-    assert "order of entry" in heat["layout"]["xaxis"]["title"]["text"]  # sorted by default
+    from tests.test_ui_player import player_json
+
+    (path,) = [figure(at, i) for i in range(len(at.get("plotly_chart")))]  # the heatmap: page's
+    heat = player_json(at)["heat"]
+    assert heat["key"] == "present_heatmap" and "order of entry" in heat["xtitle"]  # sorted
     assert [t["name"] for t in path["data"]] == ["conv1 (6)", "conv2 (16)", "fc1 (40)", "all (62)"]
     at.button(key="step_next").click().run()  # 155: not evaluated; 150 and 160 are as near
     assert _status(at).endswith(f"W* {100 * acc[30]:.1f} % (at 150)")

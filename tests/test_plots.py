@@ -304,3 +304,20 @@ def test_heads_and_mlp_neurons_are_named_by_block():
     assert list(fig.data[0].y) == ["block 2 · head 3", "block 2 · head 1", "block 2 · head 0",
                                    "block 2 · head 2"]
     assert "heads by entry time" in fig.layout.title.text
+
+
+def test_heatmap_frame_is_the_words_of_the_servers_figure():
+    """The player draws the Overview heatmap from heatmap_frame: the same subtitle, axis and
+    colour-bar words and ticks as the server's figure, for position and entry order."""
+    gn = {"a": np.array([0, 2, 0, 4], np.float32), "b": np.ones(2000, np.float32)}
+    for order in (None, {"a": np.arange(4)[::-1], "b": np.arange(2000)}):
+        fig = plots.overview_heatmap(["a", "b"], gn, order=order)
+        frame = plots.heatmap_frame([4, 2000], ordered=order is not None)
+        bar = fig.data[0].colorbar
+        assert frame["ticks"] == [[float(v), t] for v, t in zip(bar.tickvals, bar.ticktext)]
+        assert frame["colorbar"] == bar.title.text
+        assert frame["xtitle"] == fig.layout.xaxis.title.text
+        assert frame["subtitle"] == fig.layout.title.subtitle.text
+    assert "largest of up to 2 filters" in plots.heatmap_frame([4, 2000])["subtitle"]
+    assert plots.heatmap_frame([4, 16])["subtitle"].endswith("every filter shown")
+    assert plots.heatmap_height(3) == 300 and plots.heatmap_height(13) == 160 + 34 * 13

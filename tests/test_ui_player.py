@@ -16,7 +16,7 @@ from pathviz.ui import player
 from pathviz.ui.context import RunView
 from pathviz.ui.data import ident, load_overview
 from tests.conftest import make_run
-from tests.test_app import app, decode, figure
+from tests.test_app import app, decode
 from tests.test_app import root as root  # noqa: F401 (a fixture)
 
 
@@ -87,8 +87,12 @@ def test_the_overview_ships_the_path_once_and_its_cells_give_the_servers_heatmap
         assert data["levels"]["stride"] == 1
     rows = rows_of(data)
     assert sorted(rows) == list(range(60))
-    z_server = decode(figure(at)["data"][0]["z"])
-    assert cells_z(rows[30], data["heat"]).tolist() == z_server.tolist()  # iteration 150
+    with PathReader(root / "r" / "path.h5") as r:
+        snap = r.snapshot(30)  # iteration 150, coloured as the server's own figure would be
+    fig = plots.overview_heatmap(list(snap), {k: v["gamma_norm"] for k, v in snap.items()})
+    z_server = decode(fig.data[0].z)
+    assert cells_z(rows[30], data["heat"]).tolist() == z_server.tolist()
+    assert not at.get("plotly_chart")  # the page draws it: no figure sent, no plotly loaded
     assert data["index"] == 30
     at.run()  # a rerun (a pause) sends no base and no rows again: the page has them
     again = player_json(at)
@@ -106,7 +110,7 @@ def test_a_pause_in_the_page_moves_the_server_without_moving_the_page_back(root)
     assert data["index"] == 12 and data["seq"] == first["seq"]  # the page is not sent back
     assert at.query_params["iteration"] in ("60", ["60"])
     assert at.number_input(key="goto").value == 60
-    assert "at iteration 60" in figure(at)["layout"]["title"]["text"]
+    assert data["heat"]["title"].format(it="60") == "Gamma support by layer at iteration 60"
 
 
 def test_a_server_move_reaches_the_page_through_the_sequence_number(root):
@@ -203,3 +207,22 @@ def test_a_page_that_missed_rows_is_sent_them_again(root):
     at.session_state["pv_report"] = {"have": 10, "key": key, "t": 7}  # a replay: applied once
     at.run()
     assert "append" not in player_json(at)
+
+
+def test_the_heatmap_names_heads_and_mlp_neurons_and_keeps_filters_numbered():
+    """The page's hover names a transformer's groups ("block 2 · head 3"), as the server's
+    figure did; conv and linear layers have no names (the hover says "filter N")."""
+    layers = [{"name": "conv1", "kind": "conv", "groups": 4},
+              {"name": "blocks.2.attn", "kind": "heads", "groups": 4},
+              {"name": "blocks.2.mlp.fc1", "kind": "mlp", "groups": 3}]
+
+    class View:  # what _heat_spec reads of a RunView
+        data = {"layers": layers}
+
+    heat = player._heat_spec(View(), player.PlayerSpec(heat_key="overview", heat_title="t"))
+    assert heat["labels"] == ["conv1", "blocks.2.attn", "blocks.2.mlp.fc1"]
+    assert heat["names"][0] is None
+    assert heat["names"][1][3] == "block 2 · head 3"
+    assert heat["names"][2] == ["block 2 · MLP neuron 0", "block 2 · MLP neuron 1",
+                                "block 2 · MLP neuron 2"]
+    assert heat["xtitle"].startswith("filter position") and heat["font"] == 12

@@ -10,7 +10,8 @@ import streamlit as st
 from pathviz import analysis, plots
 from pathviz.ui.context import RunView
 from pathviz.ui.data import load_entries, load_snapshot
-from pathviz.ui.text import clean_rows, inert_plotly
+from pathviz.ui.player import heat_slot
+from pathviz.ui.text import clean_rows
 
 OVERVIEW_KEY = "overview"
 OVERVIEW_TITLE = "Gamma support by layer at iteration {it}"  # the player writes {it} too
@@ -19,17 +20,10 @@ OVERVIEW_TITLE = "Gamma support by layer at iteration {it}"  # the player writes
 def overview_ui(view: RunView, index: int, iteration: int) -> None:
     """The per-layer support heatmap and table at one snapshot (light: redrawn on every move)."""
     layers = view.data["layers"]
-    names = [layer["name"] for layer in layers]
     snap = load_snapshot(view.path, view.ident, index)
-    labels = {k: inert_plotly(k) for k in names}  # plotly draws tags in tick labels
-    # heads and MLP neurons by name ("block 2 · head 3"); conv/linear runs hover as before
-    named = {labels[layer["name"]]: plots.group_names(layer) for layer in layers
-             if layer["kind"] in ("heads", "mlp")}
-    st.plotly_chart(plots.overview_heatmap([labels[k] for k in names],
-                                           {labels[k]: snap[k]["gamma_norm"] for k in names},
-                                           title=OVERVIEW_TITLE.format(it=f"{iteration:,}"),
-                                           names=named or None),
-                    width="stretch", key=OVERVIEW_KEY)
+    # drawn by the browser player from the levels it holds (no plotly figure: a first load
+    # that needs no plotly is a second faster); the hover names heads and MLP neurons
+    heat_slot(OVERVIEW_KEY, plots.heatmap_height(len(layers)))
     entries = load_entries(view.path, view.ident, view.n)
     its = view.iterations
     entry_its = {k: its[e[e >= 0]] if (e >= 0).any() else e[e >= 0] for k, e in entries.items()}

@@ -3,8 +3,8 @@
 // window.__pathvizPlayer holds, per run file (data.key), what the server has sent: iterations,
 // epochs, support counts (appended as a live run grows) and uint8 colour levels of every
 // shipped snapshot (decimated to a byte budget, refined around a paused position). A step or
-// a play frame redraws in the page: the Overview heatmap on a canvas over plotly's plot area,
-// the heatmap title, the line under the player, the presentation status line, the layer
+// a play frame redraws in the page: the Overview heatmap (drawn whole on a canvas: cells, axes,
+// colour bar, hover; the server sends no figure for it), its title, the line under the player, the presentation status line, the layer
 // caption and the iteration markers (via window.__pathvizMarker). The server is told the
 // position only when the user pauses (debounced), through the 'report' trigger.
 
@@ -141,15 +141,13 @@ function statusText(c, i, total) {  // present.status_line
   return `iteration ${fmt(it)} · ${fmt(c.selected[i])} of ${fmt(total)} filters selected · ${acc}`;
 }
 
-function chart(key) {
-  return document.querySelector('.st-key-' + key + ' .js-plotly-plot');
+function heatBox(key) {
+  return document.querySelector('.st-key-' + key + ' .pv-heatfig');
 }
 
-function drawHeat(c, heat, i) {
-  const gd = chart(heat.key);
-  if (!gd || !gd._fullLayout || !gd._fullLayout._plots) return;
-  const row = nearestRow(c, i);
-  if (row < 0) return;
+function heatCells(c, heat, row) {
+  // the heatmap's cells [rows x columns] at a shipped snapshot: each cell the largest level
+  // of the filters it shows (plots.heatmap_cells, the server's map)
   const levels = c.rows.get(row);
   if (!heat.maps) {
     heat.maps = heat.layers.map((l) => ({
@@ -169,62 +167,168 @@ function drawHeat(c, heat, i) {
       z[r * cols + cc] = v;
     }
   });
-  P.z = { rows, cols, z, row };  // what was drawn (tests compare it with the server's)
-  const fl = gd._fullLayout, p = fl._plots.xy || fl._plots[Object.keys(fl._plots)[0]];
-  const xa = p.xaxis, ya = p.yaxis;
-  const box = gd.querySelector('.svg-container') || gd;
-  let wrap = box.querySelector(':scope > div.pv-heat-wrap');
-  let cv = wrap && wrap.querySelector('canvas.pv-heat');
-  if (!cv) {
-    // the plot area, clipping the cells as plotly does; under titles and hover labels
-    wrap = document.createElement('div');
-    wrap.className = 'pv-heat-wrap';
-    wrap.style.position = 'absolute';
-    wrap.style.overflow = 'hidden';
-    wrap.style.pointerEvents = 'none';
-    cv = document.createElement('canvas');
-    cv.className = 'pv-heat';
-    cv.style.position = 'absolute';
-    cv.style.imageRendering = 'pixelated';
-    wrap.appendChild(cv);
-    const svgs = box.querySelectorAll(':scope > svg.main-svg');
-    box.insertBefore(wrap, svgs.length > 1 ? svgs[1] : null);
-  }
-  // cell c is centred on x = c / (cols - 1); the rows are the y axis' categories
-  const half = 0.5 / Math.max(cols - 1, 1);
-  const x0 = xa.c2p(-half), x1 = xa.c2p(1 + half);
-  wrap.style.left = xa._offset + 'px';
-  wrap.style.top = ya._offset + 'px';
-  wrap.style.width = xa._length + 'px';
-  wrap.style.height = ya._length + 'px';
-  cv.style.left = x0 + 'px';
-  cv.style.top = '0px';
-  cv.style.width = (x1 - x0) + 'px';
-  cv.style.height = ya._length + 'px';
-  gd.dataset.pvGeom = [xa._offset, xa._length, ya._offset, ya._length].join();
-  cv.width = cols;
-  cv.height = rows;
-  const ctx = cv.getContext('2d');
-  const img = ctx.createImageData(cols, rows);
-  const pal = palette(heat.scale);
-  for (let r = 0; r < rows; r++) {
-    for (let cc = 0; cc < cols; cc++) {
-      const l = z[r * cols + cc];
-      img.data.set(pal.subarray(l * 4, l * 4 + 4), (r * cols + cc) * 4);
+  return { rows, cols, z, row };
+}
+
+function heatParts(box, heat) {
+  // the figure's parts, built once per box: title, subtitle, one canvas (labels, cells,
+  // axes, colour bar) and the hover label
+  let parts = box.__pv;
+  if (parts && parts.cv.isConnected) return parts;
+  box.innerHTML = '<div class="pv-hf-title"></div><div class="pv-hf-sub"></div>'
+    + '<canvas class="pv-heat"></canvas><div class="pv-hf-tip"></div>';
+  parts = box.__pv = {
+    title: box.querySelector('.pv-hf-title'), sub: box.querySelector('.pv-hf-sub'),
+    cv: box.querySelector('canvas.pv-heat'), tip: box.querySelector('.pv-hf-tip'),
+    cells: document.createElement('canvas'),
+  };
+  parts.cv.addEventListener('mousemove', (e) => hover(box, e));
+  parts.cv.addEventListener('mouseleave', () => { parts.tip.style.display = 'none'; });
+  new ResizeObserver(() => {  // a wider page or a new viewport: the same snapshot, redrawn
+    if (box.__pvSize !== box.clientWidth + 'x' + box.clientHeight && P.data && P.data.heat) {
+      const c = P.cache[P.data.key];
+      if (c && P.drawn) drawHeat(c, P.data.heat, P.drawn.i);
     }
+  }).observe(box);
+  return parts;
+}
+
+function drawHeat(c, heat, i) {
+  const box = heatBox(heat.key);
+  if (!box) return;
+  const row = nearestRow(c, i);
+  if (row < 0) return;
+  const zz = heatCells(c, heat, row);
+  P.z = zz;  // what was drawn (tests compare it with the server's figure)
+  const { rows, cols, z } = zz;
+  const parts = heatParts(box, heat);
+  const font = heat.font || 12;
+  const family = getComputedStyle(box).fontFamily || 'sans-serif';
+  parts.title.style.fontSize = (font + 4) + 'px';
+  parts.sub.style.fontSize = font + 'px';
+  parts.title.textContent = heat.title.replace('{it}', fmt(c.iterations[row]))
+    + (row === i ? '' : ' (nearest sent)');
+  parts.sub.textContent = heat.subtitle;
+  // the cells, one pixel each, scaled up without smoothing
+  parts.cells.width = cols;
+  parts.cells.height = rows;
+  const cctx = parts.cells.getContext('2d');
+  const img = cctx.createImageData(cols, rows);
+  const pal = palette(heat.scale);
+  for (let k = 0; k < rows * cols; k++) img.data.set(pal.subarray(z[k] * 4, z[k] * 4 + 4), k * 4);
+  cctx.putImageData(img, 0, 0);
+  // the canvas fills the box below the title lines
+  const top = parts.sub.offsetTop + parts.sub.offsetHeight + 4;
+  const W = box.clientWidth, H = Math.max(box.clientHeight - top, 80);
+  const dpr = window.devicePixelRatio || 1;
+  const cv = parts.cv;
+  cv.style.top = top + 'px';
+  cv.style.width = W + 'px';
+  cv.style.height = H + 'px';
+  cv.width = Math.round(W * dpr);
+  cv.height = Math.round(H * dpr);
+  const ctx = cv.getContext('2d');
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, W, H);
+  ctx.font = `${font}px ${family}`;
+  ctx.fillStyle = '#444';
+  ctx.textBaseline = 'middle';
+  const texts = (box.__pvTexts = []);  // each text and its box (tests: none leaves the canvas)
+  const put = (text, x, y, align, base, turn) => {
+    ctx.textAlign = align;
+    ctx.textBaseline = base;
+    const w = ctx.measureText(text).width, h = parseFloat(ctx.font);
+    const a = align === 'left' ? 0 : align === 'right' ? -w : -w / 2;
+    const b = base === 'top' ? 0 : -h / 2;
+    if (turn) {  // a quarter turn about (x, y): the box is h wide and w high
+      ctx.save(); ctx.translate(x, y); ctx.rotate(turn); ctx.fillText(text, 0, 0); ctx.restore();
+      texts.push({ text, left: x - h / 2, right: x + h / 2, top: y - w / 2, bottom: y + w / 2 });
+    } else {
+      ctx.fillText(text, x, y);
+      texts.push({ text, left: x + a, right: x + a + w, top: y + b, bottom: y + b + h });
+    }
+  };
+  const labelW = Math.max(...heat.labels.map((l) => ctx.measureText(l).width), 10);
+  const tickW = Math.max(...heat.ticks.map((t) => ctx.measureText(t[1]).width), 10);
+  const g = {  // the plot area, in CSS pixels of the canvas
+    left: 10 + font + 8 + labelW + 6, top: Math.ceil(font / 2) + 2,
+    right: W - (14 + 16 + 6 + tickW + 8 + font + 6),
+    bottom: H - (font * 2 + 18),
+  };
+  g.w = Math.max(g.right - g.left, 20);
+  g.h = Math.max(g.bottom - g.top, 20);
+  box.__pvGeom = g;
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(parts.cells, g.left, g.top, g.w, g.h);
+  // layers, first on top, and the axis titles
+  heat.labels.forEach((l, r) => put(l, g.left - 6, g.top + (r + 0.5) * g.h / rows, 'right',
+    'middle'));
+  put('layer', 10 + font / 2, g.top + g.h / 2, 'center', 'middle', -Math.PI / 2);
+  ctx.strokeStyle = '#999';
+  // ticks at 0, 0.2, ... 1 of the cell centres' scale; fewer where a narrow plot has no room
+  const room = g.w / (ctx.measureText('0.0').width + font);
+  const step = room >= 6 ? 1 : room >= 3 ? 2.5 : 5;
+  for (let t = 0; t <= 5; t += step) {
+    const x = g.left + ((t / 5) * (cols - 1) + 0.5) * g.w / cols;
+    ctx.beginPath(); ctx.moveTo(x, g.bottom); ctx.lineTo(x, g.bottom + 4); ctx.stroke();
+    put(t === 0 ? '0' : t === 5 ? '1' : String(t / 5), x, g.bottom + 6, 'center', 'top');
   }
-  ctx.putImageData(img, 0, 0);
-  const title = gd.querySelector('.gtitle');
-  if (title) {
-    // plotly styles the title in a tspan (bold): keep its weight when replacing the text
-    const span = title.querySelector('tspan');
-    if (span) title.style.fontWeight = getComputedStyle(span).fontWeight;
-    title.textContent = heat.title.replace('{it}', fmt(c.iterations[row]))
-      + (row === i ? '' : ' (nearest sent)');
-    gd.dataset.pvTitle = title.textContent;
+  // the axis title under the plot, or under the whole figure (smaller) where it is wider
+  const tw = ctx.measureText(heat.xtitle).width;
+  let tx = g.left + g.w / 2;
+  if (tw > g.w) {
+    tx = W / 2;
+    if (tw > W - 8) ctx.font = `${Math.max(9, Math.floor(font * (W - 8) / tw))}px ${family}`;
   }
-  gd.dataset.pvHeat = String(c.iterations[row]);
-  gd.dataset.pvHeatPos = String(i);
+  put(heat.xtitle, tx, g.bottom + font + 12, 'center', 'top');
+  ctx.font = `${font}px ${family}`;
+  // the colour bar: one band per level, its ticks in the data's units, and its title
+  const bx = g.right + 14, bw = 16;
+  for (let l = 0; l < 256; l++) {
+    const p = pal.subarray(l * 4, l * 4 + 3);
+    ctx.fillStyle = `rgb(${p[0]},${p[1]},${p[2]})`;
+    ctx.fillRect(bx, g.top + g.h * (1 - (l + 1) / 256), bw, g.h / 256 + 0.5);
+  }
+  ctx.strokeRect(bx, g.top, bw, g.h);
+  ctx.fillStyle = '#444';
+  for (const [v, t] of heat.ticks) {
+    put(t, bx + bw + 6, g.top + g.h * (1 - (v + 0.5) / 256), 'left', 'middle');
+  }
+  put(heat.colorbar, bx + bw + 6 + tickW + 8 + font / 2, g.top + g.h / 2, 'center', 'middle',
+    Math.PI / 2);
+  box.setAttribute('aria-label', parts.title.textContent);
+  box.__pvSize = box.clientWidth + 'x' + box.clientHeight;
+  box.dataset.pvHeat = String(c.iterations[row]);
+  box.dataset.pvHeatPos = String(i);
+  box.dataset.pvTitle = parts.title.textContent;
+}
+
+function hover(box, e) {
+  // the cell under the pointer: its layer, the filter (or named group) and its level, in the
+  // words of the server's figure
+  const heat = P.data && P.data.heat, g = box.__pvGeom, parts = box.__pv;
+  if (!heat || !g || !P.z || !heat.maps) return;
+  const rect = parts.cv.getBoundingClientRect();
+  const x = e.clientX - rect.left, y = e.clientY - rect.top;
+  const { rows, cols, z } = P.z;
+  if (x < g.left || x >= g.left + g.w || y < g.top || y >= g.top + g.h) {
+    parts.tip.style.display = 'none';
+    return;
+  }
+  const r = Math.min(Math.floor((y - g.top) * rows / g.h), rows - 1);
+  const cc = Math.min(Math.floor((x - g.left) * cols / g.w), cols - 1);
+  const m = heat.maps[r];
+  const f = m.perm[m.lo[cc]];
+  const names = heat.names && heat.names[r];
+  const who = names ? `${heat.labels[r]}: ${names[f]}` : `${heat.labels[r]}, filter ${f}`;
+  const many = m.hi[cc] - m.lo[cc] > 1 ? ` (largest of ${m.hi[cc] - m.lo[cc]})` : '';
+  parts.tip.textContent = '';
+  parts.tip.append(who + many, document.createElement('br'),
+    `level ${z[r * cols + cc]} of 255 (0: outside the support)`);
+  parts.tip.style.display = 'block';
+  const left = Math.min(x + 12, rect.width - parts.tip.offsetWidth - 4);
+  parts.tip.style.left = Math.max(left, 0) + 'px';
+  parts.tip.style.top = (parts.cv.offsetTop + y + 14) + 'px';
 }
 
 function draw() {
@@ -288,14 +392,10 @@ function stale() {
   const d = P.data;
   if (!d || !P.drawn) return true;
   if (P.ui && P.ui.root.isConnected && P.ui.root.dataset.iteration === undefined) return true;
-  if (d.heat) {
-    const gd = chart(d.heat.key);
-    const p = gd && gd._fullLayout && gd._fullLayout._plots && gd._fullLayout._plots.xy;
-    const geom = p ? [p.xaxis._offset, p.xaxis._length, p.yaxis._offset, p.yaxis._length].join()
-      : '';
-    if (gd && (!gd.querySelector('canvas.pv-heat') || gd.dataset.pvHeatPos !== String(P.drawn.i)
-               || gd.dataset.pvGeom !== geom
-               || (gd.querySelector('.gtitle') || {}).textContent !== gd.dataset.pvTitle)) {
+  if (d.heat) {  // a server rerun that replaced the box (a new height, a new view)
+    const box = heatBox(d.heat.key);
+    if (box && (!box.querySelector('canvas.pv-heat') || box.dataset.pvHeatPos !== String(P.drawn.i)
+                || box.dataset.pvTitle === undefined)) {
       return true;
     }
   }

@@ -48,6 +48,15 @@ CSS = """
 .pv-player label {font-size: 0.9rem; display: flex; align-items: center; gap: 0.3rem;}
 .pv-player select {font: inherit; padding: 0.15rem;}
 .pv-player .pv-line {margin: 0.3rem 0 0.2rem 0; font-weight: 600;}
+.pv-heatfig {position: relative; width: 100%; min-height: 200px;}
+.pv-heatfig .pv-hf-title {font-weight: 600; padding: 0 0 0 10px; white-space: nowrap;
+  overflow: hidden; text-overflow: ellipsis;}
+.pv-heatfig .pv-hf-sub {color: #6b6b6b; padding: 0.1rem 0 0 10px; white-space: nowrap;
+  overflow: hidden; text-overflow: ellipsis;}
+.pv-heatfig canvas.pv-heat {position: absolute; left: 0; cursor: crosshair;}
+.pv-heatfig .pv-hf-tip {position: absolute; pointer-events: none; display: none;
+  background: rgba(255, 255, 255, 0.95); border: 1px solid #999; border-radius: 3px;
+  padding: 0.2rem 0.4rem; font-size: 0.8rem; white-space: nowrap; z-index: 5;}
 </style>
 """
 
@@ -63,7 +72,9 @@ class PlayerSpec:
     "kind": "line" | "tradeoff"}]`` moved with the position; ``status_key``: the presentation
     status line's container key; ``layer``: the Layer view's layer (its caption follows);
     ``show_line``: the "Iteration N · epoch ..." line under the player (the presentation
-    mode's status line names the iteration instead).
+    mode's status line names the iteration instead); ``heat_font``: the heatmap's type size in
+    pixels (larger in presentation mode). The heatmap itself is drawn in the page, in the box
+    that :func:`heat_slot` puts under ``heat_key``.
     """
 
     heat_key: str | None = None
@@ -74,6 +85,7 @@ class PlayerSpec:
     layer_caption_key: str | None = None
     layer: str | None = None
     show_line: bool = True
+    heat_font: int = 12
 
 
 def _b64(a: np.ndarray, dtype: str) -> str:
@@ -141,8 +153,23 @@ def _heat_spec(view: RunView, spec: PlayerSpec) -> dict[str, Any]:
         out.append({"off": off, "perm": _b64(perm, "i4"), "lo": _b64(lo, "i4"),
                     "hi": _b64(hi, "i4")})
         off += g
+    # the words around the cells, and each group's name for the hover where a layer's groups
+    # have names of their own (heads, MLP neurons; filters are "filter N")
+    names = [plots.group_names(layer) if layer["kind"] in ("heads", "mlp") else None
+             for layer in layers]
     return {"key": spec.heat_key, "title": spec.heat_title, "columns": columns, "layers": out,
-            "scale": plots.level_scale()}
+            "scale": plots.level_scale(), "labels": [str(layer["name"]) for layer in layers],
+            "names": names, "font": spec.heat_font,
+            **plots.heatmap_frame(widths, ordered=spec.order is not None)}
+
+
+def heat_slot(key: str, height: int | None = None) -> None:
+    """Where the player draws a heatmap: an empty box in a container keyed ``key`` (``height``
+    pixels high; None: the page's CSS sizes it). The server sends no figure for it, so a view
+    with only this heatmap never loads plotly, the largest part of a first load."""
+    style = f' style="height:{int(height)}px"' if height is not None else ""
+    with st.container(key=key):
+        st.html(f'<div class="pv-heatfig" role="img" aria-label="heatmap"{style}></div>')
 
 
 def _w_star(view: RunView) -> dict[str, list] | None:

@@ -19,7 +19,7 @@ from pathviz import plots, runs
 from pathviz.store import PathFileError, PathReader
 from pathviz.ui import url
 from pathviz.ui.data import Ident, load_entries, load_snapshot
-from pathviz.ui.player import PlayerSpec
+from pathviz.ui.player import PlayerSpec, heat_slot
 from pathviz.ui.text import inert, inert_plotly
 from pathviz.ui.urlstate import parse_flag
 
@@ -49,6 +49,7 @@ html {font-size: 18px;}
 .st-key-present_path {flex: 3 1 0 !important;}
 [data-testid="stLayoutWrapper"]:has(> .st-key-present_plots), .st-key-present_plots {
   flex: 0 0 auto !important; height: calc(100vh - 19.5rem) !important; min-height: 300px;}
+.st-key-present_heatmap .pv-heatfig {height: calc(100vh - 20rem); min-height: 290px;}
 </style>
 """
 
@@ -187,10 +188,6 @@ def present_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
                                w_star_near(view.iterations, view.data["metrics"], iteration))
             with st.container(key=STATUS_KEY):
                 st.markdown(inert(line))
-            heat_order = None if order is None else {labels[k]: order[k] for k in names}
-            heat = plots.overview_heatmap(
-                [labels[k] for k in names], {labels[k]: snap[k]["gamma_norm"] for k in names},
-                title=HEAT_TITLE.format(it=f"{iteration:,}"), order=heat_order)
             support = load_support(view.path, view.ident, view.n)
             path_fig = plots.support_path(view.iterations,
                                           {labels[k]: support[k] for k in names},
@@ -201,8 +198,7 @@ def present_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
             st.error(inert(f"This run's path file cannot be shown: {e}"))
             return
         with st.container(key=PLOTS_KEY, horizontal=True, gap="small"):
-            st.plotly_chart(_bigger(heat), width="stretch", height="stretch", key=HEATMAP_KEY,
-                            config={"displaylogo": False})
+            heat_slot(HEATMAP_KEY)  # drawn by the browser player (no plotly figure)
             st.plotly_chart(_bigger(path_fig), width="stretch", height="stretch", key=PATH_KEY,
                             config={"displaylogo": False})
         marker_ui([{"key": PATH_KEY, "x": iteration}])
@@ -213,7 +209,7 @@ def present_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
         order = {k: entry_order(entries[k]) for k in names}
     spec = PlayerSpec(heat_key=HEATMAP_KEY, heat_title=HEAT_TITLE, order=order,
                       marks=[{"key": PATH_KEY, "kind": "line"}], status_key=STATUS_KEY,
-                      show_line=False)
+                      show_line=False, heat_font=FONT_SIZE)
 
     def picker() -> None:
         # the status line names the iteration

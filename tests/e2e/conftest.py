@@ -96,6 +96,14 @@ def serve(root: Path, log_path: Path, env: dict | None = None):
     return proc, log, url
 
 
+ROOTS: dict[str, Path] = {}  # a served app's URL -> its checkpoints root
+
+
+def root_of(url: str) -> Path:
+    """The checkpoints root that the app at ``url`` serves (tests read its files)."""
+    return ROOTS[url]
+
+
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     """A server on two finished runs, ``e2e`` (ν=50) and ``e2e-b`` (ν=100)."""
@@ -106,6 +114,7 @@ def app_url(tmp_path_factory):
     make_full_run(root, "e2e", nu=50.0)
     make_full_run(root, "e2e-b", nu=100.0)
     proc, log, url = serve(root, tmp / "streamlit.log", {"PATHVIZ_REFRESH": "0"})
+    ROOTS[url] = root
     yield url
     proc.terminate()
     proc.wait(timeout=20)

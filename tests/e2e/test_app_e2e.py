@@ -37,7 +37,7 @@ def _check_view(page, view: str, iteration: int, layer: str = "conv2") -> None:
     if view == "layer":
         page.get_by_text(f"{layer}: ").first.wait_for()
     elif view == "overview":
-        page.locator(".st-key-overview .js-plotly-plot").wait_for()
+        page.locator(".st-key-overview .pv-heatfig canvas.pv-heat").wait_for()
     elif view == "filters":
         page.locator(".st-key-filters .js-plotly-plot").wait_for()
     elif view == "compare":

@@ -59,6 +59,22 @@ _CLIPPED = """() => {
     }
     if (!bars.length) out.push('no toolbar seen on hover');
   }
+  // the heatmaps the player draws on a canvas: title lines not cut short, every text it
+  // drew (layer names, ticks, axis and colour-bar titles) inside the canvas and apart
+  for (const box of document.querySelectorAll('.pv-heatfig')) {
+    for (const t of box.querySelectorAll('.pv-hf-title, .pv-hf-sub'))
+      if (t.scrollWidth > t.clientWidth + 1) out.push('cut: ' + t.textContent.slice(0, 40));
+    const cv = box.querySelector('canvas.pv-heat');
+    const drawn = box.__pvTexts || [];
+    if (!cv || !drawn.length) { out.push('heatmap not drawn'); continue; }
+    const W = cv.clientWidth, H = cv.clientHeight;
+    drawn.forEach((r, i) => {
+      if (r.left < -1 || r.right > W + 1 || r.top < -1 || r.bottom > H + 1)
+        out.push('cut: ' + r.text.slice(0, 40));
+      for (const q of drawn.slice(i + 1))
+        if (meet(r, q)) out.push('overlap: ' + r.text + ' / ' + q.text);
+    });
+  }
   for (const eq of document.querySelectorAll('.katex-display')) {
     const host = eq.parentElement.getBoundingClientRect();
     const r = eq.querySelector('.katex-html').getBoundingClientRect();
@@ -81,6 +97,8 @@ def test_no_title_or_equation_is_cut_or_covered(app_url, browser, view, size):
         shown_iteration(page, 150)
     if view == "about":
         page.locator(".katex-display").first.wait_for()
+    elif view == "overview":  # drawn by the player on a canvas, no plotly
+        page.locator(".st-key-overview .pv-heatfig canvas.pv-heat").wait_for()
     else:
         page.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first.wait_for()
     problems = []
@@ -89,7 +107,7 @@ def test_no_title_or_equation_is_cut_or_covered(app_url, browser, view, size):
         chart.hover()
         chart.locator(".modebar").first.wait_for(state="attached")
         problems += page.evaluate(_CLIPPED)
-    if view == "about":
+    if view in ("about", "overview"):
         problems += page.evaluate(_CLIPPED)
     assert sorted(set(problems)) == [], f"{view} at {size}: {sorted(set(problems))}"
     if view == "filters":  # the title names the layer it shows, not "first-layer"
@@ -182,6 +200,7 @@ def test_no_request_leaves_the_machine(app_url, browser):
             shown_iteration(page, 100)
     page.goto(f"{app_url}/?run=e2e&view=overview&iteration=100")
     idle(page)
+    shown_iteration(page, 100)  # the player is on the page
     next_snapshot(page)
     shown_iteration(page, 105)
     page.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from pathviz import runs
@@ -24,10 +25,30 @@ STATE = """() => { const P = window.__pathvizPlayer;
   return {pos: Math.floor(P.pos), frames: P.frames, playing: P.playing,
           loads: Object.values(P.loads),
           z: P.z && {rows: P.z.rows, cols: P.z.cols, row: P.z.row, z: Array.from(P.z.z)}}; }"""
-# the server's heatmap (plotly's z) beside the page's, once the server has drawn its own
-SERVER_Z = """(key) => { const gd = document.querySelector('.st-key-' + key + ' .js-plotly-plot');
-  const z = gd && gd._fullData && gd._fullData[0].z;
-  return z && Array.from(z, (r) => Array.from(r)); }"""
+
+
+def server_z(app_url, index: int) -> list[list[int]]:
+    """The cells of the server's Overview figure (plots.overview_heatmap) at snapshot ``index``
+    of the e2e run, as lists."""
+    from pathviz import plots
+    from pathviz.store import PathReader
+    from tests.e2e.conftest import root_of
+
+    with PathReader(runs.run_paths("e2e", root_of(app_url)).path) as r:
+        snap = r.snapshot(index)
+    fig = plots.overview_heatmap(list(snap), {k: v["gamma_norm"] for k, v in snap.items()})
+    return np.asarray(fig.data[0].z).tolist()
+
+
+def hover_text(page, x: float, y: float) -> str:
+    """The heatmap's hover label with the pointer at (x, y) of its plot area (fractions)."""
+    g = page.evaluate("""() => { const b = document.querySelector('.st-key-overview .pv-heatfig');
+      const r = b.querySelector('canvas.pv-heat').getBoundingClientRect(), g = b.__pvGeom;
+      return {x: r.left + g.left, y: r.top + g.top, w: g.w, h: g.h}; }""")
+    page.mouse.move(g["x"] + x * g["w"], g["y"] + y * g["h"])
+    tip = page.locator(".st-key-overview .pv-hf-tip")
+    tip.wait_for(state="visible")
+    return tip.inner_text()
 
 
 def open_at(browser, url: str, query: str, width: int = 1400, height: int = 1000):
@@ -65,13 +86,19 @@ def test_keys_step_in_the_page_and_a_pause_updates_the_server(app_url, browser):
         assert seen == ["Iteration 105", "Iteration 155", "Iteration 150"]
         settled_at(page, 150)
         assert page.locator("input[aria-label='Go to iteration']").input_value() == "150"
-        heat = page.locator(".st-key-overview .gtitle").text_content()
+        heat = page.locator(".st-key-overview .pv-hf-title").text_content()
         assert heat == "Gamma support by layer at iteration 150"
         state = page.evaluate(STATE)
         assert state["z"]["row"] == 30 and state["loads"] == [1]
         z_page = [state["z"]["z"][r * state["z"]["cols"]:(r + 1) * state["z"]["cols"]]
                   for r in range(state["z"]["rows"])]
-        assert z_page == page.evaluate(SERVER_Z, "overview")  # the same colours as the server
+        assert z_page == server_z(app_url, 30)  # the colours of the server's own figure
+        assert page.locator(".st-key-overview .js-plotly-plot").count() == 0  # no plotly
+        # the hover names the cell under the pointer as the server's figure did
+        tip = hover_text(page, 0.01, 0.1)  # the first layer's first cell
+        assert tip.startswith("conv1, filter 0\n") and f"level {z_page[0][0]} of 255" in tip
+        tip = hover_text(page, 0.99, 0.9)  # the last layer's last cell
+        assert tip.startswith(f"fc1, filter {len(z_page[2]) - 1}\n")
         page.keyboard.press("Home")
         assert line(page).startswith("Iteration 0 ")
         page.keyboard.press("End")

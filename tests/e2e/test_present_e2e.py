@@ -36,9 +36,23 @@ _LAYOUT = """() => {
           r.bottom > b.bottom + 1) cut.push(t.textContent.trim().slice(0, 40));
     }
   }
+  // the heatmap the player draws: its title lines whole, every text it drew inside its canvas
+  for (const hb of document.querySelectorAll('.st-key-present_plots .pv-heatfig')) {
+    const cv = hb.querySelector('canvas.pv-heat');
+    if (!cv) continue;
+    for (const t of hb.querySelectorAll('.pv-hf-title, .pv-hf-sub')) {
+      checked += 1;
+      if (t.scrollWidth > t.clientWidth + 1) cut.push(t.textContent.trim().slice(0, 40));
+    }
+    for (const r of (hb.__pvTexts || [])) {
+      checked += 1;
+      if (r.left < -1 || r.right > cv.clientWidth + 1 || r.top < -1 ||
+          r.bottom > cv.clientHeight + 1) cut.push(r.text.slice(0, 40));
+    }
+  }
   const status = document.querySelector('.st-key-present_status p');
   return {status: box('.st-key-present_status p'), text: status && status.textContent,
-          heat: box('.st-key-present_heatmap .js-plotly-plot'),
+          heat: box('.st-key-present_heatmap .pv-heatfig canvas.pv-heat'),
           path: box('.st-key-present_path .js-plotly-plot'),
           mark: (document.querySelector('.st-key-present_path .js-plotly-plot') || {dataset: {}})
                 .dataset.pvMark,

@@ -103,7 +103,13 @@ def test_untrusted_text_is_inert(hostile_url, browser, query, sentence, literal,
     page.goto(f"{hostile_url}/?{urllib.parse.urlencode(query)}")
     idle(page)
     page.get_by_text(sentence).first.wait_for()
-    if chart:  # plotly draws its text (ticks, titles, legends) after the script has finished
+    if chart == "overview":  # the player draws the heatmap and its layer names on a canvas
+        page.locator(".st-key-overview .pv-heatfig canvas.pv-heat").wait_for()
+        drawn = page.evaluate("document.querySelector('.st-key-overview .pv-heatfig')"
+                              ".__pvTexts.map((t) => t.text)")
+        if query.get("run") == RUN:  # the hostile file's layer names, drawn as written
+            assert set(LAYERS) <= set(drawn), drawn
+    elif chart:  # plotly draws its text (ticks, titles, legends) after the script has finished
         page.locator(f".st-key-{chart} .js-plotly-plot .main-svg").first.wait_for()
         page.wait_for_function(
             "(k) => document.querySelectorAll('.st-key-' + k + ' .js-plotly-plot text').length",
