@@ -247,6 +247,32 @@ def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.nd
     return fig
 
 
+SUPPORT_PATH_WORDS = {"title": "Support path", "subtitle": "filters in the support, per layer",
+                      "xtitle": "iteration", "ytitle": "filters selected (% of layer)"}
+
+
+def support_series(iterations: np.ndarray, support: Mapping[str, np.ndarray],
+                   groups: Mapping[str, int]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """The support path's lines, for the server's figure and the browser player's drawing:
+    iterations [M] (decimated to MAX_LINE_POINTS) and per layer, then all layers together,
+    ``{"layer", "name" ("conv2 (16)"), "color", "width", "y"}`` with y [M] in % of the
+    layer's filters."""
+    its = np.asarray(iterations)
+    rows = decimate(len(its), MAX_LINE_POINTS)
+    total = sum(int(groups[k]) for k in support) or 1
+    overall = np.zeros(len(its), np.float64)
+    lines = []
+    for k, (name, counts) in enumerate(support.items()):
+        c = np.asarray(counts, np.float64)[: len(its)]
+        overall += c
+        g = max(int(groups[name]), 1)
+        lines.append({"layer": name, "name": f"{name} ({g})", "color": PALETTE[k % len(PALETTE)],
+                      "width": 2.5, "y": (100 * c[rows] / g).astype(np.float32)})
+    lines.append({"layer": "all", "name": f"all ({total})", "color": "#000000", "width": 4,
+                  "y": (100 * overall[rows] / total).astype(np.float32)})
+    return its[rows].astype(np.float64), lines
+
+
 def support_path(iterations: np.ndarray, support: Mapping[str, np.ndarray],
                  groups: Mapping[str, int], stop: StopMark | None = None) -> go.Figure:
     """The support path of a run: the share of each layer's filters in the support against
@@ -254,34 +280,23 @@ def support_path(iterations: np.ndarray, support: Mapping[str, np.ndarray],
     together (thick black), with the suggested stop dashed orange and named on its line.
     Lines are decimated to MAX_LINE_POINTS per layer; x is the iteration, so a page marker can
     point at one."""
-    its = np.asarray(iterations)
-    rows = decimate(len(its), MAX_LINE_POINTS)
-    x = its[rows].astype(np.float64)
+    x, lines = support_series(iterations, support, groups)
     fig = go.Figure()
-    total = sum(int(groups[k]) for k in support) or 1
-    overall = np.zeros(len(its), np.float64)
-    for k, (name, counts) in enumerate(support.items()):
-        c = np.asarray(counts, np.float64)[: len(its)]
-        overall += c
-        g = max(int(groups[name]), 1)
-        fig.add_trace(go.Scatter(x=x, y=(100 * c[rows] / g).astype(np.float32), mode="lines",
-                                 name=f"{name} ({g})",
-                                 line=dict(color=PALETTE[k % len(PALETTE)], width=2.5),
+    for line in lines:
+        fig.add_trace(go.Scatter(x=x, y=line["y"], mode="lines", name=line["name"],
+                                 line=dict(color=line["color"], width=line["width"]),
                                  hovertemplate="iteration %{x}: %{y:.0f} %<extra>"
-                                               f"{name}</extra>"))
-    fig.add_trace(go.Scatter(x=x, y=(100 * overall[rows] / total).astype(np.float32),
-                             mode="lines", name=f"all ({total})",
-                             line=dict(color="#000000", width=4),
-                             hovertemplate="iteration %{x}: %{y:.0f} %<extra>all</extra>"))
+                                               f"{line['layer']}</extra>"))
     if stop is not None:  # named on the line itself: the legend stays one short row
         fig.add_vline(x=stop.iteration, line_color=STOP_COLOR, line_dash="dash", line_width=2,
                       annotation_text=f"{stop.label} {stop.iteration:,}",
                       annotation_position="bottom right" if stop.iteration < (x[0] + x[-1]) / 2
                       else "bottom left", annotation_font_color=STOP_COLOR)
-    fig.update_layout(title=_title("Support path", "filters in the support, per layer"),
-                      xaxis=dict(title="iteration", range=[float(x[0]), float(x[-1])]
+    words = SUPPORT_PATH_WORDS
+    fig.update_layout(title=_title(words["title"], words["subtitle"]),
+                      xaxis=dict(title=words["xtitle"], range=[float(x[0]), float(x[-1])]
                                  if len(x) > 1 else None),
-                      yaxis=dict(title="filters selected (% of layer)", range=[0, 102],
+                      yaxis=dict(title=words["ytitle"], range=[0, 102],
                                  ticksuffix=" %"),
                       # the legend in a row between the subtitle and the plot: never over a
                       # line, the page's marker or the axis title
@@ -500,7 +515,7 @@ def metrics_plot(iterations: np.ndarray, metrics: Mapping[str, np.ndarray],
         ok = np.flatnonzero(np.isfinite(y))
         if ok.size == 0:
             return
-        idx = ok[decimate(len(ok), 2000)]
+        idx = ok[decimate(len(ok), MAX_LINE_POINTS)]  # about one point per two pixels
         label = METRIC_LABELS.get(name, name)
         fig.add_trace(go.Scatter(x=it[idx], y=y[idx].astype(np.float32), customdata=it[idx],
                                  name=label, mode="lines+markers", legendgroup=name,

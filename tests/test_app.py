@@ -481,10 +481,15 @@ def test_presentation_mode_from_the_url_says_what_is_happening(root):
     assert not at.get("button_group") and at.toggle(key="present").value
     from tests.test_ui_player import player_json
 
-    (path,) = [figure(at, i) for i in range(len(at.get("plotly_chart")))]  # the heatmap: page's
-    heat = player_json(at)["heat"]
+    assert not at.get("plotly_chart")  # both figures are drawn by the page's player
+    heat, path = player_json(at)["heat"], player_json(at)["path"]
     assert heat["key"] == "present_heatmap" and "order of entry" in heat["xtitle"]  # sorted
-    assert [t["name"] for t in path["data"]] == ["conv1 (6)", "conv2 (16)", "fc1 (40)", "all (62)"]
+    assert [ln["name"] for ln in path["lines"]] == ["conv1 (6)", "conv2 (16)", "fc1 (40)",
+                                                    "all (62)"]
+    from tests.test_ui_player import unb64
+
+    x, all_ = unb64(path["x"], "f8"), unb64(path["lines"][-1]["y"], "f4")
+    assert x[30] == 150 and all_[30] == np.float32(100 * sel / 62)  # the share at iteration 150
     at.button(key="step_next").click().run()  # 155: not evaluated; 150 and 160 are as near
     assert _status(at).endswith(f"W* {100 * acc[30]:.1f} % (at 150)")
     assert at.query_params["present"] == "1" and at.query_params["iteration"] == "155"

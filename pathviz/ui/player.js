@@ -331,6 +331,192 @@ function hover(box, e) {
   parts.tip.style.top = (parts.cv.offsetTop + y + 14) + 'px';
 }
 
+function niceStep(span, count) {  // 1, 2 or 5 times a power of ten, about span / count
+  const raw = span / Math.max(count, 1), p = Math.pow(10, Math.floor(Math.log10(raw)));
+  const m = raw / p;
+  return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
+}
+
+function drawPath(c, spec, i) {
+  // the support path: each layer's share of filters selected against iteration, all layers
+  // together thick, the stop dashed orange, and the position a dotted red line; the lines
+  // are redrawn when the server sends new ones or the box changes size, the marker each step
+  const box = document.querySelector('.st-key-' + spec.key + ' .pv-pathfig');
+  if (!box) return;
+  const font = spec.font || 12;
+  const sig = [spec.x.length, spec.lines.length, spec.stop && spec.stop.it, box.clientWidth,
+    box.clientHeight].join();
+  let parts = box.__pv;
+  if (!parts || !parts.cv.isConnected) {
+    box.innerHTML = '<div class="pv-hf-title"></div><div class="pv-hf-sub"></div>'
+      + '<div class="pv-legend"></div><canvas class="pv-path"></canvas>'
+      + '<div class="pv-marker"></div><div class="pv-hf-tip"></div>';
+    parts = box.__pv = {
+      title: box.querySelector('.pv-hf-title'), sub: box.querySelector('.pv-hf-sub'),
+      legend: box.querySelector('.pv-legend'), cv: box.querySelector('canvas.pv-path'),
+      marker: box.querySelector('.pv-marker'), tip: box.querySelector('.pv-hf-tip'),
+    };
+    parts.cv.addEventListener('mousemove', (e) => pathHover(box, e));
+    parts.cv.addEventListener('mouseleave', () => { parts.tip.style.display = 'none'; });
+    parts.cv.addEventListener('click', (e) => {  // a click picks the nearest snapshot
+      const it = pathIteration(box, e);
+      const cc = P.data && P.cache[P.data.key];
+      if (it === null || !cc) return;
+      let lo = 0, hi = cc.iterations.length - 1;
+      while (lo < hi) { const m = (lo + hi) >> 1; if (cc.iterations[m] < it) lo = m + 1; else hi = m; }
+      if (lo > 0 && it - cc.iterations[lo - 1] <= cc.iterations[lo] - it) lo -= 1;
+      moveTo(lo);
+    });
+    new ResizeObserver(() => {
+      const cc = P.data && P.cache[P.data.key];
+      if (cc && P.data.path && P.drawn) drawPath(cc, P.data.path, P.drawn.i);
+    }).observe(box);
+  }
+  if (box.__pvSig !== sig || box.__pvSpec !== spec) {
+    box.__pvSig = sig;
+    box.__pvSpec = spec;
+    const x = b64(spec.x, Float64Array);
+    const ys = spec.lines.map((l) => b64(l.y, Float32Array));
+    parts.x = x; parts.ys = ys;
+    parts.title.textContent = spec.title;
+    parts.title.style.fontSize = (font + 4) + 'px';
+    parts.sub.textContent = spec.subtitle;
+    parts.sub.style.fontSize = font + 'px';
+    parts.legend.textContent = '';
+    parts.legend.style.fontSize = font + 'px';
+    for (const l of spec.lines) {
+      const item = document.createElement('span');
+      const sw = document.createElement('i');
+      sw.style.borderTopColor = l.color;
+      sw.style.borderTopWidth = l.width + 'px';
+      item.append(sw, l.name);
+      parts.legend.append(item);
+    }
+    const top = parts.legend.offsetTop + parts.legend.offsetHeight + 6;
+    const W = box.clientWidth, H = Math.max(box.clientHeight - top, 80);
+    const dpr = window.devicePixelRatio || 1, cv = parts.cv;
+    cv.style.top = top + 'px';
+    cv.style.width = W + 'px';
+    cv.style.height = H + 'px';
+    cv.width = Math.round(W * dpr);
+    cv.height = Math.round(H * dpr);
+    const ctx = cv.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, W, H);
+    const family = getComputedStyle(box).fontFamily || 'sans-serif';
+    ctx.font = `${font}px ${family}`;
+    const texts = (box.__pvTexts = []);
+    const put = (text, px, py, align, base, turn) => {
+      ctx.fillStyle = '#444';
+      ctx.textAlign = align;
+      ctx.textBaseline = base;
+      const w = ctx.measureText(text).width, h = parseFloat(ctx.font);
+      const a = align === 'left' ? 0 : align === 'right' ? -w : -w / 2;
+      const b = base === 'top' ? 0 : base === 'bottom' ? -h : -h / 2;
+      if (turn) {
+        ctx.save(); ctx.translate(px, py); ctx.rotate(turn); ctx.fillText(text, 0, 0); ctx.restore();
+        texts.push({ text, left: px - h / 2, right: px + h / 2, top: py - w / 2, bottom: py + w / 2 });
+      } else {
+        ctx.fillText(text, px, py);
+        texts.push({ text, left: px + a, right: px + a + w, top: py + b, bottom: py + b + h });
+      }
+    };
+    const yw = ctx.measureText('100 %').width;
+    const xw = ctx.measureText(fmt(x.length ? x[x.length - 1] : 0)).width;
+    const g = { left: 10 + font + 8 + yw + 6, top: Math.ceil(font / 2) + 2,
+      right: W - Math.max(16, xw / 2 + 4),
+      bottom: H - (font * 2 + 18) };
+    g.w = Math.max(g.right - g.left, 20);
+    g.h = Math.max(g.bottom - g.top, 20);
+    const x0 = x.length ? x[0] : 0, x1 = x.length > 1 ? x[x.length - 1] : x0 + 1;
+    g.x0 = x0; g.x1 = x1;
+    const px = (v) => g.left + (v - x0) / (x1 - x0) * g.w;
+    const py = (v) => g.bottom - v / 102 * g.h;
+    box.__pvGeom = g;
+    // grid and ticks
+    ctx.strokeStyle = '#e6e6e6';
+    ctx.lineWidth = 1;
+    for (let v = 0; v <= 100; v += 20) {
+      ctx.beginPath(); ctx.moveTo(g.left, py(v)); ctx.lineTo(g.right, py(v)); ctx.stroke();
+      put(v + ' %', g.left - 6, py(v), 'right', 'middle');
+    }
+    const step = niceStep(x1 - x0, g.w / (ctx.measureText('00000').width + font * 2));
+    for (let v = Math.ceil(x0 / step) * step; v <= x1 + 1e-9; v += step) {
+      ctx.beginPath(); ctx.moveTo(px(v), g.top); ctx.lineTo(px(v), g.bottom); ctx.stroke();
+      put(fmt(v), px(v), g.bottom + 6, 'center', 'top');
+    }
+    put(spec.xtitle, g.left + g.w / 2, g.bottom + font + 12, 'center', 'top');
+    put(spec.ytitle, 10 + font / 2, g.top + g.h / 2, 'center', 'middle', -Math.PI / 2);
+    // the lines, clipped to the plot
+    ctx.save();
+    ctx.beginPath(); ctx.rect(g.left, g.top - 4, g.w, g.h + 8); ctx.clip();
+    spec.lines.forEach((l, k) => {
+      const y = ys[k];
+      ctx.strokeStyle = l.color;
+      ctx.lineWidth = l.width;
+      ctx.lineJoin = 'round';
+      ctx.beginPath();
+      for (let j = 0; j < x.length; j++) {
+        if (j) ctx.lineTo(px(x[j]), py(y[j])); else ctx.moveTo(px(x[j]), py(y[j]));
+      }
+      ctx.stroke();
+    });
+    ctx.restore();
+    if (spec.stop && spec.stop.it >= x0 && spec.stop.it <= x1) {
+      const sx = px(spec.stop.it);
+      ctx.strokeStyle = '#ff7f0e';
+      ctx.lineWidth = 2;
+      ctx.setLineDash([6, 4]);
+      ctx.beginPath(); ctx.moveTo(sx, g.top); ctx.lineTo(sx, g.bottom); ctx.stroke();
+      ctx.setLineDash([]);
+      const left = spec.stop.it < (x0 + x1) / 2;
+      put(spec.stop.label, sx + (left ? 4 : -4), g.bottom - 2, left ? 'left' : 'right', 'bottom');
+      texts[texts.length - 1].stop = true;
+      ctx.fillStyle = '#ff7f0e';  // the label in the stop's colour, over its grey draft
+      ctx.textAlign = left ? 'left' : 'right';
+      ctx.fillText(spec.stop.label, sx + (left ? 4 : -4), g.bottom - 2);
+    }
+  }
+  // the position
+  const g = box.__pvGeom, it = c.iterations[i];
+  const m = parts.marker;
+  if (g && it >= g.x0 && it <= g.x1) {
+    m.style.display = 'block';
+    m.style.left = (g.left + (it - g.x0) / (g.x1 - g.x0) * g.w - 1) + 'px';
+    m.style.top = (parts.cv.offsetTop + g.top) + 'px';
+    m.style.height = g.h + 'px';
+  } else m.style.display = 'none';
+  box.dataset.pvMark = String(it);
+}
+
+function pathIteration(box, e) {
+  const g = box.__pvGeom, parts = box.__pv;
+  if (!g) return null;
+  const r = parts.cv.getBoundingClientRect();
+  const x = e.clientX - r.left, y = e.clientY - r.top;
+  if (x < g.left || x > g.left + g.w || y < g.top - 4 || y > g.bottom + 4) return null;
+  return g.x0 + (x - g.left) / g.w * (g.x1 - g.x0);
+}
+
+function pathHover(box, e) {
+  // every line's share at the iteration under the pointer
+  const parts = box.__pv, spec = box.__pvSpec, it = pathIteration(box, e);
+  if (it === null || !parts.x || !parts.x.length) { parts.tip.style.display = 'none'; return; }
+  let j = 0;
+  for (let k = 1; k < parts.x.length; k++) if (Math.abs(parts.x[k] - it) < Math.abs(parts.x[j] - it)) j = k;
+  parts.tip.textContent = '';
+  parts.tip.append(`iteration ${fmt(parts.x[j])} (click: go there)`);
+  spec.lines.forEach((l, k) => {
+    parts.tip.append(document.createElement('br'), `${l.name}: ${Math.round(parts.ys[k][j])} %`);
+  });
+  parts.tip.style.display = 'block';
+  const r = parts.cv.getBoundingClientRect();
+  const x = e.clientX - r.left, y = e.clientY - r.top;
+  const left = x + 14 + parts.tip.offsetWidth > r.width ? x - 14 - parts.tip.offsetWidth : x + 14;
+  parts.tip.style.left = Math.max(left, 0) + 'px';
+  parts.tip.style.top = (parts.cv.offsetTop + Math.max(y - 20, 0)) + 'px';
+}
+
 function draw() {
   const d = P.data, c = d && P.cache[d.key];
   if (!c || !c.iterations.length) return;
@@ -349,6 +535,7 @@ function draw() {
     ui.root.dataset.iteration = String(it);
   }
   if (d.heat) drawHeat(c, d.heat, i);
+  if (d.path) drawPath(c, d.path, i);
   if (d.status) {
     const el = document.querySelector('.st-key-' + d.status.key + ' p');
     if (el) el.textContent = el.dataset.pvText = statusText(c, i, d.status.total);
@@ -398,6 +585,10 @@ function stale() {
                 || box.dataset.pvTitle === undefined)) {
       return true;
     }
+  }
+  if (d.path) {
+    const box = document.querySelector('.st-key-' + d.path.key + ' .pv-pathfig');
+    if (box && (!box.querySelector('canvas.pv-path') || box.dataset.pvMark === undefined)) return true;
   }
   if (d.status) {
     const el = document.querySelector('.st-key-' + d.status.key + ' p');

@@ -54,9 +54,20 @@ CSS = """
 .pv-heatfig .pv-hf-sub {color: #6b6b6b; padding: 0.1rem 0 0 10px; white-space: nowrap;
   overflow: hidden; text-overflow: ellipsis;}
 .pv-heatfig canvas.pv-heat {position: absolute; left: 0; cursor: crosshair;}
-.pv-heatfig .pv-hf-tip {position: absolute; pointer-events: none; display: none;
-  background: rgba(255, 255, 255, 0.95); border: 1px solid #999; border-radius: 3px;
-  padding: 0.2rem 0.4rem; font-size: 0.8rem; white-space: nowrap; z-index: 5;}
+.pv-pathfig {position: relative; width: 100%; min-height: 200px;}
+.pv-pathfig .pv-hf-title {font-weight: 600; padding: 0 0 0 10px; white-space: nowrap;}
+.pv-pathfig .pv-hf-sub {color: #6b6b6b; padding: 0.1rem 0 0 10px; white-space: nowrap;}
+.pv-pathfig .pv-legend {display: flex; flex-wrap: wrap; gap: 0.2rem 1rem; padding: 0.3rem 0 0
+  10px;}
+.pv-pathfig .pv-legend span {display: inline-flex; align-items: center; gap: 0.35rem;}
+.pv-pathfig .pv-legend i {display: inline-block; width: 1.6rem; border-top-style: solid;}
+.pv-pathfig canvas.pv-path {position: absolute; left: 0; cursor: pointer;}
+.pv-pathfig .pv-marker {position: absolute; pointer-events: none;
+  border-left: 2px dotted #d62728;}
+.pv-pathfig .pv-hf-tip, .pv-heatfig .pv-hf-tip {position: absolute; pointer-events: none;
+  display: none; background: rgba(255, 255, 255, 0.95); border: 1px solid #999;
+  border-radius: 3px; padding: 0.2rem 0.4rem; font-size: 0.8rem; white-space: nowrap;
+  z-index: 5;}
 </style>
 """
 
@@ -74,7 +85,8 @@ class PlayerSpec:
     ``show_line``: the "Iteration N · epoch ..." line under the player (the presentation
     mode's status line names the iteration instead); ``heat_font``: the heatmap's type size in
     pixels (larger in presentation mode). The heatmap itself is drawn in the page, in the box
-    that :func:`heat_slot` puts under ``heat_key``.
+    that :func:`heat_slot` puts under ``heat_key``; ``path_key``: the box where the page draws
+    the support path (:func:`pathviz.plots.support_series`) with the position marked on it.
     """
 
     heat_key: str | None = None
@@ -86,6 +98,7 @@ class PlayerSpec:
     layer: str | None = None
     show_line: bool = True
     heat_font: int = 12
+    path_key: str | None = None
 
 
 def _b64(a: np.ndarray, dtype: str) -> str:
@@ -163,6 +176,25 @@ def _heat_spec(view: RunView, spec: PlayerSpec) -> dict[str, Any]:
             **plots.heatmap_frame(widths, ordered=spec.order is not None)}
 
 
+def _path_spec(view: RunView, spec: PlayerSpec) -> dict[str, Any]:
+    """The support path's lines (decimated, % of each layer), the stop and the words around
+    them; small, so it is sent whole with every render (a live run's path grows)."""
+    from pathviz.ui.present import load_support
+
+    layers = view.data["layers"]
+    support = load_support(view.path, view.ident, view.n)
+    x, lines = plots.support_series(np.asarray(view.iterations)[: view.n],
+                                    {lay["name"]: support[lay["name"]] for lay in layers},
+                                    {lay["name"]: int(lay["groups"]) for lay in layers})
+    stop = view.stop_mark()
+    return {"key": spec.path_key, "x": _b64(x, "f8"), "font": spec.heat_font,
+            "lines": [{"name": ln["name"], "color": ln["color"], "width": ln["width"],
+                       "y": _b64(ln["y"], "f4")} for ln in lines],
+            "stop": None if stop is None else {"it": int(stop.iteration),
+                                               "label": f"{stop.label} {stop.iteration:,}"},
+            **plots.SUPPORT_PATH_WORDS}
+
+
 def heat_slot(key: str, height: int | None = None) -> None:
     """Where the player draws a heatmap: an empty box in a container keyed ``key`` (``height``
     pixels high; None: the page's CSS sizes it). The server sends no figure for it, so a view
@@ -170,6 +202,12 @@ def heat_slot(key: str, height: int | None = None) -> None:
     style = f' style="height:{int(height)}px"' if height is not None else ""
     with st.container(key=key):
         st.html(f'<div class="pv-heatfig" role="img" aria-label="heatmap"{style}></div>')
+
+
+def path_slot(key: str) -> None:
+    """Where the player draws the support path (presentation mode: the page's CSS sizes it)."""
+    with st.container(key=key):
+        st.html('<div class="pv-pathfig" role="img" aria-label="support path"></div>')
 
 
 def _w_star(view: RunView) -> dict[str, list] | None:
@@ -252,6 +290,8 @@ def player_data(view: RunView, spec: PlayerSpec, index: int, seq: int, follow: b
         units = caption_units(view, spec.layer)
         out["layerCaption"] = {"key": spec.layer_caption_key, "name": spec.layer,
                                "groups": int(lp["gamma_norm"].shape[1]), "units": units}
+    if spec.path_key is not None:
+        out["path"] = _path_spec(view, spec)
     if spec.heat_key is not None:
         out["heat"] = _heat_spec(view, spec)
         sum_g = int(sum(int(layer["groups"]) for layer in view.data["layers"]))

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from pathviz import plots, runs
+from pathviz import runs
 from pathviz.store import PathFileError, PathReader
 from pathviz.ui import url
 from pathviz.ui.data import Ident, load_entries, load_snapshot
-from pathviz.ui.player import PlayerSpec, heat_slot
-from pathviz.ui.text import inert, inert_plotly
+from pathviz.ui.player import PlayerSpec, heat_slot, path_slot
+from pathviz.ui.text import inert
 from pathviz.ui.urlstate import parse_flag
 
 KEY = "present"  # session key of the toggle; ``?present=1`` in the URL
@@ -30,7 +30,7 @@ PATH_KEY = "present_path"
 PLOTS_KEY = "present_plots"
 W_STAR_METRICS = (("val_acc_sparse", "validation"), ("test_acc_sparse", "test"))
 HEAT_TITLE = "Γ support at iteration {it}"  # the player writes {it} too
-FONT_SIZE = 16  # plotly text in presentation mode (its default is 12)
+FONT_SIZE = 16  # the figures' text in presentation mode, in pixels (12 elsewhere)
 
 # Hide the sidebar and its expand control, and Streamlit's top bar; larger type; the two plots
 # fill the viewport below the controls (their height is the viewport's minus what stands above
@@ -45,11 +45,14 @@ html {font-size: 18px;}
   padding-top: 0.8rem !important; padding-bottom: 0.5rem !important; max-width: 100% !important;}
 .st-key-present_status p {font-size: 1.45rem; font-weight: 600; line-height: 1.3;
   margin: 0 !important;}
-.st-key-present_heatmap {flex: 2 1 0 !important;}
-.st-key-present_path {flex: 3 1 0 !important;}
+.st-key-present_heatmap, [data-testid="stLayoutWrapper"]:has(> .st-key-present_heatmap) {
+  flex: 2 1 0 !important; min-width: 0;}
+.st-key-present_path, [data-testid="stLayoutWrapper"]:has(> .st-key-present_path) {
+  flex: 3 1 0 !important; min-width: 0;}
 [data-testid="stLayoutWrapper"]:has(> .st-key-present_plots), .st-key-present_plots {
   flex: 0 0 auto !important; height: calc(100vh - 19.5rem) !important; min-height: 300px;}
-.st-key-present_heatmap .pv-heatfig {height: calc(100vh - 20rem); min-height: 290px;}
+.st-key-present_heatmap .pv-heatfig, .st-key-present_path .pv-pathfig {
+  height: calc(100vh - 20rem); min-height: 290px;}
 </style>
 """
 
@@ -129,14 +132,6 @@ def entry_order(entry: np.ndarray) -> np.ndarray:
     return np.argsort(np.where(e < 0, np.iinfo(np.int64).max, e), kind="stable")
 
 
-def _bigger(fig):
-    """``fig`` in presentation type, sized by the page (its title and subtitle grow too)."""
-    top = fig.layout.margin.t or 0
-    fig.update_layout(font=dict(size=FONT_SIZE), height=None, autosize=True,
-                      margin=dict(t=top + 22))
-    return fig
-
-
 def present_header_ui(info: runs.RunInfo, model: str, dataset: str) -> str:
     """The run in one line (name, model on dataset, state) beside the toggle; returns the
     state shown (as the full header does, and a followed run that ends lands on its last
@@ -165,7 +160,6 @@ def present_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
     """The presentation screen below its header line (same signature as
     :func:`pathviz.ui.views.run_body_ui`, so the page draws either)."""
     from pathviz.ui.header import progress_ui
-    from pathviz.ui.marker import marker_ui
     from pathviz.ui.scrub import PLAY_INTERVAL, scrub_ui
     from pathviz.ui.views import load_view
 
@@ -176,7 +170,6 @@ def present_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
         return
     layers = view.data["layers"]
     names = [layer["name"] for layer in layers]
-    labels = {k: inert_plotly(k) for k in names}
     sort = bool(st.session_state.get("present_sort", True))
 
     def at_iteration(index: int, iteration: int) -> None:
@@ -188,28 +181,21 @@ def present_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
                                w_star_near(view.iterations, view.data["metrics"], iteration))
             with st.container(key=STATUS_KEY):
                 st.markdown(inert(line))
-            support = load_support(view.path, view.ident, view.n)
-            path_fig = plots.support_path(view.iterations,
-                                          {labels[k]: support[k] for k in names},
-                                          {labels[k]: int(layer["groups"])
-                                           for k, layer in zip(names, layers)},
-                                          stop=view.stop_mark())
         except PathFileError as e:
             st.error(inert(f"This run's path file cannot be shown: {e}"))
             return
+        # both drawn by the browser player from what it was sent: no plotly on this screen
         with st.container(key=PLOTS_KEY, horizontal=True, gap="small"):
-            heat_slot(HEATMAP_KEY)  # drawn by the browser player (no plotly figure)
-            st.plotly_chart(_bigger(path_fig), width="stretch", height="stretch", key=PATH_KEY,
-                            config={"displaylogo": False})
-        marker_ui([{"key": PATH_KEY, "x": iteration}])
+            heat_slot(HEATMAP_KEY)
+            path_slot(PATH_KEY)
 
     order = None
     if sort:
         entries = load_entries(view.path, view.ident, view.n)
         order = {k: entry_order(entries[k]) for k in names}
     spec = PlayerSpec(heat_key=HEATMAP_KEY, heat_title=HEAT_TITLE, order=order,
-                      marks=[{"key": PATH_KEY, "kind": "line"}], status_key=STATUS_KEY,
-                      show_line=False, heat_font=FONT_SIZE)
+                      status_key=STATUS_KEY, show_line=False, heat_font=FONT_SIZE,
+                      path_key=PATH_KEY)
 
     def picker() -> None:
         # the status line names the iteration

@@ -1,11 +1,12 @@
 """End to end in headless Chromium (issue 18, item 3): presentation mode reads on a projector.
 
 At 1024x768 and 1920x1080: the sidebar and its expand control are hidden, the status line and
-both figures (Overview heatmap, support path) are visible and inside the viewport, none of them
-overlaps another, no chart text (titles, axis titles, legend, stop label) leaves its chart,
+both figures (Overview heatmap, support path; drawn in the page by the player, no plotly) are
+visible and inside the viewport, none of them overlaps another, no chart text (titles, axis
+titles, legend, stop label) leaves its chart,
 nothing scrolls sideways, the iteration is said once (the status line, not the scrubber's
-own line too), and Next still moves the page. Screenshots go to
-docs/app-present-1024.png and docs/app-present-1920.png.
+own line too), Next still moves the page, and a click on the support path picks an iteration.
+Screenshots go to docs/app-present-1024.png and docs/app-present-1920.png.
 """
 
 from __future__ import annotations
@@ -24,25 +25,17 @@ _LAYOUT = """() => {
             height: r.height}; };
   const cut = [];
   let checked = 0;
-  for (const gd of document.querySelectorAll('.st-key-present_plots .js-plotly-plot')) {
-    const b = gd.getBoundingClientRect();
-    const texts = '.gtitle, .gtitle-subtitle, .xtitle, .ytitle, .cbtitle, .legendtext, ' +
-                  '.annotation-text, .xtick, .ytick';
-    for (const t of gd.querySelectorAll(texts)) {
-      const r = t.getBoundingClientRect();
-      if (!t.textContent.trim() || !r.width) continue;
-      checked += 1;
-      if (r.left < b.left - 1 || r.right > b.right + 1 || r.top < b.top - 1 ||
-          r.bottom > b.bottom + 1) cut.push(t.textContent.trim().slice(0, 40));
-    }
-  }
-  // the heatmap the player draws: its title lines whole, every text it drew inside its canvas
-  for (const hb of document.querySelectorAll('.st-key-present_plots .pv-heatfig')) {
-    const cv = hb.querySelector('canvas.pv-heat');
+  // the two figures the player draws: title lines and legend whole, every text it drew on
+  // its canvas inside it
+  for (const hb of document.querySelectorAll('.st-key-present_plots .pv-heatfig, '
+                                             + '.st-key-present_plots .pv-pathfig')) {
+    const cv = hb.querySelector('canvas');
     if (!cv) continue;
-    for (const t of hb.querySelectorAll('.pv-hf-title, .pv-hf-sub')) {
+    for (const t of hb.querySelectorAll('.pv-hf-title, .pv-hf-sub, .pv-legend span')) {
       checked += 1;
-      if (t.scrollWidth > t.clientWidth + 1) cut.push(t.textContent.trim().slice(0, 40));
+      const r = t.getBoundingClientRect(), b = hb.getBoundingClientRect();
+      if (t.scrollWidth > t.clientWidth + 1 || r.right > b.right + 1)
+        cut.push(t.textContent.trim().slice(0, 40));
     }
     for (const r of (hb.__pvTexts || [])) {
       checked += 1;
@@ -52,18 +45,25 @@ _LAYOUT = """() => {
   }
   const status = document.querySelector('.st-key-present_status p');
   return {status: box('.st-key-present_status p'), text: status && status.textContent,
-          heat: box('.st-key-present_heatmap .pv-heatfig canvas.pv-heat'),
-          path: box('.st-key-present_path .js-plotly-plot'),
-          mark: (document.querySelector('.st-key-present_path .js-plotly-plot') || {dataset: {}})
+          heat: box('.st-key-present_heatmap .pv-heatfig'),
+          path: box('.st-key-present_path .pv-pathfig'),
+          mark: (document.querySelector('.st-key-present_path .pv-pathfig') || {dataset: {}})
                 .dataset.pvMark,
           // the scrubber's bold "Iteration N" line: the status line names the iteration
           scrubLines: Array.from(document.querySelectorAll('[data-testid=stMarkdownContainer] '
                                                            + 'strong'))
             .filter((e) => e.textContent.startsWith('Iteration ')).length,
+          plotly: document.querySelectorAll('.js-plotly-plot').length,
           cut, checked, scrollWidth: document.documentElement.scrollWidth,
           scrollHeight: document.documentElement.scrollHeight,
           statusWidth: status && status.scrollWidth, statusBox: status && status.clientWidth};
 }"""
+
+
+# the page position of an iteration on the support path, half way up its plot area
+_AT_ITERATION = """(it) => { const b = document.querySelector('.st-key-present_path .pv-pathfig');
+  const g = b.__pvGeom, r = b.querySelector('canvas.pv-path').getBoundingClientRect();
+  return [r.left + g.left + (it - g.x0) / (g.x1 - g.x0) * g.w, r.top + g.top + g.h / 2]; }"""
 
 
 @pytest.mark.parametrize("width,height", [(1024, 768), (1920, 1080)])
@@ -72,7 +72,7 @@ def test_presentation_mode_fits_the_screen(app_url, browser, width, height):
     try:
         page.goto(f"{app_url}/?run=e2e&present=1&iteration=150")
         idle(page)
-        page.wait_for_function("document.querySelector('.st-key-present_path .js-plotly-plot')"
+        page.wait_for_function("document.querySelector('.st-key-present_path .pv-pathfig')"
                                "?.dataset.pvMark === '150'", timeout=30_000)
         assert not page.locator("[data-testid=stSidebar]").is_visible()
         assert not page.locator("[data-testid=stExpandSidebarButton]").is_visible()
@@ -89,12 +89,25 @@ def test_presentation_mode_fits_the_screen(app_url, browser, width, height):
         assert path["width"] >= heat["width"] and path["height"] >= height / 2 - 60
         assert got["statusWidth"] <= got["statusBox"]  # the line is one line, not cut
         assert got["checked"] > 20 and not got["cut"], got["cut"]
+        assert got["plotly"] == 0  # the screen loads no plotly: the player draws both
         assert got["scrollWidth"] <= width and got["scrollHeight"] <= height, got
         page.screenshot(path=str(DOCS / f"app-present-{width}.png"))
         next_snapshot(page)
         page.wait_for_function("document.querySelector('.st-key-present_status p')?.textContent"
                                ".startsWith('iteration 155 · ')", timeout=30_000)
-        page.wait_for_function("document.querySelector('.st-key-present_path .js-plotly-plot')"
+        page.wait_for_function("document.querySelector('.st-key-present_path .pv-pathfig')"
                                "?.dataset.pvMark === '155'", timeout=30_000)
+        # a click on the support path goes to the snapshot nearest the clicked iteration, and
+        # the hover says every line's share there
+        x, y = page.evaluate(_AT_ITERATION, 100)
+        page.mouse.move(x, y)
+        tip = page.locator(".st-key-present_path .pv-hf-tip")
+        tip.wait_for(state="visible")
+        assert tip.inner_text().startswith("iteration 100 (click: go there)\nconv1 (6): ")
+        page.mouse.click(x, y)
+        page.wait_for_function("document.querySelector('.st-key-present_status p')?.textContent"
+                               ".startsWith('iteration 100 · ')", timeout=30_000)
+        page.wait_for_function("new URLSearchParams(location.search).get('iteration') === '100'",
+                               timeout=30_000)
     finally:
         page.close()
