@@ -511,3 +511,24 @@ def test_presentation_toggle_and_a_bad_value(root):
     assert "present" not in at.query_params and at.get("button_group")
     assert any(line.replace("**", "").startswith("Iteration 295 · epoch ")
                for line in texts(at).splitlines())
+
+
+def _marks(at: AppTest) -> list:
+    return [json.loads(e.proto.json)["marks"] for e in at.get("bidi_component")
+            if e.proto.component_name == "pathviz_marker"]
+
+
+def test_compare_marks_the_iteration_selected_in_the_other_views(root):
+    """Compare has no picker, but it marks the iteration selected for the current run: the one
+    picked in another view, or the link's."""
+    make_run(root, "r", n=60)
+    at = app(run="r", iteration="150")
+    at.button(key="step_next").click().run()  # picked in the Overview: 155
+    assert at.query_params["iteration"] == "155"
+    view(at, "Compare")
+    assert _marks(at) == [[{"key": "compare_plot", "x": 155}]]
+    assert "iteration 155, the one selected for r in the other views" in texts(at)
+    at = app(run="r", view="compare", iteration="100")  # a link straight to Compare
+    assert _marks(at) == [[{"key": "compare_plot", "x": 100}]]
+    at = app(run="r", view="compare")  # no iteration in the link: the newest snapshot
+    assert _marks(at) == [[{"key": "compare_plot", "x": 295}]]

@@ -10,6 +10,8 @@ from pathviz.ui import url
 from pathviz.ui.text import clean, inert, inert_plotly
 from pathviz.ui.urlstate import COMPARE_MAX, parse_compare, quote
 
+PLOT_KEY = "compare_plot"
+
 
 def _legend_name(name: str, config: dict) -> str:
     """The run and its ν, λ, κ: what tells two paths of one model apart (plotly text)."""
@@ -18,8 +20,9 @@ def _legend_name(name: str, config: dict) -> str:
     return f"{inert_plotly(name)} ({', '.join(parts)})"
 
 
-def compare_ui(current: str, root) -> None:
-    """The run chooser (kept in ``?compare=``) and the comparison plot."""
+def compare_ui(current: str, root, selected: int | None = None) -> None:
+    """The run chooser (kept in ``?compare=``) and the comparison plot, with ``selected`` (the
+    iteration selected in the other views for the current run) marked on it."""
     names = [r.name for r in runs.list_runs(root)]
     ss = st.session_state
     if ss.get("compare_for") != current or "compare" not in ss or url.navigated():
@@ -47,6 +50,12 @@ def compare_ui(current: str, root) -> None:
     if series:
         log_x = st.toggle("Log iteration axis", key="compare_log_x")
         st.plotly_chart(plots.compare_plot(series, log_x=log_x), width="stretch",
-                        key="compare_plot")
+                        key=PLOT_KEY)
+        if selected is not None:
+            from pathviz.ui.marker import marker_ui
+
+            st.caption(inert(f"Dotted red line: iteration {selected:,}, the one selected for "
+                             f"{current} in the other views."))
+            marker_ui([{"key": PLOT_KEY, "x": selected}])
     elif not chosen:
         st.info("Pick one or more runs to compare.")

@@ -51,6 +51,20 @@ def _reset_for(view: RunView) -> None:
         ss.pop(k, None)
 
 
+def held_iteration(view: RunView) -> int | None:
+    """The iteration selected for ``view``'s run without drawing a picker (the Compare view
+    marks it): the picker's position if it last showed this run, else the link's
+    ``?iteration=``, else the newest snapshot; None for a run without snapshots."""
+    ss = st.session_state
+    iters = view.iterations
+    if len(iters) == 0:
+        return None
+    if ss.get("scrub_for") == (view.info.name, view.ident) and "snap" in ss:
+        return int(iters[min(int(ss.snap), len(iters) - 1)])
+    idx, _ = parse_iteration(url.get("iteration"), iters)
+    return int(iters[len(iters) - 1 if idx is None else idx])
+
+
 def _index_at(iters: np.ndarray, iteration: int) -> int:
     i = int(np.searchsorted(iters, iteration, side="right")) - 1
     return int(min(max(i, 0), len(iters) - 1))

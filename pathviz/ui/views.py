@@ -205,8 +205,9 @@ def run_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
             metrics_ui(view)
         elif slug == "compare":
             from pathviz.ui.compare import compare_ui
+            from pathviz.ui.scrub import held_iteration
 
-            compare_ui(info.name, root)
+            compare_ui(info.name, root, selected=held_iteration(view))
         elif slug == "about":
             from pathviz.ui.about import about_ui
 

@@ -45,6 +45,11 @@ def _check_view(page, view: str, iteration: int, layer: str = "conv2") -> None:
         names = page.evaluate("document.querySelector('.st-key-compare_plot .js-plotly-plot')"
                               ".data.map(t => t.name)")
         assert [n.split(" ")[0] for n in names] == ["e2e", "e2e-b"]
+        # the iteration selected for the run is marked (Compare has no picker of its own)
+        page.wait_for_function(
+            "(it) => { const g = document.querySelector('.st-key-compare_plot .js-plotly-plot');"
+            " return g && g.dataset.pvMark === String(it) && g.querySelector('.pv-marker'); }",
+            arg=iteration, timeout=30_000)
     elif view == "about":
         page.get_by_text("How SLBI grows a sparse network").wait_for()
     elif view == "export":  # weights are saved every 50 iterations in these runs
