@@ -193,6 +193,40 @@ function heatParts(box, heat) {
   return parts;
 }
 
+function surface(box, cv, top, font) {
+  // a figure's canvas below its title lines, sized to the box in device pixels, and a text
+  // writer that records each text's box (tests check that none leaves the canvas)
+  const W = box.clientWidth, H = Math.max(box.clientHeight - top, 80);
+  const dpr = window.devicePixelRatio || 1;
+  cv.style.top = top + 'px';
+  cv.style.width = W + 'px';
+  cv.style.height = H + 'px';
+  cv.width = Math.round(W * dpr);
+  cv.height = Math.round(H * dpr);
+  const ctx = cv.getContext('2d');
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, W, H);
+  const family = getComputedStyle(box).fontFamily || 'sans-serif';
+  ctx.font = `${font}px ${family}`;
+  const texts = (box.__pvTexts = []);
+  const put = (text, x, y, align, base, turn) => {
+    ctx.fillStyle = '#444';
+    ctx.textAlign = align;
+    ctx.textBaseline = base;
+    const w = ctx.measureText(text).width, h = parseFloat(ctx.font);
+    const a = align === 'left' ? 0 : align === 'right' ? -w : -w / 2;
+    const b = base === 'top' ? 0 : base === 'bottom' ? -h : -h / 2;
+    if (turn) {  // a quarter turn about (x, y): the box is h wide and w high
+      ctx.save(); ctx.translate(x, y); ctx.rotate(turn); ctx.fillText(text, 0, 0); ctx.restore();
+      texts.push({ text, left: x - h / 2, right: x + h / 2, top: y - w / 2, bottom: y + w / 2 });
+    } else {
+      ctx.fillText(text, x, y);
+      texts.push({ text, left: x + a, right: x + a + w, top: y + b, bottom: y + b + h });
+    }
+  };
+  return { ctx, W, H, put, family };
+}
+
 function drawHeat(c, heat, i) {
   const box = heatBox(heat.key);
   if (!box) return;
@@ -203,7 +237,6 @@ function drawHeat(c, heat, i) {
   const { rows, cols, z } = zz;
   const parts = heatParts(box, heat);
   const font = heat.font || 12;
-  const family = getComputedStyle(box).fontFamily || 'sans-serif';
   parts.title.style.fontSize = (font + 4) + 'px';
   parts.sub.style.fontSize = font + 'px';
   parts.title.textContent = heat.title.replace('{it}', fmt(c.iterations[row]))
@@ -219,35 +252,7 @@ function drawHeat(c, heat, i) {
   cctx.putImageData(img, 0, 0);
   // the canvas fills the box below the title lines
   const top = parts.sub.offsetTop + parts.sub.offsetHeight + 4;
-  const W = box.clientWidth, H = Math.max(box.clientHeight - top, 80);
-  const dpr = window.devicePixelRatio || 1;
-  const cv = parts.cv;
-  cv.style.top = top + 'px';
-  cv.style.width = W + 'px';
-  cv.style.height = H + 'px';
-  cv.width = Math.round(W * dpr);
-  cv.height = Math.round(H * dpr);
-  const ctx = cv.getContext('2d');
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.clearRect(0, 0, W, H);
-  ctx.font = `${font}px ${family}`;
-  ctx.fillStyle = '#444';
-  ctx.textBaseline = 'middle';
-  const texts = (box.__pvTexts = []);  // each text and its box (tests: none leaves the canvas)
-  const put = (text, x, y, align, base, turn) => {
-    ctx.textAlign = align;
-    ctx.textBaseline = base;
-    const w = ctx.measureText(text).width, h = parseFloat(ctx.font);
-    const a = align === 'left' ? 0 : align === 'right' ? -w : -w / 2;
-    const b = base === 'top' ? 0 : -h / 2;
-    if (turn) {  // a quarter turn about (x, y): the box is h wide and w high
-      ctx.save(); ctx.translate(x, y); ctx.rotate(turn); ctx.fillText(text, 0, 0); ctx.restore();
-      texts.push({ text, left: x - h / 2, right: x + h / 2, top: y - w / 2, bottom: y + w / 2 });
-    } else {
-      ctx.fillText(text, x, y);
-      texts.push({ text, left: x + a, right: x + a + w, top: y + b, bottom: y + b + h });
-    }
-  };
+  const { ctx, W, H, put, family } = surface(box, parts.cv, top, font);
   const labelW = Math.max(...heat.labels.map((l) => ctx.measureText(l).width), 10);
   const tickW = Math.max(...heat.ticks.map((t) => ctx.measureText(t[1]).width), 10);
   const g = {  // the plot area, in CSS pixels of the canvas
@@ -393,34 +398,7 @@ function drawPath(c, spec, i) {
       parts.legend.append(item);
     }
     const top = parts.legend.offsetTop + parts.legend.offsetHeight + 6;
-    const W = box.clientWidth, H = Math.max(box.clientHeight - top, 80);
-    const dpr = window.devicePixelRatio || 1, cv = parts.cv;
-    cv.style.top = top + 'px';
-    cv.style.width = W + 'px';
-    cv.style.height = H + 'px';
-    cv.width = Math.round(W * dpr);
-    cv.height = Math.round(H * dpr);
-    const ctx = cv.getContext('2d');
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, W, H);
-    const family = getComputedStyle(box).fontFamily || 'sans-serif';
-    ctx.font = `${font}px ${family}`;
-    const texts = (box.__pvTexts = []);
-    const put = (text, px, py, align, base, turn) => {
-      ctx.fillStyle = '#444';
-      ctx.textAlign = align;
-      ctx.textBaseline = base;
-      const w = ctx.measureText(text).width, h = parseFloat(ctx.font);
-      const a = align === 'left' ? 0 : align === 'right' ? -w : -w / 2;
-      const b = base === 'top' ? 0 : base === 'bottom' ? -h : -h / 2;
-      if (turn) {
-        ctx.save(); ctx.translate(px, py); ctx.rotate(turn); ctx.fillText(text, 0, 0); ctx.restore();
-        texts.push({ text, left: px - h / 2, right: px + h / 2, top: py - w / 2, bottom: py + w / 2 });
-      } else {
-        ctx.fillText(text, px, py);
-        texts.push({ text, left: px + a, right: px + a + w, top: py + b, bottom: py + b + h });
-      }
-    };
+    const { ctx, W, H, put } = surface(box, parts.cv, top, font);
     const yw = ctx.measureText('100 %').width;
     const xw = ctx.measureText(fmt(x.length ? x[x.length - 1] : 0)).width;
     const g = { left: 10 + font + 8 + yw + 6, top: Math.ceil(font / 2) + 2,
@@ -471,7 +449,6 @@ function drawPath(c, spec, i) {
       ctx.setLineDash([]);
       const left = spec.stop.it < (x0 + x1) / 2;
       put(spec.stop.label, sx + (left ? 4 : -4), g.bottom - 2, left ? 'left' : 'right', 'bottom');
-      texts[texts.length - 1].stop = true;
       ctx.fillStyle = '#ff7f0e';  // the label in the stop's colour, over its grey draft
       ctx.textAlign = left ? 'left' : 'right';
       ctx.fillText(spec.stop.label, sx + (left ? 4 : -4), g.bottom - 2);
