@@ -1,0 +1,98 @@
+"""End to end in headless Chromium (issue 21, item 5): a transformer run names its groups.
+
+A short vit_tiny run (the vit_demo preset for 2 epochs, trained here in seconds) opened at
+1024x768: the Overview heatmap's hover names heads and MLP neurons by block ("blocks.0.attn:
+block 0 · head 0", "blocks.3.mlp.fc1: block 3 · MLP neuron 127"), and the Layer view of a head
+layer names each head on its rows, legibly (each tick label inside the chart, none overlapping).
+The Filters view says in one line why it has nothing to show.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.e2e.conftest import NO_CHROMIUM, REPO, idle, serve, shown_iteration
+
+pytestmark = pytest.mark.skipif(NO_CHROMIUM, reason="Debian chromium is not installed")
+
+
+@pytest.fixture(scope="module")
+def vit_url(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("vit")
+    root = tmp / "checkpoints"
+    subprocess.run([sys.executable, "-m", "pathviz.train", "--preset", "vit_demo", "--epochs", "2",
+                    "--out", str(root / "vit"), "--no-progress"], cwd=REPO, check=True,
+                   capture_output=True)
+    proc, log, url = serve(root, tmp / "streamlit.log", {"PATHVIZ_REFRESH": "0"})
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+def hover(page, row: int, x: float) -> str:
+    """The Overview heatmap's hover label over layer ``row`` at ``x`` (fraction) of the plot."""
+    g = page.evaluate("""() => { const b = document.querySelector('.st-key-overview .pv-heatfig');
+      b.scrollIntoView({block: 'center'});
+      const r = b.querySelector('canvas.pv-heat').getBoundingClientRect(), g = b.__pvGeom;
+      return {x: r.left + g.left, y: r.top + g.top, w: g.w, h: g.h,
+              rows: window.__pathvizPlayer.z.rows}; }""")
+    page.mouse.move(g["x"] + x * g["w"], g["y"] + (row + 0.5) * g["h"] / g["rows"])
+    tip = page.locator(".st-key-overview .pv-hf-tip")
+    tip.wait_for(state="visible")
+    return tip.inner_text()
+
+
+def test_the_overview_names_heads_and_mlp_neurons(vit_url, browser):
+    page = browser.new_page(viewport={"width": 1024, "height": 768})
+    try:
+        page.goto(f"{vit_url}/?run=vit&view=overview&iteration=36")
+        idle(page)
+        shown_iteration(page, 36)
+        page.locator(".st-key-overview .pv-heatfig canvas.pv-heat").wait_for()
+        assert hover(page, 0, 0.001).startswith("blocks.0.attn: block 0 · head 0\n")
+        assert hover(page, 0, 0.999).startswith("blocks.0.attn: block 0 · head 3\n")
+        assert hover(page, 7, 0.999).startswith("blocks.3.mlp.fc1: block 3 · MLP neuron 127\n")
+        drawn = page.evaluate("document.querySelector('.st-key-overview .pv-heatfig')"
+                              ".__pvTexts.map((t) => t.text)")
+        assert {"blocks.0.attn", "blocks.3.mlp.fc1"} <= set(drawn)
+    finally:
+        page.close()
+
+
+def test_the_layer_view_names_each_head_legibly(vit_url, browser):
+    page = browser.new_page(viewport={"width": 1024, "height": 768})
+    try:
+        page.goto(f"{vit_url}/?run=vit&view=layer&layer=blocks.1.attn&iteration=36")
+        idle(page)
+        shown_iteration(page, 36)
+        page.locator(".st-key-layer_fig .js-plotly-plot .ytick text").first.wait_for()
+        ticks = page.evaluate("""() => {
+          const gd = document.querySelector('.st-key-layer_fig .js-plotly-plot');
+          const box = gd.getBoundingClientRect();
+          return Array.from(gd.querySelectorAll('.ytick text'))
+            .map((t) => { const r = t.getBoundingClientRect();
+              return {text: t.textContent, left: r.left, right: r.right, top: r.top,
+                      bottom: r.bottom, inside: r.left >= box.left && r.right <= box.right}; });
+        }""")
+        heads = [t for t in ticks if t["text"].startswith("block 1 · head ")]
+        assert sorted(t["text"] for t in heads) == [f"block 1 · head {h}" for h in range(4)]
+        assert all(t["inside"] for t in heads), heads
+        heads.sort(key=lambda t: t["top"])
+        assert all(a["bottom"] <= b["top"] + 1 for a, b in zip(heads, heads[1:])), heads
+    finally:
+        page.close()
+
+
+def test_the_filters_view_says_why_it_is_empty(vit_url, browser):
+    page = browser.new_page(viewport={"width": 1024, "height": 768})
+    try:
+        page.goto(f"{vit_url}/?run=vit&view=filters&iteration=36")
+        idle(page)
+        text = page.get_by_test_id("stMain").inner_text()
+        assert "convolution" in text and not page.locator(".st-key-filters .js-plotly-plot").count()
+    finally:
+        page.close()
