@@ -169,18 +169,21 @@ def heatmap_height(rows: int) -> int:
     return max(300, 160 + 34 * rows)
 
 
-def heatmap_frame(widths: Sequence[int], ordered: bool = False) -> dict[str, Any]:
+def heatmap_frame(widths: Sequence[int], ordered: bool = False,
+                  unit: str = "filter") -> dict[str, Any]:
     """The Overview heatmap's words around its cells, for the server's figure and the
     browser player's drawing alike: the subtitle (grey cells, and whether a cell aggregates
-    filters), the x-axis title, the colour bar's title and ticks ``[[level, text], ...]``."""
+    filters), the x-axis title, the colour bar's title and ticks ``[[level, text], ...]``.
+    ``unit`` names a cell's group ("group" where a transformer's heads and MLP neurons
+    share the figure with filters)."""
     widest = max(widths, default=1)
     columns = heatmap_columns(widths)
-    note = (f"each cell is the largest of up to {-(-widest // columns)} filters"
-            if widest > columns else "every filter shown")
+    note = (f"each cell is the largest of up to {-(-widest // columns)} {unit}s"
+            if widest > columns else f"every {unit} shown")
     bar = _level_colorbar(1.0, "‖Γ_g‖ ÷ layer's largest")
     return {"subtitle": f"grey: outside the support; {note}",
-            "xtitle": "filters in order of entry (first on the left)" if ordered
-            else "filter position in its layer (0 = first, 1 = last)",
+            "xtitle": f"{unit}s in order of entry (first on the left)" if ordered
+            else f"{unit} position in its layer (0 = first, 1 = last)",
             "colorbar": bar["title"]["text"],
             "ticks": [[float(v), t] for v, t in zip(bar["tickvals"], bar["ticktext"])]}
 

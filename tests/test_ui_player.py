@@ -225,4 +225,5 @@ def test_the_heatmap_names_heads_and_mlp_neurons_and_keeps_filters_numbered():
     assert heat["names"][1][3] == "block 2 · head 3"
     assert heat["names"][2] == ["block 2 · MLP neuron 0", "block 2 · MLP neuron 1",
                                 "block 2 · MLP neuron 2"]
-    assert heat["xtitle"].startswith("filter position") and heat["font"] == 12
+    assert heat["xtitle"].startswith("group position") and heat["font"] == 12  # not "filter"
+    assert heat["subtitle"].endswith("every group shown")

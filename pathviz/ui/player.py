@@ -173,7 +173,8 @@ def _heat_spec(view: RunView, spec: PlayerSpec) -> dict[str, Any]:
     return {"key": spec.heat_key, "title": spec.heat_title, "columns": columns, "layers": out,
             "scale": plots.level_scale(), "labels": [str(layer["name"]) for layer in layers],
             "names": names, "font": spec.heat_font,
-            **plots.heatmap_frame(widths, ordered=spec.order is not None)}
+            **plots.heatmap_frame(widths, ordered=spec.order is not None,
+                                  unit="group" if any(names) else "filter")}
 
 
 def _path_spec(view: RunView, spec: PlayerSpec) -> dict[str, Any]:
