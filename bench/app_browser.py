@@ -8,8 +8,9 @@ spread-out times, norms grow after entry, metrics evaluated every 10th snapshot,
 iterations) written without training. For each run and view it prints:
 
 - the first load of the view (navigation until the player shows the link's iteration, the
-  heatmap and every plotly chart of the view are drawn, and the script is idle) and the bytes
-  the server sent for it;
+  heatmap and every plotly chart of the view are drawn, and the script is idle), when the
+  player alone was ready (it steps before the charts are drawn), and the bytes the server
+  sent for it;
 - a slider step: a key press (ArrowRight) to the step drawn in the page, measured in the page
   from the keydown event to the animation frame after the redraw (median / max);
 - the server's update after a pause: from the player's report to the page settled again (the
@@ -149,6 +150,13 @@ IDLE = """() => {
     && !document.querySelectorAll('[data-testid=stSkeleton]').length;
 }"""
 
+USABLE = """(it) => {
+  const app = document.querySelector("[data-testid='stApp']");
+  if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+  const root = document.querySelector('.pv-player');
+  return !!root && root.dataset.iteration === String(it);
+}"""
+
 READY = """([it, heat]) => {
   const app = document.querySelector("[data-testid='stApp']");
   if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
@@ -191,6 +199,8 @@ def bench_view(browser, url: str, run: str, query: str, start: int, step: int, h
         "framereceived", lambda payload: sent.__setitem__(0, sent[0] + len(payload))))
     t0 = time.perf_counter()
     page.goto(f"{url}/?run={run}&iteration={start}&{query}")
+    page.wait_for_function(USABLE, arg=start, timeout=60_000, polling="raf")
+    usable = time.perf_counter() - t0
     page.wait_for_function(READY, arg=[start, heat], timeout=60_000, polling="raf")
     load = time.perf_counter() - t0
     time.sleep(1.0)  # the player's first report and its rerun
@@ -212,8 +222,9 @@ def bench_view(browser, url: str, run: str, query: str, start: int, step: int, h
             server.append(page.evaluate("performance.now() - window.__pathvizPlayer.reportedAt")
                           / 1e3)
     page.close()
-    return {"load": load, "bytes": loaded_bytes, "median": statistics.median(steps),
-            "max": max(steps), "server": statistics.median(server) if server else float("nan")}
+    return {"load": load, "usable": usable, "bytes": loaded_bytes,
+            "median": statistics.median(steps), "max": max(steps),
+            "server": statistics.median(server) if server else float("nan")}
 
 
 def bench_play(browser, url: str, run: str, query: str, seconds: float = 10.0) -> float:
@@ -283,13 +294,14 @@ def main() -> None:
                     "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
                 # warm the server (imports, caches) so the first figure is not a cold start
                 bench_play(browser, url, "demo", "view=overview", seconds=0.5)
-                print(f"{'run':5} {'view':20} {'load':>6} {'shipped':>9} {'step med':>9} "
-                      f"{'step max':>9} {'server':>8}")
+                print(f"{'run':5} {'view':20} {'load':>6} {'player':>7} {'shipped':>9} "
+                      f"{'step med':>9} {'step max':>9} {'server':>8}")
                 for run, step, start, views in cases:
                     t = TARGETS[run]
                     for label, query, heat in views:
                         r = bench_view(browser, url, run, query, start, step, heat, args.moves)
-                        print(f"{run:5} {label:20} {r['load']:5.2f}s {r['bytes'] / 1e6:7.2f}MB "
+                        print(f"{run:5} {label:20} {r['load']:5.2f}s {r['usable']:6.2f}s "
+                              f"{r['bytes'] / 1e6:7.2f}MB "
                               f"{1e3 * r['median']:7.1f}ms {1e3 * r['max']:7.1f}ms "
                               f"{1e3 * r['server']:6.0f}ms")
                         for what, bad in (("load", r["load"] > t["load"]),
