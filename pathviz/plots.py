@@ -29,7 +29,10 @@ SELECTED_COLOR = "#d62728"
 STOP_COLOR = "#ff7f0e"
 BAND_COLOR = "rgba(255, 127, 14, 0.15)"
 SCALE = "Viridis"
-MAX_PATH_POINTS = 60_000  # all filter paths of a layer together
+# all filter paths of a layer together, drawn as SVG: in a browser without GPU raster (a
+# projector laptop, headless Chromium) WebGL (scattergl) cost the Layer view's first load
+# twice its time (bench/app_browser.py), and 30k points are one per 4 px of a 120-filter layer
+MAX_PATH_POINTS = 30_000
 MAX_LINE_POINTS = 600  # per filter path: about one point per two pixels of a wide plot
 MAX_HEATMAP_COLUMNS = 800
 MAX_PICK_TICKS = 400  # clickable iteration ticks under the Layer view's path plot
@@ -392,15 +395,15 @@ def layer_figure(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np
     for mask, label in bins:
         color = color_of.get(label, OUTSIDE_COLOR)
         xs, ys = _lines(x, weight_norm[rows][:, mask])
-        fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color=color, width=1),
-                                   name=f"‖W_g‖, {label}", hoverinfo="skip",
-                                   legendgroup=label), row=2, col=1)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=color, width=1),
+                                 name=f"‖W_g‖, {label}", hoverinfo="skip",
+                                 legendgroup=label), row=2, col=1)
         if show_gamma:
             xs, ys = _lines(x, gamma_norm[rows][:, mask])
-            fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines",
-                                       line=dict(color=color, width=1, dash="dash"),
-                                       name=f"‖Γ_g‖, {label}", hoverinfo="skip",
-                                       legendgroup=label), row=2, col=1)
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines",
+                                     line=dict(color=color, width=1, dash="dash"),
+                                     name=f"‖Γ_g‖, {label}", hoverinfo="skip",
+                                     legendgroup=label), row=2, col=1)
     # a row of ticks along the bottom of the path panel: a click on one picks its iteration
     # (Streamlit reports no selection for a heatmap cell or a line without hover)
     picks = cols[decimate(len(cols), MAX_PICK_TICKS)]
