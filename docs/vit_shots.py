@@ -4,7 +4,8 @@
 
 Serves the run's checkpoints folder with ``streamlit run app.py`` and writes
 docs/app-vit-overview.png (the Overview at the suggested stop, the hover on a selected head)
-and docs/app-vit-layer.png (the Layer view of block 1's heads by entry time). It prints the
+and docs/app-vit-layer.png (the Layer view's figure of block 1's heads by entry time, at
+1024 px). It prints the
 hover text it showed, so the README can quote it.
 """
 
@@ -67,9 +68,9 @@ def main() -> None:
             shown_iteration(page, stop)
             page.locator(".st-key-layer_fig .js-plotly-plot .ytick text").first.wait_for()
             time.sleep(0.5)
-            page.set_viewport_size({"width": 1024, "height": 1400})
-            idle(page)
-            page.screenshot(path=str(DOCS / "app-vit-layer.png"))
+            fig = page.locator(".st-key-layer_fig")
+            fig.scroll_into_view_if_needed()
+            fig.screenshot(path=str(DOCS / "app-vit-layer.png"))  # the whole figure
             browser.close()
     finally:
         proc.terminate()
