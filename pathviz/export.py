@@ -394,11 +394,14 @@ def _write(model: torch.nn.Module, fmt: str, path: Path, example: torch.Tensor,
     throwing c10::Error``); plain Python writes raise ``OSError(ENOSPC)`` and nothing more."""
     model = model.eval()
     buf = io.BytesIO()
+    # traced on a batch of 2: torch.export specialises a dimension it sees as 1, so a batch-1
+    # example fixed the batch of a torchvision ViT's ONNX file at 1 (its class token expands
+    # to the batch)
+    two = example.expand(2, *example.shape[1:]).clone()
     if fmt == "pt2":
         batch = torch.export.Dim("batch", min=1)
         with torch.no_grad():
-            ep = torch.export.export(model, (example.expand(2, *example.shape[1:]).clone(),),
-                                     dynamic_shapes=({0: batch},))
+            ep = torch.export.export(model, (two,), dynamic_shapes=({0: batch},))
         torch.export.save(ep, buf)
     elif fmt == "torchscript":
         with torch.no_grad():
@@ -411,7 +414,7 @@ def _write(model: torch.nn.Module, fmt: str, path: Path, example: torch.Tensor,
         torch.save({"arch": arch, "state_dict": model.state_dict()}, buf)
     else:
         with torch.no_grad():
-            prog = torch.onnx.export(model, (example,), dynamo=True, input_names=["input"],
+            prog = torch.onnx.export(model, (two,), dynamo=True, input_names=["input"],
                                      output_names=["logits"],
                                      dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
                                      verbose=False)

@@ -88,3 +88,27 @@ def plain(markdown: str) -> str:
     import re
 
     return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
+
+
+#: the saved iteration of :func:`make_vit_run` whose support removes heads in every block (1,
+#: 0, 0, 0 heads in the support: blocks 1-3 keep their strongest) and MLP neurons in every
+#: block (16, 9, 6, 7 of 128 in the support)
+VIT_RUN_ITERATION = 51
+
+
+def make_vit_run(root: Path, name: str = "vit") -> Path:
+    """A real vit_tiny/digits run of 54 iterations (3 epochs) trained by the worker, with a
+    lambda low enough that heads and MLP neurons enter within it and weights saved at every
+    change of the support: the ViT run that the tickets, baselines and app tests retrain,
+    prune and show. The worker pins its numerics, so its supports are the same everywhere."""
+    import subprocess
+    import sys
+
+    out = root / name
+    subprocess.run([sys.executable, "-m", "pathviz.train", "--model", "vit_tiny", "--dataset",
+                    "digits", "--epochs", "3", "--lr", "0.1", "--nu", "10", "--lam", "0.0295",
+                    "--mlp-lam", "0.027", "--group-scale", "sqrt", "--first-layer-dense",
+                    "--weights-every", "6", "--eval-every", "6", "--weights-on-change", "1",
+                    "--out", str(out), "--no-progress"], check=True, capture_output=True,
+                   timeout=600)
+    return out

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from pathviz import runs
 from pathviz.store import REQUIRED_METRICS, PathWriter, Snapshot
-from tests.conftest import make_run
+from tests.conftest import VIT_RUN_ITERATION, make_run, make_vit_run
 from tests.e2e.conftest import make_full_run
 
 APP = str(Path(__file__).parents[1] / "app.py")
@@ -532,3 +532,27 @@ def test_compare_marks_the_iteration_selected_in_the_other_views(root):
     assert _marks(at) == [[{"key": "compare_plot", "x": 100}]]
     at = app(run="r", view="compare")  # no iteration in the link: the newest snapshot
     assert _marks(at) == [[{"key": "compare_plot", "x": 295}]]
+
+
+def test_tickets_and_compare_render_on_a_vit_run(root):
+    """A real vit_tiny run with a retrained ticket and a pruning baseline: the Tickets view
+    shows them, and Compare draws its support size beside another run's, without exception."""
+    from pathviz import retrain
+    from pathviz.tickets import baselines_cli
+
+    run_dir, it = make_vit_run(root), VIT_RUN_ITERATION
+    shutil.copytree(run_dir, root / "vit-copy")
+    assert retrain.main([str(run_dir), "--iteration", str(it), "--init", "rewind", "--epochs",
+                         "1", "--seeds", "0", "--no-progress"]) == 0
+    assert baselines_cli.main([str(run_dir), "--iterations", str(it), "--methods", "magnitude",
+                           "--reference", "self", "--epochs", "0", "--no-progress"]) == 0
+    at = app(run="vit", view="tickets", iteration=str(it))
+    assert f"it{it}-rewind-epochs1" in texts(at)
+    names = {t.get("name") for t in figure(at)["data"]}
+    assert f"rewind (path ticket), retrained 1 epoch, support at {it} (1 seed)" in names
+    assert any(n and n.startswith("magnitude") for n in names), names
+    at = app(run="vit", view="compare", compare="vit,vit-copy")
+    traces = figure(at)["data"]
+    assert len(traces) == 2 and all(t["name"].startswith("vit") for t in traces)
+    n = decode(traces[0]["y"])
+    assert n[0] == 0 < n[-1]  # support size grows from empty

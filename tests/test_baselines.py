@@ -17,6 +17,7 @@ from pathviz import baselines, prune, retrain, runs
 from pathviz.models import build_model, count_params, widths_of
 from pathviz.tickets import baselines_cli as cli
 from pathviz.tickets import supports as sp
+from tests.conftest import VIT_RUN_ITERATION, make_vit_run
 from tests.test_prune import _setup
 from tests.test_retrain import KEEP, write_run
 
@@ -291,3 +292,43 @@ def test_a_second_command_on_the_same_run_is_refused_while_one_measures(tmp_path
     assert cli.main([str(d), "--reference", "self", "--iterations", "20", "--epochs", "0",
                      "--methods", "magnitude", "--no-progress"]) == 0
     assert not runs.paths_for_dir(d).baselines_lock.exists()
+
+
+def test_baselines_on_a_vit_run_cut_heads_and_neurons_to_the_paths_widths(tmp_path,
+                                                                          capsys) -> None:
+    """On a real vit_tiny run every baseline keeps as many heads and MLP neurons per block as
+    the path (global-magnitude: about as many parameters), its compact network has exactly the
+    reported parameters and rebuilds as vit_tiny; magnitude keeps the head of largest L1."""
+    from pathviz.store import PathReader
+
+    run_dir, it = make_vit_run(tmp_path), VIT_RUN_ITERATION
+    sup = retrain.load_support(run_dir, it)
+    assert cli.main([str(run_dir), "--iterations", str(it), "--methods",
+                     "magnitude,taylor,global-magnitude", "--reference", "self", "--epochs", "1",
+                     "--no-progress"]) == 0
+    entries = {e["method"]: e for e in baselines.read_results(run_dir)}
+    with PathReader(run_dir / runs.PATH_FILE) as r:
+        path_params = int(r.metric("params_kept")[np.flatnonzero(r.iterations == it)[0]])
+    for method in ("magnitude", "taylor"):
+        e = entries[method]
+        assert e["path_params"] == e["params"] == path_params, method
+        assert e["widths"] == dict(sup.plan.kept)
+        assert [len(e["support"][f"blocks.{b}.attn"]) for b in range(4)] == [1, 1, 1, 1]
+    g = entries["global-magnitude"]
+    assert abs(g["params"] - path_params) <= 0.05 * path_params
+    for e in entries.values():
+        small = sp.compact_copy(sup.model, sp.plan_from_kept(sup.plan, e["support"]),
+                                sup.example)
+        assert count_params(small) == e["params"]
+        rebuilt = build_model("vit_tiny", widths=widths_of(small))
+        rebuilt.load_state_dict(small.state_dict())
+        assert e["finetuned"]["test_acc"] is not None
+    attn = sup.model.blocks[1].attn  # 4 heads of 16 dims on a 64-wide stream
+    l1 = attn.qkv.weight.abs().reshape(3, 4, -1).sum(dim=(0, 2)) + \
+        attn.proj.weight.abs().reshape(64, 4, 16).sum(dim=(0, 2))
+    assert entries["magnitude"]["support"]["blocks.1.attn"] == [int(l1.argmax())]
+    # slimming needs BatchNorm, which a ViT has not: one sentence, exit 2
+    capsys.readouterr()
+    assert cli.main([str(run_dir), "--iterations", str(it), "--methods", "slimming",
+                     "--reference", "self", "--no-progress"]) == 2
+    assert "has no BatchNorm layer" in capsys.readouterr().err

@@ -516,3 +516,51 @@ def test_a_vit_onnx_export_runs(vit_run, tmp_path):
     with torch.no_grad():
         np.testing.assert_allclose(y, sub.masked(x).numpy(), atol=1e-4)
     assert rep["params_after"] == sub.params
+
+
+@pytest.mark.slow  # 343-409 s on one shared core: 20 steps and two exports of an 86M ViT
+def test_a_tv_vit_b_16_smoke_run_exports_smaller_and_loads_with_torch_alone(tmp_path):
+    """The README's torchvision ViT-B/16 smoke run: 20 iterations on a tiny generated image
+    folder select about half the MLP neurons, so a compact export at iteration 20 shrinks; the
+    .pt2 loads with torch alone and the .onnx with onnxruntime, and both compute what the
+    masked model computes. (torchvision's heads are nn.MultiheadAttention, whose heads the
+    export masks but cannot remove: the shrink is the MLP neurons'.)"""
+    from tests.test_folder import make_folder
+
+    imgs = make_folder(tmp_path / "imgs", n_train=4, n_val=1)  # 10 train, 2 val, 3 test
+    out = tmp_path / "vit_b_smoke"
+    subprocess.run([sys.executable, "-m", "pathviz.train", "--model", "tv_vit_b_16",
+                    "--dataset", "imagefolder", "--data-root", str(imgs), "--epochs", "4",
+                    "--batch-size", "2", "--lr", "0.01", "--nu", "1", "--lam", "0.004",
+                    "--mlp-lam", "0.0041", "--group-scale", "sqrt", "--first-layer-dense",
+                    "--weights-every", "20", "--eval-every", "20", "--out", str(out),
+                    "--no-progress"], check=True, capture_output=True, timeout=1800)
+    model, layers, gammas, _ = export.load_run_model(out, 20)
+    masks = prune.support_masks(layers, gammas)
+    mlp = [int(masks[x["name"]].sum()) for x in layers if x["kind"] == "mlp"]
+    assert len(mlp) == 12 and 0 < sum(mlp) < 12 * 3072  # some neurons in, some out
+    rep = export.export(out, 20, "compact", "pt2", out / "exports" / "b16.pt2",
+                        data_root=imgs)
+    assert rep["params_after"] == rep["params_kept"] < rep["params_before"] == 85_800_963
+    assert rep["max_abs_diff_compact_vs_masked"] < 1e-5
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    sub = prune.subnetwork(model, layers, gammas, torch.zeros(1, 3, 224, 224))
+    with torch.no_grad():
+        want = sub.masked(x)
+    torch.save(x, tmp_path / "x.pt")
+    code = ("import sys, torch; m = torch.export.load(sys.argv[1]).module(); "
+            "torch.save(m(torch.load(sys.argv[2])), sys.argv[3]); "
+            "print(any(k.startswith('pathviz') for k in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code, str(out / "exports" / "b16.pt2"),
+                           str(tmp_path / "x.pt"), str(tmp_path / "y.pt")],
+                          capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == ["False"]
+    torch.testing.assert_close(torch.load(tmp_path / "y.pt"), want, rtol=0, atol=1e-5)
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    rep = export.export(out, 20, "compact", "onnx", out / "exports" / "b16.onnx",
+                        data_root=imgs)
+    assert rep["params_after"] < rep["params_before"]
+    y = ort.InferenceSession(str(out / "exports" / "b16.onnx")).run(None, {"input": x.numpy()})
+    torch.testing.assert_close(torch.from_numpy(y[0]), want, rtol=0, atol=1e-4)

@@ -16,7 +16,8 @@ import torch
 from pathviz import retrain, runs, tickets
 from pathviz.groups import gamma_layers
 from pathviz.models import build_model, count_params, widths_of
-from pathviz.store import PathWriter, Snapshot
+from pathviz.store import PathReader, PathWriter, Snapshot
+from tests.conftest import VIT_RUN_ITERATION, make_vit_run
 
 # the support at iteration 20, per layer: kept output groups
 KEEP = {"conv1": [0, 2, 4], "conv2": [1, 3, 5, 7, 8, 13], "conv3": list(range(0, 120, 3)),
@@ -385,3 +386,45 @@ def test_slimming_on_lenet_and_no_sgd_sibling_are_one_sentence(tmp_path, capsys)
     assert _cli(str(run_dir), "--iteration", "20", "--init", "magnitude", "--epochs", "1") == 2
     assert "no SGD sibling run" in capsys.readouterr().err
     assert not (run_dir / "tickets").exists()
+
+
+def _params_kept(run_dir: Path, iteration: int) -> int:
+    """The worker's ``params_kept`` of the compact subnetwork at ``iteration``."""
+    with PathReader(run_dir / runs.PATH_FILE) as r:
+        return int(r.metric("params_kept")[np.flatnonzero(r.iterations == iteration)[0]])
+
+
+def test_a_vit_run_retrains_its_heads_and_neurons(tmp_path, capsys) -> None:
+    """On a real vit_tiny run the tickets and controls are the path's size: rewind and reinit
+    keep the support's heads and neurons, random-support as many of each in every block (other
+    ones), uniform about as many parameters; rewind starts from the kept heads' weights at 0."""
+    from pathviz.tickets import supports as sp
+
+    run_dir, it = make_vit_run(tmp_path), VIT_RUN_ITERATION
+    sup = retrain.load_support(run_dir, it)
+    assert {h["root"]: len(h["remove"]) for h in sup.plan.heads} == {
+        f"blocks.{b}.attn": 3 for b in range(4)}
+    assert _cli(str(run_dir), "--iteration", str(it), "--init",
+                "rewind,reinit,random-support,uniform", "--epochs", "1", "--seeds", "0") == 0
+    kept = _params_kept(run_dir, it)
+    widths = [1, 1, 1, 1, 16, 9, 6, 7]  # heads of blocks 0-3, then their MLP neurons
+    for init in ("rewind", "reinit", "random-support", "uniform"):
+        t = tickets.read_ticket(run_dir / "tickets" / f"it{it}-{init}-epochs1")
+        if init == "uniform":
+            assert abs(t["params"] - kept) <= 0.02 * kept
+            continue
+        assert t["params"] == kept and t["widths"] == widths, init
+        assert t["kept"] == dict(sup.plan.kept) and t["kept"]["blocks.0.attn"] == 1
+    assert "it51-rewind-epochs1" in capsys.readouterr().out
+    # random-support: as many heads and neurons per block as the ticket, not the same ones
+    ticket = sp.kept_of(sup.plan)
+    _, chosen = retrain.build_variant(sup, "random-support", seed=0)
+    assert {k: len(v) for k, v in chosen.items()} == {k: len(v) for k, v in ticket.items()}
+    assert chosen != ticket
+    # rewind: block 0's kept head with its iteration-0 q, k, v rows and projection columns
+    model, _ = retrain.build_variant(sup, "rewind", seed=0)
+    (h,) = ticket["blocks.0.attn"]
+    w0 = sup.model_at(0).blocks[0].attn
+    rows = [c * 64 + h * 16 + j for c in range(3) for j in range(16)]
+    assert torch.equal(model.blocks[0].attn.qkv.weight, w0.qkv.weight[rows])
+    assert torch.equal(model.blocks[0].attn.proj.weight, w0.proj.weight[:, h * 16:(h + 1) * 16])

@@ -610,13 +610,15 @@ def vit_demo_run(tmp_path_factory) -> Path:
 
 # The README's vit_demo figures (seed 0), printed by `python -m pathviz.inspect
 # checkpoints/vit_demo --json`; pinned numerics make them hold on any x86-64 machine with AVX2.
-GOLDEN_VIT = {"iterations": 1440, "stop": 1050, "params_kept": 56_910, "test_acc_sparse": 0.95,
-              "in_support": [4, 1, 4, 0, 4, 0, 0, 0], "fingerprint": "28af0d6d884ec325"}
+GOLDEN_VIT = {"iterations": 2880, "stop": 1380, "params_kept": 68_359,
+              "test_acc_sparse": 0.9528, "in_support": [3, 79, 2, 39, 2, 27, 3, 21],
+              "fingerprint": "490364107ede0f57"}
 
 
 def test_vit_demo_path_shows_heads_and_neurons_entering(vit_demo_run):
-    """vit_tiny on digits: heads and MLP neurons enter at staggered times, and the stop's
-    figures are the README's, exactly."""
+    """vit_tiny on digits: heads and MLP neurons enter at staggered times, every layer ends
+    10-95 % selected, the stop comes before 60 % of the run keeping under 60 % of the
+    parameters, and its figures are the README's, exactly."""
     proc = subprocess.run([sys.executable, "-m", "pathviz.inspect", str(vit_demo_run), "--json"],
                           capture_output=True, text=True, check=True)
     s = json.loads(proc.stdout)
@@ -635,7 +637,17 @@ def test_vit_demo_path_shows_heads_and_neurons_entering(vit_demo_run):
         firsts = {int(e[e >= 0].min()) for e in heads if (e >= 0).any()}
         assert len(firsts) >= 3  # the blocks' first heads enter at different times
         # within block 0 too, the heads enter one at a time
-        assert len(set(heads[0][heads[0] >= 0].tolist())) == 4
+        entered = heads[0][heads[0] >= 0].tolist()
+        assert len(entered) == len(set(entered)) == 3
+        for layer in r.layers:  # neurons too: each block's first and last entries far apart
+            if layer["kind"] == "mlp":
+                e = r.entry_times(layer["name"])
+                e = r.iterations[e[e >= 0]]
+                assert e.max() - e.min() >= 100, layer["name"]
+    for layer in s["layers"]:  # every Gamma layer ends 10-95 % selected
+        assert 0.10 <= layer["in_support"] / layer["groups"] <= 0.95, layer
+    assert stop["iteration"] <= 0.6 * s["iterations"]
+    assert stop["params_kept"] <= 0.6 * s["params_total"]
 
 
 def test_the_vit_demo_stop_is_what_export_writes(vit_demo_run, tmp_path):

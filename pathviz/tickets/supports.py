@@ -52,7 +52,8 @@ def _handler(kind: str):
 
 @dataclass
 class Scores:
-    """Per coupled set of the path's plan (by its root layer): one score per channel."""
+    """Per coupled set of the path's plan (by its root layer): one score per channel; per
+    attention layer whose heads the plan can remove: one score per head."""
 
     by_root: dict[str, torch.Tensor] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -69,7 +70,8 @@ def _taylor_gradients(model: nn.Module, batches: Any) -> None:
 
 def score_sets(reference: nn.Module, plan: prune.PrunePlan, example: torch.Tensor, method: str,
                batches: Any = None) -> Scores:
-    """Score every channel of every coupled set of ``plan`` in a copy of ``reference``.
+    """Score every channel of every coupled set of ``plan``, and every head of its attention
+    layers, in a copy of ``reference``.
 
     ``batches`` (an iterable of (x, y)) is needed by ``taylor`` only. ``slimming`` scores a set
     without BatchNorm (e.g. a VGG classifier layer) by magnitude and says so in ``notes``.
@@ -100,8 +102,34 @@ def score_sets(reference: nn.Module, plan: prune.PrunePlan, example: torch.Tenso
             raise BaselineError(f"torch-pruning's {method} importance gave no score for "
                                 f"{s['root']}")
         out.by_root[s["root"]] = score.detach().flatten().to(torch.float64)
+    for h in plan.heads:
+        if method == "slimming":
+            out.notes.append(f"{h['root']}: attention heads have no BatchNorm, scored by L1 "
+                             f"magnitude")
+        out.by_root[h["root"]] = _head_scores(names[h["root"]], h,
+                                              "taylor" if method == "taylor" else "magnitude")
     model.zero_grad(set_to_none=True)
     return out
+
+
+def _head_scores(mod: nn.Module, h: dict[str, Any], method: str) -> torch.Tensor:
+    """One score per head of the attention module ``mod`` (a ``plan.heads`` entry ``h``),
+    computed as torch-pruning scores a coupled set, which its graph cannot build for heads:
+    per member tensor (the head's q, k, v rows; its output-projection columns) the sum of
+    ``|w|`` (magnitude, p=1) or ``|w * grad|`` (taylor) over the head's entries, averaged over
+    the two members and divided by the mean over the heads (its "mean" group reduction and
+    normaliser), so head and neuron scores compare in the global ranking."""
+    n, d = int(h["heads"]), int(h["head_dim"])
+    parts = []
+    for w, view in ((mod.qkv.weight, (3, n, -1)), (mod.proj.weight, (-1, n, d))):
+        t = w.detach()
+        if method == "taylor":
+            if w.grad is None:
+                raise BaselineError("taylor needs training batches for its gradients")
+            t = t * w.grad
+        parts.append(t.abs().reshape(view).movedim(1, 0).reshape(n, -1).sum(dim=1))
+    score = torch.stack(parts).mean(dim=0).to(torch.float64)
+    return score / score.mean()
 
 
 def _keep_top(score: torch.Tensor, keep: int) -> list[int]:
@@ -110,9 +138,16 @@ def _keep_top(score: torch.Tensor, keep: int) -> list[int]:
     return sorted(order[:keep])
 
 
+def _units(plan: prune.PrunePlan) -> list[tuple[str, int, list[int]]]:
+    """(root, channels, removed) of every coupled set and every attention layer's heads."""
+    return [(s["root"], int(s["channels"]), list(s["remove"])) for s in plan.sets] + \
+        [(h["root"], int(h["heads"]), list(h["remove"])) for h in plan.heads]
+
+
 def plan_from_kept(plan: prune.PrunePlan, kept: dict[str, list[int]]) -> prune.PrunePlan:
-    """A plan with the same coupled sets as ``plan`` that keeps ``kept[root]`` in each set."""
-    sets, kept_n = [], {}
+    """A plan with the same coupled sets (and head layers) as ``plan`` that keeps
+    ``kept[root]`` in each."""
+    sets, heads, kept_n = [], [], {}
     for s in plan.sets:
         keep = set(int(i) for i in kept[s["root"]])
         if not keep:
@@ -120,20 +155,28 @@ def plan_from_kept(plan: prune.PrunePlan, kept: dict[str, list[int]]) -> prune.P
         sets.append({**s, "remove": [i for i in range(int(s["channels"])) if i not in keep]})
         for m in s["members"]:
             kept_n[m] = len(keep)
-    return prune.PrunePlan(sets=sets, kept=kept_n, groups=dict(plan.groups),
+    for h in plan.heads:
+        keep = set(int(i) for i in kept[h["root"]])
+        if not keep:
+            raise BaselineError(f"the support keeps no head of {h['root']}")
+        heads.append({**h, "remove": [i for i in range(int(h["heads"])) if i not in keep]})
+        kept_n[h["root"]] = len(keep)
+    return prune.PrunePlan(sets=sets, heads=heads, kept=kept_n, groups=dict(plan.groups),
                            warnings=[])
 
 
 def kept_of(plan: prune.PrunePlan) -> dict[str, list[int]]:
-    """Kept channel indices per coupled set (by its root layer)."""
-    return {s["root"]: [i for i in range(int(s["channels"])) if i not in set(s["remove"])]
-            for s in plan.sets}
+    """Kept channel indices per coupled set (by its root layer), and kept head indices per
+    attention layer."""
+    return {root: [i for i in range(n) if i not in set(removed)]
+            for root, n, removed in _units(plan)}
 
 
 def baseline_plan(path_plan: prune.PrunePlan, scores: Scores) -> prune.PrunePlan:
-    """Per coupled set, as many channels as the path keeps: the highest-scoring ones."""
-    kept = {s["root"]: _keep_top(scores.by_root[s["root"]],
-                                 int(s["channels"]) - len(s["remove"])) for s in path_plan.sets}
+    """Per coupled set (and per attention layer), as many channels (heads) as the path keeps:
+    the highest-scoring ones."""
+    kept = {root: _keep_top(scores.by_root[root], n - len(removed))
+            for root, n, removed in _units(path_plan)}
     return plan_from_kept(path_plan, kept)
 
 
@@ -150,7 +193,8 @@ def _params(model: nn.Module, plan: prune.PrunePlan, example: torch.Tensor) -> i
 
 def global_plan(reference: nn.Module, path_plan: prune.PrunePlan, scores: Scores,
                 target: int, example: torch.Tensor) -> prune.PrunePlan:
-    """One score threshold over every layer (every set keeps at least its best channel), chosen
+    """One score threshold over every layer (every set keeps at least its best channel, every
+    attention layer its best head), chosen
     so that the compact network's parameter count is as close as possible to ``target``."""
     thresholds = sorted({float(v) for t in scores.by_root.values() for v in t})
 
@@ -158,10 +202,10 @@ def global_plan(reference: nn.Module, path_plan: prune.PrunePlan, scores: Scores
         # keep the channels scoring >= thresholds[k]; k = 0 keeps everything
         t = thresholds[k] if k < len(thresholds) else float("inf")
         kept = {}
-        for s in path_plan.sets:
-            sc = scores.by_root[s["root"]]
+        for root, _, _ in _units(path_plan):
+            sc = scores.by_root[root]
             keep = [i for i in range(len(sc)) if float(sc[i]) >= t]
-            kept[s["root"]] = keep or _keep_top(sc, 1)
+            kept[root] = keep or _keep_top(sc, 1)
         return plan_from_kept(path_plan, kept)
 
     lo, hi = 0, len(thresholds)  # params(lo) >= target is kept as the invariant below

@@ -117,17 +117,22 @@ def _rebuild(arch: dict[str, Any], widths: list[int]) -> nn.Module:
 
 
 def random_plan(plan: prune.PrunePlan, seed: int) -> prune.PrunePlan:
-    """A plan that keeps as many channels in every coupled set as ``plan``, chosen at random
-    (seeded); the layers' group counts are therefore those of the support."""
+    """A plan that keeps as many channels in every coupled set (and heads in every attention
+    layer) as ``plan``, chosen at random (seeded); the layers' group counts are therefore
+    those of the support."""
     rng = np.random.default_rng(int(seed))
-    sets = []
+    sets, heads = [], []
     for s in plan.sets:
         n = int(s["channels"])
         keep = n - len(s["remove"])
         kept = set(rng.choice(n, size=keep, replace=False).tolist())
         sets.append({**s, "remove": [i for i in range(n) if i not in kept]})
-    return prune.PrunePlan(sets=sets, kept=dict(plan.kept), groups=dict(plan.groups),
-                           warnings=list(plan.warnings))
+    for h in plan.heads:  # attention heads: as many as the support keeps, at random
+        n = int(h["heads"])
+        kept = set(rng.choice(n, size=n - len(h["remove"]), replace=False).tolist())
+        heads.append({**h, "remove": [i for i in range(n) if i not in kept]})
+    return prune.PrunePlan(sets=sets, heads=heads, kept=dict(plan.kept),
+                           groups=dict(plan.groups), warnings=list(plan.warnings))
 
 
 def _param_count(arch: dict[str, Any], widths: list[int]) -> int:
@@ -176,9 +181,10 @@ def build_variant(sup: Support, mode: str, seed: int) -> tuple[nn.Module, dict[s
 
     ``seed`` seeds the fresh initialisations (reinit, uniform) and the random support.
     """
+    from pathviz.tickets import supports as sp
+
     base, k = tickets.parse_mode(mode)
-    kept = {s["root"]: [i for i in range(s["channels"]) if i not in set(s["remove"])]
-            for s in sup.plan.sets}
+    kept = sp.kept_of(sup.plan)
     if base == "finetune":
         model = copy.deepcopy(sup.model)
         dg = prune.dependency_graph(model, sup.example)
@@ -188,16 +194,13 @@ def build_variant(sup: Support, mode: str, seed: int) -> tuple[nn.Module, dict[s
         model = _compact(sup.model_at(0 if k is None else k), sup.plan, sup.example)
     elif base == "random-support":
         plan = random_plan(sup.plan, seed)
-        kept = {s["root"]: [i for i in range(s["channels"]) if i not in set(s["remove"])]
-                for s in plan.sets}
+        kept = sp.kept_of(plan)
         model = _compact(sup.model_at(0), plan, sup.example)
     elif base == "reinit":
         widths = widths_of(_compact(copy.deepcopy(sup.model), sup.plan, sup.example))
         torch.manual_seed(int(seed))
         model = _rebuild(sup.arch, widths)
     elif base in tickets.BASELINE_MODES:
-        from pathviz.tickets import supports as sp
-
         method = "global-magnitude" if base == "global-magnitude-reinit" else base
         plan = sup.baseline_plan(method)
         ref = sup.reference if sup.reference is not None else sup.model
