@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import pytest
 
@@ -33,6 +34,20 @@ def vit_url(tmp_path_factory):
     log.close()
 
 
+@contextmanager
+def opened(browser, url: str, query: str, shown: bool = True):
+    """A 1024x768 page on the short ViT run at ``query``, settled (at iteration 36)."""
+    page = browser.new_page(viewport={"width": 1024, "height": 768})
+    try:
+        page.goto(f"{url}/?run=vit&iteration=36&{query}")
+        idle(page)
+        if shown:
+            shown_iteration(page, 36)
+        yield page
+    finally:
+        page.close()
+
+
 def hover(page, row: int, x: float) -> str:
     """The Overview heatmap's hover label over layer ``row`` at ``x`` (fraction) of the plot."""
     g = page.evaluate("""() => { const b = document.querySelector('.st-key-overview .pv-heatfig');
@@ -47,11 +62,7 @@ def hover(page, row: int, x: float) -> str:
 
 
 def test_the_overview_names_heads_and_mlp_neurons(vit_url, browser):
-    page = browser.new_page(viewport={"width": 1024, "height": 768})
-    try:
-        page.goto(f"{vit_url}/?run=vit&view=overview&iteration=36")
-        idle(page)
-        shown_iteration(page, 36)
+    with opened(browser, vit_url, "view=overview") as page:
         page.locator(".st-key-overview .pv-heatfig canvas.pv-heat").wait_for()
         assert hover(page, 0, 0.001).startswith("blocks.0.attn: block 0 · head 0\n")
         assert hover(page, 0, 0.999).startswith("blocks.0.attn: block 0 · head 3\n")
@@ -59,16 +70,10 @@ def test_the_overview_names_heads_and_mlp_neurons(vit_url, browser):
         drawn = page.evaluate("document.querySelector('.st-key-overview .pv-heatfig')"
                               ".__pvTexts.map((t) => t.text)")
         assert {"blocks.0.attn", "blocks.3.mlp.fc1"} <= set(drawn)
-    finally:
-        page.close()
 
 
 def test_the_layer_view_names_each_head_legibly(vit_url, browser):
-    page = browser.new_page(viewport={"width": 1024, "height": 768})
-    try:
-        page.goto(f"{vit_url}/?run=vit&view=layer&layer=blocks.1.attn&iteration=36")
-        idle(page)
-        shown_iteration(page, 36)
+    with opened(browser, vit_url, "view=layer&layer=blocks.1.attn") as page:
         page.locator(".st-key-layer_fig .js-plotly-plot .ytick text").first.wait_for()
         ticks = page.evaluate("""() => {
           const gd = document.querySelector('.st-key-layer_fig .js-plotly-plot');
@@ -83,16 +88,9 @@ def test_the_layer_view_names_each_head_legibly(vit_url, browser):
         assert all(t["inside"] for t in heads), heads
         heads.sort(key=lambda t: t["top"])
         assert all(a["bottom"] <= b["top"] + 1 for a, b in zip(heads, heads[1:])), heads
-    finally:
-        page.close()
 
 
 def test_the_filters_view_says_why_it_is_empty(vit_url, browser):
-    page = browser.new_page(viewport={"width": 1024, "height": 768})
-    try:
-        page.goto(f"{vit_url}/?run=vit&view=filters&iteration=36")
-        idle(page)
+    with opened(browser, vit_url, "view=filters", shown=False) as page:
         text = page.get_by_test_id("stMain").inner_text()
         assert "convolution" in text and not page.locator(".st-key-filters .js-plotly-plot").count()
-    finally:
-        page.close()
