@@ -556,3 +556,21 @@ def test_tickets_and_compare_render_on_a_vit_run(root):
     assert len(traces) == 2 and all(t["name"].startswith("vit") for t in traces)
     n = decode(traces[0]["y"])
     assert n[0] == 0 < n[-1]  # support size grows from empty
+
+
+def test_a_run_without_gamma_layers_says_so_instead_of_failing(root):
+    """An SGD baseline's path has no Γ layers: the Overview and presentation mode say so in one
+    line, and the player still steps its iterations (before: a ValueError traceback)."""
+    import subprocess
+    import sys
+
+    from tests.test_ui_player import player_json
+
+    subprocess.run([sys.executable, "-m", "pathviz.train", "--preset", "demo", "--optimizer",
+                    "sgd", "--epochs", "1", "--out", str(root / "sgd"), "--no-progress"],
+                   check=True, capture_output=True)
+    for query in ({"view": "overview"}, {"present": "1"}):
+        at = app(run="sgd", **query)
+        assert "This run has no Γ layers" in texts(at), query
+        data = player_json(at)
+        assert data["levels"]["sumG"] == 0 and data["index"] == 18  # its last snapshot

@@ -15,11 +15,16 @@ from pathviz.ui.text import clean_rows
 
 OVERVIEW_KEY = "overview"
 OVERVIEW_TITLE = "Gamma support by layer at iteration {it}"  # the player writes {it} too
+NO_GAMMA = ("This run has no Γ layers (trained with --optimizer sgd, for example), so it has no "
+            "support to show; its metrics are on Metrics & stopping.")
 
 
 def overview_ui(view: RunView, index: int, iteration: int) -> None:
     """The per-layer support heatmap and table at one snapshot (light: redrawn on every move)."""
     layers = view.data["layers"]
+    if not layers:
+        st.info(NO_GAMMA)
+        return
     snap = load_snapshot(view.path, view.ident, index)
     # drawn by the browser player from the levels it holds (no plotly figure: a first load
     # that needs no plotly is a second faster); the hover names heads and MLP neurons

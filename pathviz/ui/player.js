@@ -264,7 +264,7 @@ function drawHeat(c, heat, i) {
   g.h = Math.max(g.bottom - g.top, 20);
   box.__pvGeom = g;
   ctx.imageSmoothingEnabled = false;
-  ctx.drawImage(parts.cells, g.left, g.top, g.w, g.h);
+  if (rows && cols) ctx.drawImage(parts.cells, g.left, g.top, g.w, g.h);  // (a run without Γ)
   // layers, first on top, and the axis titles
   heat.labels.forEach((l, r) => put(l, g.left - 6, g.top + (r + 0.5) * g.h / rows, 'right',
     'middle'));

@@ -151,6 +151,8 @@ def load_levels(path: str, ident: Ident, rows: tuple[int, ...]) -> np.ndarray:
             parts += [r.layer_path(layer["name"], "gamma_norm", slice(int(i), int(i) + 1))
                       for i in tail]
             out.append(level_rows(np.concatenate(parts)))
+    if not out:  # a run without Γ layers (an SGD baseline): no cells to colour
+        return np.zeros((idx.size, 0), np.uint8)
     return np.concatenate(out, axis=1)
 
 

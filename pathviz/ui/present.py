@@ -185,6 +185,11 @@ def present_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
             st.error(inert(f"This run's path file cannot be shown: {e}"))
             return
         # both drawn by the browser player from what it was sent: no plotly on this screen
+        if not layers:
+            from pathviz.ui.overview import NO_GAMMA
+
+            st.info(NO_GAMMA)
+            return
         with st.container(key=PLOTS_KEY, horizontal=True, gap="small"):
             heat_slot(HEATMAP_KEY)
             path_slot(PATH_KEY)
