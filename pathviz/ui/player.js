@@ -170,26 +170,37 @@ function heatCells(c, heat, row) {
   return { rows, cols, z, row };
 }
 
-function heatParts(box, heat) {
-  // the figure's parts, built once per box: title, subtitle, one canvas (labels, cells,
-  // axes, colour bar) and the hover label
+function figParts(box, middle, canvasClass, onMove, redraw, after = '') {
+  // a figure's parts, built once per box: title, subtitle, ``middle`` (a legend, say), one
+  // canvas, ``after`` (the position marker, say) and the hover label; ``redraw`` when the box
+  // resizes
   let parts = box.__pv;
   if (parts && parts.cv.isConnected) return parts;
-  box.innerHTML = '<div class="pv-hf-title"></div><div class="pv-hf-sub"></div>'
-    + '<canvas class="pv-heat"></canvas><div class="pv-hf-tip"></div>';
+  box.innerHTML = '<div class="pv-hf-title"></div><div class="pv-hf-sub"></div>' + middle
+    + `<canvas class="${canvasClass}"></canvas>` + after + '<div class="pv-hf-tip"></div>';
+  const q = (sel) => box.querySelector(sel);
   parts = box.__pv = {
-    title: box.querySelector('.pv-hf-title'), sub: box.querySelector('.pv-hf-sub'),
-    cv: box.querySelector('canvas.pv-heat'), tip: box.querySelector('.pv-hf-tip'),
-    cells: document.createElement('canvas'),
+    title: q('.pv-hf-title'), sub: q('.pv-hf-sub'), legend: q('.pv-legend'),
+    cv: q('canvas.' + canvasClass), marker: q('.pv-marker'), tip: q('.pv-hf-tip'),
   };
-  parts.cv.addEventListener('mousemove', (e) => hover(box, e));
+  parts.cv.addEventListener('mousemove', (e) => onMove(box, e));
   parts.cv.addEventListener('mouseleave', () => { parts.tip.style.display = 'none'; });
   new ResizeObserver(() => {  // a wider page or a new viewport: the same snapshot, redrawn
-    if (box.__pvSize !== box.clientWidth + 'x' + box.clientHeight && P.data && P.data.heat) {
-      const c = P.cache[P.data.key];
-      if (c && P.drawn) drawHeat(c, P.data.heat, P.drawn.i);
-    }
+    const c = P.data && P.cache[P.data.key];
+    if (c && P.drawn) redraw(c);
   }).observe(box);
+  return parts;
+}
+
+function heatParts(box) {
+  // title, subtitle, one canvas (labels, cells, axes, colour bar), the hover label, and an
+  // offscreen canvas of one pixel a cell
+  const parts = figParts(box, '', 'pv-heat', hover, (c) => {
+    if (box.__pvSize !== box.clientWidth + 'x' + box.clientHeight && P.data.heat) {
+      drawHeat(c, P.data.heat, P.drawn.i);
+    }
+  });
+  parts.cells = parts.cells || document.createElement('canvas');
   return parts;
 }
 
@@ -235,7 +246,7 @@ function drawHeat(c, heat, i) {
   const zz = heatCells(c, heat, row);
   P.z = zz;  // what was drawn (tests compare it with the server's figure)
   const { rows, cols, z } = zz;
-  const parts = heatParts(box, heat);
+  const parts = heatParts(box);
   const font = heat.font || 12;
   parts.title.style.fontSize = (font + 4) + 'px';
   parts.sub.style.fontSize = font + 'px';
@@ -351,18 +362,11 @@ function drawPath(c, spec, i) {
   const font = spec.font || 12;
   const sig = [spec.x.length, spec.lines.length, spec.stop && spec.stop.it, box.clientWidth,
     box.clientHeight].join();
-  let parts = box.__pv;
-  if (!parts || !parts.cv.isConnected) {
-    box.innerHTML = '<div class="pv-hf-title"></div><div class="pv-hf-sub"></div>'
-      + '<div class="pv-legend"></div><canvas class="pv-path"></canvas>'
-      + '<div class="pv-marker"></div><div class="pv-hf-tip"></div>';
-    parts = box.__pv = {
-      title: box.querySelector('.pv-hf-title'), sub: box.querySelector('.pv-hf-sub'),
-      legend: box.querySelector('.pv-legend'), cv: box.querySelector('canvas.pv-path'),
-      marker: box.querySelector('.pv-marker'), tip: box.querySelector('.pv-hf-tip'),
-    };
-    parts.cv.addEventListener('mousemove', (e) => pathHover(box, e));
-    parts.cv.addEventListener('mouseleave', () => { parts.tip.style.display = 'none'; });
+  const fresh = !(box.__pv && box.__pv.cv.isConnected);
+  const parts = figParts(box, '<div class="pv-legend"></div>', 'pv-path', pathHover, (cc) => {
+    if (P.data.path) drawPath(cc, P.data.path, P.drawn.i);
+  }, '<div class="pv-marker"></div>');
+  if (fresh) {
     parts.cv.addEventListener('click', (e) => {  // a click picks the nearest snapshot
       const it = pathIteration(box, e);
       const cc = P.data && P.cache[P.data.key];
@@ -372,10 +376,6 @@ function drawPath(c, spec, i) {
       if (lo > 0 && it - cc.iterations[lo - 1] <= cc.iterations[lo] - it) lo -= 1;
       moveTo(lo);
     });
-    new ResizeObserver(() => {
-      const cc = P.data && P.cache[P.data.key];
-      if (cc && P.data.path && P.drawn) drawPath(cc, P.data.path, P.drawn.i);
-    }).observe(box);
   }
   if (box.__pvSig !== sig || box.__pvSpec !== spec) {
     box.__pvSig = sig;

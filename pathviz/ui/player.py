@@ -48,15 +48,11 @@ CSS = """
 .pv-player label {font-size: 0.9rem; display: flex; align-items: center; gap: 0.3rem;}
 .pv-player select {font: inherit; padding: 0.15rem;}
 .pv-player .pv-line {margin: 0.3rem 0 0.2rem 0; font-weight: 600;}
-.pv-heatfig {position: relative; width: 100%; min-height: 200px;}
-.pv-heatfig .pv-hf-title {font-weight: 600; padding: 0 0 0 10px; white-space: nowrap;
-  overflow: hidden; text-overflow: ellipsis;}
-.pv-heatfig .pv-hf-sub {color: #6b6b6b; padding: 0.1rem 0 0 10px; white-space: nowrap;
-  overflow: hidden; text-overflow: ellipsis;}
+.pv-heatfig, .pv-pathfig {position: relative; width: 100%; min-height: 200px;}
+.pv-hf-title {font-weight: 600; padding: 0 0 0 10px; white-space: nowrap;}
+.pv-hf-sub {color: #6b6b6b; padding: 0.1rem 0 0 10px; white-space: nowrap;}
+.pv-heatfig .pv-hf-title, .pv-heatfig .pv-hf-sub {overflow: hidden; text-overflow: ellipsis;}
 .pv-heatfig canvas.pv-heat {position: absolute; left: 0; cursor: crosshair;}
-.pv-pathfig {position: relative; width: 100%; min-height: 200px;}
-.pv-pathfig .pv-hf-title {font-weight: 600; padding: 0 0 0 10px; white-space: nowrap;}
-.pv-pathfig .pv-hf-sub {color: #6b6b6b; padding: 0.1rem 0 0 10px; white-space: nowrap;}
 .pv-pathfig .pv-legend {display: flex; flex-wrap: wrap; gap: 0.2rem 1rem; padding: 0.3rem 0 0
   10px;}
 .pv-pathfig .pv-legend span {display: inline-flex; align-items: center; gap: 0.35rem;}
@@ -198,19 +194,23 @@ def _path_spec(view: RunView, spec: PlayerSpec) -> dict[str, Any]:
             **plots.SUPPORT_PATH_WORDS}
 
 
+def _slot(key: str, cls: str, label: str, height: int | None) -> None:
+    """An empty box of class ``cls`` in a container keyed ``key``, where the player draws."""
+    style = f' style="height:{int(height)}px"' if height is not None else ""
+    with st.container(key=key):
+        st.html(f'<div class="{cls}" role="img" aria-label="{label}"{style}></div>')
+
+
 def heat_slot(key: str, height: int | None = None) -> None:
     """Where the player draws a heatmap: an empty box in a container keyed ``key`` (``height``
     pixels high; None: the page's CSS sizes it). The server sends no figure for it, so a view
     with only this heatmap never loads plotly, the largest part of a first load."""
-    style = f' style="height:{int(height)}px"' if height is not None else ""
-    with st.container(key=key):
-        st.html(f'<div class="pv-heatfig" role="img" aria-label="heatmap"{style}></div>')
+    _slot(key, "pv-heatfig", "heatmap", height)
 
 
 def path_slot(key: str) -> None:
     """Where the player draws the support path (presentation mode: the page's CSS sizes it)."""
-    with st.container(key=key):
-        st.html('<div class="pv-pathfig" role="img" aria-label="support path"></div>')
+    _slot(key, "pv-pathfig", "support path", None)
 
 
 def _w_star(view: RunView) -> dict[str, list] | None:
