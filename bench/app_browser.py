@@ -157,7 +157,7 @@ USABLE = """(it) => {
   return !!root && root.dataset.iteration === String(it);
 }"""
 
-READY = """([it, heat]) => {
+READY = """([it, heat, charts]) => {
   const app = document.querySelector("[data-testid='stApp']");
   if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
   const root = document.querySelector('.pv-player');
@@ -165,6 +165,10 @@ READY = """([it, heat]) => {
   if (heat) {  // the heatmap the player draws (no plotly)
     const box = document.querySelector('.st-key-' + heat + ' .pv-heatfig');
     if (!box || box.dataset.pvHeatPos === undefined) return false;
+  }
+  for (const key of charts || []) {  // the Layer and Metrics figures the player draws
+    const box = document.querySelector('.st-key-' + key + ' .pv-chart');
+    if (!box || !box.dataset.pvChart || box.dataset.pvMark === undefined) return false;
   }
   // and every chart of the view drawn: nothing still loading, each plotly chart on screen
   if (document.querySelector('[data-testid=stSkeleton]')) return false;
@@ -191,7 +195,7 @@ STEP_DRAWN = """(before) => new Promise((resolve) => {
 
 
 def bench_view(browser, url: str, run: str, query: str, start: int, step: int, heat: str | None,
-               moves: int) -> dict:
+               moves: int, charts: list[str]) -> dict:
     """Load a view at ``start``, then step ``moves`` times with the arrow key."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     sent = [0]
@@ -201,7 +205,7 @@ def bench_view(browser, url: str, run: str, query: str, start: int, step: int, h
     page.goto(f"{url}/?run={run}&iteration={start}&{query}")
     page.wait_for_function(USABLE, arg=start, timeout=60_000, polling="raf")
     usable = time.perf_counter() - t0
-    page.wait_for_function(READY, arg=[start, heat], timeout=60_000, polling="raf")
+    page.wait_for_function(READY, arg=[start, heat, charts], timeout=60_000, polling="raf")
     load = time.perf_counter() - t0
     time.sleep(1.0)  # the player's first report and its rerun
     page.wait_for_function(IDLE, timeout=60_000)
@@ -231,7 +235,7 @@ def bench_play(browser, url: str, run: str, query: str, seconds: float = 10.0) -
     """Frames drawn per second while playing at the fastest speed, over ``seconds``."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{url}/?run={run}&iteration=0&{query}")
-    page.wait_for_function(READY, arg=[0, None], timeout=60_000, polling="raf")
+    page.wait_for_function(READY, arg=[0, None, []], timeout=60_000, polling="raf")
     time.sleep(1.0)
     page.wait_for_function(IDLE, timeout=60_000)
     page.select_option(".pv-speed", "96")
@@ -279,15 +283,16 @@ def main() -> None:
         cpu = platform.processor() or platform.machine()
         print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · {platform.node()} · {cpu}"
               f" · {os.cpu_count()} CPU cores · headless Chromium, viewport 1400x1000")
-        cases = [("demo", 1, 1260, [("Overview", "view=overview", "overview"),
-                                    ("Layer, conv3", "view=layer&layer=conv3", None),
-                                    ("Metrics", "view=metrics", None),
-                                    ("Presentation", "present=1", "present_heatmap")]),
+        layer, metrics = ["layer_fig"], ["metrics_plot", "tradeoff_plot"]
+        cases = [("demo", 1, 1260, [("Overview", "view=overview", "overview", []),
+                                    ("Layer, conv3", "view=layer&layer=conv3", None, layer),
+                                    ("Metrics", "view=metrics", None, metrics),
+                                    ("Presentation", "present=1", "present_heatmap", [])]),
                  ("vgg", STEP, (args.snapshots // 2) * STEP,
-                  [("Overview", "view=overview", "overview"),
-                   ("Layer, 512 filters", "view=layer&layer=features.40", None),
-                   ("Metrics", "view=metrics", None),
-                   ("Presentation", "present=1", "present_heatmap")])]
+                  [("Overview", "view=overview", "overview", []),
+                   ("Layer, 512 filters", "view=layer&layer=features.40", None, layer),
+                   ("Metrics", "view=metrics", None, metrics),
+                   ("Presentation", "present=1", "present_heatmap", [])])]
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=[
@@ -298,8 +303,9 @@ def main() -> None:
                       f"{'step med':>9} {'step max':>9} {'server':>8}")
                 for run, step, start, views in cases:
                     t = TARGETS[run]
-                    for label, query, heat in views:
-                        r = bench_view(browser, url, run, query, start, step, heat, args.moves)
+                    for label, query, heat, charts in views:
+                        r = bench_view(browser, url, run, query, start, step, heat, args.moves,
+                                       charts)
                         print(f"{run:5} {label:20} {r['load']:5.2f}s {r['usable']:6.2f}s "
                               f"{r['bytes'] / 1e6:7.2f}MB "
                               f"{1e3 * r['median']:7.1f}ms {1e3 * r['max']:7.1f}ms "

@@ -66,7 +66,7 @@ def main() -> None:
             page.goto(f"{url}/?run={run.name}&view=layer&layer=blocks.1.attn&iteration={stop}")
             idle(page)
             shown_iteration(page, stop)
-            page.locator(".st-key-layer_fig .js-plotly-plot .ytick text").first.wait_for()
+            page.locator(".st-key-layer_fig .pv-chart[data-pv-chart]").wait_for()
             time.sleep(0.5)
             fig = page.locator(".st-key-layer_fig")
             fig.scroll_into_view_if_needed()

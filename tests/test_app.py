@@ -56,6 +56,28 @@ def figure(at: AppTest, i: int = 0) -> dict:
     return json.loads(at.get("plotly_chart")[i].proto.spec)
 
 
+def _decoded(v):
+    """A chart spec as the page receives it, its {b64, dtype} arrays back to numpy."""
+    if isinstance(v, dict) and "b64" in v:
+        return np.frombuffer(base64.b64decode(v["b64"]), dtype="<" + v["dtype"])
+    if isinstance(v, dict):
+        return {k: _decoded(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_decoded(x) for x in v]
+    return v
+
+
+def chart(at: AppTest, key: str) -> dict:
+    """The spec of the page-drawn figure in the container ``key`` (layer_fig, metrics_plot,
+    tradeoff_plot), with its id."""
+    for e in at.get("bidi_component"):
+        if e.proto.component_name == "pathviz_chart":
+            data = json.loads(e.proto.json)
+            if data["key"] == key:
+                return {**_decoded(data["chart"]), "id": data["id"]}
+    raise AssertionError(f"no chart {key} on the page")
+
+
 def texts(at: AppTest) -> str:
     """Every message on the page as the reader sees it (markdown escapes removed)."""
     parts = ([m.value for m in at.markdown] + [e.value for e in at.error] +
@@ -127,16 +149,20 @@ def test_views_draw_their_figures_and_the_url_names_the_view(root):
     make_full_run(root, "full", n=60)
     at = app(run="full")
     view(at, "Layer")
-    spec = figure(at)
-    assert spec["layout"]["title"]["text"].startswith("conv1: filters by entry time")
+    spec = chart(at, "layer_fig")
+    assert spec["title"].startswith("conv1: filters by entry time")
     assert at.query_params["view"] == "layer" and at.query_params["layer"] == "conv1"
+    assert not at.get("plotly_chart")  # drawn by the page: no plotly to load
     # the figure does not depend on the iteration: the page moves a marker over it
     at.button(key="step_back").click().run()
-    assert figure(at) == spec
+    assert chart(at, "layer_fig")["id"] == spec["id"]
     view(at, "Metrics & stopping")
-    names = [t.get("name") for t in figure(at)["data"]]
+    names = [e["name"] for e in chart(at, "metrics_plot")["legend"]]
     assert "validation accuracy, compact subnetwork" in names
     assert "suggested stop (iteration 200)" in names
+    trade = chart(at, "tradeoff_plot")
+    assert trade["title"] == "validation accuracy, compact subnetwork against parameters kept"
+    assert not at.get("plotly_chart")
     assert at.query_params["view"] == "metrics"
     view(at, "Filters")
     # the title names the layer it shows (conv1 here; conv2 in a run with a dense input layer)
@@ -169,19 +195,17 @@ def test_stop_band_on_the_metrics_plot(root):
     stop is a dashed line on every panel."""
     make_full_run(root, "full", n=60)
     at = view(app(run="full"), "Metrics & stopping")
-    spec = figure(at)
-    shapes = spec["layout"]["shapes"]
-    band = [s for s in shapes if s.get("type") == "rect"]
-    assert len(band) == 1 and band[0]["y0"] < band[0]["y1"] == pytest.approx(0.95)
-    assert band[0]["xref"].endswith("domain")  # across the panel, not a span of iterations
-    inside = next(t for t in spec["data"] if t.get("name", "").startswith("within 1 SE"))
-    assert inside["yaxis"] == band[0]["yref"] and inside["yaxis"] != "y"
-    lo, hi = spec["layout"][inside["yaxis"].replace("y", "yaxis")]["range"]
-    assert (band[0]["y1"] - band[0]["y0"]) / (hi - lo) >= 0.25  # legible
-    acc = decode(inside["y"])
-    assert len(acc) and (acc >= band[0]["y0"] - 1e-6).all()
-    stops = [s for s in shapes if s.get("type") == "line" and s.get("x0") == 200]
-    assert len(stops) == 5  # one per panel: accuracy, zoom, loss, sparsity, weight saves
+    spec = chart(at, "metrics_plot")
+    banded = [p for p in spec["panels"] if "band" in p]
+    assert len(banded) == 1 and banded[0] is not spec["panels"][0]  # its own panel, not W's
+    lo, hi = banded[0]["band"]
+    assert lo < hi == pytest.approx(0.95)
+    inside = next(s for s in banded[0]["series"] if s["name"] == "in the 1-SE set")
+    assert (hi - lo) / (banded[0]["y"]["hi"] - banded[0]["y"]["lo"]) >= 0.25  # legible
+    assert len(inside["y"]) and (inside["y"] >= lo - 1e-6).all()
+    # the stop: one dashed line the page draws on every panel (accuracy, zoom, loss,
+    # sparsity, weight saves)
+    assert spec["stop"]["x"] == 200 and len(spec["panels"]) == 5
 
 
 def test_required_metrics_only_and_no_sidecars(root):

@@ -1,40 +1,45 @@
 """Layer: one layer's filters by entry time above their paths, on one iteration axis.
 
-The figure is built once per (run, snapshot count, layer, options) and cached; scrubbing only
-moves the page's marker over it (see :mod:`pathviz.ui.marker`).
+The figure's spec (:func:`pathviz.charts.layer_chart`) is built once per (run, snapshot count,
+layer, options) and cached; the page draws it on a canvas and scrubbing only moves the
+position's marker over it (see :mod:`pathviz.ui.chart`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
-from pathviz import plots
+from pathviz import charts, plots
 from pathviz.ui import url
+from pathviz.ui.chart import chart_ui, prepare
 from pathviz.ui.context import RunView
 from pathviz.ui.data import Ident, load_layer
-from pathviz.ui.scrub import clickable, pick_from_chart
-from pathviz.ui.text import clean, inert, inert_plotly
+from pathviz.ui.text import clean, inert
 from pathviz.ui.urlstate import parse_layer
 
 FIGURE_KEY = "layer_fig"
+HEIGHT = 800
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _figure(path: str, ident: Ident, n: int, layer: str, log_x: bool, show_gamma: bool,
             stop: plots.StopMark | None, iterations: np.ndarray,
-            kind: str | None = None) -> go.Figure:
-    """The figure, built once per (file, snapshot count, options) and reused."""
+            kind: str | None = None) -> dict[str, Any]:
+    """The figure's spec for the page, built once per (file, snapshot count, options)."""
     lp = load_layer(path, ident, n, layer)
-    # heads and MLP neurons are named in the hover ("block 2 · head 3"); filters as before
+    # heads and MLP neurons are named in the hover ("block 2 · head 3"); filters as before.
+    # The page draws names as plain text (a canvas, textContent): nothing in them is markup,
+    # and clean() takes out the bidi controls that would reorder them.
     named = kind in ("heads", "mlp")
     record = {"name": layer, "kind": kind, "groups": lp["gamma_norm"].shape[1]}
-    return clickable(plots.layer_figure(lp["gamma_norm"], lp["weight_norm"], iterations,
-                                        lp["entry"], inert_plotly(layer), log_x=log_x,
-                                        show_gamma=show_gamma, stop=stop,
-                                        names=plots.group_names(record) if named else None,
-                                        unit=plots.UNITS[kind] if named else "filter"))
+    return prepare(charts.layer_chart(lp["gamma_norm"], lp["weight_norm"], iterations,
+                                      lp["entry"], clean(layer), log_x=log_x,
+                                      show_gamma=show_gamma, stop=stop,
+                                      names=plots.group_names(record) if named else None,
+                                      unit=plots.UNITS[kind] if named else "filter"), HEIGHT)
 
 
 def layer_choice_ui(view: RunView) -> str | None:
@@ -88,11 +93,9 @@ def layer_ui(view: RunView) -> None:
                       help="Spreads the early iterations, where most filters enter. Iteration 0 "
                            "cannot be drawn on a log axis.")
     kind = next((r["kind"] for r in view.data["layers"] if r["name"] == layer), None)
-    spec = _figure(view.path, view.ident, view.n, layer, log_x, show_gamma, view.stop_mark(),
+    data = _figure(view.path, view.ident, view.n, layer, log_x, show_gamma, view.stop_mark(),
                    view.iterations, kind)
-    st.caption("Click a tick under the paths to select its iteration. Dashed orange: the "
-               "suggested stop (the Metrics view shows which iterations are within 1 SE of the "
-               "best).")
-    ev = st.plotly_chart(spec, width="stretch", key=FIGURE_KEY, on_select="rerun",
-                         selection_mode="points", config={"displaylogo": False})
-    pick_from_chart(ev, FIGURE_KEY)
+    st.caption("Click anywhere on the figure to select that iteration; hover for the values. "
+               "Dashed orange: the suggested stop (the Metrics view shows which iterations are "
+               "within 1 SE of the best).")
+    chart_ui(FIGURE_KEY, data)

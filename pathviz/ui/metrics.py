@@ -1,7 +1,8 @@
 """Metrics & stopping: the metrics against iteration and accuracy against size, both clickable.
 
-Both figures are static while scrubbing (the page's marker shows the selected iteration); a
-click on a point selects its iteration. Plots whose metrics the file lacks are replaced by a note.
+Both figures are drawn by the page on canvases from :mod:`pathviz.charts` specs and are static
+while scrubbing (the page's marker shows the selected iteration); a click selects an iteration.
+Plots whose metrics the file lacks are replaced by a note.
 """
 
 from __future__ import annotations
@@ -11,23 +12,32 @@ import io
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
-from pathviz import plots
+from pathviz import charts, plots
+from pathviz.ui.chart import chart_ui, prepare
 from pathviz.ui.context import RunView
 from pathviz.ui.data import Ident
-from pathviz.ui.scrub import clickable, pick_from_chart
 
 METRICS_KEY = "metrics_plot"
 TRADEOFF_KEY = "tradeoff_plot"
+TRADEOFF_HEIGHT = 440
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _metrics_figure(path: str, ident: Ident, n: int, stop: plots.StopMark | None, log_x: bool,
-                    _data: dict[str, Any]) -> go.Figure:
-    return clickable(plots.metrics_plot(_data["iterations"], _data["metrics"], stop,
-                                        _data["weight_iterations"], log_x=log_x))
+                    _data: dict[str, Any]) -> dict[str, Any]:
+    spec = charts.metrics_chart(_data["iterations"], _data["metrics"], stop,
+                                _data["weight_iterations"], log_x=log_x)
+    return prepare(spec, 300 + 140 * len(spec["panels"]))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _tradeoff_figure(path: str, ident: Ident, n: int, stop: plots.StopMark | None,
+                     which: tuple[str, str], _data: dict[str, Any]) -> dict[str, Any]:
+    m = _data["metrics"]
+    return prepare(charts.tradeoff_chart(m["params_kept"], m[which[0]], _data["iterations"],
+                                         stop, acc_label=which[1]), TRADEOFF_HEIGHT)
 
 
 def tradeoff_series(view: RunView) -> tuple[str, str] | None:
@@ -38,19 +48,6 @@ def tradeoff_series(view: RunView) -> tuple[str, str] | None:
         if view.has_metric(name):
             return name, plots.METRIC_LABELS[name]
     return None
-
-
-def tradeoff_point(view: RunView, index: int) -> tuple[float, float] | None:
-    """(params kept, accuracy) of the last evaluated snapshot at or before ``index``."""
-    which = tradeoff_series(view)
-    if which is None:
-        return None
-    m = view.data["metrics"]
-    acc, kept = m[which[0]][: index + 1], m["params_kept"][: index + 1]
-    ok = np.flatnonzero(np.isfinite(acc) & np.isfinite(kept))
-    if ok.size == 0:
-        return None
-    return float(kept[ok[-1]]), float(acc[ok[-1]])
 
 
 def metrics_csv(view: RunView) -> bytes:
@@ -72,14 +69,13 @@ def metrics_ui(view: RunView) -> None:
     absent = [plots.METRIC_LABELS.get(k, k) for k in
               ("val_acc_sparse", "test_acc", "params_kept") if not view.has_metric(k)]
     c1, c2 = st.columns([2, 1])
-    c1.caption("Click a point to select its iteration. Dashed orange: the suggested stop; "
-               "orange points (zoomed panel): the iterations within 1 SE of the best "
-               "validation accuracy, the 1-SE set; ticks at the bottom: saved weights.")
+    c1.caption("Click anywhere on a plot to select that iteration; hover for the values. "
+               "Dashed orange: the suggested stop; orange rings (zoomed panel): the iterations "
+               "within 1 SE of the best validation accuracy, the 1-SE set; ticks at the "
+               "bottom: saved weights.")
     log_x = c2.toggle("Log iteration axis", key="metrics_log_x")
-    fig = _metrics_figure(view.path, view.ident, view.n, view.stop_mark(), log_x, view.data)
-    ev = st.plotly_chart(fig, width="stretch", key=METRICS_KEY, on_select="rerun",
-                         selection_mode="points", config={"displaylogo": False})
-    pick_from_chart(ev, METRICS_KEY)
+    chart_ui(METRICS_KEY, _metrics_figure(view.path, view.ident, view.n, view.stop_mark(),
+                                          log_x, view.data))
     if absent:
         st.caption(f"Not in this run's file (not recorded, or not evaluated yet): "
                    f"{'; '.join(absent)}.")
@@ -88,12 +84,8 @@ def metrics_ui(view: RunView) -> None:
         st.info("The accuracy-against-size plot needs the parameters kept and an accuracy of the "
                 "compact subnetwork, which this run's file does not have.")
     else:
-        m = view.data["metrics"]
-        ev = st.plotly_chart(plots.tradeoff_plot(m["params_kept"], m[which[0]], view.iterations,
-                                                 view.stop_mark(), acc_label=which[1]),
-                             width="stretch", key=TRADEOFF_KEY, on_select="rerun",
-                             selection_mode="points", config={"displaylogo": False})
-        pick_from_chart(ev, TRADEOFF_KEY)
+        chart_ui(TRADEOFF_KEY, _tradeoff_figure(view.path, view.ident, view.n, view.stop_mark(),
+                                                which, view.data))
     st.download_button("Download the metrics (CSV)", data=metrics_csv(view),
                        file_name=f"{view.info.name}-metrics.csv", mime="text/csv",
                        key="metrics_csv", icon=":material/download:")

@@ -3,10 +3,12 @@
 // window.__pathvizPlayer holds, per run file (data.key), what the server has sent: iterations,
 // epochs, support counts (appended as a live run grows) and uint8 colour levels of every
 // shipped snapshot (decimated to a byte budget, refined around a paused position). A step or
-// a play frame redraws in the page: the Overview heatmap (drawn whole on a canvas: cells, axes,
-// colour bar, hover; the server sends no figure for it), its title, the line under the player, the presentation status line, the layer
-// caption and the iteration markers (via window.__pathvizMarker). The server is told the
-// position only when the user pauses (debounced), through the 'report' trigger.
+// a play frame redraws in the page: the Overview heatmap (drawn whole on a canvas: cells,
+// axes, colour bar, hover; the server sends no figure for it), its title, the line under the
+// player, the presentation status line, the layer caption, and the position's marker on the
+// Layer and Metrics figures (drawn once on canvases from pathviz.charts specs, which the same
+// script receives through the chart component). The server is told the position only when
+// the user pauses (debounced), through the 'report' trigger.
 
 const P = (window.__pathvizPlayer = window.__pathvizPlayer || {
   cache: {}, pos: 0, playing: false, speed: 24, loop: false, seq: null, key: null,
@@ -69,7 +71,7 @@ function merge(data) {
     c.epochs = concat(c.epochs, b64(a.epochs, Float32Array), Float32Array);
     c.selected = concat(c.selected, b64(a.selected, Int32Array), Int32Array);
   }
-  for (const k of ['weights', 'wstar', 'tradeoff', 'layerSupport']) {
+  for (const k of ['weights', 'wstar', 'layerSupport']) {
     if (data[k] !== undefined) c[k] = data[k];
   }
   c.weightIts = data.weights ? b64(data.weights, Float64Array) : new Float64Array(0);
@@ -481,17 +483,527 @@ function pathHover(box, e) {
   if (it === null || !parts.x || !parts.x.length) { parts.tip.style.display = 'none'; return; }
   let j = 0;
   for (let k = 1; k < parts.x.length; k++) if (Math.abs(parts.x[k] - it) < Math.abs(parts.x[j] - it)) j = k;
+  showTip(parts, e, [`iteration ${fmt(parts.x[j])} (click: go there)`].concat(
+    spec.lines.map((l, k) => `${l.name}: ${Math.round(parts.ys[k][j])} %`)));
+}
+
+function showTip(parts, e, lines) {
+  // a hover label of ``lines`` beside the pointer, on the side where it fits; none when empty
+  if (!lines.length) { parts.tip.style.display = 'none'; return; }
   parts.tip.textContent = '';
-  parts.tip.append(`iteration ${fmt(parts.x[j])} (click: go there)`);
-  spec.lines.forEach((l, k) => {
-    parts.tip.append(document.createElement('br'), `${l.name}: ${Math.round(parts.ys[k][j])} %`);
-  });
+  lines.forEach((l, j) => { if (j) parts.tip.append(document.createElement('br')); parts.tip.append(l); });
   parts.tip.style.display = 'block';
   const r = parts.cv.getBoundingClientRect();
   const x = e.clientX - r.left, y = e.clientY - r.top;
   const left = x + 14 + parts.tip.offsetWidth > r.width ? x - 14 - parts.tip.offsetWidth : x + 14;
   parts.tip.style.left = Math.max(left, 0) + 'px';
   parts.tip.style.top = (parts.cv.offsetTop + Math.max(y - 20, 0)) + 'px';
+}
+
+// ---- the Layer and Metrics views' figures (pathviz.charts specs), drawn on a canvas ----
+// The spec comes once per figure through the chart component (pathviz.ui.chart); a step only
+// moves the position's marker over it (markCharts), so a step costs no redraw.
+
+const DT = { f8: Float64Array, f4: Float32Array, u1: Uint8Array, i4: Int32Array };
+
+function decode(v) {  // the spec's arrays come as {b64, dtype} (pathviz.ui.chart.encode)
+  if (Array.isArray(v)) return v.map(decode);
+  if (v && typeof v === 'object') {
+    if (typeof v.b64 === 'string' && DT[v.dtype]) return b64(v.b64, DT[v.dtype]);
+    const o = {};
+    for (const k of Object.keys(v)) o[k] = decode(v[k]);
+    return o;
+  }
+  return v;
+}
+
+function trim3(v) { return String(+v.toPrecision(3)); }
+
+function fmtValue(v, f, step) {
+  // a tick (``step``: the ticks' spacing) or a hover value (no step) in an axis's format
+  if (f === 'pct0' || f === 'pct1') {
+    const d = step ? Math.max(0, Math.ceil(-Math.log10(step * 100) - 1e-9)) : 2;
+    return (100 * v).toFixed(d) + ' %';
+  }
+  if (f === 'si') {
+    if (!step) return fmt(v);
+    const a = Math.abs(v);
+    return a >= 1e6 ? trim3(v / 1e6) + 'M' : a >= 1e3 ? trim3(v / 1e3) + 'k' : trim3(v);
+  }
+  if (f === 'int' || f === 'rank') return fmt(v);
+  return step ? trim3(v) : String(+v.toPrecision(4));
+}
+
+function axisTicks(lo, hi, count) {
+  const step = niceStep(hi - lo, count);
+  const vals = [];
+  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) {
+    vals.push(+v.toPrecision(12));
+  }
+  return { vals, step };
+}
+
+function logTicks(lo, hi, count) {
+  const all = [], ones = [];
+  for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) {
+    for (const m of [1, 2, 5]) {
+      const v = m * 10 ** e;
+      if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) { all.push(v); if (m === 1) ones.push(v); }
+    }
+  }
+  return { vals: all.length <= count ? all : ones, step: 0 };
+}
+
+const SCALES = new Map();
+function scalePalette(scale) {  // 256 colours interpolated along a [[fraction, colour]] scale
+  const k = JSON.stringify(scale);
+  if (!SCALES.has(k)) {
+    const keep = P.palette;
+    P.palette = null;
+    SCALES.set(k, palette(scale));
+    P.palette = keep;
+  }
+  return SCALES.get(k);
+}
+
+function chartGeom(spec, ctx, W, H, font) {
+  // where everything goes: the panels stacked under the top axis, one shared x scale, the
+  // margins sized to the widest tick label
+  const ax = spec.x, log = !!ax.log, f = (v) => (log ? Math.log10(v) : v);
+  const top = spec.top ? font * 2 + 16 : Math.ceil(font / 2) + 2;
+  const bottom = font * 2 + 18, gap = 10;
+  const titles = spec.panels.reduce((s, p) => s + (p.title ? font + 8 : 0), 0);
+  const avail = Math.max(H - top - bottom - titles - gap * (spec.panels.length - 1), 40);
+  const wsum = spec.panels.reduce((s, p) => s + p.weight, 0) || 1;
+  let y = top;
+  const panels = spec.panels.map((p) => {
+    if (p.title) y += font + 8;
+    const h = Math.max(avail * p.weight / wsum, 16);
+    const r = { top: y, h, bottom: y + h };
+    y += h + gap;
+    const count = Math.max(2, Math.floor(h / (font * 2.2)));
+    if (p.y.fmt === 'rank') {
+      const t = axisTicks(0, Math.max(p.y.hi - 0.5, 0), Math.min(count, p.y.hi + 0.5));
+      r.ticks = { vals: t.vals.filter((v) => Number.isInteger(v)), step: 1 };
+    } else if (p.y.fmt !== 'none') r.ticks = axisTicks(p.y.lo, p.y.hi, count);
+    if (p.y2) r.ticks2 = axisTicks(p.y2.lo, p.y2.hi, count);
+    return r;
+  });
+  const width = (s) => ctx.measureText(s).width;
+  let yw = 10, right = 0;
+  spec.panels.forEach((p, k) => {
+    const r = panels[k];
+    const labels = p.y.labels || (r.ticks ? r.ticks.vals.map((v) => fmtValue(v, p.y.fmt, r.ticks.step)) : []);
+    for (const s of labels) yw = Math.max(yw, width(s));
+    if (p.y2) {
+      const w2 = Math.max(...r.ticks2.vals.map((v) => width(fmtValue(v, p.y2.fmt, r.ticks2.step))), 10);
+      right = Math.max(right, 6 + w2 + 8 + font + 6);
+    }
+    if (p.colorbar) {
+      const wc = Math.max(...p.colorbar.ticks.map((t) => width(t[1])), 10);
+      right = Math.max(right, 14 + 16 + 6 + wc + 8 + font + 6);
+    }
+  });
+  const xlast = fmtValue(ax.hi, ax.fmt, 1);
+  right = Math.max(right, 16, width(xlast) / 2 + 4);
+  const g = { left: 10 + font + 8 + yw + 6, right: W - right, panels, log };
+  g.w = Math.max(g.right - g.left, 20);
+  g.x0 = f(ax.lo); g.x1 = f(ax.hi);
+  g.px = (v) => g.left + (f(v) - g.x0) / (g.x1 - g.x0) * g.w;
+  g.inv = (x) => { const u = g.x0 + (x - g.left) / g.w * (g.x1 - g.x0); return log ? 10 ** u : u; };
+  g.bottom = panels.length ? panels[panels.length - 1].bottom : H - bottom;
+  g.xticks = log ? logTicks(ax.lo, ax.hi, Math.max(2, g.w / (width('00000') + font * 2)))
+    : axisTicks(ax.lo, ax.hi, Math.max(2, g.w / (width(xlast) + font * 2)));
+  return g;
+}
+
+function panelY(p, r, v, axis) {
+  const a = axis === 2 ? p.y2 : p.y;
+  if (a.fmt === 'rank') return r.top + (v + 0.5) / (a.hi + 0.5) * r.h;  // rank 0 on top
+  return r.bottom - (v - a.lo) / (a.hi - a.lo) * r.h;
+}
+
+function legendItems(el, spec, font) {
+  el.textContent = '';
+  el.style.fontSize = font + 'px';
+  if (spec.legendTitle) {
+    const t = document.createElement('span');
+    t.textContent = spec.legendTitle;
+    el.append(t);
+  }
+  for (const l of spec.legend) {
+    const item = document.createElement('span');
+    const sw = document.createElement('i');
+    if (l.tick) sw.style.cssText = `width:0;height:0.9em;border-left:2px solid ${l.color}`;
+    else if (l.width > 0) {
+      sw.style.borderTop = `${Math.min(l.width, 10)}px ${l.dash ? 'dashed' : 'solid'} ${l.color}`;
+    } else {
+      const d = Math.min(l.dot || 6, 12);
+      sw.style.cssText = `width:${d}px;height:${d}px;border-radius:50%;`
+        + (l.ring ? `border:2px solid ${l.color}` : `background:${l.color}`);
+    }
+    item.append(sw, l.name);
+    el.append(item);
+  }
+}
+
+function strokeSeries(ctx, g, p, r, s) {
+  const x = s.x, y = s.y, n = Math.min(x.length, y.length);
+  const X = (j) => g.px(x[j]), Y = (j) => panelY(p, r, y[j], s.axis);
+  const ok = (j) => isFinite(x[j]) && isFinite(y[j]) && !(g.log && x[j] <= 0);
+  if (s.width > 0) {
+    ctx.strokeStyle = s.color;
+    ctx.lineWidth = s.width;
+    ctx.lineJoin = 'round';
+    ctx.setLineDash(s.dash || []);
+    ctx.beginPath();
+    let down = false;
+    for (let j = 0; j < n; j++) {
+      if (!ok(j)) { down = false; continue; }
+      if (down) ctx.lineTo(X(j), Y(j)); else ctx.moveTo(X(j), Y(j));
+      down = true;
+    }
+    ctx.stroke();
+    ctx.setLineDash([]);
+  }
+  if (s.dot > 0) {
+    const pal = s.levels && s.scale ? scalePalette(s.scale) : null;
+    ctx.lineWidth = 2;
+    for (let j = 0; j < n; j++) {
+      if (!ok(j)) continue;
+      let col = s.color;
+      if (pal) { const l = s.levels[j] * 4; col = `rgb(${pal[l]},${pal[l + 1]},${pal[l + 2]})`; }
+      ctx.beginPath();
+      ctx.arc(X(j), Y(j), s.dot / 2, 0, 2 * Math.PI);
+      if (s.ring) { ctx.strokeStyle = col; ctx.stroke(); } else { ctx.fillStyle = col; ctx.fill(); }
+      if (pal) { ctx.strokeStyle = 'rgba(0,0,0,0.35)'; ctx.lineWidth = 0.5; ctx.stroke(); ctx.lineWidth = 2; }
+    }
+  }
+}
+
+function drawHeatPanel(ctx, g, r, heat, parts) {
+  // one column per iteration of heat.x, each as wide as halfway to its neighbours
+  const off = parts.cells || (parts.cells = document.createElement('canvas'));
+  off.width = heat.cols;
+  off.height = heat.rows;
+  if (!heat.cols || !heat.rows) return;
+  const octx = off.getContext('2d');
+  const img = octx.createImageData(heat.cols, heat.rows);
+  const pal = scalePalette(heat.scale);
+  const z = heat.z;
+  for (let k = 0; k < z.length; k++) img.data.set(pal.subarray(z[k] * 4, z[k] * 4 + 4), k * 4);
+  octx.putImageData(img, 0, 0);
+  ctx.imageSmoothingEnabled = false;
+  const cx = heat.x, C = heat.cols;
+  const X = (k) => g.px(cx[k]);
+  for (let k = 0; k < C; k++) {
+    if (g.log && cx[k] <= 0) continue;
+    const xl = k && !(g.log && cx[k - 1] <= 0) ? (X(k - 1) + X(k)) / 2 : X(k);
+    const xr = k < C - 1 ? (X(k) + X(k + 1)) / 2 : X(k);
+    const w = Math.max(xr - xl, k === C - 1 || k === 0 ? 1 : 0.5);
+    ctx.drawImage(off, k, 0, 1, heat.rows, xl, r.top, w, r.h);
+  }
+}
+
+function drawColorbar(ctx, put, g, r, cb, font) {
+  const pal = scalePalette(cb.scale), bx = g.right + 14, bw = 16;
+  for (let l = 0; l < 256; l++) {
+    ctx.fillStyle = `rgb(${pal[l * 4]},${pal[l * 4 + 1]},${pal[l * 4 + 2]})`;
+    ctx.fillRect(bx, r.top + r.h * (1 - (l + 1) / 256), bw, r.h / 256 + 0.5);
+  }
+  ctx.strokeStyle = '#999';
+  ctx.strokeRect(bx, r.top, bw, r.h);
+  let tw = 10;
+  for (const [f, t] of cb.ticks) {
+    put(t, bx + bw + 6, r.top + r.h * (1 - f), 'left', 'middle');
+    tw = Math.max(tw, ctx.measureText(t).width);
+  }
+  put(cb.title, bx + bw + 6 + tw + 8 + font / 2, r.top + r.h / 2, 'center', 'middle', Math.PI / 2);
+}
+
+function putRotated(ctx, put, text, x, r, font, family) {
+  // a panel's axis title turned a quarter, shrunk to the panel's height
+  const w = ctx.measureText(text).width;
+  if (w > r.h) ctx.font = `${Math.max(8, Math.floor(font * r.h / w))}px ${family}`;
+  if (ctx.measureText(text).width <= r.h + 8) put(text, x, r.top + r.h / 2, 'center', 'middle', -Math.PI / 2);
+  ctx.font = `${font}px ${family}`;
+}
+
+function drawChart(ch) {
+  const box = ch.box, spec = ch.spec, font = spec.font || 12;
+  const parts = figParts(box, '<div class="pv-legend"></div>', 'pv-chartcv', chartHover, () => {
+    if (box.__pvDrawn !== box.clientWidth + 'x' + box.clientHeight) { drawChart(ch); markCharts(); }
+  }, '<div class="pv-marker"></div><div class="pv-ring"></div>');
+  if (!parts.clicks) {
+    parts.clicks = true;
+    parts.cv.addEventListener('click', (e) => chartClick(box, e));
+  }
+  box.__pvChart = ch;
+  parts.title.textContent = spec.title || '';
+  parts.title.style.fontSize = (font + 4) + 'px';
+  parts.title.style.display = spec.title ? '' : 'none';
+  parts.sub.textContent = spec.subtitle || '';
+  parts.sub.style.fontSize = font + 'px';
+  parts.sub.style.display = spec.subtitle ? '' : 'none';
+  legendItems(parts.legend, spec, font);
+  const top = parts.legend.offsetTop + parts.legend.offsetHeight + 6;
+  const { ctx, W, H, put, family } = surface(box, parts.cv, top, font);
+  const g = chartGeom(spec, ctx, W, H, font);
+  box.__pvGeom = g;
+  const inX = (v) => !(g.log && v <= 0) && g.px(v) >= g.left - 0.5 && g.px(v) <= g.right + 0.5;
+  spec.panels.forEach((p, k) => {
+    const r = g.panels[k];
+    const Y = (v, axis) => panelY(p, r, v, axis);
+    ctx.save();
+    ctx.beginPath(); ctx.rect(g.left, r.top - 1, g.w, r.h + 2); ctx.clip();
+    if (p.band) {
+      ctx.fillStyle = 'rgba(255, 127, 14, 0.15)';
+      ctx.fillRect(g.left, Y(p.band[1]), g.w, Y(p.band[0]) - Y(p.band[1]));
+    }
+    ctx.strokeStyle = '#ececec';
+    ctx.lineWidth = 1;
+    if (r.ticks && !p.heat) {
+      for (const v of r.ticks.vals) {
+        ctx.beginPath(); ctx.moveTo(g.left, Y(v)); ctx.lineTo(g.right, Y(v)); ctx.stroke();
+      }
+    }
+    if (!p.heat) {
+      for (const v of g.xticks.vals) {
+        if (!inX(v)) continue;
+        ctx.beginPath(); ctx.moveTo(g.px(v), r.top); ctx.lineTo(g.px(v), r.bottom); ctx.stroke();
+      }
+    }
+    if (p.heat) drawHeatPanel(ctx, g, r, p.heat, parts);
+    if (p.hline) {
+      ctx.strokeStyle = p.hline.color;
+      ctx.setLineDash([2, 3]);
+      ctx.beginPath(); ctx.moveTo(g.left, Y(p.hline.y)); ctx.lineTo(g.right, Y(p.hline.y)); ctx.stroke();
+      ctx.setLineDash([]);
+    }
+    for (const s of p.series || []) strokeSeries(ctx, g, p, r, s);
+    for (const s of p.strip || []) {
+      ctx.strokeStyle = s.color;
+      ctx.lineWidth = 2;
+      for (const v of s.x) {
+        if (!inX(v)) continue;
+        ctx.beginPath(); ctx.moveTo(g.px(v), r.top + r.h * 0.1); ctx.lineTo(g.px(v), r.bottom - r.h * 0.1); ctx.stroke();
+      }
+    }
+    if (spec.stop && inX(spec.stop.x)) {
+      const sx = g.px(spec.stop.x);
+      ctx.strokeStyle = '#ff7f0e';
+      ctx.lineWidth = 2;
+      ctx.setLineDash([6, 4]);
+      ctx.beginPath(); ctx.moveTo(sx, r.top); ctx.lineTo(sx, r.bottom); ctx.stroke();
+      ctx.setLineDash([]);
+    }
+    ctx.restore();
+    // the panel's frame line, axes, labels and titles
+    ctx.strokeStyle = '#bbb';
+    ctx.lineWidth = 1;
+    ctx.beginPath(); ctx.moveTo(g.left, r.bottom + 0.5); ctx.lineTo(g.right, r.bottom + 0.5); ctx.stroke();
+    if (p.y.labels) {
+      p.y.labels.forEach((l, j) => put(l, g.left - 6, Y(j), 'right', 'middle'));
+    } else if (r.ticks) {
+      for (const v of r.ticks.vals) put(fmtValue(v, p.y.fmt, r.ticks.step), g.left - 6, Y(v), 'right', 'middle');
+    }
+    if (p.y.title) putRotated(ctx, put, p.y.title, 10 + font / 2, r, font, family);
+    if (p.title) put(p.title, g.left + g.w / 2, r.top - 4, 'center', 'bottom');
+    if (p.y2) {
+      let tw = 10;
+      for (const v of r.ticks2.vals) {
+        const t = fmtValue(v, p.y2.fmt, r.ticks2.step);
+        put(t, g.right + 6, Y(v, 2), 'left', 'middle');
+        tw = Math.max(tw, ctx.measureText(t).width);
+      }
+      putRotated(ctx, put, p.y2.title, g.right + 6 + tw + 8 + font / 2, r, font, family);
+    }
+    if (p.colorbar) drawColorbar(ctx, put, g, r, p.colorbar, font);
+  });
+  // the iteration axis under the last panel and the top axis (the legend names the stop)
+  const last = g.panels[g.panels.length - 1];
+  ctx.strokeStyle = '#999';
+  for (const v of g.xticks.vals) {
+    if (!inX(v)) continue;
+    ctx.beginPath(); ctx.moveTo(g.px(v), last.bottom); ctx.lineTo(g.px(v), last.bottom + 4); ctx.stroke();
+    put(fmtValue(v, spec.x.fmt, g.xticks.step || 1), g.px(v), last.bottom + 6, 'center', 'top');
+  }
+  put(spec.x.title, g.left + g.w / 2, last.bottom + font + 12, 'center', 'top');
+  if (spec.top && g.panels.length) {
+    const r0 = g.panels[0];
+    ctx.strokeStyle = '#999';
+    let lastRight = -Infinity;
+    for (const [v, t] of spec.top.ticks) {
+      if (!inX(v)) continue;
+      const w = ctx.measureText(t).width;
+      if (g.px(v) - w / 2 < lastRight + 6) continue;  // no two labels on each other
+      lastRight = g.px(v) + w / 2;
+      ctx.beginPath(); ctx.moveTo(g.px(v), r0.top); ctx.lineTo(g.px(v), r0.top - 4); ctx.stroke();
+      put(t, g.px(v), r0.top - 6, 'center', 'bottom');
+    }
+    put(spec.top.title, g.left + g.w / 2, 2, 'center', 'top');
+  }
+  box.setAttribute('aria-label', spec.title || spec.panels.map((p) => p.title).filter(Boolean).join('; '));
+  box.__pvDrawn = box.clientWidth + 'x' + box.clientHeight;
+  box.dataset.pvChart = ch.id;
+}
+
+function chartPoint(box, e) {
+  const g = box.__pvGeom, parts = box.__pv;
+  if (!g) return null;
+  const rc = parts.cv.getBoundingClientRect();
+  const x = e.clientX - rc.left, y = e.clientY - rc.top;
+  const k = g.panels.findIndex((r) => y >= r.top - 3 && y <= r.bottom + 3);
+  if (x < g.left - 3 || x > g.right + 3 || k < 0) return null;
+  return { x, y, k, rc };
+}
+
+function nearestPoint(ch, g, x, y) {  // "points" mode: the point nearest the pointer
+  const pts = ch.spec.points, p = ch.spec.panels[0], r = g.panels[0];
+  let best = -1, d = 24 * 24;
+  for (let j = 0; j < pts.x.length; j++) {
+    const dx = g.px(pts.x[j]) - x, dy = panelY(p, r, pts.y[j]) - y;
+    if (dx * dx + dy * dy < d) { d = dx * dx + dy * dy; best = j; }
+  }
+  return best;
+}
+
+function nearestIndex(a, v) {  // the index of the value of sorted ``a`` nearest ``v``
+  let lo = 0, hi = a.length - 1;
+  if (hi < 0) return -1;
+  while (lo < hi) { const m = (lo + hi) >> 1; if (a[m] < v) lo = m + 1; else hi = m; }
+  if (lo > 0 && v - a[lo - 1] <= a[lo] - v) lo -= 1;
+  return lo;
+}
+
+function chartHover(box, e) {
+  const ch = box.__pvChart, g = box.__pvGeom, parts = box.__pv, at = chartPoint(box, e);
+  const lines = [];
+  if (ch && g && at) {
+    const spec = ch.spec, p = spec.panels[at.k], r = g.panels[at.k];
+    if (spec.mode === 'points') {
+      const j = nearestPoint(ch, g, at.x, at.y), pts = spec.points;
+      if (j >= 0) {
+        lines.push(`iteration ${fmt(pts.it[j])} (click: go there)`,
+          `${pts.xlabel} ${fmt(pts.x[j])}`, `${pts.ylabel} ${fmtValue(pts.y[j], 'pct1')}`);
+      }
+    } else {
+      const it = g.inv(at.x);
+      if (p.heat) {
+        const k = nearestIndex(p.heat.x, it);
+        const row = Math.min(Math.max(Math.floor((at.y - r.top) / r.h * p.heat.rows), 0), p.heat.rows - 1);
+        if (k >= 0) {
+          lines.push(`iteration ${fmt(p.heat.x[k])} (click: go there)`, p.heat.rowText[row],
+            `‖Γ_g‖ level ${p.heat.z[row * p.heat.cols + k]} of 255 (0: outside the support)`);
+        }
+      } else if (p.strip) {
+        let best = null, d = 8;
+        for (const s of p.strip) {
+          const j = nearestIndex(s.x, it);
+          if (j >= 0 && Math.abs(g.px(s.x[j]) - at.x) <= d) { d = Math.abs(g.px(s.x[j]) - at.x); best = [s, j]; }
+        }
+        if (best) lines.push(`iteration ${fmt(best[0].x[best[1]])} (click: go there)`, best[0].name);
+      } else {
+        const hov = (p.series || []).filter((s) => s.hover && s.x.length);
+        let xb = null, d = Infinity;
+        for (const s of hov) {
+          const j = nearestIndex(s.x, it);
+          const dj = Math.abs(g.px(s.x[j]) - at.x);
+          if (dj < d) { d = dj; xb = s.x[j]; }
+        }
+        if (xb !== null) {
+          lines.push(`iteration ${fmt(xb)} (click: go there)`);
+          for (const s of hov) {
+            const j = nearestIndex(s.x, xb);
+            if (s.x[j] === xb) lines.push(`${s.name}: ${fmtValue(s.y[j], s.fmt)}`);
+          }
+        }
+      }
+    }
+  }
+  showTip(parts, e, lines);
+}
+
+function chartClick(box, e) {
+  // an iteration chart selects the snapshot nearest the pointer's iteration; a points chart
+  // the nearest point's snapshot
+  const ch = box.__pvChart, g = box.__pvGeom, at = chartPoint(box, e);
+  const c = P.data && P.cache[P.data.key];
+  if (!ch || !g || !at || !c) return;
+  if (ch.spec.mode === 'points') {
+    const j = nearestPoint(ch, g, at.x, at.y);
+    if (j >= 0) moveTo(Math.min(ch.spec.points.index[j], c.iterations.length - 1));
+    return;
+  }
+  const i = nearestIndex(c.iterations, g.inv(Math.min(Math.max(at.x, g.left), g.right)));
+  if (i >= 0) moveTo(i);
+}
+
+function markChart(ch, c, i) {
+  // the position: a dotted red line across the panels, or a ring on the point
+  const box = ch.box, g = box.__pvGeom, parts = box.__pv;
+  if (!g || !parts || !c || !c.iterations.length) return;
+  const it = c.iterations[Math.min(i, c.iterations.length - 1)];
+  const m = parts.marker, ring = box.querySelector('.pv-ring');
+  const r0 = g.panels[0], r1 = g.panels[g.panels.length - 1];
+  m.style.display = 'none';
+  if (ring) ring.style.display = 'none';
+  if (ch.spec.mode === 'points') {
+    const pts = ch.spec.points;
+    let j = -1;
+    for (let k = 0; k < pts.index.length && pts.index[k] <= i; k++) j = k;
+    if (j >= 0 && ring) {
+      ring.style.display = 'block';
+      ring.style.left = (g.px(pts.x[j]) - 9) + 'px';
+      ring.style.top = (parts.cv.offsetTop + panelY(ch.spec.panels[0], r0, pts.y[j]) - 9) + 'px';
+      box.dataset.pvMark = String(pts.x[j]);
+      box.dataset.pvMarkIt = String(pts.it[j]);
+    } else {
+      delete box.dataset.pvMarkIt;
+      box.dataset.pvMark = '';
+    }
+    return;
+  }
+  if (!(g.log && it <= 0) && g.px(it) >= g.left - 1 && g.px(it) <= g.right + 1) {
+    m.style.display = 'block';
+    m.style.left = (g.px(it) - 1) + 'px';
+    m.style.top = (parts.cv.offsetTop + r0.top) + 'px';
+    m.style.height = (r1.bottom - r0.top) + 'px';
+  }
+  box.dataset.pvMark = String(it);
+}
+
+function markCharts() {
+  const c = P.data && P.cache[P.data.key];
+  const i = P.drawn ? P.drawn.i : Math.floor(P.pos);
+  for (const k of Object.keys(P.charts || {})) {
+    const ch = P.charts[k];
+    if (!ch.box.isConnected) { delete P.charts[k]; continue; }
+    markChart(ch, c, i);
+  }
+}
+
+function mountChart(component) {
+  // the chart component (pathviz.ui.chart): one figure, drawn when its spec or size changes
+  const { data, parentElement } = component;
+  let box = parentElement.querySelector(':scope > .pv-chart');
+  if (!box) {
+    box = document.createElement('div');
+    box.className = 'pv-chart';
+    box.setAttribute('role', 'img');
+    parentElement.appendChild(box);
+  }
+  box.style.height = data.height + 'px';
+  P.charts = P.charts || {};
+  let ch = P.charts[data.key];
+  if (!ch || ch.id !== data.id || ch.box !== box) {
+    ch = P.charts[data.key] = { id: data.id, key: data.key, spec: decode(data.chart), box };
+    box.__pvDrawn = null;
+  }
+  if (box.__pvDrawn !== box.clientWidth + 'x' + box.clientHeight || box.dataset.pvChart !== ch.id) {
+    drawChart(ch);
+  }
+  markCharts();
 }
 
 function draw() {
@@ -525,22 +1037,8 @@ function draw() {
         + ` ${lc.units || 'filters'} in the support at iteration ${fmt(it)} (dotted red line).`;
     }
   }
-  const M = window.__pathvizMarker;
-  if (M && d.marks) {
-    const marks = [];
-    for (const m of d.marks) {
-      if (m.kind === 'tradeoff') {
-        const t = c.tradeoff;
-        if (!t) continue;
-        let j = -1;  // the last evaluated snapshot at or before i
-        for (let k = 0; k < t.index.length && t.index[k] <= i; k++) j = k;
-        if (j >= 0) marks.push({ key: m.key, x: t.x[j], y: t.y[j] });
-      } else marks.push({ key: m.key, x: it });
-    }
-    M.marks = marks;
-    if (M.draw) M.draw();
-  }
   P.drawn = { key: d.key, i, heat: d.heat ? d.heat.key : null };
+  markCharts();  // the Layer and Metrics figures: the position's marker
 }
 
 function frame() {  // a step or play frame: drawn, and counted for the browser bench
@@ -570,6 +1068,9 @@ function stale() {
   if (d.status) {
     const el = document.querySelector('.st-key-' + d.status.key + ' p');
     if (el && el.dataset.pvText !== el.textContent) return true;
+  }
+  for (const ch of Object.values(P.charts || {})) {
+    if (ch.box.isConnected && ch.box.dataset.pvMark === undefined) return true;
   }
   if (d.layerCaption) {
     const el = document.querySelector('.st-key-' + d.layerCaption.key + ' p');
@@ -711,6 +1212,7 @@ function onKey(e) {
 
 export default function (component) {
   const { data, parentElement, setTriggerValue } = component;
+  if (data && data.chart) { mountChart(component); return; }  // a figure, not the player
   if (!data || !data.key) return;
   P.set = setTriggerValue;
   P.override = draw;

@@ -19,7 +19,7 @@ player through a sequence number.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +60,22 @@ CSS = """
 .pv-pathfig canvas.pv-path {position: absolute; left: 0; cursor: pointer;}
 .pv-pathfig .pv-marker {position: absolute; pointer-events: none;
   border-left: 2px dotted #d62728;}
-.pv-pathfig .pv-hf-tip, .pv-heatfig .pv-hf-tip {position: absolute; pointer-events: none;
-  display: none; background: rgba(255, 255, 255, 0.95); border: 1px solid #999;
-  border-radius: 3px; padding: 0.2rem 0.4rem; font-size: 0.8rem; white-space: nowrap;
-  z-index: 5;}
+.pv-chart {position: relative; width: 100%;}
+.pv-chart .pv-hf-title {font-weight: 600; padding: 0 0 0 10px;}
+.pv-chart .pv-hf-sub {color: #6b6b6b; padding: 0.1rem 0 0 10px;}
+.pv-chart .pv-legend {display: flex; flex-wrap: wrap; gap: 0.2rem 1rem; padding: 0.3rem 0 0
+  10px;}
+.pv-chart .pv-legend span {display: inline-flex; align-items: center; gap: 0.35rem;}
+.pv-chart .pv-legend i {display: inline-block; width: 1.6rem;}
+.pv-chart canvas.pv-chartcv {position: absolute; left: 0; cursor: pointer;}
+.pv-chart .pv-marker {position: absolute; pointer-events: none; display: none;
+  border-left: 2px dotted #d62728;}
+.pv-chart .pv-ring {position: absolute; pointer-events: none; display: none; width: 14px;
+  height: 14px; border: 3px solid #d62728; border-radius: 50%;}
+.pv-pathfig .pv-hf-tip, .pv-heatfig .pv-hf-tip, .pv-chart .pv-hf-tip {position: absolute;
+  pointer-events: none; display: none; background: rgba(255, 255, 255, 0.95);
+  border: 1px solid #999; border-radius: 3px; padding: 0.2rem 0.4rem; font-size: 0.8rem;
+  white-space: nowrap; z-index: 5;}
 </style>
 """
 
@@ -75,8 +87,7 @@ class PlayerSpec:
     """What the player redraws on a view.
 
     ``heat``: the Overview heatmap's chart key, its title with ``{it}`` for the iteration, and
-    the filter order per layer (None: position order); ``marks``: ``[{"key": chart key,
-    "kind": "line" | "tradeoff"}]`` moved with the position; ``status_key``: the presentation
+    the filter order per layer (None: position order); ``status_key``: the presentation
     status line's container key; ``layer``: the Layer view's layer (its caption follows);
     ``show_line``: the "Iteration N · epoch ..." line under the player (the presentation
     mode's status line names the iteration instead); ``heat_font``: the heatmap's type size in
@@ -88,7 +99,6 @@ class PlayerSpec:
     heat_key: str | None = None
     heat_title: str = ""
     order: dict[str, np.ndarray] | None = None
-    marks: list[dict[str, str]] = field(default_factory=list)
     status_key: str | None = None
     layer_caption_key: str | None = None
     layer: str | None = None
@@ -228,20 +238,6 @@ def _w_star(view: RunView) -> dict[str, list] | None:
     return None
 
 
-def _tradeoff(view: RunView) -> dict[str, list] | None:
-    from pathviz.ui.metrics import tradeoff_series
-
-    which = tradeoff_series(view)
-    if which is None:
-        return None
-    m = view.data["metrics"]
-    n = len(view.iterations)
-    acc, kept = np.asarray(m[which[0]])[:n], np.asarray(m["params_kept"])[:n]
-    ok = np.flatnonzero(np.isfinite(acc) & np.isfinite(kept))
-    return {"index": ok.tolist(), "x": kept[ok].astype(float).tolist(),
-            "y": acc[ok].astype(float).tolist()}
-
-
 def player_data(view: RunView, spec: PlayerSpec, index: int, seq: int, follow: bool,
                 autoplay: bool, sent: dict[str, Any], refine: bool) -> dict[str, Any]:
     """The component's data for this render; ``sent`` (the session's record of what the
@@ -276,9 +272,6 @@ def player_data(view: RunView, spec: PlayerSpec, index: int, seq: int, follow: b
         out["append"] = {"start": a, "iterations": _b64(its[a:], "f8"),
                          "epochs": _b64(epochs[a:], "f4"), "selected": _b64(selected[a:], "i4")}
         have["n"] = n
-    if any(m.get("kind") == "tradeoff" for m in spec.marks):
-        out["tradeoff"] = _tradeoff(view)
-    out["marks"] = spec.marks
     out["line"] = spec.show_line
     if spec.status_key is not None:
         total = int(sum(int(layer["groups"]) for layer in view.data["layers"]))

@@ -16,7 +16,6 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from pathviz.store import nearest
@@ -285,31 +284,3 @@ def _sync_url(iteration: int, following: bool, playing: bool) -> None:
         url.want("play", "1")
     elif not playing and url.get("play") is not None:
         url.want("play", None)
-
-
-def clickable(fig: go.Figure) -> go.Figure:
-    """``fig`` as an unpickled copy of it is (``go.Figure(fig.to_dict())``), for figures built
-    in ``st.cache_data`` functions and drawn with ``on_select``.
-
-    The cache hands out unpickled copies, whose spec lists some keys in another order than the
-    freshly built figure's, and Streamlit derives a chart's widget id from its spec: without
-    this, the first click after a figure was built is sent to a widget that the next run no
-    longer has, and is lost.
-    """
-    return go.Figure(fig.to_dict())
-
-
-def pick_from_chart(event: Any, key: str) -> None:
-    """A point clicked on a chart (its customdata is an iteration) becomes the selected
-    iteration, applied before the next run draws; a selection already applied is ignored, so
-    the rerun it causes does not pick it again."""
-    points = getattr(getattr(event, "selection", None), "points", None) or []
-    if not points:
-        return
-    cd = points[0].get("customdata")
-    it = cd[0] if isinstance(cd, list) else cd
-    if it is None or st.session_state.get(f"applied:{key}") == it:
-        return
-    st.session_state[f"applied:{key}"] = it
-    st.session_state.pending_iteration = int(it)
-    st.rerun()

@@ -8,7 +8,6 @@ are drawn outside it once and a marker moves over them (:mod:`pathviz.ui.marker`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import streamlit as st
 
@@ -17,7 +16,6 @@ from pathviz.store import PathFileError, PathInvalidError
 from pathviz.ui import data as d
 from pathviz.ui import url
 from pathviz.ui.context import RunView
-from pathviz.ui.marker import marker_ui
 from pathviz.ui.player import PlayerSpec
 from pathviz.ui.text import inert
 from pathviz.ui.urlstate import SLUG_OF, VIEWS, parse_view
@@ -99,23 +97,6 @@ def stop_line_ui(view: RunView) -> None:
         st.rerun()
 
 
-def _marks(view: RunView, slug: str, index: int, iteration: int) -> list[dict[str, Any]]:
-    """Where the marker goes on the static figures of a view."""
-    if slug == "layer":
-        from pathviz.ui.layer import FIGURE_KEY
-
-        return [{"key": FIGURE_KEY, "x": iteration}]
-    if slug == "metrics":
-        from pathviz.ui.metrics import METRICS_KEY, TRADEOFF_KEY, tradeoff_point
-
-        marks: list[dict[str, Any]] = [{"key": METRICS_KEY, "x": iteration}]
-        point = tradeoff_point(view, index)
-        if point is not None:
-            marks.append({"key": TRADEOFF_KEY, "x": point[0], "y": point[1]})
-        return marks
-    return []
-
-
 NO_PICKER = ("compare", "about")
 
 
@@ -127,16 +108,10 @@ def player_spec(slug: str) -> PlayerSpec | None:
 
         return PlayerSpec(heat_key=OVERVIEW_KEY, heat_title=OVERVIEW_TITLE)
     if slug == "layer":
-        from pathviz.ui.layer import CAPTION_KEY, FIGURE_KEY
+        from pathviz.ui.layer import CAPTION_KEY
 
-        return PlayerSpec(marks=[{"key": FIGURE_KEY, "kind": "line"}],
-                          layer_caption_key=CAPTION_KEY, layer=st.session_state.get("layer"))
-    if slug == "metrics":
-        from pathviz.ui.metrics import METRICS_KEY, TRADEOFF_KEY
-
-        return PlayerSpec(marks=[{"key": METRICS_KEY, "kind": "line"},
-                                 {"key": TRADEOFF_KEY, "kind": "tradeoff"}])
-    if slug == "filters":
+        return PlayerSpec(layer_caption_key=CAPTION_KEY, layer=st.session_state.get("layer"))
+    if slug in ("metrics", "filters"):  # (the Metrics figures take the position from the page)
         return PlayerSpec()
     return None
 
@@ -180,7 +155,6 @@ def run_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
                 tickets_view_ui(view, iteration)
         except PathFileError as e:
             st.error(inert(f"This run's path file cannot be shown: {e}"))
-        marker_ui(_marks(view, slug, index, iteration))
 
     spec = player_spec(slug)
 

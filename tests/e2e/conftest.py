@@ -166,9 +166,16 @@ def shown_iteration(page, iteration: int, timeout: float = 30_000) -> None:
 
 
 def next_snapshot(page) -> None:
-    """One snapshot later: the player's ▶ where the view has the player, else Next."""
+    """One snapshot later: the player's ▶ where the view has the player, else Next.
+
+    The player's script can mount a moment after the script went idle (and then hides the
+    server's Next): its ▶ is waited for briefly before the server's Next is used."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     nxt = page.locator(".pv-player .pv-next")
-    if nxt.count() and nxt.is_visible():
-        nxt.click()
-    else:
+    try:
+        nxt.wait_for(state="visible", timeout=5_000)
+    except PlaywrightTimeout:
         button(page, "Next").click()
+    else:
+        nxt.click()

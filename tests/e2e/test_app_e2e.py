@@ -30,9 +30,10 @@ def _check_view(page, view: str, iteration: int, layer: str = "conv2") -> None:
     assert _active_view(page).strip() == VIEW_TITLES[view]
     if view in ("layer", "metrics"):
         key = "layer_fig" if view == "layer" else "metrics_plot"
-        page.wait_for_function(
-            "([k, it]) => { const g = document.querySelector('.st-key-' + k + ' .js-plotly-plot');"
-            " return g && g.dataset.pvMark === String(it) && g.querySelector('.pv-marker'); }",
+        page.wait_for_function(  # the player's figure, with its marker at the iteration
+            "([k, it]) => { const b = document.querySelector('.st-key-' + k + ' .pv-chart');"
+            " return b && b.dataset.pvMark === String(it)"
+            " && b.querySelector('.pv-marker').style.display === 'block'; }",
             arg=[key, iteration], timeout=30_000)
     if view == "layer":
         page.get_by_text(f"{layer}: ").first.wait_for()
@@ -203,37 +204,59 @@ def test_back_and_forward_restore_the_view(app_url, browser):
     page.close()
 
 
-# The page position of the point of trace ``name`` (a prefix) whose customdata is ``it``,
-# computed with the chart's own axes, so a real mouse click can land on it.
-_POINT = """([key, name, it]) => {
-  const gd = document.querySelector('.st-key-' + key + ' .js-plotly-plot');
-  const t = gd._fullData.find((d) => (d.name || '').startsWith(name));  // decoded arrays
-  const cd = Array.from(t.customdata).map((c) => Array.isArray(c) ? c[0] : c).map(Number);
-  const j = cd.indexOf(it);
-  const fl = gd._fullLayout;
-  const xa = fl[t.xaxis.replace('x', 'xaxis')], ya = fl[t.yaxis.replace('y', 'yaxis')];
-  const box = gd.getBoundingClientRect();
-  return [box.left + xa._offset + xa.l2p(Number(t.x[j])),
-          box.top + ya._offset + ya.l2p(Number(t.y[j]))];
+# Where iteration ``it`` is on a page-drawn figure: its x on the shared axis, in the middle of
+# panel ``panel`` (computed with the figure's own geometry), so a real mouse click lands there.
+_AT = """([key, it, panel]) => {
+  const box = document.querySelector('.st-key-' + key + ' .pv-chart');
+  const g = box.__pvGeom, r = box.querySelector('canvas').getBoundingClientRect();
+  const p = g.panels[panel];
+  return [r.left + g.px(it), r.top + (p.top + p.bottom) / 2];
+}"""
+# The page position of the ``j``-th point of the accuracy-against-size figure, and its iteration
+_POINT = """([key, j]) => {
+  const P = window.__pathvizPlayer, ch = P.charts[key], box = ch.box, g = box.__pvGeom;
+  const r = box.querySelector('canvas').getBoundingClientRect(), pts = ch.spec.points;
+  const p = ch.spec.panels[0], y = p.y, q = g.panels[0];
+  return [r.left + g.px(pts.x[j]), r.top + q.bottom - (pts.y[j] - y.lo) / (y.hi - y.lo) * q.h,
+          pts.it[j], pts.x.length];
 }"""
 
 
-@pytest.mark.parametrize("view,key,trace", [
-    ("layer", "layer_fig", "click a tick"),
-    ("metrics", "metrics_plot", "validation accuracy"),
-])
-def test_a_click_on_the_plot_picks_the_iteration(app_url, browser, view, key, trace):
-    """A click on a point of the path plot (its tick row) or of the metrics plot selects that
-    iteration: the page, its marker and the link follow."""
+@pytest.mark.parametrize("view,key,panel", [("layer", "layer_fig", 1),
+                                            ("layer", "layer_fig", 0),
+                                            ("metrics", "metrics_plot", 0)])
+def test_a_click_on_the_plot_picks_the_iteration(app_url, browser, view, key, panel):
+    """A click on the path plot, the Layer heatmap or the metrics plot selects the iteration
+    under the pointer: the page, its marker and the link follow."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(f"{app_url}/?run=e2e&view={view}&iteration=100&layer=conv2")
     idle(page)
     _check_view(page, view, 100)
-    page.locator(f".st-key-{key} .js-plotly-plot").scroll_into_view_if_needed()
-    x, y = page.evaluate(_POINT, [key, trace, 200])
+    page.locator(f".st-key-{key} .pv-chart").scroll_into_view_if_needed()
+    x, y = page.evaluate(_AT, [key, 200, panel])
     page.mouse.click(x, y)
     shown_iteration(page, 200)
     _check_view(page, view, 200)
     page.wait_for_function("location.search.includes('iteration=200')")
     assert not page.locator("[data-testid='stException']").count()
+    page.close()
+
+
+def test_a_click_on_a_point_of_the_size_plot_picks_its_iteration(app_url, browser):
+    """On accuracy against parameters kept, a click on a point selects that evaluated
+    snapshot, and the ring moves onto it."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{app_url}/?run=e2e&view=metrics&iteration=100")
+    idle(page)
+    _check_view(page, "metrics", 100)
+    page.locator(".st-key-tradeoff_plot .pv-chart").scroll_into_view_if_needed()
+    x, y, it, count = page.evaluate(_POINT, ["tradeoff_plot", 2])
+    assert count > 3 and it != 100
+    page.mouse.click(x, y)
+    shown_iteration(page, int(it))
+    page.wait_for_function(
+        "(it) => { const b = document.querySelector('.st-key-tradeoff_plot .pv-chart');"
+        " return b.dataset.pvMarkIt === String(it)"
+        " && b.querySelector('.pv-ring').style.display === 'block'; }", arg=it)
+    page.wait_for_function(f"location.search.includes('iteration={int(it)}')")
     page.close()

@@ -59,14 +59,18 @@ _CLIPPED = """() => {
     }
     if (!bars.length) out.push('no toolbar seen on hover');
   }
-  // the heatmaps the player draws on a canvas: title lines not cut short, every text it
-  // drew (layer names, ticks, axis and colour-bar titles) inside the canvas and apart
-  for (const box of document.querySelectorAll('.pv-heatfig')) {
+  // the figures the player draws on a canvas (the Overview heatmap, the Layer and Metrics
+  // figures): title lines not cut short, every text it drew (names, ticks, axis, panel and
+  // colour-bar titles) inside the canvas and apart, and the legend above the canvas
+  for (const box of document.querySelectorAll('.pv-heatfig, .pv-chart')) {
     for (const t of box.querySelectorAll('.pv-hf-title, .pv-hf-sub'))
       if (t.scrollWidth > t.clientWidth + 1) out.push('cut: ' + t.textContent.slice(0, 40));
-    const cv = box.querySelector('canvas.pv-heat');
+    const cv = box.querySelector('canvas.pv-heat, canvas.pv-chartcv');
     const drawn = box.__pvTexts || [];
-    if (!cv || !drawn.length) { out.push('heatmap not drawn'); continue; }
+    if (!cv || !drawn.length) { out.push('figure not drawn'); continue; }
+    const legend = box.querySelector('.pv-legend');
+    if (legend && legend.getBoundingClientRect().bottom > cv.getBoundingClientRect().top + 1)
+      out.push('legend over the figure');
     const W = cv.clientWidth, H = cv.clientHeight;
     drawn.forEach((r, i) => {
       if (r.left < -1 || r.right > W + 1 || r.top < -1 || r.bottom > H + 1)
@@ -99,6 +103,8 @@ def test_no_title_or_equation_is_cut_or_covered(app_url, browser, view, size):
         page.locator(".katex-display").first.wait_for()
     elif view == "overview":  # drawn by the player on a canvas, no plotly
         page.locator(".st-key-overview .pv-heatfig canvas.pv-heat").wait_for()
+    elif view in ("layer", "metrics"):  # the same, from pathviz.charts specs
+        page.locator(".pv-chart[data-pv-chart]").first.wait_for()
     else:
         page.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first.wait_for()
     problems = []
@@ -107,7 +113,7 @@ def test_no_title_or_equation_is_cut_or_covered(app_url, browser, view, size):
         chart.hover()
         chart.locator(".modebar").first.wait_for(state="attached")
         problems += page.evaluate(_CLIPPED)
-    if view in ("about", "overview"):
+    if view in ("about", "overview", "layer", "metrics"):
         problems += page.evaluate(_CLIPPED)
     assert sorted(set(problems)) == [], f"{view} at {size}: {sorted(set(problems))}"
     if view == "filters":  # the title names the layer it shows, not "first-layer"
@@ -115,36 +121,25 @@ def test_no_title_or_equation_is_cut_or_covered(app_url, browser, view, size):
     page.close()
 
 
-# What the Metrics chart claims, read from the figure the browser drew.
+# What the Metrics chart claims, read from the figure the browser drew (its spec and the texts
+# it put on the canvas).
 _METRICS = """() => {
-  const gd = document.querySelector('.st-key-metrics_plot .js-plotly-plot');
-  const fl = gd._fullLayout;
-  const axis = (t) => fl[t.yaxis.replace('y', 'yaxis')];
-  const set = gd._fullData.find((t) => (t.name || '').startsWith('within 1 SE'));
-  const saves = gd._fullData.filter((t) => (t.name || '').startsWith('weights saved'));
-  const acc = gd._fullData.filter((t) => (t.name || '').includes('accuracy') &&
-                                        t.yaxis === 'y');
-  const band = fl.shapes.find((s) => s.type === 'rect');
-  const kept = gd._fullData.find((t) => t.name === 'parameters kept, compact subnetwork');
-  // the axis titles ("iteration" under the bottom panel) and the legend's box must not meet
-  const meet = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom &&
-                         b.top < a.bottom;
-  const legend = gd.querySelector('.legend .bg').getBoundingClientRect();
-  const axisTitles = Array.from(gd.querySelectorAll('.infolayer g[class^=g-x] text, ' +
-                                                    '.infolayer g[class^=g-y] text'))
-    .filter((t) => t.textContent.trim());
+  const ch = window.__pathvizPlayer.charts['metrics_plot'], spec = ch.spec;
+  const panels = spec.panels;
+  const zoom = panels.find((p) => p.band);
+  const set = zoom.series.find((s) => s.name === 'in the 1-SE set');
+  const strip = panels.find((p) => p.strip);
+  const acc = panels[0].series;
+  const sparse = panels.find((p) => p.y2);
+  const drawn = ch.box.__pvTexts.map((t) => t.text);
   return {
-    axisTitles: axisTitles.map((t) => t.textContent.trim()),
-    underLegend: axisTitles.filter((t) => meet(t.getBoundingClientRect(), legend))
-      .map((t) => t.textContent.trim()),
-    setX: Array.from(set.customdata).map(Number), setY: Array.from(set.y).map(Number),
-    band: [band.y0, band.y1], bandRef: band.yref, bandXref: band.xref,
-    zoomRange: axis(set).range, setAxis: set.yaxis,
-    saveAxes: saves.map((t) => t.yaxis), saveSymbols: saves.map((t) => t.marker.symbol),
-    accAxes: acc.map((t) => t.yaxis), accRange: fl.yaxis.range,
-    accMin: Math.min(...acc.flatMap((t) => Array.from(t.y).map(Number)
-                                             .filter((v) => isFinite(v)))),
-    keptRange: axis(kept).range,
+    drawn, zoomIndex: panels.indexOf(zoom), stripIndex: panels.indexOf(strip),
+    setX: Array.from(set.x), setY: Array.from(set.y), band: zoom.band,
+    zoomRange: [zoom.y.lo, zoom.y.hi], bands: panels.filter((p) => p.band).length,
+    stripSeries: (strip.series || []).length, stripCount: strip.strip.length,
+    accTitle: panels[0].title, accRange: [panels[0].y.lo, panels[0].y.hi],
+    accMin: Math.min(...acc.flatMap((s) => Array.from(s.y).filter((v) => isFinite(v)))),
+    keptRange: [sparse.y2.lo, sparse.y2.hi], keptFmt: sparse.y2.fmt,
   };
 }"""
 
@@ -159,17 +154,20 @@ def test_the_metrics_figure_shows_what_it_claims(app_url, browser, size):
     page.goto(f"{app_url}/?run=e2e&view=metrics&iteration=150")
     idle(page)
     shown_iteration(page, 150)
-    page.locator(".st-key-metrics_plot .js-plotly-plot").wait_for()
+    page.locator(".st-key-metrics_plot .pv-chart[data-pv-chart]").wait_for()
     m = page.evaluate(_METRICS)
     assert m["setX"] and min(m["setY"]) >= m["band"][0] - 1e-6
-    assert m["bandRef"] == m["setAxis"] != "y" and m["bandXref"].endswith("domain")
+    assert m["bands"] == 1 and m["zoomIndex"] > 0  # the band on its own zoomed panel only
     lo, hi = m["zoomRange"]
     assert (m["band"][1] - m["band"][0]) / (hi - lo) >= 0.25
-    assert m["saveSymbols"] and set(m["saveSymbols"]) == {"line-ns-open"}
-    assert not set(m["saveAxes"]) & set(m["accAxes"] + [m["setAxis"]])
+    # weight saves are ticks on a strip of their own, the last panel, with no data on it
+    assert m["stripCount"] >= 1 and m["stripSeries"] == 0 and m["stripIndex"] == 4
+    assert m["accTitle"] == "accuracy"
     assert m["accRange"][0] == pytest.approx(max(0.0, math.floor(m["accMin"] * 10 + 1e-9) / 10))
-    assert m["keptRange"][0] == 0
-    assert "iteration" in m["axisTitles"] and m["underLegend"] == [], m["underLegend"]
+    assert m["keptRange"][0] == 0 and m["keptFmt"] == "si"
+    # the page drew the axis and panel titles (the layout test checks they are apart)
+    assert {"iteration", "accuracy", "parameters kept", "fraction outside", "loss",
+            "iterations with saved weights (exportable)"} <= set(m["drawn"]), m["drawn"]
     if size[0] == 1400:  # (the 1024 px one, docs/app-metrics.png, comes from test_app_e2e)
         DOCS.mkdir(exist_ok=True)
         page.set_viewport_size({"width": size[0], "height": 2000})

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from pathviz import runs
+from pathviz.store import PathFileError, PathReader
 from tests.e2e.conftest import NO_CHROMIUM, button, idle, make_full_run, serve
 
 pytestmark = pytest.mark.skipif(NO_CHROMIUM, reason="Debian chromium is not installed")
@@ -161,7 +162,7 @@ def test_server_moves_reach_the_player_jump_and_back_forward(app_url, browser):
         for _ in range(10):
             page.keyboard.press("ArrowRight")
         settled_at(page, 100)
-        mark = page.locator(".st-key-metrics_plot .js-plotly-plot").get_attribute("data-pv-mark")
+        mark = page.locator(".st-key-metrics_plot .pv-chart").get_attribute("data-pv-mark")
         assert mark == "100"  # the marker moved with the player
         button(page, "Jump").click()
         page.wait_for_function("() => new URLSearchParams(window.location.search)"
@@ -211,6 +212,15 @@ def test_the_presentation_status_line_is_written_in_the_page_as_the_server_write
         page.close()
 
 
+def _snapshots(path) -> int:
+    """Snapshots in a path file being written (0 while it is missing or not yet readable)."""
+    try:
+        with PathReader(path) as r:
+            return r.n_snapshots
+    except (OSError, PathFileError):  # not there yet, or caught mid-creation
+        return 0
+
+
 def test_a_live_run_grows_the_pages_copy_without_reloading_it(tmp_path, browser):
     root = tmp_path / "checkpoints"
     root.mkdir()
@@ -218,6 +228,13 @@ def test_a_live_run_grows_the_pages_copy_without_reloading_it(tmp_path, browser)
     runs.start_worker(paths, ["--preset", "demo", "--threads", "1"])
     proc, log, url = serve(root, tmp_path / "streamlit.log", {"PATHVIZ_REFRESH": "1"})
     try:
+        # the worker's start-up (torch's import, the data) is not what this test is about, and
+        # on a CI machine busy with other tests it can take a minute: the page opens on a path
+        # that is being written (the start-up states have tests of their own in test_live_e2e)
+        deadline = time.monotonic() + 240
+        while not _snapshots(paths.path) > 5:
+            assert time.monotonic() < deadline, "the worker wrote no path in 240 s"
+            time.sleep(0.5)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/?run=live&view=overview")
         page.wait_for_function("() => { const P = window.__pathvizPlayer; const c = P && P.data"

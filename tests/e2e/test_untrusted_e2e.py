@@ -109,6 +109,11 @@ def test_untrusted_text_is_inert(hostile_url, browser, query, sentence, literal,
                               ".__pvTexts.map((t) => t.text)")
         if query.get("run") == RUN:  # the hostile file's layer names, drawn as written
             assert set(LAYERS) <= set(drawn), drawn
+    elif chart == "layer_fig":  # the player draws the Layer figure on a canvas
+        page.locator(".st-key-layer_fig .pv-chart[data-pv-chart]").wait_for()
+        title = page.locator(".st-key-layer_fig .pv-hf-title").inner_text()
+        if query.get("run") == RUN:  # the hostile file's layer name, shown as written
+            assert title == f"{LAYERS[1]}: filters by entry time", title
     elif chart:  # plotly draws its text (ticks, titles, legends) after the script has finished
         page.locator(f".st-key-{chart} .js-plotly-plot .main-svg").first.wait_for()
         page.wait_for_function(
