@@ -8,7 +8,8 @@ spread-out times, norms grow after entry, metrics evaluated every 10th snapshot,
 iterations) written without training. For each run and view it prints:
 
 - the first load of the view (navigation until the player shows the link's iteration, the
-  heatmap and every plotly chart of the view are drawn, and the script is idle), when the
+  heatmap, the Layer or Metrics figures (drawn by the player, with their marker) and every
+  plotly chart of the view are drawn, and the script is idle), when the
   player alone was ready (it steps before the charts are drawn), and the bytes the server
   sent for it;
 - a slider step: a key press (ArrowRight) to the step drawn in the page, measured in the page

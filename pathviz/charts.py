@@ -111,6 +111,14 @@ def _lines(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xs.ravel(), ys.ravel()
 
 
+def _finite_max(arrays: Sequence[np.ndarray]) -> float:
+    """The largest finite value of ``arrays`` (0 without one): a diverged run's inf or NaN
+    does not stretch an axis to nothing."""
+    tops = [float(a[np.isfinite(a)].max()) for a in (np.asarray(v, np.float64) for v in arrays)
+            if np.isfinite(a).any()]
+    return max(tops, default=0.0)
+
+
 def _x_axis(iterations: np.ndarray, log_x: bool) -> dict[str, Any]:
     its = np.asarray(iterations, np.float64)
     lo = float(its[0]) if its.size else 0.0
@@ -207,7 +215,7 @@ def layer_chart(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np.
         legend.append({"name": "‖Γ_g‖ (dashed)", "color": "#444444", "width": 1,
                        "dash": [4, 3]})
     shown = [weight_norm[rows]] + ([gamma_norm[rows]] if show_gamma else [])
-    y_top = max(float(np.nanmax(s)) if s.size else 0.0 for s in shown)
+    y_top = _finite_max(shown)
     support = (gamma_norm > 0).sum(axis=1)
     ticks = cols[decimate(len(cols), 8)]
     if log_x:
@@ -268,9 +276,8 @@ def metrics_chart(iterations: np.ndarray, metrics: Mapping[str, np.ndarray],
     kept = np.asarray(metrics.get("params_kept", np.zeros(0)), np.float64)
     kept = kept[np.isfinite(kept)]
     top = float(kept.max()) if kept.size and kept.max() > 0 else 1.0
-    loss = [np.asarray(metrics[k], np.float64) for k in ("train_loss", "val_loss", "test_loss")
-            if k in metrics]
-    loss_top = max((float(np.nanmax(v)) for v in loss if np.isfinite(v).any()), default=1.0)
+    loss_top = _finite_max([metrics[k] for k in ("train_loss", "val_loss", "test_loss")
+                            if k in metrics])
     panels: dict[str, dict[str, Any]] = {
         "acc": {"weight": 0.32, "title": "accuracy", "series": [],
                 "y": {"title": "accuracy", "lo": floor, "hi": 1.0 + 0.02 * (1.0 - floor),

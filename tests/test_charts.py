@@ -188,3 +188,15 @@ def test_encode_makes_arrays_compact_and_the_id_follows_the_content():
     assert prepare({"title": "t", "x": a.copy()}, 300)["id"] == one["id"]
     assert prepare({"title": "u", "x": a}, 300)["id"] != one["id"]
     assert one["height"] == 300
+
+
+def test_a_diverged_runs_inf_and_nan_do_not_stretch_the_axes():
+    it = np.arange(0, 50, 5)
+    loss = np.linspace(2, 0.5, 10)
+    loss[4], loss[5] = np.inf, np.nan
+    spec = charts.metrics_chart(it, {"train_loss": loss, "train_acc": np.linspace(0.2, 1, 10)})
+    assert _panel(spec, "loss")["y"]["hi"] == pytest.approx(2 * 1.05)
+    w = np.ones((10, 3), np.float32)
+    w[3, 1] = np.inf
+    layer = charts.layer_chart(np.zeros_like(w), w, it, np.array([-1, -1, -1]), "L")
+    assert layer["panels"][1]["y"]["hi"] == pytest.approx(1.05)

@@ -326,10 +326,18 @@ def _agree_worker(rank: int, world: int, init: str, q) -> None:
         torch.distributed.destroy_process_group()
 
 
-def test_agree_flags_names_the_lowest_rank_that_raised_each_flag(tmp_path):
+def test_agree_flags_names_the_lowest_rank_that_raised_each_flag(tmp_path, monkeypatch):
     """The flags of the per-step agreement: which rank saw a non-finite loss or a signal (the
     status names it), the same answer on every rank."""
+    import types
+
     import torch.multiprocessing as mp
+
+    # a spawned child first runs the parent's ``__main__`` again; a Streamlit AppTest earlier
+    # in this test process leaves its generated script there (``app(*__args, ...)``), which
+    # fails in the child: the child gets a plain ``__main__`` instead (the worker function is
+    # imported from this module by name)
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
 
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
