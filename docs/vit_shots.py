@@ -1,12 +1,12 @@
-"""The README's screenshots of a transformer run, taken in headless Chromium at 1024x768.
+"""The README's screenshots of a transformer run, taken in headless Chromium 1024 px wide.
 
     python docs/vit_shots.py checkpoints/vit_demo
 
 Serves the run's checkpoints folder with ``streamlit run app.py`` and writes
-docs/app-vit-overview.png (the Overview at the suggested stop, the hover on a selected head)
-and docs/app-vit-layer.png (the Layer view's figure of block 1's heads by entry time, at
-1024 px). It prints the
-hover text it showed, so the README can quote it.
+docs/app-vit-overview.png (the Overview at the suggested stop at 1024x768, the hover on a
+selected head) and docs/app-vit-layer.png (the Layer view's figure of block 1's heads by entry
+time, 1024 px wide; the window is 1,400 px high so that the whole 800 px figure is in view,
+clear of the app's header). It prints the hover text it showed, so the README can quote it.
 """
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ def main() -> None:
             idle(page)
             shown_iteration(page, stop)
             page.locator(".st-key-layer_fig .pv-chart[data-pv-chart]").wait_for()
+            page.set_viewport_size({"width": 1024, "height": 1400})
+            page.locator(".st-key-layer_fig").evaluate("(e) => e.scrollIntoView({block: 'center'})")
             time.sleep(0.5)
             fig = page.locator(".st-key-layer_fig")
             fig.scroll_into_view_if_needed()
