@@ -222,7 +222,8 @@ def layer_chart(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np.
         ticks = ticks[its[ticks] > 0]
     return {
         "title": f"{layer}: {unit}s by entry time",
-        "subtitle": "grey: outside the support; click anywhere to select that iteration",
+        "subtitle": "grey: outside the support; click to select an iteration, drag across "
+                    "to zoom in",
         "mode": ITERATION, "x": _x_axis(its, log_x), "stop": _stop(stop), "legend": legend,
         "legendTitle": "path colour:",
         "top": {"title": f"groups selected (of {g})",

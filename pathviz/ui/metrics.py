@@ -69,7 +69,8 @@ def metrics_ui(view: RunView) -> None:
     absent = [plots.METRIC_LABELS.get(k, k) for k in
               ("val_acc_sparse", "test_acc", "params_kept") if not view.has_metric(k)]
     c1, c2 = st.columns([2, 1])
-    c1.caption("Click anywhere on a plot to select that iteration; hover for the values. "
+    c1.caption("Click anywhere on a plot to select that iteration, drag across it to zoom in "
+               "(double-click: zoom out); hover for the values. "
                "Dashed orange: the suggested stop; orange rings (zoomed panel): the iterations "
                "within 1 SE of the best validation accuracy, the 1-SE set; ticks at the "
                "bottom: saved weights.")

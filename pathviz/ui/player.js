@@ -566,10 +566,11 @@ function scalePalette(scale) {  // 256 colours interpolated along a [[fraction, 
   return SCALES.get(k);
 }
 
-function chartGeom(spec, ctx, W, H, font) {
-  // where everything goes: the panels stacked under the top axis, one shared x scale, the
-  // margins sized to the widest tick label
-  const ax = spec.x, log = !!ax.log, f = (v) => (log ? Math.log10(v) : v);
+function chartGeom(spec, ctx, W, H, font, zoom) {
+  // where everything goes: the panels stacked under the top axis, one shared x scale (the
+  // spec's range, or ``zoom`` [lo, hi] within it), the margins sized to the widest tick label
+  const ax = Object.assign({}, spec.x, zoom ? { lo: zoom[0], hi: zoom[1] } : {});
+  const log = !!ax.log, f = (v) => (log ? Math.log10(v) : v);
   const top = spec.top ? font * 2 + 16 : Math.ceil(font / 2) + 2;
   const bottom = font * 2 + 18, gap = 10;
   const titles = spec.panels.reduce((s, p) => s + (p.title ? font + 8 : 0), 0);
@@ -737,6 +738,13 @@ function drawChart(ch) {
   if (!parts.clicks) {
     parts.clicks = true;
     parts.cv.addEventListener('click', (e) => chartClick(box, e));
+    parts.cv.addEventListener('mousedown', (e) => zoomStart(box, e));
+    parts.cv.addEventListener('dblclick', () => {
+      if (!P.zoom || !P.zoom[ch.key]) return;
+      delete P.zoom[ch.key];
+      drawChart(box.__pvChart);
+      markCharts();
+    });
   }
   box.__pvChart = ch;
   parts.title.textContent = spec.title || '';
@@ -745,11 +753,19 @@ function drawChart(ch) {
   parts.sub.textContent = spec.subtitle || '';
   parts.sub.style.fontSize = font + 'px';
   parts.sub.style.display = spec.subtitle ? '' : 'none';
+  const zoom = chartZoom(ch);
+  if (zoom) {  // said before the canvas is placed under the title lines
+    parts.sub.style.display = '';
+    parts.sub.textContent = (spec.subtitle ? spec.subtitle + ' · ' : '')
+      + `zoomed to iterations ${fmt(zoom[0])}–${fmt(zoom[1])}: double-click to zoom out`;
+  }
   legendItems(parts.legend, spec, font);
   const top = parts.legend.offsetTop + parts.legend.offsetHeight + 6;
   const { ctx, W, H, put, family } = surface(box, parts.cv, top, font);
-  const g = chartGeom(spec, ctx, W, H, font);
+  const g = chartGeom(spec, ctx, W, H, font, zoom);
   box.__pvGeom = g;
+  if (zoom) box.dataset.pvZoom = zoom.map(Math.round).join(',');
+  else delete box.dataset.pvZoom;
   const inX = (v) => !(g.log && v <= 0) && g.px(v) >= g.left - 0.5 && g.px(v) <= g.right + 0.5;
   spec.panels.forEach((p, k) => {
     const r = g.panels[k];
@@ -924,11 +940,59 @@ function chartHover(box, e) {
   showTip(parts, e, lines);
 }
 
+function chartZoom(ch) {
+  // the iteration range the user zoomed this figure to (kept while the figure is redrawn, a
+  // live run's growth included), or null; one made on another axis type does not apply
+  const z = P.zoom && P.zoom[ch.key];
+  if (!z || ch.spec.mode !== 'iteration' || z.log !== !!ch.spec.x.log) return null;
+  return [z.lo, z.hi];
+}
+
+function zoomStart(box, e) {
+  // a drag across an iteration chart zooms its iteration axis to the dragged range
+  const ch = box.__pvChart, g = box.__pvGeom, at = chartPoint(box, e);
+  if (e.button !== 0 || !ch || !g || !at || ch.spec.mode !== 'iteration') return;
+  e.preventDefault();  // no text selection while dragging
+  const parts = box.__pv, r0 = g.panels[0], r1 = g.panels[g.panels.length - 1];
+  let zb = box.querySelector('.pv-zoombox');
+  if (!zb) {
+    zb = document.createElement('div');
+    zb.className = 'pv-zoombox';
+    box.appendChild(zb);
+  }
+  const clamp = (x) => Math.min(Math.max(x, g.left), g.right);
+  const start = clamp(at.x), rect = parts.cv.getBoundingClientRect();
+  const move = (ev) => {
+    const x = clamp(ev.clientX - rect.left);
+    zb.style.display = 'block';
+    zb.style.left = Math.min(start, x) + 'px';
+    zb.style.width = Math.abs(x - start) + 'px';
+    zb.style.top = (parts.cv.offsetTop + r0.top) + 'px';
+    zb.style.height = (r1.bottom - r0.top) + 'px';
+  };
+  const up = (ev) => {
+    window.removeEventListener('mousemove', move);
+    window.removeEventListener('mouseup', up);
+    zb.style.display = 'none';
+    const x = clamp(ev.clientX - rect.left);
+    if (Math.abs(x - start) < 6) return;  // a click, not a drag
+    parts.dragged = true;  // the click that follows this mouseup selects nothing
+    const a = g.inv(Math.min(start, x)), b = g.inv(Math.max(start, x));
+    P.zoom = P.zoom || {};
+    P.zoom[ch.key] = { lo: a, hi: b, log: !!ch.spec.x.log };
+    drawChart(ch);
+    markCharts();
+  };
+  window.addEventListener('mousemove', move);
+  window.addEventListener('mouseup', up);
+}
+
 function chartClick(box, e) {
   // an iteration chart selects the snapshot nearest the pointer's iteration; a points chart
   // the nearest point's snapshot
   const ch = box.__pvChart, g = box.__pvGeom, at = chartPoint(box, e);
   const c = P.data && P.cache[P.data.key];
+  if (box.__pv && box.__pv.dragged) { box.__pv.dragged = false; return; }  // that was a zoom
   if (!ch || !g || !at || !c) return;
   if (ch.spec.mode === 'points') {
     const j = nearestPoint(ch, g, at.x, at.y);

@@ -68,6 +68,8 @@ CSS = """
 .pv-chart .pv-legend span {display: inline-flex; align-items: center; gap: 0.35rem;}
 .pv-chart .pv-legend i {display: inline-block; width: 1.6rem;}
 .pv-chart canvas.pv-chartcv {position: absolute; left: 0; cursor: pointer;}
+.pv-chart .pv-zoombox {position: absolute; pointer-events: none; display: none;
+  background: rgba(0, 114, 178, 0.12); border: 1px solid rgba(0, 114, 178, 0.6);}
 .pv-chart .pv-marker {position: absolute; pointer-events: none; display: none;
   border-left: 2px dotted #d62728;}
 .pv-chart .pv-ring {position: absolute; pointer-events: none; display: none; width: 14px;

@@ -260,3 +260,37 @@ def test_a_click_on_a_point_of_the_size_plot_picks_its_iteration(app_url, browse
         " && b.querySelector('.pv-ring').style.display === 'block'; }", arg=it)
     page.wait_for_function(f"location.search.includes('iteration={int(it)}')")
     page.close()
+
+
+def test_a_drag_zooms_the_iteration_axis_and_a_double_click_zooms_out(app_url, browser):
+    """Dragging across the metrics plot from iteration 100 to 200 zooms every panel's shared
+    axis to that range without selecting anything; the subtitle says so; a click still selects
+    an iteration inside it; a double-click shows the whole run again."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{app_url}/?run=e2e&view=metrics&iteration=50")
+    idle(page)
+    _check_view(page, "metrics", 50)
+    box = ".st-key-metrics_plot .pv-chart"
+    page.locator(box).scroll_into_view_if_needed()
+    x0, y = page.evaluate(_AT, ["metrics_plot", 100, 0])
+    x1, _ = page.evaluate(_AT, ["metrics_plot", 200, 0])
+    page.mouse.move(x0, y)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, y, steps=4)
+    page.mouse.move(x1, y, steps=4)
+    page.mouse.up()
+    page.wait_for_function(f"() => document.querySelector('{box}').dataset.pvZoom")
+    lo, hi = map(int, page.get_attribute(box, "data-pv-zoom").split(","))
+    assert abs(lo - 100) <= 3 and abs(hi - 200) <= 3, (lo, hi)
+    assert "zoomed to iterations" in page.locator(f"{box} .pv-hf-sub").inner_text()
+    ticks = page.evaluate(f"""() => document.querySelector('{box}').__pvTexts
+        .map((t) => t.text).filter((t) => /^[0-9,]+$/.test(t)).map((t) => +t.replace(/,/g, ''))""")
+    assert any(100 < t < 200 for t in ticks)  # the axis now reads inside the dragged range
+    assert page.get_attribute(box, "data-pv-mark") == "50"  # the drag selected nothing
+    x, y = page.evaluate(_AT, ["metrics_plot", 150, 0])
+    page.mouse.click(x, y)
+    shown_iteration(page, 150)
+    page.mouse.dblclick(x, y)
+    page.wait_for_function(f"() => !document.querySelector('{box}').dataset.pvZoom")
+    assert "zoomed" not in (page.locator(f"{box} .pv-hf-sub").inner_text() or "")
+    page.close()
