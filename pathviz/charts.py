@@ -1,4 +1,5 @@
-"""Pure functions from path arrays to the chart specs that the page's player draws (numpy only).
+"""Pure functions from path arrays to the chart specs that the page's player draws (numpy, and
+plotly's colour scales only).
 
 The Layer view's figure (filters by entry time above their paths) and the Metrics view's two
 figures (the metrics against iteration, accuracy against size) are drawn in the browser by
@@ -28,28 +29,24 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import plotly.colors as pc
 
 from pathviz.plots import (
     MAX_LINE_POINTS,
     METRIC_LABELS,
     OUTSIDE_COLOR,
+    SCALE,
     STOP_COLOR,
     StopMark,
     decimate,
+    level_colorbar,
     level_scale,
     levels,
 )
 
 __all__ = ["layer_chart", "metrics_chart", "tradeoff_chart", "accuracy_floor", "band_range",
-           "entry_bins", "VIRIDIS", "BLUES"]
+           "entry_bins"]
 
-# plotly's Viridis and Blues, sampled: the page interpolates between the stops
-VIRIDIS = [[0.0, "#440154"], [0.1111, "#482878"], [0.2222, "#3e4989"], [0.3333, "#31688e"],
-           [0.4444, "#26828e"], [0.5556, "#1f9e89"], [0.6667, "#35b779"], [0.7778, "#6ece58"],
-           [0.8889, "#b5de2b"], [1.0, "#fde725"]]
-BLUES = [[0.0, "#f7fbff"], [0.125, "#deebf7"], [0.25, "#c6dbef"], [0.375, "#9ecae1"],
-         [0.5, "#6baed6"], [0.625, "#4292c6"], [0.75, "#2171b5"], [0.875, "#08519c"],
-         [1.0, "#08306b"]]
 ITERATION = "iteration"
 BAND_COLOR = "rgba(255, 127, 14, 0.15)"
 MAX_PATH_POINTS = 30_000  # all filter paths of a layer together: one per 4 px of 120 filters
@@ -144,22 +141,10 @@ def _stop_legend(stop: StopMark | None) -> list[dict[str, Any]]:
 
 
 def level_ticks(top: float) -> list[list]:
-    """The level colour bar's ticks [level fraction, text]: 0 is outside, 1..255 map to
-    (0, top] in the data's units."""
-    fracs = [0.25, 0.5, 0.75, 1.0]
-    return [[0.5 / 256, "0 (outside)"]] + [[(1 + 254 * f + 0.5) / 256, f"{top * f:.3g}"]
-                                           for f in fracs]
-
-
-def _sample(scale: list, f: float) -> str:
-    """The colour at ``f`` in [0, 1] of a [[fraction, '#rrggbb'], ...] scale."""
-    for (f0, c0), (f1, c1) in zip(scale, scale[1:]):
-        if f <= f1:
-            t = 0.0 if f1 <= f0 else (f - f0) / (f1 - f0)
-            a = [int(c0[k:k + 2], 16) for k in (1, 3, 5)]
-            b = [int(c1[k:k + 2], 16) for k in (1, 3, 5)]
-            return "#" + "".join(f"{round(u + (v - u) * t):02x}" for u, v in zip(a, b))
-    return scale[-1][1]
+    """The level colour bar's ticks [fraction of the bar, text], from the server's figures'
+    colour bar (:func:`pathviz.plots.level_colorbar`): 0 is outside, 1..255 map to (0, top]."""
+    bar = level_colorbar(top, "")
+    return [[(float(v) + 0.5) / 256, t] for v, t in zip(bar["tickvals"], bar["ticktext"])]
 
 
 def layer_chart(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np.ndarray,
@@ -198,8 +183,8 @@ def layer_chart(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np.
     x = its[rows]
     bins = entry_bins(entry_it)
     entered_bins = [b for b in bins if not b[1].startswith("never")]
-    colors = [_sample(VIRIDIS, i / max(len(entered_bins) - 1, 1) * 0.9)
-              for i in range(len(entered_bins))]
+    colors = pc.sample_colorscale(SCALE, [i / max(len(entered_bins) - 1, 1) * 0.9
+                                          for i in range(len(entered_bins))])
     color_of = {label: c for (_, label), c in zip(entered_bins, colors)}
     series, legend = [], _stop_legend(stop)
     for mask, label in bins:
@@ -369,9 +354,11 @@ def tradeoff_chart(params_kept: np.ndarray, acc: np.ndarray, iterations: np.ndar
     shade = ((it - it.min()) / span * 0.8 + 0.2) if span > 0 else np.full(len(it), 0.6)
     colors = np.round(shade * 255).astype(np.uint8)
     series = [{"name": "evaluated snapshots", "x": kept, "y": a.astype(np.float32),
-               "color": "#c7c7c7", "width": 1.5, "dot": 6, "levels": colors, "scale": BLUES}]
+               "color": "#c7c7c7", "width": 1.5, "dot": 6, "levels": colors,
+               "scale": pc.get_colorscale("Blues")}]
     legend = [{"name": "evaluated snapshots (colour: iteration, light to dark)",
-               "color": _sample(BLUES, 0.75), "width": 1.5, "dot": 6}]
+               "color": pc.sample_colorscale("Blues", [0.75])[0], "width": 1.5,
+               "dot": 6}]
     floor = accuracy_floor([a])
     panel: dict[str, Any] = {"weight": 1.0, "series": series,
                              "y": {"title": acc_label, "lo": floor,

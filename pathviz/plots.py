@@ -84,7 +84,7 @@ def level_scale() -> list:
             + [[edge + (1 - edge) * p, c] for p, c in viridis])
 
 
-def _level_colorbar(top: float, title: str) -> dict:
+def level_colorbar(top: float, title: str) -> dict:
     """A colour bar labelled in the data's units (levels 1..255 map to (0, top])."""
     fracs = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
     return dict(title=dict(text=title, side="right"), tickmode="array",
@@ -174,7 +174,7 @@ def heatmap_frame(widths: Sequence[int], ordered: bool = False,
     columns = heatmap_columns(widths)
     note = (f"each cell is the largest of up to {-(-widest // columns)} {unit}s"
             if widest > columns else f"every {unit} shown")
-    bar = _level_colorbar(1.0, "‖Γ_g‖ ÷ layer's largest")
+    bar = level_colorbar(1.0, "‖Γ_g‖ ÷ layer's largest")
     return {"subtitle": f"grey: outside the support; {note}",
             "xtitle": f"{unit}s in order of entry (first on the left)" if ordered
             else f"{unit} position in its layer (0 = first, 1 = last)",
@@ -230,7 +230,7 @@ def overview_heatmap(layer_names: Sequence[str], gamma_norms: Mapping[str, np.nd
         text=text,
         hovertemplate=("%{y}, filter %{customdata}" if text is None else "%{y}: %{text}")
         + "<br>level %{z} of 255 (0: outside the support)<extra></extra>",
-        colorbar=_level_colorbar(1.0, frame["colorbar"])))
+        colorbar=level_colorbar(1.0, frame["colorbar"])))
     # a short title and a subtitle: plotly never wraps titles, so a long one is cut on a
     # narrow page and runs into the colour bar and the toolbar (top right)
     fig.update_layout(

@@ -35,8 +35,11 @@ function rgb(c) {
   return c.replace(/[^0-9.,]/g, '').split(',').slice(0, 3).map(Number);
 }
 
-function palette(scale) {  // plotly's linear interpolation of the figure's colorscale, per level
-  if (P.palette) return P.palette;
+const PALETTES = new Map();
+function palette(scale) {
+  // 256 colours, plotly's linear interpolation of a [[fraction, colour], ...] scale, per level
+  const key = JSON.stringify(scale);
+  if (PALETTES.has(key)) return PALETTES.get(key);
   const stops = scale.map(([f, c]) => [f, rgb(c)]);
   const pal = new Uint8ClampedArray(256 * 4);
   for (let l = 0; l < 256; l++) {
@@ -47,7 +50,8 @@ function palette(scale) {  // plotly's linear interpolation of the figure's colo
     const t = f1 > f0 ? Math.min(Math.max((f - f0) / (f1 - f0), 0), 1) : 0;
     pal.set([0, 1, 2].map((k) => Math.round(c0[k] + (c1[k] - c0[k]) * t)).concat(255), l * 4);
   }
-  return (P.palette = pal);
+  PALETTES.set(key, pal);
+  return pal;
 }
 
 function fmt(n) { return Math.round(n).toLocaleString('en-US'); }
@@ -145,6 +149,18 @@ function statusText(c, i, total) {  // present.status_line
 
 function heatBox(key) {
   return document.querySelector('.st-key-' + key + ' .pv-heatfig');
+}
+
+function paintCells(canvas, z, cols, rows, scale) {
+  // uint8 levels [rows x cols] as one pixel each on ``canvas``, in the scale's colours
+  canvas.width = cols;
+  canvas.height = rows;
+  if (!cols || !rows) return;
+  const pal = palette(scale);
+  const cctx = canvas.getContext('2d');
+  const img = cctx.createImageData(cols, rows);
+  for (let k = 0; k < rows * cols; k++) img.data.set(pal.subarray(z[k] * 4, z[k] * 4 + 4), k * 4);
+  cctx.putImageData(img, 0, 0);
 }
 
 function heatCells(c, heat, row) {
@@ -256,13 +272,7 @@ function drawHeat(c, heat, i) {
     + (row === i ? '' : ' (nearest sent)');
   parts.sub.textContent = heat.subtitle;
   // the cells, one pixel each, scaled up without smoothing
-  parts.cells.width = cols;
-  parts.cells.height = rows;
-  const cctx = parts.cells.getContext('2d');
-  const img = cctx.createImageData(cols, rows);
-  const pal = palette(heat.scale);
-  for (let k = 0; k < rows * cols; k++) img.data.set(pal.subarray(z[k] * 4, z[k] * 4 + 4), k * 4);
-  cctx.putImageData(img, 0, 0);
+  paintCells(parts.cells, z, cols, rows, heat.scale);
   // the canvas fills the box below the title lines
   const top = parts.sub.offsetTop + parts.sub.offsetHeight + 4;
   const { ctx, W, H, put, family } = surface(box, parts.cv, top, font);
@@ -301,19 +311,10 @@ function drawHeat(c, heat, i) {
   put(heat.xtitle, tx, g.bottom + font + 12, 'center', 'top');
   ctx.font = `${font}px ${family}`;
   // the colour bar: one band per level, its ticks in the data's units, and its title
-  const bx = g.right + 14, bw = 16;
-  for (let l = 0; l < 256; l++) {
-    const p = pal.subarray(l * 4, l * 4 + 3);
-    ctx.fillStyle = `rgb(${p[0]},${p[1]},${p[2]})`;
-    ctx.fillRect(bx, g.top + g.h * (1 - (l + 1) / 256), bw, g.h / 256 + 0.5);
-  }
-  ctx.strokeRect(bx, g.top, bw, g.h);
-  ctx.fillStyle = '#444';
-  for (const [v, t] of heat.ticks) {
-    put(t, bx + bw + 6, g.top + g.h * (1 - (v + 0.5) / 256), 'left', 'middle');
-  }
-  put(heat.colorbar, bx + bw + 6 + tickW + 8 + font / 2, g.top + g.h / 2, 'center', 'middle',
-    Math.PI / 2);
+  drawColorbar(ctx, put, g, { top: g.top, h: g.h }, {
+    scale: heat.scale, title: heat.colorbar,
+    ticks: heat.ticks.map(([v, t]) => [(v + 0.5) / 256, t]),
+  }, font);
   box.setAttribute('aria-label', parts.title.textContent);
   box.__pvSize = box.clientWidth + 'x' + box.clientHeight;
   box.dataset.pvHeat = String(c.iterations[row]);
@@ -554,18 +555,6 @@ function logTicks(lo, hi, count) {
   return { vals: all.length <= count ? all : ones, step: 0 };
 }
 
-const SCALES = new Map();
-function scalePalette(scale) {  // 256 colours interpolated along a [[fraction, colour]] scale
-  const k = JSON.stringify(scale);
-  if (!SCALES.has(k)) {
-    const keep = P.palette;
-    P.palette = null;
-    SCALES.set(k, palette(scale));
-    P.palette = keep;
-  }
-  return SCALES.get(k);
-}
-
 function chartGeom(spec, ctx, W, H, font, zoom) {
   // where everything goes: the panels stacked under the top axis, one shared x scale (the
   // spec's range, or ``zoom`` [lo, hi] within it), the margins sized to the widest tick label
@@ -668,7 +657,7 @@ function strokeSeries(ctx, g, p, r, s) {
     ctx.setLineDash([]);
   }
   if (s.dot > 0) {
-    const pal = s.levels && s.scale ? scalePalette(s.scale) : null;
+    const pal = s.levels && s.scale ? palette(s.scale) : null;
     ctx.lineWidth = 2;
     for (let j = 0; j < n; j++) {
       if (!ok(j)) continue;
@@ -685,15 +674,8 @@ function strokeSeries(ctx, g, p, r, s) {
 function drawHeatPanel(ctx, g, r, heat, parts) {
   // one column per iteration of heat.x, each as wide as halfway to its neighbours
   const off = parts.cells || (parts.cells = document.createElement('canvas'));
-  off.width = heat.cols;
-  off.height = heat.rows;
+  paintCells(off, heat.z, heat.cols, heat.rows, heat.scale);
   if (!heat.cols || !heat.rows) return;
-  const octx = off.getContext('2d');
-  const img = octx.createImageData(heat.cols, heat.rows);
-  const pal = scalePalette(heat.scale);
-  const z = heat.z;
-  for (let k = 0; k < z.length; k++) img.data.set(pal.subarray(z[k] * 4, z[k] * 4 + 4), k * 4);
-  octx.putImageData(img, 0, 0);
   ctx.imageSmoothingEnabled = false;
   const cx = heat.x, C = heat.cols;
   const X = (k) => g.px(cx[k]);
@@ -707,7 +689,7 @@ function drawHeatPanel(ctx, g, r, heat, parts) {
 }
 
 function drawColorbar(ctx, put, g, r, cb, font) {
-  const pal = scalePalette(cb.scale), bx = g.right + 14, bw = 16;
+  const pal = palette(cb.scale), bx = g.right + 14, bw = 16;
   for (let l = 0; l < 256; l++) {
     ctx.fillStyle = `rgb(${pal[l * 4]},${pal[l * 4 + 1]},${pal[l * 4 + 2]})`;
     ctx.fillRect(bx, r.top + r.h * (1 - (l + 1) / 256), bw, r.h / 256 + 0.5);
