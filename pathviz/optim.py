@@ -48,6 +48,15 @@ class SLBI(Optimizer):
     ``group_scale="sqrt"``, else ``lam``. Parameters whose group has ``penalty=None`` take a plain
     momentum SGD step of ``lr*kappa`` (bit-identical to ``torch.optim.SGD(lr=lr*kappa)``).
 
+    A param group may set ``balance``, a name shared with other groups: before the step, the
+    loss gradient of each group so named is scaled, in place (like ``clip_grad_norm_``), so that
+    its RMS over the group's tensors equals the mean RMS over the groups of that name
+    (``g *= mean_j(rms_j) / rms_i``). Within a group the gradient keeps its direction; across
+    groups it evens out the scale. In a ViT read through its class token, the last block's
+    heads get a small fraction of the first block's gradient, so the coupling pulls them to 0
+    first whatever their use; ``balance="heads"`` on every attention layer removes that bias
+    (README, "The vit_demo preset"). Weight decay is added after the scaling.
+
     A param group may also set ``spans``, one :data:`Span` per parameter: then its parameters
     together hold one set of G groups, group g being the entries at index g of each parameter's
     span axis, and ``||z_g||`` (and so the prox) is taken over all of them, across tensors. The
@@ -114,6 +123,7 @@ class SLBI(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        _balance_gradients(self.param_groups)
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
@@ -222,6 +232,28 @@ class SLBI(Optimizer):
 
 
 
+def _balance_gradients(groups: list[dict[str, Any]]) -> None:
+    """Scale, in place, the gradients of the param groups that share a ``balance`` name so each
+    group's gradient RMS (over all its tensors, summed in float64) is the mean over the set."""
+    sets: dict[str, list[tuple[list[Tensor], float]]] = {}
+    for group in groups:
+        name = group.get("balance")
+        params = [p for p in group["params"] if p.grad is not None]
+        if name is None or not params:
+            continue
+        sq = 0.0
+        for p in params:
+            sq += float((p.grad.double() ** 2).sum())
+        n = sum(p.numel() for p in params)
+        sets.setdefault(name, []).append((params, (sq / n) ** 0.5))
+    for members in sets.values():
+        ref = sum(rms for _, rms in members) / len(members)
+        for params, rms in members:
+            factor = ref / max(rms, 1e-12)
+            for p in params:
+                p.grad.mul_(factor)
+
+
 def _check_hyperparameters(group: dict[str, Any]) -> None:
     """Raise a ValueError naming the first bad hyperparameter of a param group."""
     checks = [
@@ -238,6 +270,9 @@ def _check_hyperparameters(group: dict[str, Any]) -> None:
             raise ValueError(f"Invalid {name} value: {value!r}")
     if group["nesterov"] and group["momentum"] == 0:
         raise ValueError("Invalid nesterov value: True needs momentum > 0")
+    balance = group.get("balance")
+    if balance is not None and not isinstance(balance, str):
+        raise ValueError(f"Invalid balance value: {balance!r} (must be a name or None)")
     if group["penalty"] not in PENALTIES:
         raise ValueError(
             f"Invalid penalty value: {group['penalty']!r}; expected one of {PENALTIES}")

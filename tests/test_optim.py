@@ -519,3 +519,38 @@ def test_transformer_blocks_get_head_and_neuron_groups():
     assert [(m.param, m.view) for m in specs[0].members] == [
         ("blocks.0.attn.qkv.weight", (3, 4, 16 * 64)), ("blocks.0.attn.proj.weight", (64, 4, 16))]
     assert len(specs) == 8 and "head" not in [s.name for s in specs]  # the classifier: dense
+
+
+@pytest.mark.parametrize("impl", IMPLS_AVAILABLE)
+def test_balance_evens_out_the_gradient_scale_of_the_groups_that_share_its_name(impl):
+    """Two attention layers whose gradients differ 50-fold in scale take the steps of an
+    unbalanced SLBI fed with each gradient scaled to the pair's mean RMS; a third group, not
+    named, keeps its gradient."""
+    gen = torch.Generator().manual_seed(5)
+    w0 = [torch.randn(3 * E, E, dtype=torch.float64, generator=gen) for _ in range(3)]
+    grads = [torch.randn(3 * E, E, dtype=torch.float64, generator=gen) * s
+             for s in (5.0, 0.1, 3.0)]
+    rms = [float(g.pow(2).mean().sqrt()) for g in grads[:2]]
+    want_grads = [grads[0] * (sum(rms) / 2 / rms[0]), grads[1] * (sum(rms) / 2 / rms[1]),
+                  grads[2]]
+
+    def run(balance):
+        params = [w.clone().requires_grad_() for w in w0]
+        opt = SLBI([{"params": [params[0]], "balance": balance},
+                    {"params": [params[1]], "balance": balance},
+                    {"params": [params[2]]}], lr=0.1, nu=2.0, lam=0.5, penalty="group",
+                   weight_decay=1e-3, impl=impl)
+        for p, g in zip(params, grads if balance else want_grads):
+            p.grad = g.clone()
+        opt.step()
+        return params
+
+    got, want = run("heads"), run(None)
+    for p, q in zip(got, want):
+        torch.testing.assert_close(p.detach(), q.detach(), rtol=0, atol=1e-12)
+        torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=1e-12)
+    a, b = (float(p.grad.pow(2).mean().sqrt()) for p in got[:2])
+    assert a == pytest.approx(b, rel=1e-12) and a == pytest.approx(sum(rms) / 2, rel=1e-12)
+    assert torch.equal(got[2].grad, grads[2])
+    with pytest.raises(ValueError, match="Invalid balance value: 1"):
+        SLBI([{"params": [torch.zeros(2, 2, requires_grad=True)], "balance": 1}])
