@@ -187,10 +187,14 @@ def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimi
                                last_linear=cfg.last_linear_penalty,
                                first_dense=cfg.first_layer_dense, lam=cfg.lam,
                                group_scale=cfg.group_scale)
-    if cfg.mlp_lam is not None:  # transformer blocks' MLP neurons: their own threshold
-        for g in groups:
-            if g.get("kind") == "mlp":
-                g["lam"] = cfg.mlp_lam
+    for g in groups:
+        if g.get("kind") == "mlp" and cfg.mlp_lam is not None:  # their own threshold
+            g["lam"] = cfg.mlp_lam
+        if g.get("kind") == "heads":  # their own coupling, and gradients balanced across blocks
+            if cfg.heads_nu is not None:
+                g["nu"] = cfg.heads_nu
+            if cfg.balance_heads:
+                g["balance"] = "heads"
     return SLBI(groups, lr=cfg.lr, kappa=cfg.kappa, nu=cfg.nu, lam=cfg.lam,
                 momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov,
                 impl=cfg.impl)

@@ -60,6 +60,7 @@ def test_config_file_errors(tmp_path):
     ({"device": "tpu"}, "--device must be auto, cpu or cuda"),
     ({"lr_schedule": "step"}, "--lr-schedule must be none or cosine"),
     ({"mlp_lam": -0.5}, "--mlp-lam must be a number >= 0 or none"),
+    ({"heads_nu": 0.0}, "--heads-nu must be a number > 0 or none"),
 ])
 def test_validation_messages_name_the_flag(changes, message):
     with pytest.raises(ConfigError) as e:
