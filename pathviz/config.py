@@ -120,16 +120,13 @@ class RunConfig:
             if getattr(self, name) not in ("group", "l1", None):
                 raise ConfigError(f"--{_flag(name)} must be group, l1 or none, "
                                   f"got {getattr(self, name)!r}")
-        if self.mlp_lam is not None and not (isinstance(self.mlp_lam, (int, float))
-                                             and not isinstance(self.mlp_lam, bool)
-                                             and math.isfinite(self.mlp_lam)
-                                             and self.mlp_lam >= 0):
-            raise ConfigError(f"--mlp-lam must be a number >= 0 or none, got {self.mlp_lam!r}")
-        if self.heads_nu is not None and not (isinstance(self.heads_nu, (int, float))
-                                              and not isinstance(self.heads_nu, bool)
-                                              and math.isfinite(self.heads_nu)
-                                              and self.heads_nu > 0):
-            raise ConfigError(f"--heads-nu must be a number > 0 or none, got {self.heads_nu!r}")
+        # per-kind overrides of a transformer's groups: a finite number in range, or none
+        for name, ok, rule in (("mlp_lam", lambda v: v >= 0, ">= 0"),
+                               ("heads_nu", lambda v: v > 0, "> 0")):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                      and math.isfinite(v) and ok(v)):
+                raise ConfigError(f"--{_flag(name)} must be a number {rule} or none, got {v!r}")
         if self.group_scale not in (None, "sqrt"):
             raise ConfigError(f"--group-scale must be sqrt or none, got {self.group_scale!r}")
         if self.lr_schedule not in ("none", "cosine"):

@@ -722,10 +722,7 @@ function drawChart(ch) {
     parts.cv.addEventListener('click', (e) => chartClick(box, e));
     parts.cv.addEventListener('mousedown', (e) => zoomStart(box, e));
     parts.cv.addEventListener('dblclick', () => {
-      if (!P.zoom || !P.zoom[ch.key]) return;
-      delete P.zoom[ch.key];
-      drawChart(box.__pvChart);
-      markCharts();
+      if (P.zoom && P.zoom[ch.key]) setZoom(box.__pvChart, null);
     });
   }
   box.__pvChart = ch;
@@ -930,6 +927,15 @@ function chartZoom(ch) {
   return [z.lo, z.hi];
 }
 
+function setZoom(ch, z) {
+  // zoom this figure's iteration axis to z ({lo, hi, log}), or out (null), and redraw it
+  P.zoom = P.zoom || {};
+  if (z) P.zoom[ch.key] = z;
+  else delete P.zoom[ch.key];
+  drawChart(ch);
+  markCharts();
+}
+
 function zoomStart(box, e) {
   // a drag across an iteration chart zooms its iteration axis to the dragged range
   const ch = box.__pvChart, g = box.__pvGeom, at = chartPoint(box, e);
@@ -959,11 +965,8 @@ function zoomStart(box, e) {
     const x = clamp(ev.clientX - rect.left);
     if (Math.abs(x - start) < 6) return;  // a click, not a drag
     parts.dragged = true;  // the click that follows this mouseup selects nothing
-    const a = g.inv(Math.min(start, x)), b = g.inv(Math.max(start, x));
-    P.zoom = P.zoom || {};
-    P.zoom[ch.key] = { lo: a, hi: b, log: !!ch.spec.x.log };
-    drawChart(ch);
-    markCharts();
+    setZoom(ch, { lo: g.inv(Math.min(start, x)), hi: g.inv(Math.max(start, x)),
+      log: !!ch.spec.x.log });
   };
   window.addEventListener('mousemove', move);
   window.addEventListener('mouseup', up);
