@@ -238,12 +238,12 @@ def _balance_gradients(groups: list[dict[str, Any]]) -> None:
     sets: dict[str, list[tuple[list[Tensor], float]]] = {}
     for group in groups:
         name = group.get("balance")
-        params = [p for p in group["params"] if p.grad is not None]
-        if name is None or not params:
+        if name is None:  # most groups: nothing to gather on each step
             continue
-        sq = 0.0
-        for p in params:
-            sq += float((p.grad.double() ** 2).sum())
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            continue
+        sq = sum(float((p.grad.double() ** 2).sum()) for p in params)
         n = sum(p.numel() for p in params)
         sets.setdefault(name, []).append((params, (sq / n) ** 0.5))
     for members in sets.values():
