@@ -48,8 +48,8 @@ import platform
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-__all__ = ["DEFAULT_LEVEL", "LEVELS", "NumericsError", "apply_env", "differences",
-           "environment", "level_env", "machine_problem", "pin", "pinned_level"]
+__all__ = ["DEFAULT_LEVEL", "LEVELS", "VML_OPS", "NumericsError", "apply_env", "differences",
+           "environment", "level_env", "machine_problem", "pin", "pinned_level", "sqrt_"]
 
 log = logging.getLogger("pathviz.numerics")
 
@@ -81,6 +81,34 @@ _CUBLAS = ("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
 _PINNED: str | None = None  # the level pin() last fixed in this process
+
+#: ATen ops that torch's x86 CPU build hands to MKL's vector math library (VML) for float32 and
+#: float64 tensors (seen with gdb on torch 2.14.1: each reaches ``vms<Op>``/``vmd<Op>``).
+#: VML chooses its kernel by CPU vendor and model whatever ``MKL_CBWR`` says, and its "high
+#: accuracy" sqrt is not correctly rounded (on an AMD EPYC it ran the ``EX`` kernel, which gave
+#: 17 % of float32 square roots one ulp away from IEEE's), so a path that runs any of these on
+#: the CPU can differ between Intel and AMD. pathviz runs none of them on the training, recording
+#: and evaluation paths (tests/test_numerics.py traces every op to check); :func:`sqrt_` is the
+#: replacement. ``pow`` with exponent 0.5 reaches VML's sqrt too.
+VML_OPS = frozenset({"sqrt", "exp", "log", "log2", "log10", "sin", "cos", "tan", "tanh", "asin",
+                     "acos", "atan", "erf", "erfc", "erfinv"})
+
+
+def sqrt_(t: Any) -> Any:
+    """In place: the correctly rounded square root of a float tensor, the same bits on every CPU.
+
+    ``torch.sqrt`` on the CPU goes through MKL's VML (see :data:`VML_OPS`), whose result depends
+    on the CPU vendor; numpy's ``sqrt`` is the IEEE operation (one instruction, correctly
+    rounded), so it is taken on the CPU. Other devices keep ``sqrt_`` (CUDA's is IEEE too).
+    Returns ``t``.
+    """
+    if t.device.type != "cpu":
+        return t.sqrt_()
+    import numpy as np
+
+    a = t.detach().numpy()
+    np.sqrt(a, out=a)
+    return t
 
 
 def pinned_level() -> str | None:

@@ -28,6 +28,7 @@ from torch import nn
 
 from pathviz import _fused
 from pathviz.groups import LayerSpec, Member
+from pathviz.numerics import sqrt_
 from pathviz.optim import SLBI, span_view
 from pathviz.store import STANDARD_METRICS, PathWriter, Snapshot
 
@@ -133,7 +134,8 @@ def _span_stats(spec: LayerSpec, ws: list[torch.Tensor], gammas: list[torch.Tens
         g2 = g2 + (gv.double() ** 2).sum(dim=1)
         w2 = w2 + (wv.double() ** 2).sum(dim=1)
         nnz = nnz + (gv != 0).sum(dim=1)
-    return g2.sqrt().float(), w2.sqrt().float(), nnz
+    # numerics.sqrt_, not Tensor.sqrt: MKL's vector sqrt rounds by CPU vendor
+    return sqrt_(g2).float(), sqrt_(w2).float(), nnz
 
 
 def _group_stats(w: torch.Tensor, gamma: torch.Tensor, groups: int

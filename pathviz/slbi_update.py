@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from pathviz import _fused
+from pathviz.numerics import sqrt_
 from pathviz.spans import Span, group_rows, span_view
 
 __all__ = ["Scratch"]
@@ -97,7 +98,7 @@ def _prox_spans(zs: list[Tensor], lam: float, spans: list[Span]) -> list[Tensor]
     """Group soft-threshold of groups that span tensors: ||z_g|| over every tensor's share."""
     views = [span_view(z, span) for z, span in zip(zs, spans)]
     sq = sum((v * v).reshape(v.shape[0], -1).sum(dim=1) for v in views)
-    norm = sq.sqrt()
+    norm = sqrt_(sq)  # not Tensor.sqrt: MKL's vector sqrt rounds by CPU vendor (numerics.VML_OPS)
     scale = torch.where(norm > lam, 1 - lam / norm, torch.zeros_like(norm))
     return [(v * scale.reshape(-1, *([1] * (v.dim() - 1)))).movedim(0, span[1]).reshape(z.shape)
             for v, z, span in zip(views, zs, spans)]
@@ -111,7 +112,7 @@ def _span_gammas_(zs: list[Tensor], gammas: list[Tensor], lam: float, kappa: flo
     for v in views:
         part = torch.linalg.vector_norm(v.reshape(v.shape[0], -1), dim=1) ** 2
         sq = part if sq is None else sq.add_(part)
-    norm = sq.sqrt_()
+    norm = sqrt_(sq)  # not Tensor.sqrt_: MKL's vector sqrt rounds by CPU vendor
     scale = torch.where(norm > lam, kappa * (1 - lam / norm), torch.zeros_like(norm))
     for v, gm, span in zip(views, gammas, spans):
         torch.mul(v, scale.reshape(-1, *([1] * (v.dim() - 1))), out=span_view(gm, span))
