@@ -80,7 +80,7 @@ def section_text(text: str, heading: str) -> str:
     return text[start:nxt if nxt >= 0 else len(text)]
 
 
-def test_the_byo_loop_snippet_and_its_export_work_as_printed(tmp_path):
+def test_the_byo_loop_snippet_and_its_export_work_as_printed(tmp_path, exact_figures):
     readme = (ROOT / "README.md").read_text()
     mine = [(lang, body) for heading, lang, body in blocks(readme) if heading == SECTION]
     langs = [lang for lang, _ in mine]
@@ -141,6 +141,9 @@ def test_the_byo_loop_snippet_and_its_export_work_as_printed(tmp_path):
     said_stop = int(re.search(r"the suggested stop is iteration (\d+)", text).group(1))
     said_params = int(re.search(r"compact LeNet-5 of ([\d,]+) of", text).group(1).replace(",", ""))
     said_acc = float(re.search(r"at (\d+\.\d+) % test accuracy", text).group(1))
+    assert re.search(r"fingerprint: [0-9a-f]{16}", printed)
+    if not exact_figures("the training loop snippet's figures"):
+        return
     assert f"fingerprint: {fingerprint}" in printed
     assert (stop["iteration"], rep["params_after"]) == (said_stop, said_params)
     assert round(100 * rep["test_acc"], 2) == said_acc
@@ -154,7 +157,7 @@ def test_the_byo_loop_snippet_and_its_export_work_as_printed(tmp_path):
 TRANSFORMER = "### Your own transformer"
 
 
-def test_the_transformer_snippet_records_head_groups_as_printed(tmp_path):
+def test_the_transformer_snippet_records_head_groups_as_printed(tmp_path, exact_figures):
     """The README's own nn.TransformerEncoder, pasted into ``python`` as printed: its run has
     head and MLP-neuron layers, each with some but not all groups selected at the end (the
     section says so), the app's reader opens it, and export refuses the custom model in one
@@ -185,11 +188,13 @@ def test_the_transformer_snippet_records_head_groups_as_printed(tmp_path):
     assert said, "the section no longer states the transformer's support"
     order = ["encoder.layers.0.self_attn", "encoder.layers.1.self_attn",
              "encoder.layers.0.linear1", "encoder.layers.1.linear1"]
-    assert [support[n][0] for n in order] == [int(g) for g in said.groups()]
     from pathviz import inspect
 
+    if exact_figures("the transformer snippet's support"):
+        assert [support[n][0] for n in order] == [int(g) for g in said.groups()]
     fingerprint = re.search(r"RowTransformer.*?fingerprint `([0-9a-f]{16})`", text).group(1)
-    assert inspect.summary(run)["fingerprint"] == fingerprint
+    if exact_figures("the transformer snippet's fingerprint"):
+        assert inspect.summary(run)["fingerprint"] == fingerprint
     p = subprocess.run([sys.executable, "-m", "pathviz.export", str(run), "--iteration",
                         str(last)], cwd=tmp_path, env=env, capture_output=True,
                        text=True, timeout=120)
