@@ -331,22 +331,3 @@ def differences(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> list[str
     return [f"{k} {recorded.get(k)} -> {now.get(k)}" for k in keys
             if k in recorded and k in now and recorded.get(k) != now.get(k)]
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m pathviz.numerics --digests [...]``: the op-digest check (pathviz.digests)."""
-    import sys
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if "--digests" not in args:
-        print("usage: python -m pathviz.numerics --digests [--cpu-isa avx2] [--references] "
-              "[--compare FILE ...] [--out FILE]\nerror: give --digests (the one command "
-              "this module has)", file=sys.stderr)
-        return 2
-    args.remove("--digests")
-    from pathviz import digests
-
-    return digests.main(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -121,7 +121,7 @@ def exact_figures() -> Callable[[str], bool]:
     """Whether this machine computes the golden figures bit for bit, and a say-why when not.
 
     The figures that tests and docs print as exact were recorded on a CPU whose op digests
-    (``python -m pathviz.numerics --digests``) are kept in ``pathviz/digests/references``. They
+    (``python -m pathviz.digests``) are kept in ``pathviz/digests/references``. They
     hold here when this machine's digests equal a reference's on every op the project runs
     (one that holds them all). Where no reference does, a test calls ``exact_figures(what)``:
     it warns, naming the ops that differ, and returns False; the test then checks the path's
@@ -132,7 +132,7 @@ def exact_figures() -> Callable[[str], bool]:
 
     from pathviz import digests
 
-    p = subprocess.run([sys.executable, "-m", "pathviz.numerics", "--digests"],
+    p = subprocess.run([sys.executable, "-m", "pathviz.digests"],
                        capture_output=True, text=True, timeout=600)
     here = json.loads(p.stdout)
     why = "no reference file"

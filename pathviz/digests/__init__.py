@@ -7,7 +7,7 @@ generator, in one pinned process, and hashes each result's bytes. Two machines w
 agree compute the same golden figures; where one differs, its name says which kernel to pin,
 replace or route around, before any figure moves.
 
-``python -m pathviz.numerics --digests`` prints them as JSON; ``--references`` compares them
+``python -m pathviz.digests`` prints them as JSON; ``--references`` compares them
 with every file in :data:`REFERENCES` (recorded on other CPUs, named by vendor and level) and
 exits 1 naming each op that differs. docs/numerics.md says how to read and extend it.
 
@@ -295,12 +295,17 @@ def vendor_ops_run(fn: Callable[[], Any]) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m pathviz.numerics --digests``: print this machine's digests, compare them."""
+    """``python -m pathviz.digests``: print this machine's digests, compare them."""
     import argparse
     import sys
 
-    ap = argparse.ArgumentParser(
-        prog="python -m pathviz.numerics --digests", allow_abbrev=False,
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # type: ignore[override]
+            print(f"error: {message} (see --help)", file=sys.stderr)
+            raise SystemExit(2)
+
+    ap = Parser(
+        prog="python -m pathviz.digests", allow_abbrev=False,
         description="Digest every kernel pathviz runs, under the numerics pin, and compare the "
                     "digests with other CPUs' (exit 1 naming each op that differs).")
     ap.add_argument("--cpu-isa", default="avx2", choices=["avx2", "avx512", "baseline"],
@@ -321,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             others.append((path, json.loads(path.read_text(encoding="utf-8"))))
         except (OSError, ValueError) as e:
             print(f"error: cannot read the reference {path} ({e}); give a JSON file that "
-                  f"`python -m pathviz.numerics --digests --out FILE` wrote", file=sys.stderr)
+                  f"`python -m pathviz.digests --out FILE` wrote", file=sys.stderr)
             return 2
     from pathviz.numerics import NumericsError
 
