@@ -4,7 +4,8 @@ path, e.g. after training the demo on two machines."""
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -17,13 +18,26 @@ from pathviz.store.schema import (
     _layer_path,
 )
 
-if TYPE_CHECKING:
-    from pathviz.store.reader import PathReader
-
-__all__ = ["fingerprint"]
+__all__ = ["PathValues", "fingerprint"]
 
 
-def fingerprint(r: PathReader) -> str:
+class PathValues(Protocol):
+    """What the fingerprint reads of a path (a :class:`pathviz.store.PathReader` has it all);
+    a protocol, so this module needs no reader and the reader can import it."""
+
+    iterations: np.ndarray
+    epochs: np.ndarray
+    metric_names: Sequence[str]
+    layers: Sequence[dict[str, Any]]
+    n_snapshots: int
+    weight_iterations: np.ndarray
+
+    def metric(self, name: str) -> np.ndarray: ...
+
+    def layer_path(self, name: str, field: str, rows: slice = ...) -> np.ndarray: ...
+
+
+def fingerprint(r: PathValues) -> str:
     """A hash of the path's contents, so two people can check in one line that they have the
     same path: 16 hex digits of a SHA-256 over the snapshot iterations and epochs, every
     metric, every layer's gamma_norm, weight_norm and nnz, and the iterations with saved

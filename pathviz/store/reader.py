@@ -12,6 +12,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from pathviz.store.fingerprint import fingerprint
 from pathviz.store.helper import _consistent, probe
 from pathviz.store.schema import (
     ATTR_CONFIG,
@@ -310,8 +311,6 @@ class PathReader:
     def fingerprint(self) -> str:
         """16 hex digits hashing the path's contents but not its wall times (see
         :func:`pathviz.store.fingerprint.fingerprint`)."""
-        from pathviz.store.fingerprint import fingerprint
-
         return fingerprint(self)
 
     # ---- weights -----------------------------------------------------------------------------
