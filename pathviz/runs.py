@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pathviz import jsonsafe
+
 PATH_FILE = "path.h5"
 CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"
@@ -185,10 +187,13 @@ def paths_for_dir(run_dir: str | os.PathLike) -> RunPaths:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a temp file and move it into place, so readers never see half a file.
 
+    A non-finite number is written as null (:mod:`pathviz.jsonsafe`), so every JSON parser
+    reads the file.
+
     On a full disk the temp file is removed and an OSError naming ``path`` raised (see
     :func:`write_bytes_atomic`); :func:`write_status` has a last resort for the status.
     """
-    write_bytes_atomic(path, json.dumps(data, indent=1, sort_keys=True).encode())
+    write_bytes_atomic(path, jsonsafe.dumps(data, indent=1, sort_keys=True).encode())
 
 
 def write_bytes_atomic(path: Path, data: bytes, sync: bool = False) -> None:
@@ -221,7 +226,7 @@ def write_bytes_atomic(path: Path, data: bytes, sync: bool = False) -> None:
 def _write_in_place(path: Path, data: Any) -> None:
     """Overwrite ``path`` in place within its existing size (padded with spaces, still valid
     JSON), so it needs no new disk blocks: the last resort for a status on a full disk."""
-    text = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    text = jsonsafe.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     size = path.stat().st_size
     if len(text) > max(size, 4096 - 1):
         raise OSError(errno.ENOSPC, "no room to record the status", str(path))
