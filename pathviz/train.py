@@ -30,7 +30,14 @@ import torch.nn.functional as F
 
 from pathviz import distributed, numerics, resume, runs
 from pathviz.config import PRESETS, ConfigError, RunConfig, add_config_arguments, config_from_args
-from pathviz.data import DataBundle, DataError, load_dataset, make_loader, split_validation
+from pathviz.data import (
+    DataBundle,
+    DataError,
+    check_root_wanted,
+    load_dataset,
+    make_loader,
+    split_validation,
+)
 from pathviz.evaluate import Evaluator, eval_loader
 from pathviz.groups import slbi_param_groups
 from pathviz.models import UnknownModelError, build_model
@@ -137,9 +144,13 @@ def check_args(args: argparse.Namespace) -> tuple[RunConfig, runs.RunPaths]:
     else:
         cfg = config_from_args(args)
         if paths.has_run() and not args.overwrite:
+            # a folder of someone else's files (their own config.json): --overwrite would refuse
+            # it too, so the advice is another folder (check_run_dir's sentence)
+            runs.check_run_dir(paths)
             raise UsageError(f"{paths.dir} already holds a run; pass --resume to continue it or "
                              f"--overwrite to start again")
     cfg.validate()
+    check_root_wanted(cfg.dataset, cfg.data_root)  # digits reads no root: never silently ignored
     if not args.resume:  # what can be known without loading anything is refused before a claim
         problem = numerics.machine_problem(cfg.cpu_isa)
         if problem:
