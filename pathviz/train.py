@@ -931,16 +931,21 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, PathFileError) as e:
         if not runs.is_disk_full(e):
             raise
-        reason, advice = disk_full_reason(e, paths,
-                                          trainer.iteration if trainer is not None else 0)
+        iteration = trainer.iteration if trainer is not None else 0
+        reason, advice = disk_full_reason(e, paths, iteration)
         # our temp files and the lock go first: the room they free lets the status be written
         runs.remove_my_temps(paths)
         runs.release_lock(paths)
         if paths.manifest.is_file():
             # (without a manifest the folder is not yet a run's: a status alone would make
             # --overwrite refuse it as "files that pathviz did not write")
+            # the iteration the reason names: the last heartbeat's (up to a second older, or
+            # the start's) would contradict it in the app and in inspect
+            where = {"iteration": iteration}
+            if trainer is not None:
+                where["epoch"] = iteration / trainer.ipe
             try:
-                runs.write_status(paths, state="failed", reason=reason)
+                runs.write_status(paths, state="failed", reason=reason, eta=None, **where)
             except OSError:
                 pass
         print(f"pathviz.train: error: {reason}; {advice}", file=sys.stderr)
