@@ -156,3 +156,18 @@ def test_dumps_never_writes_a_literal(value):
     assert "NaN" not in text and "Infinity" not in text
     assert strict(text) == {"v": None, "w": [None]}
     assert not math.isfinite(value)
+
+
+def test_the_docs_page_runs_as_printed(capsys):
+    """docs/json.md: its Python block runs, and prints what its comments say."""
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "json.md").read_text()
+    blocks = page.split("```python\n")[1:]
+    assert len(blocks) == 1
+    code = blocks[0].split("```")[0]
+    exec(compile(code, "docs/json.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    promised = [line.split("  # ", 1)[1] for line in code.splitlines()
+                if line.startswith("print(") and "  # " in line]
+    assert printed == promised and len(promised) == 2
