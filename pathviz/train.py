@@ -150,8 +150,10 @@ def check_args(args: argparse.Namespace) -> tuple[RunConfig, runs.RunPaths]:
             raise UsageError(f"{paths.dir} already holds a run; pass --resume to continue it or "
                              f"--overwrite to start again")
     cfg.validate()
-    check_root_wanted(cfg.dataset, cfg.data_root)  # digits reads no root: never silently ignored
     if not args.resume:  # what can be known without loading anything is refused before a claim
+        # digits reads no root: refused, never silently ignored (a run made before this check
+        # may hold one in its config, and still resumes)
+        check_root_wanted(cfg.dataset, cfg.data_root)
         problem = numerics.machine_problem(cfg.cpu_isa)
         if problem:
             raise UsageError(problem)
