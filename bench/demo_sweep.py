@@ -11,7 +11,6 @@ to a temporary folder; every figure comes from ``pathviz.inspect``'s own functio
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pathviz import jsonsafe
 from pathviz.analysis import stop_of
 from pathviz.config import PRESETS, RunConfig
 from pathviz.store import PathReader
@@ -104,7 +104,7 @@ def main() -> None:
                     print(f"{over} seed {seed}: no stop ({row['reason']}) | selected% {sel} | "
                           f"first entry {ent} | {row['seconds']:.0f}s", flush=True)
     if a.json:
-        Path(a.json).write_text(json.dumps(rows, indent=1, default=float))
+        Path(a.json).write_text(jsonsafe.dumps(rows, indent=1, default=float))  # NaN: null
     ok = [r for r in rows if r["stop"]]
     if ok:
         print("median stop fraction", np.median([r["stop"]["iteration"] / r["iterations"]

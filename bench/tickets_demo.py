@@ -21,7 +21,6 @@ Everything lands in ``--out`` (default a fresh temp folder); the table is also w
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import subprocess
@@ -36,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pathviz import tickets  # noqa: E402
+from pathviz import jsonsafe, tickets  # noqa: E402
 from pathviz.store import PathReader  # noqa: E402
 
 MODES = "rewind,rewind:{k},finetune,reinit,random-support,uniform"
@@ -214,7 +213,8 @@ def main() -> None:
         list(ex.map(lambda c: sh(c, out / f"retrain-{c[5]}.log"), cmds))
     text = table(slbi, its)
     (out / "table.md").write_text(text + "\n")
-    (out / "summary.json").write_text(json.dumps(tickets.summary(slbi), indent=1))
+    # a diverged seed's NaN is null: the file stays JSON
+    (out / "summary.json").write_text(jsonsafe.dumps(tickets.summary(slbi), indent=1))
     print(f"[{time.time() - t0:5.0f}s] done; dataset {a.dataset}"
           f"{' (digits as IDX)' if a.idx_from_digits else ''}, out {out}\n")
     print(text)

@@ -114,7 +114,9 @@ class RunConfig:
                   "lam": self.lam >= 0, "momentum": 0 <= self.momentum < 1,
                   "weight_decay": self.weight_decay >= 0}
         for name, ok in checks.items():
-            if not ok:
+            # inf passes ">= 0" and would be written to config.json as null (not JSON's
+            # Infinity), a config the run could not be resumed from
+            if not ok or not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"--{_flag(name)} {getattr(self, name)!r} is out of range")
         for name in ("conv_penalty", "linear_penalty", "last_linear_penalty"):
             if getattr(self, name) not in ("group", "l1", None):

@@ -25,7 +25,8 @@ if TYPE_CHECKING:  # torch is imported where tensors are made, so the app can re
     from pathviz.folder import FolderImages, FolderLoader
 
 __all__ = ["DATASETS", "DATASET_NAMES", "DataError", "DatasetInfo", "DataBundle", "BatchLoader",
-           "Loader", "load_dataset", "check_dataset", "check_classes", "dataset_info",
+           "Loader", "load_dataset", "check_dataset", "check_root_wanted", "check_classes",
+           "dataset_info",
            "make_loader", "split_validation"]
 
 
@@ -93,6 +94,7 @@ def dataset_info(name: str | None, root: str | os.PathLike | None = None) -> Dat
         return IMAGEFOLDER
     from pathviz.folder import folder_classes
 
+    _check_root_folder(name, os.fspath(root))  # a file is a file, not a folder without train/
     return dataclasses.replace(IMAGEFOLDER, num_classes=len(folder_classes(os.fspath(root))))
 
 
@@ -160,9 +162,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None) -> DataBundle
         raise DataError(f"dataset {name!r} needs --data-root: the folder that holds its files "
                         f"(no download happens here)")
     root = os.fspath(root)
-    if not os.path.isdir(root):
-        raise DataError(f"data root {root!r} does not exist; create it and put the {name} files "
-                        f"there, or pass the right --data-root")
+    _check_root_folder(name, root)
     if name == "cifar10":
         return _cifar10(root)
     if name == "imagefolder":
@@ -182,12 +182,12 @@ def check_dataset(name: str, root: str | os.PathLike | None = None) -> None:
     if name not in DATASET_NAMES:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
     if name == "digits":
+        check_root_wanted(name, root)
         return
     if not root:
         raise DataError(f"dataset {name!r} needs a data root: the folder that holds its files")
     root = os.fspath(root)
-    if not os.path.isdir(root):
-        raise DataError(f"data root {root!r} does not exist")
+    _check_root_folder(name, root)
     if name == "imagefolder":
         from pathviz.folder import check_folder
 
@@ -196,6 +196,28 @@ def check_dataset(name: str, root: str | os.PathLike | None = None) -> None:
     folder, files, missing = _dataset_files(name, root)
     if missing:
         raise DataError(f"{name} files missing in {folder}: expected {', '.join(files)}")
+
+
+def check_root_wanted(name: str, root: str | os.PathLike | None) -> None:
+    """DataError for a data root given to a dataset that reads none: digits is bundled, and a
+    root passed with it would be accepted silently while nothing is read from it (the user
+    most likely meant another --dataset)."""
+    if name == "digits" and root is not None:
+        raise DataError(f"the digits dataset is bundled with pathviz and takes no --data-root "
+                        f"(got {os.fspath(root)!r}); drop --data-root, or pass --dataset with "
+                        f"the dataset whose files are there")
+
+
+def _check_root_folder(name: str, root: str) -> None:
+    """DataError unless ``root`` is a folder, with the true reason: missing, or a file."""
+    if os.path.isdir(root):
+        return
+    if os.path.lexists(root):
+        what = "a file, not a folder" if os.path.isfile(root) else "not a folder"
+        raise DataError(f"data root {root!r} is {what}; pass the folder that holds the {name} "
+                        f"files as --data-root")
+    raise DataError(f"data root {root!r} does not exist; create it and put the {name} files "
+                    f"there, or pass the right --data-root")
 
 
 def _dataset_files(name: str, root: str) -> tuple[str, list[str], list[str]]:

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pathviz import numerics, prune, runs
+from pathviz import jsonsafe, numerics, prune, runs
 from pathviz.analysis import stop_of
 from pathviz.config import stored_settings
 from pathviz.data import DATASETS, DataError, check_classes, dataset_info, load_dataset
@@ -157,6 +157,25 @@ def pin_run(cfg: dict[str, Any]) -> None:
         raise ExportError(str(e)) from None
 
 
+def check_finite(weights: dict[str, np.ndarray], gammas: dict[str, np.ndarray],
+                 iteration: int) -> None:
+    """ExportError naming the first tensor saved at ``iteration`` that holds NaN or infinity.
+
+    A model with such weights computes NaN for every input: its export would "load" and its
+    report would claim a 10% accuracy, a silently wrong file. Refused before anything is built
+    or written, in one sentence that names the iteration and the tensor."""
+    for kind, tensors in (("", weights), ("Gamma of ", gammas)):
+        for name, a in tensors.items():
+            if not np.issubdtype(a.dtype, np.floating):
+                continue  # integer buffers (BatchNorm's num_batches_tracked) are finite
+            bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+            if bad:
+                what = "NaN" if np.isnan(a).any() else "infinity"
+                raise ExportError(f"the weights saved at iteration {iteration} are not finite "
+                                  f"({kind}{name} holds {what} in {bad} of {a.size} values); "
+                                  f"export an earlier --iteration, whose weights are finite")
+
+
 def load_run_model(run_dir: str | os.PathLike, iteration: int):
     """(model with the weights of ``iteration`` in eval mode, layers, gammas, config)."""
     paths = runs.paths_for_dir(run_dir)
@@ -173,6 +192,7 @@ def load_run_model(run_dir: str | os.PathLike, iteration: int):
         raise ExportError(str(e).strip("'\"")) from None
     except PathFileError as e:
         raise ExportError(str(e)) from None
+    check_finite(weights, gammas, iteration)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     pin_run(cfg)  # before build_model computes anything: the worker's kernels, the same numbers
     try:
@@ -360,10 +380,14 @@ def export(run_dir: str | os.PathLike, iteration: int, mode: str = "compact", fm
         "test_acc": test_acc, "test_acc_masked": test_acc_masked,
         "warnings": notes,
     }
+    for key in jsonsafe.non_finite_keys(report):  # written as null: say why next to it
+        notes.append(f"{key} is not a finite number (the model's outputs overflow), so the "
+                     f"report holds null for it")
     # the file and its report go in place together, or neither does (a full disk)
     report_tmp = report_path.with_name(f".{report_path.name}.tmp")
     try:
-        report_tmp.write_text(json.dumps(report, indent=1))
+        # NaN is null (noted in warnings above), never a bare NaN literal, which is not JSON
+        report_tmp.write_text(json.dumps(jsonsafe.finite(report), indent=1, allow_nan=False))
     except OSError as e:
         err = _cannot_write(report_path, e)
         report_tmp.unlink(missing_ok=True)

@@ -23,7 +23,6 @@ Reading only: nothing here imports torch or writes to the run folder.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from pathviz import runs
+from pathviz import jsonsafe, runs
 from pathviz.analysis import StopRule, stop_of
 from pathviz.store import PathFileError, PathReader
 
@@ -221,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, runs.RunError, PathFileError) as e:
         print(f"pathviz.inspect: error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps(s, indent=1, default=_num) if args.json else _text(s))
+    # jsonsafe: a NaN anywhere (a ticket's, a baseline's) is null, never a bare NaN literal
+    print(jsonsafe.dumps(s, indent=1, default=_num) if args.json else _text(s))
     return 0
 
 

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pathviz import jsonsafe
+
 PATH_FILE = "path.h5"
 CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"
@@ -185,10 +187,13 @@ def paths_for_dir(run_dir: str | os.PathLike) -> RunPaths:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a temp file and move it into place, so readers never see half a file.
 
+    A non-finite number is written as null (:mod:`pathviz.jsonsafe`), so every JSON parser
+    reads the file.
+
     On a full disk the temp file is removed and an OSError naming ``path`` raised (see
     :func:`write_bytes_atomic`); :func:`write_status` has a last resort for the status.
     """
-    write_bytes_atomic(path, json.dumps(data, indent=1, sort_keys=True).encode())
+    write_bytes_atomic(path, jsonsafe.dumps(data, indent=1, sort_keys=True).encode())
 
 
 def write_bytes_atomic(path: Path, data: bytes, sync: bool = False) -> None:
@@ -221,7 +226,7 @@ def write_bytes_atomic(path: Path, data: bytes, sync: bool = False) -> None:
 def _write_in_place(path: Path, data: Any) -> None:
     """Overwrite ``path`` in place within its existing size (padded with spaces, still valid
     JSON), so it needs no new disk blocks: the last resort for a status on a full disk."""
-    text = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    text = jsonsafe.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     size = path.stat().st_size
     if len(text) > max(size, 4096 - 1):
         raise OSError(errno.ENOSPC, "no room to record the status", str(path))
@@ -404,9 +409,11 @@ def acquire_lock(paths: RunPaths, clean: bool = True) -> None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            holder = _lock_info(paths).get("pid")
-            raise RunError(f"run {paths.name!r} is already being trained by process "
-                           f"{holder or 'another process'}; stop it first") from None
+            holder = _current_holder(paths)
+            if holder is None:  # its holder let go while we looked: try again
+                continue
+            raise RunError(f"run {paths.name!r} is already being trained by {holder}; stop it "
+                           f"first") from None
         try:
             same = os.fstat(fd).st_ino == os.stat(paths.lock, follow_symlinks=False).st_ino
         except FileNotFoundError:
@@ -430,6 +437,38 @@ def acquire_lock(paths: RunPaths, clean: bool = True) -> None:
             clean_stale_temps(paths)
         return
     raise RunError(f"could not take the lock of run {paths.name!r}; try again")
+
+
+HOLDER_WAIT = 2.0  # seconds a refused taker waits for the holder to write its pid
+
+
+def _current_holder(paths: RunPaths) -> str | None:
+    """Who holds the run's lock now, in words (``process 123``), for a refusal; None when the
+    lock turns out to be free.
+
+    A process that takes over a stale lock writes its own pid into the file only after its
+    flock succeeded, so for a moment the file still names the dead worker before it (or
+    nothing, between truncate and write). Naming that pid would send the user after a process
+    that is gone, so the file is read again until it names a live process with the start
+    time it recorded (PIDs recycle). A holder that never says who it is (for
+    :data:`HOLDER_WAIT`) is described as what it is: a process that took over a stale lock.
+    """
+    deadline = time.monotonic() + HOLDER_WAIT
+    stale = None
+    while True:
+        info = _lock_info(paths)
+        pid = info.get("pid")
+        if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0:
+            start = info.get("pid_start")
+            if is_alive(pid, start if isinstance(start, int) else None):
+                return f"process {pid}"
+            stale = pid
+        if not lock_held(paths):
+            return None
+        if time.monotonic() > deadline:
+            left = f" of process {stale}, which has exited" if stale else ""
+            return f"another process (which took over the stale lock{left})"
+        time.sleep(0.01)
 
 
 def release_lock(paths: RunPaths, restore: bool = False) -> None:
@@ -728,6 +767,7 @@ def start_worker(paths: RunPaths, args: Sequence[str] = (), resume: bool = False
         raise RunError(f"run {paths.name!r} is already being trained by process "
                        f"{status['pid']}")
     if not resume and paths.has_run():
+        check_run_dir(paths)  # someone else's files: "resume it" would be advice that fails
         raise RunError(f"run {paths.name!r} already exists; choose another name or resume it")
     if resume and not paths.resume.exists():
         raise RunError(f"run {paths.name!r} has no resume state to continue from")
@@ -754,8 +794,11 @@ def _lock_holder(paths: RunPaths) -> int | None:
     """The pid of the process that holds the run's lock now, or None."""
     if not lock_held(paths):
         return None
-    pid = _lock_info(paths).get("pid")
-    return int(pid) if isinstance(pid, int) and is_alive(pid, None) else None
+    info = _lock_info(paths)
+    pid, start = info.get("pid"), info.get("pid_start")
+    # with its start time: a recycled pid of a killed worker is not the holder
+    return int(pid) if isinstance(pid, int) and is_alive(
+        pid, start if isinstance(start, int) else None) else None
 
 
 def stop_worker(paths: RunPaths, timeout: float = 15.0) -> bool:

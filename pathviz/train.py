@@ -30,7 +30,14 @@ import torch.nn.functional as F
 
 from pathviz import distributed, numerics, resume, runs
 from pathviz.config import PRESETS, ConfigError, RunConfig, add_config_arguments, config_from_args
-from pathviz.data import DataBundle, DataError, load_dataset, make_loader, split_validation
+from pathviz.data import (
+    DataBundle,
+    DataError,
+    check_root_wanted,
+    load_dataset,
+    make_loader,
+    split_validation,
+)
 from pathviz.evaluate import Evaluator, eval_loader
 from pathviz.groups import slbi_param_groups
 from pathviz.models import UnknownModelError, build_model
@@ -137,10 +144,16 @@ def check_args(args: argparse.Namespace) -> tuple[RunConfig, runs.RunPaths]:
     else:
         cfg = config_from_args(args)
         if paths.has_run() and not args.overwrite:
+            # a folder of someone else's files (their own config.json): --overwrite would refuse
+            # it too, so the advice is another folder (check_run_dir's sentence)
+            runs.check_run_dir(paths)
             raise UsageError(f"{paths.dir} already holds a run; pass --resume to continue it or "
                              f"--overwrite to start again")
     cfg.validate()
     if not args.resume:  # what can be known without loading anything is refused before a claim
+        # digits reads no root: refused, never silently ignored (a run made before this check
+        # may hold one in its config, and still resumes)
+        check_root_wanted(cfg.dataset, cfg.data_root)
         problem = numerics.machine_problem(cfg.cpu_isa)
         if problem:
             raise UsageError(problem)
@@ -920,16 +933,21 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, PathFileError) as e:
         if not runs.is_disk_full(e):
             raise
-        reason, advice = disk_full_reason(e, paths,
-                                          trainer.iteration if trainer is not None else 0)
+        iteration = trainer.iteration if trainer is not None else 0
+        reason, advice = disk_full_reason(e, paths, iteration)
         # our temp files and the lock go first: the room they free lets the status be written
         runs.remove_my_temps(paths)
         runs.release_lock(paths)
         if paths.manifest.is_file():
             # (without a manifest the folder is not yet a run's: a status alone would make
             # --overwrite refuse it as "files that pathviz did not write")
+            # the iteration the reason names: the last heartbeat's (up to a second older, or
+            # the start's) would contradict it in the app and in inspect
+            where = {"iteration": iteration}
+            if trainer is not None:
+                where["epoch"] = iteration / trainer.ipe
             try:
-                runs.write_status(paths, state="failed", reason=reason)
+                runs.write_status(paths, state="failed", reason=reason, eta=None, **where)
             except OSError:
                 pass
         print(f"pathviz.train: error: {reason}; {advice}", file=sys.stderr)

@@ -61,6 +61,9 @@ def test_config_file_errors(tmp_path):
     ({"lr_schedule": "step"}, "--lr-schedule must be none or cosine"),
     ({"mlp_lam": -0.5}, "--mlp-lam must be a number >= 0 or none"),
     ({"heads_nu": 0.0}, "--heads-nu must be a number > 0 or none"),
+    # (issue 36) infinity passed ">= 0" and reached config.json, where JSON has no Infinity
+    ({"lr": float("inf")}, "--lr inf is out of range"),
+    ({"nu": float("inf")}, "--nu inf is out of range"),
 ])
 def test_validation_messages_name_the_flag(changes, message):
     with pytest.raises(ConfigError) as e:

@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from pathviz.data import DATASETS, BatchLoader, DataError, load_dataset
+from pathviz.data import (
+    DATASETS,
+    BatchLoader,
+    DataError,
+    check_dataset,
+    check_root_wanted,
+    dataset_info,
+    load_dataset,
+)
 
 
 def write_idx(path: str, arr: np.ndarray) -> None:
@@ -72,6 +80,31 @@ def test_cifar10_through_torchvision(tmp_path):
     # CIFAR rows are channel-major 3x32x32
     assert b.train_x[0].flatten().tolist() == first["data"][0].tolist()
     assert b.train_y[:4].tolist() == first["labels"]
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10", "imagefolder"])
+def test_a_file_as_data_root_is_a_file_not_a_folder(tmp_path, name):
+    """Issue 36, defect 4: a file given as the data root "did not exist"."""
+    root = tmp_path / "data.zip"
+    root.write_bytes(b"PK")
+    want = (f"data root {str(root)!r} is a file, not a folder; pass the folder that holds the "
+            f"{name} files as --data-root")
+    for call in (load_dataset, check_dataset, dataset_info):
+        if call is dataset_info and name != "imagefolder":
+            continue  # (only an image folder's info reads its root)
+        with pytest.raises(DataError) as e:
+            call(name, root)
+        assert str(e.value) == want
+
+
+def test_digits_takes_no_data_root():
+    """Issue 30, item 7: a root given with the bundled digits is refused, not ignored."""
+    with pytest.raises(DataError, match=r"^the digits dataset is bundled with pathviz and takes "
+                       r"no --data-root \(got '/nope'\); drop --data-root"):
+        check_dataset("digits", "/nope")
+    check_dataset("digits", None)
+    check_root_wanted("digits", None)
+    check_root_wanted("mnist", "/data")
 
 
 def test_missing_folder_and_files_name_the_fix(tmp_path):

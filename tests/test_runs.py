@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -165,6 +167,48 @@ def test_list_runs_skips_run_folders_that_link_outside_the_root(tmp_path):
     (root / "linked").symlink_to(elsewhere.dir)
     (root / "alias").symlink_to(root / "near")
     assert sorted(r.name for r in runs.list_runs(root)) == ["alias", "near"]
+
+
+def test_starting_in_a_folder_with_a_users_config_json_advises_another_folder(tmp_path):
+    """Issue 36, defect 3 (the app's start): "already exists; ... resume it" was advice that
+    fails for a folder of someone else's files; nothing is started or written."""
+    paths = runs.run_paths("mine", tmp_path)
+    paths.dir.mkdir()
+    paths.config.write_text('{"my": 1}')
+    with pytest.raises(runs.RunError, match=r"holds files that pathviz did not write; choose "
+                       r"a new or empty folder for the run$"):
+        runs.start_worker(paths)
+    assert os.listdir(paths.dir) == ["config.json"]
+
+
+def test_a_refused_taker_names_the_live_holder_not_the_stale_pid_still_in_the_file(tmp_path):
+    """Issue 36, defect 1, step by step: the holder has the flock but its file still names a
+    killed worker (the moment between flock and write); the refusal waits for the holder's
+    own pid, and without one says that a stale lock was taken over."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    paths = runs.RunPaths(tmp_path / "r")
+    paths.dir.mkdir()
+    paths.lock.write_text(json.dumps({"pid": dead.pid, "pid_start": 1}))
+    holder = os.open(paths.lock, os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a taker that has not written yet
+    try:
+        late = threading.Timer(0.3, lambda: paths.lock.write_text(json.dumps(
+            {"pid": os.getppid(), "pid_start": runs.process_start_time(os.getppid())})))
+        late.start()
+        with pytest.raises(runs.RunError, match=rf"by process {os.getppid()}; stop it first$"):
+            runs.acquire_lock(paths)
+        late.join()
+        paths.lock.write_text(json.dumps({"pid": dead.pid, "pid_start": 1}))  # never updated
+        with pytest.raises(runs.RunError, match=rf"by another process \(which took over the "
+                           rf"stale lock of process {dead.pid}, which has exited\); stop it "
+                           rf"first$"):
+            runs.acquire_lock(paths)
+    finally:
+        os.close(holder)
+    runs.acquire_lock(paths)  # free now: taken over
+    assert json.loads(paths.lock.read_text())["pid"] == os.getpid()
+    runs.release_lock(paths)
 
 
 def test_check_run_dir_refuses_files_links_and_foreign_folders(tmp_path):

@@ -299,6 +299,46 @@ def test_bad_input_is_one_sentence_exit_2_and_writes_nothing(tmp_path, args, mes
     assert not out.exists()
 
 
+def test_a_data_root_that_is_a_file_says_so(tmp_path):
+    """Issue 36, defect 4: before, a file as --data-root "does not exist"."""
+    root = tmp_path / "mnist.tar"
+    root.write_bytes(b"not a folder")
+    out = tmp_path / "run"
+    proc = train("--dataset", "mnist", "--data-root", str(root), "--out", str(out),
+                 "--no-progress", check_rc=2)
+    assert proc.stderr.strip().splitlines() == [
+        f"pathviz.train: error: data root {str(root)!r} is a file, not a folder; pass the "
+        f"folder that holds the mnist files as --data-root"]
+    assert not out.exists() and root.read_bytes() == b"not a folder"
+
+
+def test_a_data_root_given_to_the_bundled_digits_is_refused(tmp_path):
+    """Issue 30, item 7: --data-root with digits was accepted silently (exit 0, a run made)."""
+    out = tmp_path / "run"
+    proc = train(*SMALL, "--data-root", "/nope", "--out", str(out), check_rc=2)
+    assert proc.stderr.strip().splitlines() == [
+        "pathviz.train: error: the digits dataset is bundled with pathviz and takes no "
+        "--data-root (got '/nope'); drop --data-root, or pass --dataset with the dataset whose "
+        "files are there"]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("extra", [[], ["--overwrite"]])
+def test_a_folder_with_a_users_config_json_gets_advice_that_works(tmp_path, extra):
+    """Issue 36, defect 3: the refusal advised --overwrite, which then refused the folder as
+    holding files pathviz did not write; both now say to choose another folder, and the
+    user's file is untouched."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.json").write_text('{"my": "settings"}')
+    proc = train(*SMALL, "--out", str(out), *extra, check_rc=2)
+    assert proc.stderr.strip().splitlines() == [
+        f"pathviz.train: error: {out} holds files that pathviz did not write; choose a new or "
+        f"empty folder for the run"]
+    assert os.listdir(out) == ["config.json"]
+    assert (out / "config.json").read_text() == '{"my": "settings"}'
+
+
 def test_existing_run_is_never_overwritten_without_a_flag(tmp_path):
     run = tmp_path / "keep"
     train(*SMALL, "--epochs", "1", "--out", str(run))

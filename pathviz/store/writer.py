@@ -9,7 +9,6 @@ rebound, so ``pathviz.store._ABANDONED`` (which the worker reads) is this same o
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,6 +18,7 @@ import h5py
 import numpy as np
 from h5py import h5s
 
+from pathviz import jsonsafe
 from pathviz.store.schema import (
     ATTR_CONFIG,
     ATTR_DATA,
@@ -95,16 +95,17 @@ class PathWriter:
             raise
         try:
             f.attrs[ATTR_SCHEMA] = SCHEMA_VERSION
-            f.attrs[ATTR_CONFIG] = json.dumps(dict(config), sort_keys=True)
-            f.attrs[ATTR_LAYERS] = json.dumps(self.layers)
-            f.attrs[ATTR_METRICS] = json.dumps(self.metric_names)
-            f.attrs[ATTR_WEIGHTS] = json.dumps(self.weights)
+            # jsonsafe: a NaN in a config or a model's info is null, never a bare NaN literal
+            f.attrs[ATTR_CONFIG] = jsonsafe.dumps(dict(config), sort_keys=True)
+            f.attrs[ATTR_LAYERS] = jsonsafe.dumps(self.layers)
+            f.attrs[ATTR_METRICS] = jsonsafe.dumps(self.metric_names)
+            f.attrs[ATTR_WEIGHTS] = jsonsafe.dumps(self.weights)
             if model is not None:
-                f.attrs[ATTR_MODEL] = json.dumps(dict(model), sort_keys=True)
+                f.attrs[ATTR_MODEL] = jsonsafe.dumps(dict(model), sort_keys=True)
             if data is not None:
-                f.attrs[ATTR_DATA] = json.dumps(dict(data), sort_keys=True)
+                f.attrs[ATTR_DATA] = jsonsafe.dumps(dict(data), sort_keys=True)
             if environment is not None:
-                f.attrs[ATTR_ENVIRONMENT] = json.dumps(dict(environment), sort_keys=True)
+                f.attrs[ATTR_ENVIRONMENT] = jsonsafe.dumps(dict(environment), sort_keys=True)
             d = {}
             d[ITERATION] = self._make(f, ITERATION, (), np.int64)
             d[EPOCH] = self._make(f, EPOCH, (), np.float64)

@@ -15,7 +15,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from pathviz import runs
+from pathviz import jsonsafe, runs
 
 TICKET_SCHEMA = "1.0"
 TICKET_FILE = "ticket.json"
@@ -178,7 +178,7 @@ def write_seed(path: str | os.PathLike, *, ticket: str, seed: int, rows: Sequenc
         f.attrs[ATTR_SEED] = int(seed)
         f.attrs[ATTR_COMPLETE] = int(bool(complete))
         f.attrs[ATTR_DIVERGED] = int(bool(diverged))
-        f.attrs[ATTR_SUPPORT] = json.dumps(support or {})
+        f.attrs[ATTR_SUPPORT] = jsonsafe.dumps(support or {})
         f[EPOCH] = np.array([r[EPOCH] for r in rows], np.int64)
         f[ITERATION] = np.array([r[ITERATION] for r in rows], np.int64)
         f[TIME] = np.array([r[TIME] for r in rows], np.float64)

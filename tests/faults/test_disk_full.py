@@ -245,7 +245,7 @@ def test_the_worker_on_a_full_disk_says_what_and_when_and_its_advice_works(
         assert runs.LOCK_FILE not in files
         if runs.MANIFEST_FILE in files:
             st = json.loads((run / runs.STATUS_FILE).read_text())
-            assert (st["state"], st["reason"]) == ("failed", sentence)
+            assert (st["state"], st["reason"], st["iteration"]) == ("failed", sentence, it)
         assert (runs.RESUME_FILE in files) == resumable
         resize(m, 64 * 1024 * 1024)  # free space, then do as told
         follow = ["--out", str(run), "--resume", "--no-progress"] if resumable else \
@@ -299,3 +299,50 @@ def test_baselines_on_a_full_disk_say_which_file_and_the_same_command_resumes_th
         got = baselines.read_results(run_dir)
     key = ("method", "iteration", "params", "widths", "support", "oneshot", "finetuned")
     assert [{k: e[k] for k in key} for e in got] == [{k: e[k] for k in key} for e in want]
+
+
+# ---- the status after a full disk (issue 36, defect 5) ---------------------------------------
+
+_ENOSPC_AT = r"""
+import errno, os, sys
+from pathviz import numerics
+numerics.apply_env(numerics.DEFAULT_LEVEL)
+from pathviz import resume, train
+real = resume.save_state
+at = int(sys.argv[1])
+
+def save_state(paths, state):  # the disk fills when the resume state of iteration `at` is due
+    if state["iteration"] == at:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(paths.resume))
+    return real(paths, state)
+
+resume.save_state = save_state
+sys.exit(train.main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("at", [30, 60])
+def test_after_a_full_disk_the_status_names_the_iteration_of_the_reason(tmp_path, at):
+    """The status kept the last heartbeat's iteration (0, 281, 683) while its reason named
+    another (30, 330, 720); the app and inspect showed the stale one."""
+    import subprocess
+    import sys
+
+    from pathviz import inspect
+    from tests.faults.zygote import ROOT
+
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.run([sys.executable, "-c", _ENOSPC_AT, str(at), *ARGS[:3], "4",
+                        "--no-progress", "--out", str(run)], capture_output=True, text=True,
+                       cwd=ROOT, env=env, timeout=600)
+    assert p.returncode == 2, p.stderr[-2000:]
+    sentence = f"disk full at iteration {at}: resume.pt could not be written"
+    assert p.stderr.strip().splitlines()[-1] == (
+        f"pathviz.train: error: {sentence}; free space, then continue with --resume")
+    st = json.loads((run / runs.STATUS_FILE).read_text())
+    assert (st["state"], st["reason"], st["iteration"]) == ("failed", sentence, at)
+    assert st["epoch"] == at / 18  # 18 iterations per epoch of the demo
+    info = next(r for r in runs.list_runs(tmp_path) if r.name == "run")  # what the app lists
+    assert (info.state, info.iteration) == ("failed", at)
+    assert inspect.summary(run)["status"]["iteration"] == at
