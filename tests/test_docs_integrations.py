@@ -23,6 +23,7 @@ import pytest
 
 pytest.importorskip("transformers")
 pytest.importorskip("tensorboard")
+pytest.importorskip("lightning")
 
 from pathviz.store import PathReader  # noqa: E402
 
@@ -134,7 +135,7 @@ def test_the_export_reloads_smaller_and_matches_the_masked_model(ran):
 
 
 def test_groups_by_hand_blocks_print_what_they_promise(ran):
-    refused, support = ran["outputs"][1], ran["outputs"][2]
+    refused, support = ran["outputs"][2], ran["outputs"][3]
     assert refused.startswith("no attention heads found in Sequential: the search stopped at "
                               "0 (MyAttention)")
     assert "docs/integrations.md" in refused
@@ -142,7 +143,7 @@ def test_groups_by_hand_blocks_print_what_they_promise(ran):
 
 
 def test_tensorboard_events_hold_the_path_scalars(ran):
-    tags, stop = ran["outputs"][3].splitlines()
+    tags, stop = ran["outputs"][4].splitlines()
     assert eval(tags) == sorted([f"support/model.layers.{i}.{k}" for i in (0, 1)  # noqa: S307
                                  for k in ("mlp", "self_attn")] + ["support/fraction_groups"])
     with PathReader(ran["cwd"] / "checkpoints" / "hf-llama" / "path.h5") as r:
@@ -151,10 +152,25 @@ def test_tensorboard_events_hold_the_path_scalars(ran):
         assert float(stop) == stop_of(r).stop.iteration
 
 
-def test_the_app_opens_the_recorded_run(ran, monkeypatch):
-    from tests.test_app import app
+def test_the_lightning_module_records_a_path(ran):
+    with PathReader(ran["cwd"] / "checkpoints" / "lightning" / "path.h5") as r:
+        assert [d["name"] for d in r.layers] == ["net.0", "net.2"]  # the classifier is dense
+        # 3 epochs of 32 batches, one snapshot every 4 optimizer steps (and the start)
+        assert r.iterations.tolist() == list(range(0, 97, 4))
+        assert all((r.layer_path(n)[-1] > 0).any() for n in ("net.0", "net.2"))
+        assert np.isfinite(r.metric("val_acc_sparse")).sum() == 3  # one per epoch
+        assert np.isfinite(r.metric("val_acc")).sum() == 3
+        assert r.data_info["n_val"] == 256
+    text = dict(ran["commands"])["python -m pathviz.inspect checkpoints/lightning"]
+    assert "status: finished" in text and "net.0" in text
+
+
+@pytest.mark.parametrize("run, layer", [("hf-llama", "model.layers.0.mlp"),
+                                        ("lightning", "net.2")])
+def test_the_app_opens_the_recorded_runs(ran, monkeypatch, run, layer):
+    from tests.test_app import app, chart
 
     monkeypatch.setenv("PATHVIZ_CHECKPOINTS", str(ran["cwd"] / "checkpoints"))
     monkeypatch.setenv("PATHVIZ_REFRESH", "0")
-    at = app(run="hf-llama")
-    assert any("hf-llama" in m.value for m in at.markdown) or "hf-llama" in str(at.sidebar)
+    at = app(run=run, view="layer", layer=layer)
+    assert chart(at, "layer_fig")["title"].startswith(f"{layer}: ")

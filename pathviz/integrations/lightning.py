@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from pathviz.groups import slbi_param_groups
 from pathviz.integrations import require
@@ -121,9 +122,17 @@ class PathCallback(pl.Callback):
     def _n_val(self, trainer: Any, module: nn.Module) -> int | None:
         if self.eval_examples is not None:
             return self.eval_examples
-        for owner in (getattr(trainer, "datamodule", None), module):
+        # loaders given to fit() wait in the validation loop's data source until it first
+        # runs (Lightning's own attribute: tried, not relied on); else the hooks that make them
+        source = getattr(getattr(getattr(getattr(trainer, "fit_loop", None), "epoch_loop",
+                                         None), "val_loop", None), "_data_source", None)
+        owners = [getattr(source, "instance", None), getattr(trainer, "datamodule", None),
+                  module]
+        for owner in owners:
             try:
-                loader = owner.val_dataloader()
+                loader = owner if isinstance(owner, DataLoader) else owner.val_dataloader()
+                if isinstance(loader, (list, tuple)):
+                    loader = loader[0]
                 return len(loader.dataset)
             except Exception:  # noqa: BLE001 - no loader there (Lightning raises its own)
                 continue

@@ -31,7 +31,7 @@ import numpy as np
 
 from pathviz.integrations import require
 
-__all__ = ["PathScalars", "TAGS"]
+__all__ = ["PathScalars", "TAGS", "follow", "write_stop"]
 
 # path metric -> TensorBoard tag
 TAGS = {"train_acc": "accuracy/train", "val_acc": "accuracy/val", "test_acc": "accuracy/test",
@@ -93,3 +93,39 @@ class PathScalars:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def follow(recorder: Any, logdir: str | os.PathLike) -> PathScalars:
+    """TensorBoard scalars of every snapshot ``recorder`` (a :class:`pathviz.recorder.
+    PathRecorder`) writes from now on: its ``record`` is wrapped to write them after it.
+    The worker's ``--tensorboard`` uses this; call :meth:`PathScalars.stop` and
+    :meth:`PathScalars.close` when the run ends."""
+    info = getattr(recorder.writer, "model_info", None) or {}
+    total = info.get("params_total") if isinstance(info, dict) else None
+    if total is None:
+        total = sum(p.numel() for p in recorder.model.parameters())
+    scalars = PathScalars(logdir, params_total=int(total))
+    record = recorder.record
+
+    def record_and_write(iteration: int, **kwargs: Any) -> None:
+        record(iteration, **kwargs)
+        metrics = {k: v for k, v in kwargs.items() if k not in ("epoch", "elapsed", "weights")}
+        metrics.setdefault("lr", float(recorder.optimizer.param_groups[0]["lr"]))
+        stats, _ = recorder.layer_stats()  # the weights have not moved since record's
+        scalars.snapshot(iteration, metrics, stats)
+
+    recorder.record = record_and_write
+    return scalars
+
+
+def write_stop(scalars: PathScalars, path: str | os.PathLike) -> None:
+    """The suggested stop of the (closed) path file ``path``, if it has one, then close."""
+    from pathviz.analysis import stop_of
+    from pathviz.store import PathFileError, PathReader
+
+    try:
+        with PathReader(path) as r:
+            scalars.stop(stop_of(r))
+    except PathFileError:  # a damaged path: the scalars so far stand, without a stop
+        pass
+    scalars.close()
