@@ -56,10 +56,28 @@ def test_the_worker_writes_the_path_scalars_to_tensorboard(tmp_path):
         frac = {e.step: e.value for e in events.Scalars("params/fraction_selected")}
         i = int(np.flatnonzero(np.isfinite(kept))[-1])
         assert frac[int(r.iterations[i])] == pytest.approx(kept[i] / total)
-        stop = stop_of(r).stop
-    assert stop is not None
+        decision = stop_of(r)
+    # three epochs are too few for a stop (tests/test_docs_integrations.py checks a run with
+    # one against its TensorBoard scalar): none is written rather than a made-up one
+    assert decision.stop is None and "stop/iteration" not in tags
+
+
+def test_the_stop_is_written_at_its_iteration(tmp_path):
+    from pathviz.analysis import suggest_stop
+    from pathviz.integrations.tensorboard import PathScalars
+
+    its = np.array([0, 10, 20, 30])
+    decision = suggest_stop(its, np.array([0.1, 0.9, 0.92, 0.93]), np.array([10, 50, 80, 100]),
+                            weight_iterations=its, n_val=100)
+    assert decision.stop is not None
+    tb = PathScalars(tmp_path / "tb")
+    tb.stop(decision)
+    tb.close()
+    events = EventAccumulator(str(tmp_path / "tb")).Reload()
+    stop = decision.stop
     assert [(e.step, e.value) for e in events.Scalars("stop/iteration")] == [
         (stop.iteration, stop.iteration)]
+    assert events.Scalars("stop/val_acc_sparse")[0].value == pytest.approx(stop.val_acc)
 
 
 def test_a_tensorboard_folder_that_is_a_file_is_refused_in_one_sentence(tmp_path):

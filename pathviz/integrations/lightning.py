@@ -148,10 +148,6 @@ class PathCallback(pl.Callback):
         if not trainer.is_global_zero:
             return
         n_val = self._n_val(trainer, pl_module)
-        per_epoch = None
-        batches = getattr(trainer, "num_training_batches", None)
-        if isinstance(batches, int) and batches > 0:
-            per_epoch = max(batches // max(trainer.accumulate_grad_batches, 1), 1)
         config = {"integration": "lightning.Trainer", "model": type(pl_module).__name__,
                   "max_epochs": trainer.max_epochs, "max_steps": trainer.max_steps,
                   "accumulate_grad_batches": trainer.accumulate_grad_batches,
@@ -159,9 +155,16 @@ class PathCallback(pl.Callback):
         self.session.start(pl_module, self.optimizer, config=config,
                            model_info=model_info(pl_module),
                            data_info={"n_val": n_val} if n_val else {},
-                           iterations_per_epoch=per_epoch)
+                           iterations_per_epoch=None)
         self._last_step = trainer.global_step
         self.session.add(trainer.global_step)
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        # the training loader is set up between on_fit_start and here: now its length is known
+        batches = getattr(trainer, "num_training_batches", None)
+        if self.session.active and isinstance(batches, int) and batches > 0:
+            per_epoch = max(batches // max(trainer.accumulate_grad_batches, 1), 1)
+            self.session.recorder.iterations_per_epoch = per_epoch
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any,
                              batch_idx: int) -> None:
