@@ -191,7 +191,8 @@ def args(tmp_path, steps=40, **kw):
 def test_the_trainer_refuses_an_optimizer_without_a_path_before_the_first_step(tmp_path):
     model = build("bert")
     before = [p.detach().clone() for p in model.parameters()]
-    trainer = T.Trainer(model=model, args=args(tmp_path), train_dataset=examples(64, 0))
+    trainer = T.Trainer(model=model, args=args(tmp_path), train_dataset=examples(64, 0),
+                        eval_dataset=examples(16, 1))
     PathCallback.attach(trainer, tmp_path / "run")
     with pytest.raises(ValueError, match=r"only with pathviz's SLBI optimizer, but training "
                                          r"uses AdamW"):
