@@ -134,6 +134,26 @@ def test_the_export_reloads_smaller_and_matches_the_masked_model(ran):
         inter == 1
 
 
+def test_the_export_command_prints_its_report_and_refuses_in_one_sentence(ran):
+    cmd = "python -m pathviz.integrations.hf checkpoints/hf-llama --iteration 200 --out " \
+          "hf-llama-200"
+    out = dict(ran["commands"])[cmd]
+    report = json.loads((ran["cwd"] / "hf-llama-200" / "pathviz-export.json").read_text())
+    assert out.startswith(f"iteration 200: params {report['params_before']:,} -> "
+                          f"{report['params_after']:,}; config ")
+    again = subprocess.run([sys.executable, *shlex.split(cmd)[1:]], cwd=ran["cwd"], env=env(),
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert again.stderr.strip().endswith("exists and is not an empty folder; pass --overwrite "
+                                          "or choose another folder")
+    bad = subprocess.run([sys.executable, "-m", "pathviz.integrations.hf",
+                          "checkpoints/hf-llama", "--iteration", "7", "--out", "x"],
+                         cwd=ran["cwd"], env=env(), capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert not (ran["cwd"] / "x").exists()
+
+
 def test_groups_by_hand_blocks_print_what_they_promise(ran):
     refused, support = ran["outputs"][2], ran["outputs"][3]
     assert refused.startswith("no attention heads found in Sequential: the search stopped at "
