@@ -96,6 +96,9 @@ class RunConfig:
                      "evaluation stays float32, as export's)", default=False)
     channels_last: bool = _opt("channels-last memory format for the model and its input "
                                "(faster convolutions on recent GPUs)", default=False)
+    tensorboard: str | None = _opt("also write the path's scalars as TensorBoard events to "
+                                   "this folder (needs pathviz[tensorboard]; does not change "
+                                   "the numbers)", default=None)
 
     def validate(self) -> RunConfig:
         """Raise ConfigError naming the first bad value; returns self for chaining."""
@@ -168,6 +171,16 @@ class RunConfig:
             raise ConfigError("--nesterov needs --momentum > 0")
         if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise ConfigError(f"--device must be auto, cpu or cuda[:N], got {self.device!r}")
+        if self.tensorboard is not None:
+            if os.path.exists(self.tensorboard) and not os.path.isdir(self.tensorboard):
+                raise ConfigError(f"--tensorboard {self.tensorboard!r} is a file; give a folder "
+                                  f"for the TensorBoard event files")
+            import importlib.util
+
+            if importlib.util.find_spec("tensorboard") is None:
+                raise ConfigError("--tensorboard needs the tensorboard package, which is not "
+                                  "installed; install it with pip install "
+                                  "\"pathviz[tensorboard]\"")
         return self
 
     def to_json(self) -> dict[str, Any]:

@@ -153,9 +153,10 @@ def _text(s: dict[str, Any]) -> str:
     lines = [f"run {s['run']} ({s['dir']})",
              f"  status: {s['status']['state']}" + (f" ({s['status']['reason']})"
                                                    if s["status"]["reason"] else ""),
-             f"  model: {model.get('name', '?')}, {s['params_total'] or '?':,} params, "
-             f"{s['flops_total'] or '?':,} MACs" if s["params_total"] else
-             f"  model: {model.get('name', '?')}",
+             f"  model: {model.get('name', '?')}, {s['params_total']:,} params"
+             # a recorded model without an example input has no MAC count
+             + (f", {s['flops_total']:,} MACs" if s["flops_total"] else "")
+             if s["params_total"] else f"  model: {model.get('name', '?')}",
              f"  data: {data.get('dataset', '?')} (train {data.get('n_train', '?')}, "
              f"validation {data.get('n_val', '?')}, test {data.get('n_test', '?')})",
              f"  iterations: {s['iterations']} ({s['snapshots']} snapshots, "

@@ -27,7 +27,7 @@ __all__ = ["ResumeError", "OVERRIDABLE", "save_state", "load_state", "keep_rows"
            "support_at_last_weights"]
 
 # settings a resume may change: they do not change the numbers
-OVERRIDABLE = frozenset({"device", "impl", "workers"})
+OVERRIDABLE = frozenset({"device", "impl", "workers", "tensorboard"})
 
 
 class ResumeError(ValueError):

@@ -293,6 +293,7 @@ class Trainer:
         self._last_beat = 0.0
         self.resume_seconds = 0.0  # spent writing resume state, for bench/
         self.recorder: PathRecorder | None = None
+        self.scalars = None  # --tensorboard: pathviz.integrations.tensorboard.PathScalars
         self.lost_rank = False  # a rank failed: the others are gone, no closing barrier
 
     @property
@@ -357,6 +358,10 @@ class Trainer:
                     self.recorder.close()
                 except PathFileError as e:
                     log.error("%s", e)
+            if self.scalars is not None:
+                from pathviz.integrations.tensorboard import write_stop
+
+                write_stop(self.scalars, paths.path)
             if handler is not None:
                 runs.release_lock(paths, restore=self._refusing)
                 logging.getLogger("pathviz").removeHandler(handler)
@@ -377,6 +382,7 @@ class Trainer:
                                              model_info=self.model_info,
                                              data_info=self.data_info, example_input=self.example,
                                              environment=self.environment)
+                self._follow_tensorboard()
             self._snapshot(final=False)
             self._save_resume()
         self._checked_at = self.iteration
@@ -513,6 +519,13 @@ class Trainer:
         self.snaps.take(it, final=final, epoch=it / self.ipe, elapsed=self.elapsed,
                         recorder=self.recorder)
 
+    def _follow_tensorboard(self) -> None:
+        """--tensorboard: every snapshot's scalars also go to TensorBoard event files."""
+        if self.cfg.tensorboard:
+            from pathviz.integrations.tensorboard import follow
+
+            self.scalars = follow(self.recorder, self.cfg.tensorboard)
+
     def _postfix(self) -> dict[str, Any]:
         m = self.snaps.metrics
         inside, groups = self.recorder.last_support  # as of the last snapshot
@@ -618,6 +631,7 @@ class Trainer:
         writer = resume.keep_rows(paths, self.iteration)
         self.recorder = PathRecorder.continuing(self.model, self.opt, writer,
                                                 iterations_per_epoch=self.ipe)
+        self._follow_tensorboard()
         if self.snaps.has_gamma:
             self.snaps.support_at_weights = resume.support_at_last_weights(
                 paths.path, self.recorder.layers, self.recorder._params)
