@@ -54,10 +54,15 @@ import numpy as np
 import torch
 
 from pathviz import numerics, prune, runs
-from pathviz.contract import CONTRACT_FILE, ONNX_KEY, contract_json, input_contract, \
-    preprocess_source
 from pathviz.analysis import stop_of
 from pathviz.config import stored_settings
+from pathviz.contract import (
+    CONTRACT_FILE,
+    ONNX_KEY,
+    contract_json,
+    input_contract,
+    preprocess_source,
+)
 from pathviz.data import DATASETS, DataError, check_classes, dataset_info, load_dataset
 from pathviz.evaluate import eval_loader, evaluate
 from pathviz.models import UnknownModelError, build_model, widths_of
