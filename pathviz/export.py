@@ -55,6 +55,7 @@ import torch
 
 from pathviz import numerics, prune, runs
 from pathviz.analysis import stop_of
+from pathviz.cli_parser import StrictParser
 from pathviz.config import stored_settings
 from pathviz.contract import (
     CONTRACT_FILE,
@@ -511,9 +512,9 @@ def load_state_dict_export(path: str | os.PathLike) -> torch.nn.Module:
     return model.eval()
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(StrictParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise ExportError(f"{message} (see --help)")
+        raise ExportError(f"{self.explain(message)} (see --help)")
 
 
 def input_line(rep: dict[str, Any]) -> str:

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from pathviz import prune, runs
+from pathviz.cli_parser import StrictParser
 from pathviz.tickets import supports as sp
 from pathviz.tickets.baselines import (
     METHODS,
@@ -73,9 +74,9 @@ class Job:
     settings: Any  # pathviz.tickets.training.Settings
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(StrictParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see --help)")
+        raise UsageError(f"{self.explain(message)} (see --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:

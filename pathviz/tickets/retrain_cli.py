@@ -57,6 +57,7 @@ from typing import Any
 import torch
 
 from pathviz import prune, runs, tickets
+from pathviz.cli_parser import StrictParser
 from pathviz.data import (
     DataBundle,
     DataError,
@@ -88,9 +89,9 @@ class Variant:
     description: dict[str, Any]
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(StrictParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see --help)")
+        raise UsageError(f"{self.explain(message)} (see --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:

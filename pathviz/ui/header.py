@@ -48,7 +48,7 @@ def launched_identity(argv: list[str]) -> dict[str, str]:
 
     from pathviz.config import ConfigError, add_config_arguments, config_from_args
 
-    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False, allow_abbrev=False)
     parser.add_argument("--preset", default=None)
     parser.add_argument("--config", default=None)
     add_config_arguments(parser)
