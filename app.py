@@ -71,8 +71,9 @@ def main() -> None:
         st.fragment(runs_table_ui, run_every=refresh if any_live and refresh > 0 else None)(ROOT)
     new_run_ui([r.name for r in all_runs], ROOT)
     if choice is None:
-        empty_ui()
-        return
+        if not all_runs:
+            empty_ui()
+        return  # else the picker waits for a choice, under the link's note
     info = next(r for r in all_runs if r.name == choice)
     state = (pm.present_header_ui if present else run_header_ui)(info, *identity_of(info))
     live = state in ("running", "starting")

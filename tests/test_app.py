@@ -280,16 +280,24 @@ def test_wrong_schema_version_and_deleted_file(root):
 def test_bad_run_name_in_the_url(root, name):
     make_run(root, "ok", n=5)
     at = app(run=name)
-    assert "cannot exist" in texts(at)
-    assert "**Iteration" in texts(at)  # the newest run is shown instead
+    assert "cannot exist" in texts(at) and "choose a run" in texts(at)
+    # no other run is shown under the link's name: the picker waits for a choice
+    assert "**Iteration" not in texts(at) and at.selectbox(key=f"picker:{name}:0").value is None
     note = next(w.value for w in at.warning if "cannot exist" in w.value)
     assert "**x**" not in note and "<b>" not in note  # shown as text, not markup
 
 
 def test_unknown_run_in_the_url(root):
     make_run(root, "ok", n=5)
+    make_run(root, "newer", n=5)
     at = app(run="nope")
-    assert "There is no run called “nope”" in texts(at)
+    assert "There is no run called “nope”" in texts(at) and "choose a run" in texts(at)
+    picker = at.selectbox(key="picker:nope:0")
+    assert picker.value is None and picker.options == ["newer", "ok"]
+    assert "**Iteration" not in texts(at) and at.query_params["run"] == "nope"
+    picker.set_value("ok").run()  # a choice opens that run, and the URL follows it
+    assert "**Iteration" in texts(at) and at.query_params["run"] == "ok"
+    assert "There is no run called" not in texts(at)
 
 
 def test_new_run_form_gives_plain_errors_beside_the_field(root):
