@@ -67,7 +67,9 @@ def _report_ui(report: dict[str, Any], out: Path, root: Path) -> None:
     if size is not None:
         m3.metric("file size", f"{size / 1e6:.2f} MB")
     if report.get("test_acc") is not None:
-        m4.metric("test accuracy", f"{100 * report['test_acc']:.2f}%")
+        # whose accuracy: the exported weights, W* (W on Γ's support), compact or masked
+        m4.metric(f"test accuracy, {report.get('mode', 'compact')} W*",
+                  f"{100 * report['test_acc']:.2f}%")
     st.caption(f"compact vs masked outputs: largest |difference| = "
                f"{report['max_abs_diff_compact_vs_masked']:.1e}")
     notes = [_plain(w) for w in report.get("warnings", [])]

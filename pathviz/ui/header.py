@@ -113,18 +113,22 @@ def run_header_ui(info: runs.RunInfo, model: str, dataset: str) -> str:
     state = shown_state(info, launched(info.name))
     land_when_finished(info.name, state)
     model, dataset = shown_identity(info, model, dataset)
-    cols = st.columns([6, 1], vertical_alignment="center")
-    cols[0].subheader(f"{inert(info.name)} {STATE_BADGE.get(state, STATE_BADGE['unknown'])}",
-                      anchor=False)
     reason = f": {info.reason}" if info.reason and state == info.state else ""
     procs = f" · {info.processes} processes (DDP)" if info.processes > 1 else ""
-    cols[0].caption(inert(f"{model} on {dataset}{procs} · {state}{reason}"))
-    if state in ("running", "starting"):
-        cols[1].button("Stop", icon=":material/stop:", on_click=_stop, args=(info.paths,),
-                       help="SIGTERM: the worker saves and exits; resume later")
-    elif info.resumable:
-        cols[1].button("Resume", icon=":material/play_arrow:", on_click=_resume,
-                       args=(info.paths,), help="continue from the last save")
+    # one row: the name and badge, what it trains, and the button sized to its label (a
+    # column of a fixed share cut "Stop" to "S…" at 1024 px)
+    with st.container(key="run_header", horizontal=True, vertical_alignment="center",
+                      gap="medium"):
+        st.subheader(f"{inert(info.name)} {STATE_BADGE.get(state, STATE_BADGE['unknown'])}",
+                     anchor=False, width="content")
+        st.caption(inert(f"{model} on {dataset}{procs} · {state}{reason}"), width="stretch")
+        if state in ("running", "starting"):
+            st.button("Stop", icon=":material/stop:", on_click=_stop, args=(info.paths,),
+                      help="SIGTERM: the worker saves and exits; resume later",
+                      width="content")
+        elif info.resumable:
+            st.button("Resume", icon=":material/play_arrow:", on_click=_resume,
+                      args=(info.paths,), help="continue from the last save", width="content")
     problem = st.session_state.pop("launch_problem", None)
     if problem:
         st.error(inert(problem))

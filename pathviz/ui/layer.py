@@ -95,8 +95,9 @@ def layer_ui(view: RunView) -> None:
     kind = next((r["kind"] for r in view.data["layers"] if r["name"] == layer), None)
     data = _figure(view.path, view.ident, view.n, layer, log_x, show_gamma, view.stop_mark(),
                    view.iterations, kind)
+    chart_ui(FIGURE_KEY, data)
+    # under the figure, so that the figure starts on the first screen
     st.caption("Click anywhere on the figure to select that iteration, drag across it to zoom "
                "in (double-click: zoom out); hover for the values. "
                "Dashed orange: the suggested stop (the Metrics view shows which iterations are "
                "within 1 SE of the best).")
-    chart_ui(FIGURE_KEY, data)
