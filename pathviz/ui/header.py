@@ -8,7 +8,7 @@ import streamlit as st
 
 from pathviz import runs
 from pathviz.ui import url
-from pathviz.ui.live import ETA_SAMPLES, eta_seconds, shown_state
+from pathviz.ui.live import ETA_SAMPLES, shown_state, time_left, time_left_text
 from pathviz.ui.text import inert
 
 STATE_BADGE = {"running": ":green-badge[running]", "starting": ":orange-badge[starting]",
@@ -138,33 +138,21 @@ def run_header_ui(info: runs.RunInfo, model: str, dataset: str) -> str:
 
 
 def progress_ui(info: runs.RunInfo) -> None:
-    """Iteration / total, epoch, and a smoothed time left (hidden until it is stable)."""
+    """Iteration / total, epoch, and the time left: a range as wide as the run's speeds
+    disagree (:func:`pathviz.ui.live.time_left`), shown from the run's first seconds."""
     status = runs.read_status(info.paths)
     it, total = int(status.get("iteration", 0)), int(status.get("total_iterations", 0) or 0)
     ss = st.session_state
     key = f"eta:{info.name}"
     samples = ss.setdefault(key, [])
+    if samples and it < samples[-1][1]:
+        samples.clear()  # a run started again under the same name
     if not samples or samples[-1][1] != it:
         samples.append((time.time(), it))
         del samples[:-ETA_SAMPLES]
-    eta, raw = eta_seconds(samples, total, ss.get(key + ":raw"))
-    ss[key + ":raw"] = raw
-    # a worker that reports its own eta from the start: trust it only once ours agrees
+    left = time_left(samples, total)
     text = (f"iteration {it:,} / {total:,} · epoch {float(status.get('epoch', 0)):.2f}"
             if total else f"iteration {it:,}")
-    text += f" · {_time_left(eta)}" if eta is not None else (
+    text += f" · {time_left_text(*left)}" if left is not None else (
         " · estimating time left..." if total and it < total else "")
     st.progress(min(it / total, 1.0) if total else 0.0, text=text)
-
-
-def _time_left(seconds: float) -> str:
-    """The time left as shown: the last minute is "under a minute" (the worker's final
-    evaluation and save, after the last iteration, are not in the rate)."""
-    return "under a minute left" if seconds < 60 else f"about {_duration(seconds)} left"
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
