@@ -235,7 +235,7 @@ def test_running_run_shows_progress_and_follows(root):
                       total_iterations=300, epoch=2.9, eta=75.0)
     at = app(run="live")
     text = at.get("progress")[0].proto.text
-    assert "iteration 145 / 300" in text and "estimating time left" in text  # not yet stable
+    assert "iteration 145 / 300" in text and "estimating time left" in text  # 1 sample
     assert at.slider[0].value == 145  # following the newest snapshot
     assert any(b.label == "Stop" for b in at.button)
     assert at.toggle(key="follow").value is True
