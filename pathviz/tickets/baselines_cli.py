@@ -112,6 +112,9 @@ def _iterations(text: str, saved: list[int], run_dir: Path) -> list[int]:
         raise UsageError("--iterations is empty; give all or N,M")
     for it in its:
         if it not in saved:
+            if saved and it > max(saved):  # past the end: name the run's last, not neighbours
+                raise UsageError(f"--iterations: {it} is past the end of the run in {run_dir}; "
+                                 f"its last saved weights are at iteration {max(saved)}")
             near = sorted(sorted(saved, key=lambda s: abs(s - it))[:3])
             raise UsageError(f"--iterations: {it} has no saved weights in {run_dir}; iterations "
                              f"with weights near it: {', '.join(map(str, near)) or 'none'}")

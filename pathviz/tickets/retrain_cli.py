@@ -195,6 +195,9 @@ def prepare(args: argparse.Namespace) -> tuple[Support, DataBundle, Settings, li
         if it not in saved:
             near = sorted(saved, key=lambda s: abs(s - it))[:3]
             what = "--iteration" if it == args.iteration else "the rewind point"
+            if saved and it > max(saved):  # past the end: name the run's last, not neighbours
+                raise UsageError(f"{what} {it} is past the end of the run in {run_dir}; its "
+                                 f"last saved weights are at iteration {max(saved)}")
             raise UsageError(f"{what} {it} has no saved weights in {run_dir}; iterations with "
                              f"weights near it: {', '.join(map(str, sorted(near))) or 'none'}")
     sup = load_support(run_dir, args.iteration)
