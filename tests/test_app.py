@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from pathviz import runs
 from pathviz.store import REQUIRED_METRICS, PathWriter, Snapshot
-from tests.conftest import VIT_RUN_ITERATION, make_run, make_vit_run
+from tests.conftest import VIT_RUN_ITERATION, make_run, make_vit_run, plain
 from tests.e2e.conftest import make_full_run
 
 APP = str(Path(__file__).parents[1] / "app.py")
@@ -483,6 +483,34 @@ def test_the_export_report_shows_a_reduction_as_good(tmp_path):
     assert deltas["parameters"][0] == "-90" and deltas["MACs"][0] == "-45"
     # the proto's colour: 0 red, 1 green, 2 grey (streamlit MetricColor)
     assert deltas["parameters"][1] == deltas["MACs"][1] == 1
+
+
+def test_the_export_report_offers_its_input_contract_and_names_its_weights(tmp_path):
+    """The report panel labels the accuracy with the weights it measured (masked W*), says the
+    input contract in one line and offers the preprocessing code beside the model."""
+    from pathviz.contract import input_contract, preprocess_source
+
+    out = tmp_path / "net.pt2"
+    out.write_bytes(b"x")
+    contract = input_contract("digits", [1, 28, 28])
+    (tmp_path / "net.pt2.preprocess.py").write_text(preprocess_source(contract))
+
+    def page(out: str, root: str, contract: dict) -> None:
+        from pathlib import Path
+
+        from pathviz.ui.export import _report_ui
+
+        _report_ui({"params_after": 10, "params_before": 100, "macs_after": 5,
+                    "macs_before": 50, "max_abs_diff_compact_vs_masked": 0.0, "mode": "masked",
+                    "test_acc": 0.9667, "input": contract}, Path(out), Path(root))
+
+    at = AppTest.from_function(page, args=(str(out), str(tmp_path), contract),
+                               default_timeout=30).run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["test accuracy, masked W*"] == "96.67%"
+    assert "(x - [0.3054]) / [0.3247]" in texts(at) and "net.pt2.preprocess.py" in texts(at)
+    assert [plain(b.label) for b in at.get("download_button")] == [
+        "Download net.pt2", "Download net.pt2.preprocess.py"]
 
 
 def _status(at: AppTest) -> str:

@@ -82,6 +82,16 @@ def _report_ui(report: dict[str, Any], out: Path, root: Path) -> None:
     if report.get("layers"):
         st.dataframe(clean_rows(report["layers"]), hide_index=True, width="stretch")
     files = [out] + ([Path(report["arch"])] if report.get("arch") else [])
+    # the input contract as code, written beside the file: it goes with the model
+    code = out.with_name(out.name + ".preprocess.py")
+    if report.get("input") and code.is_file():
+        contract = report["input"]
+        if contract.get("mean") is not None:
+            st.caption(inert(f"Input: float32 NCHW {contract['input_shape']}, "
+                             f"{contract['channel_order']}, pixels / 255 then (x - "
+                             f"{contract['mean']}) / {contract['std']}; as code: preprocess() "
+                             f"in {code.name} (numpy only). See docs/export.md."))
+        files.append(code)
     for f in files:
         safe = inside_root(f, root)
         if safe is None or not safe.is_file():
