@@ -54,10 +54,10 @@ def view_switch_ui() -> str:
     if "view_title" not in ss or url.navigated():
         slug, note = parse_view(url.get("view"))
         ss.view_title, ss.view_note = VIEWS[slug], note
-    with st.container(key="view_switch"):  # one row of views: no wrap (PAGE_CSS)
-        title = st.segmented_control("View", list(VIEWS.values()), key="view_title",
-                                     label_visibility="collapsed", width="content",
-                                     on_change=lambda: ss.__setitem__("view_note", None))
+    # one row of views at 1024 px too: no wrap, tighter buttons (PAGE_CSS)
+    title = st.segmented_control("View", list(VIEWS.values()), key="view_title",
+                                 label_visibility="collapsed", width="content",
+                                 on_change=lambda: ss.__setitem__("view_note", None))
     if ss.get("view_note"):
         st.warning(ss.view_note, icon=":material/link:")
     if title is None:  # a click on the selected view deselects it: keep it
