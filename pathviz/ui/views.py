@@ -130,9 +130,9 @@ def stop_line_ui(view: RunView) -> None:
         c1, c2, c3 = st.columns([5, 1.15, 1.15], vertical_alignment="center", gap="small")
         c1.markdown(f"**Suggested stop: iteration {s.iteration:,}** · "
                     + inert(f"compact W*: {', '.join(accs)} · {kept}"))
-        with c2.popover("Details", width="stretch"):
+        with c2.popover("Details", width="content"):
             st.markdown(inert("; ".join(details) + ".") + "\n\n" + inert(f"Rule: {s.rule}."))
-        if c3.button("Jump", key="jump", icon=":material/my_location:", width="stretch",
+        if c3.button("Jump", key="jump", icon=":material/my_location:", width="content",
                      help="Select the suggested stop"):
             st.session_state.pending_iteration = s.iteration
             st.rerun()
