@@ -28,7 +28,7 @@ from pathviz.ui.live import shown_state  # noqa: E402
 from pathviz.ui.scrub import PLAY_INTERVAL  # noqa: E402
 from pathviz.ui.sidebar import new_run_ui, refresh_ui, run_picker_ui, runs_table_ui  # noqa: E402
 from pathviz.ui.text import inert  # noqa: E402
-from pathviz.ui.views import LIGHT_VIEWS, run_body_ui, view_switch_ui  # noqa: E402
+from pathviz.ui.views import LIGHT_VIEWS, page_style_ui, run_body_ui, view_switch_ui  # noqa: E402
 
 st.set_page_config(page_title="pathviz", page_icon="📈", layout="wide")
 
@@ -71,9 +71,12 @@ def main() -> None:
         st.fragment(runs_table_ui, run_every=refresh if any_live and refresh > 0 else None)(ROOT)
     new_run_ui([r.name for r in all_runs], ROOT)
     if choice is None:
-        empty_ui()
-        return
+        if not all_runs:
+            empty_ui()
+        return  # else the picker waits for a choice, under the link's note
     info = next(r for r in all_runs if r.name == choice)
+    if not present:
+        page_style_ui()
     state = (pm.present_header_ui if present else run_header_ui)(info, *identity_of(info))
     live = state in ("running", "starting")
     slug = "present" if present else view_switch_ui()

@@ -258,7 +258,8 @@ def train_demo(root: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--snapshots", type=int, default=5000)
     ap.add_argument("--moves", type=int, default=20)
     ap.add_argument("--keep", type=Path,

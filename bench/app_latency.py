@@ -29,7 +29,8 @@ APP = str(Path(__file__).parents[1] / "app.py")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--snapshots", type=int, default=5000)
     ap.add_argument("--moves", type=int, default=15)
     args = ap.parse_args()

@@ -68,7 +68,7 @@ def run_one(out: Path, overrides: dict, seed: int, preset: str = "demo") -> dict
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__,
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--preset", default="demo", choices=sorted(PRESETS))

@@ -65,7 +65,7 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == CHILD:
         level, threads, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
         return child(level, None if threads == "default" else int(threads), n)
-    p = argparse.ArgumentParser(description=__doc__,
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--iterations", type=int, default=300)
     p.add_argument("--rounds", type=int, default=3)

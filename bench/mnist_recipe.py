@@ -155,7 +155,7 @@ def run_one(root: Path, out: Path, overrides: dict, seed: int, val_distinct: int
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__,
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", default="0")
     p.add_argument("--scale", type=float, default=1.0,

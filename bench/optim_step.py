@@ -52,7 +52,8 @@ def bench(name: str, repeats: int, device: str) -> dict[str, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()

@@ -85,7 +85,8 @@ def median_ms(fn, repeats: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5, help="demo runs per setting")
     ap.add_argument("--snapshots", type=int, default=5000)
     args = ap.parse_args()

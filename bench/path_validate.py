@@ -77,7 +77,7 @@ def check_seconds(path: str) -> tuple[float, float]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     p.add_argument("--snapshots", type=int, default=10000)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--keep", help="write the file here (and keep it) instead of a temp file")

@@ -148,7 +148,7 @@ def table(run: Path, iterations: list[int]) -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__,
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="digits", choices=("digits", "mnist"))
     p.add_argument("--data-root", help="folder with MNIST/raw/*-ubyte (for --dataset mnist)")

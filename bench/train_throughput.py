@@ -138,7 +138,7 @@ def profile_model(name: str, batch: int, device: str) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="cifar_resnet_20,cifar_resnet_56,cifar_vgg_16")
     ap.add_argument("--batch-size", type=int, default=64)

@@ -13,7 +13,13 @@ it) and ``state_dict`` (one ``torch.save`` file ``{"arch": ..., "state_dict": ..
 :func:`load_state_dict_export` rebuilds with ``pathviz.models.build_model``). Every export writes
 ``<out>.json``: params and MACs before/after, the file size, kept channels per layer, the largest
 difference between compact and masked outputs, the test accuracy of the exported model and the
-warnings met on the way. Nothing existing is replaced unless ``--overwrite`` is given.
+warnings met on the way, and its ``"input"``: the input contract
+(:func:`pathviz.contract.input_contract`: shape, dtype, layout, channel order, scaling,
+normalisation, resize, class names), which is also stored inside the file (a pt2 or TorchScript
+extra file ``pathviz_input.json``, the ONNX metadata property ``pathviz_input``, a state_dict
+export's ``"input"`` key) and offered as code in ``<out>.preprocess.py`` (numpy only), so the
+file scores as it did here without pathviz. Nothing existing is replaced unless
+``--overwrite`` is given.
 
 ``--out`` must lie in an existing folder (only the default, ``<run>/exports``, is created) and
 end in its format's suffix (:data:`SUFFIXES`: ``.pt2``, ``.pt``, ``.onnx``, ``.pth``/``.pt``);
@@ -49,7 +55,15 @@ import torch
 
 from pathviz import jsonsafe, numerics, prune, runs
 from pathviz.analysis import stop_of
+from pathviz.cli_parser import StrictParser
 from pathviz.config import stored_settings
+from pathviz.contract import (
+    CONTRACT_FILE,
+    ONNX_KEY,
+    contract_json,
+    input_contract,
+    preprocess_source,
+)
 from pathviz.data import DATASETS, DataError, check_classes, dataset_info, load_dataset
 from pathviz.evaluate import eval_loader, evaluate
 from pathviz.models import UnknownModelError, build_model, widths_of
@@ -66,7 +80,8 @@ SUFFIXES = {"pt2": (".pt2",), "torchscript": (".pt",), "onnx": (".onnx",),
             "state_dict": (".pth", ".pt")}
 
 __all__ = ["ExportError", "export", "load_run_model", "load_state_dict_export", "default_out",
-           "resolve_iteration", "check_out", "main", "FORMATS", "MODES", "SUFFIXES"]
+           "resolve_iteration", "check_out", "main", "FORMATS", "MODES", "SUFFIXES",
+           "export_contract", "preprocess_path"]
 
 
 class ExportError(Exception):
@@ -312,13 +327,14 @@ def export(run_dir: str | os.PathLike, iteration: int, mode: str = "compact", fm
     out = Path(out) if out is not None else default_out(run_dir, iteration, mode, fmt)
     check_out(out, fmt, paths.exports)
     report_path = out.with_name(out.name + ".json")
+    code_path = preprocess_path(out)
     in_run = _inside(out, paths.dir)
     if in_run:  # a link planted in a shared run (e.g. exports/ -> elsewhere) is refused
         if paths.exports.is_symlink():
             raise ExportError(f"{paths.exports} is a symbolic link; remove it, exports are "
                               f"written only inside the run folder")
         runs.resolve_inside(out.parent if out.parent.exists() else paths.dir, paths.dir)
-    for f in (out, report_path):
+    for f in (out, report_path, code_path):
         if f.is_symlink() or (f.exists() and not overwrite):
             raise ExportError(f"{f} exists; choose another --out or pass --overwrite"
                               if not f.is_symlink() else
@@ -333,6 +349,7 @@ def export(run_dir: str | os.PathLike, iteration: int, mode: str = "compact", fm
     model, layers, gammas, cfg = load_run_model(run_dir, iteration)  # pins the run's numerics
     example = _example(cfg)
     test, no_test = _test_data(cfg.get("dataset"), data_root, model)
+    contract = export_contract(cfg, data_root)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         sub = prune.subnetwork(model, layers, gammas, example)
@@ -350,7 +367,7 @@ def export(run_dir: str | os.PathLike, iteration: int, mode: str = "compact", fm
             out.parent.mkdir(exist_ok=True)
         tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")  # torch.export wants its suffix
         try:
-            _write(exported, fmt, tmp, example, mode)
+            _write(exported, fmt, tmp, example, mode, contract)
         except ExportError:
             tmp.unlink(missing_ok=True)
             raise
@@ -379,25 +396,37 @@ def export(run_dir: str | os.PathLike, iteration: int, mode: str = "compact", fm
         "max_abs_diff_compact_vs_masked": diff,
         "test_acc": test_acc, "test_acc_masked": test_acc_masked,
         "warnings": notes,
+        "input": contract,
     }
     for key in jsonsafe.non_finite_keys(report):  # written as null: say why next to it
         notes.append(f"{key} is not a finite number (the model's outputs overflow), so the "
                      f"report holds null for it")
     # the file and its report go in place together, or neither does (a full disk)
     report_tmp = report_path.with_name(f".{report_path.name}.tmp")
-    try:
-        # NaN is null (noted in warnings above), never a bare NaN literal, which is not JSON
-        report_tmp.write_text(json.dumps(jsonsafe.finite(report), indent=1, allow_nan=False))
-    except OSError as e:
-        err = _cannot_write(report_path, e)
-        report_tmp.unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
-        raise err from None
+    # NaN is null (noted in warnings above), never a bare NaN literal, which is not JSON
+    code = preprocess_source(contract)
+    code_tmp = code_path.with_name(f".{code_path.name}.tmp")
+    report_text = json.dumps(jsonsafe.finite(report), indent=1, allow_nan=False)
+    for target, temp, text in ((report_path, report_tmp, report_text),
+                               (code_path, code_tmp, code)):
+        if text is None:
+            continue
+        try:
+            temp.write_text(text)
+        except OSError as e:
+            err = _cannot_write(target, e)
+            for f in (report_tmp, code_tmp, tmp):
+                f.unlink(missing_ok=True)
+            raise err from None
     os.replace(tmp, out)
     os.replace(report_tmp, report_path)
+    written = [out, report_path]
+    if code is not None:
+        os.replace(code_tmp, code_path)
+        written.append(code_path)
     if in_run:  # so that --overwrite of the run removes them, and nothing it did not write
-        runs.record_files(paths, out.resolve().relative_to(paths.dir.resolve()),
-                          report_path.resolve().relative_to(paths.dir.resolve()))
+        runs.record_files(paths, *(f.resolve().relative_to(paths.dir.resolve())
+                                   for f in written))
     return report
 
 
@@ -410,8 +439,40 @@ def _inside(path: Path, folder: Path) -> bool:
     return True
 
 
+def preprocess_path(out: Path) -> Path:
+    """Where the export's input preprocessing is written as code: ``<out>.preprocess.py``."""
+    return out.with_name(out.name + ".preprocess.py")
+
+
+def export_contract(cfg: dict[str, Any], data_root: str | os.PathLike | None
+                    ) -> dict[str, Any]:
+    """The input contract of the run's model (:func:`pathviz.contract.input_contract`): its
+    recorded input shape and dataset; an image folder's class names when its root is given
+    now (a root stored in the run is never read)."""
+    names = None
+    if cfg.get("dataset") == "imagefolder" and data_root is not None:
+        from pathviz.folder import folder_classes
+
+        try:
+            names = folder_classes(os.fspath(data_root))
+        except DataError:
+            names = None  # _test_data has said why already
+    return input_contract(cfg.get("dataset"), cfg.get("input_shape"), names)
+
+
+def _embed_onnx_contract(path: Path, contract: dict[str, Any]) -> None:
+    """Store the contract in the ONNX file's metadata (``metadata_props``), as JSON under
+    :data:`pathviz.contract.ONNX_KEY`; onnxruntime shows it as
+    ``InferenceSession(f).get_modelmeta().custom_metadata_map``."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    onnx.helper.set_model_props(proto, {ONNX_KEY: contract_json(contract)})
+    onnx.save(proto, str(path))
+
+
 def _write(model: torch.nn.Module, fmt: str, path: Path, example: torch.Tensor,
-           mode: str) -> None:
+           mode: str, contract: dict[str, Any] | None = None) -> None:
     """Write ``model`` in ``fmt`` to ``path``. The torch formats are serialised in memory and
     written by :func:`_write_bytes`: torch's own file writer, meeting a full disk, raises in its
     own words and then aborts the process from a destructor at exit (``terminate called after
@@ -426,16 +487,17 @@ def _write(model: torch.nn.Module, fmt: str, path: Path, example: torch.Tensor,
         batch = torch.export.Dim("batch", min=1)
         with torch.no_grad():
             ep = torch.export.export(model, (two,), dynamic_shapes=({0: batch},))
-        torch.export.save(ep, buf)
+        torch.export.save(ep, buf, extra_files=_extra(contract))
     elif fmt == "torchscript":
         with torch.no_grad():
             traced = torch.jit.trace(model, example, check_trace=False)
-        torch.jit.save(traced, buf)
+        torch.jit.save(traced, buf, _extra_files=_extra(contract))
     elif fmt == "state_dict":
         arch = dict(getattr(model, "pathviz_arch", {}))
         if mode == "compact":
             arch["widths"] = widths_of(model)
-        torch.save({"arch": arch, "state_dict": model.state_dict()}, buf)
+        torch.save({"arch": arch, "state_dict": model.state_dict(),
+                    **({"input": contract} if contract else {})}, buf)
     else:
         with torch.no_grad():
             prog = torch.onnx.export(model, (two,), dynamo=True, input_names=["input"],
@@ -443,8 +505,17 @@ def _write(model: torch.nn.Module, fmt: str, path: Path, example: torch.Tensor,
                                      dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
                                      verbose=False)
         prog.save(str(path))  # written by the onnx package in Python: a full disk is an OSError
+        if contract:
+            _embed_onnx_contract(path, contract)
         return
     _write_bytes(path, buf.getbuffer())
+
+
+def _extra(contract: dict[str, Any] | None) -> dict[str, str]:
+    """The contract as the extra file a pt2 or TorchScript export carries (read back with
+    ``torch.export.load(f, extra_files={"pathviz_input.json": ""})`` or ``torch.jit.load(f,
+    _extra_files=...)``)."""
+    return {CONTRACT_FILE: contract_json(contract)} if contract else {}
 
 
 def _write_bytes(path: Path, data) -> None:
@@ -466,9 +537,20 @@ def load_state_dict_export(path: str | os.PathLike) -> torch.nn.Module:
     return model.eval()
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(StrictParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise ExportError(f"{message} (see --help)")
+        raise ExportError(f"{self.explain(message)} (see --help)")
+
+
+def input_line(rep: dict[str, Any]) -> str:
+    """The input contract in one line for the CLI, and where its code is."""
+    c = rep.get("input") or {}
+    if c.get("mean") is None:
+        return f"input: {c.get('input_shape')} float32 NCHW (the dataset's preprocessing " \
+               f"is unknown to pathviz)"
+    code = preprocess_path(Path(rep["file"]))
+    return (f"input: float32 NCHW {c['input_shape']}, {c['channel_order']}, pixels/255 then "
+            f"(x - {c['mean']}) / {c['std']}; as code: preprocess() in {code}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -507,6 +589,7 @@ def main(argv: list[str] | None = None) -> int:
     if rep["test_acc"] is not None:
         print(f"test accuracy: {100 * rep['test_acc']:.2f}% "
               f"(masked {100 * rep['test_acc_masked']:.2f}%)")
+    print(input_line(rep))
     for w in rep["warnings"]:
         print(f"note: {w}")
     return 0

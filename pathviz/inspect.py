@@ -32,6 +32,7 @@ import numpy as np
 
 from pathviz import jsonsafe, runs
 from pathviz.analysis import StopRule, stop_of
+from pathviz.cli_parser import StrictParser
 from pathviz.store import PathFileError, PathReader
 
 __all__ = ["summary", "main"]
@@ -202,9 +203,9 @@ def _text(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(StrictParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise ValueError(f"{message} (see --help)")
+        raise ValueError(f"{self.explain(message)} (see --help)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from pathviz import distributed, numerics, resume, runs
+from pathviz.cli_parser import StrictParser
 from pathviz.config import PRESETS, ConfigError, RunConfig, add_config_arguments, config_from_args
 from pathviz.data import (
     DataBundle,
@@ -57,9 +58,9 @@ class UsageError(Exception):
     """Bad input: one sentence, exit code 2, nothing written."""
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(StrictParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see --help)")
+        raise UsageError(f"{self.explain(message)} (see --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:

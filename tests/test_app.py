@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from pathviz import runs
 from pathviz.store import REQUIRED_METRICS, PathWriter, Snapshot
-from tests.conftest import VIT_RUN_ITERATION, make_run, make_vit_run
+from tests.conftest import VIT_RUN_ITERATION, make_run, make_vit_run, plain
 from tests.e2e.conftest import make_full_run
 
 APP = str(Path(__file__).parents[1] / "app.py")
@@ -235,7 +235,7 @@ def test_running_run_shows_progress_and_follows(root):
                       total_iterations=300, epoch=2.9, eta=75.0)
     at = app(run="live")
     text = at.get("progress")[0].proto.text
-    assert "iteration 145 / 300" in text and "estimating time left" in text  # not yet stable
+    assert "iteration 145 / 300" in text and "estimating time left" in text  # 1 sample
     assert at.slider[0].value == 145  # following the newest snapshot
     assert any(b.label == "Stop" for b in at.button)
     assert at.toggle(key="follow").value is True
@@ -280,16 +280,24 @@ def test_wrong_schema_version_and_deleted_file(root):
 def test_bad_run_name_in_the_url(root, name):
     make_run(root, "ok", n=5)
     at = app(run=name)
-    assert "cannot exist" in texts(at)
-    assert "**Iteration" in texts(at)  # the newest run is shown instead
+    assert "cannot exist" in texts(at) and "choose a run" in texts(at)
+    # no other run is shown under the link's name: the picker waits for a choice
+    assert "**Iteration" not in texts(at) and at.selectbox(key=f"picker:{name}:0").value is None
     note = next(w.value for w in at.warning if "cannot exist" in w.value)
     assert "**x**" not in note and "<b>" not in note  # shown as text, not markup
 
 
 def test_unknown_run_in_the_url(root):
     make_run(root, "ok", n=5)
+    make_run(root, "newer", n=5)
     at = app(run="nope")
-    assert "There is no run called “nope”" in texts(at)
+    assert "There is no run called “nope”" in texts(at) and "choose a run" in texts(at)
+    picker = at.selectbox(key="picker:nope:0")
+    assert picker.value is None and picker.options == ["newer", "ok"]
+    assert "**Iteration" not in texts(at) and at.query_params["run"] == "nope"
+    picker.set_value("ok").run()  # a choice opens that run, and the URL follows it
+    assert "**Iteration" in texts(at) and at.query_params["run"] == "ok"
+    assert "There is no run called" not in texts(at)
 
 
 def test_new_run_form_gives_plain_errors_beside_the_field(root):
@@ -475,6 +483,34 @@ def test_the_export_report_shows_a_reduction_as_good(tmp_path):
     assert deltas["parameters"][0] == "-90" and deltas["MACs"][0] == "-45"
     # the proto's colour: 0 red, 1 green, 2 grey (streamlit MetricColor)
     assert deltas["parameters"][1] == deltas["MACs"][1] == 1
+
+
+def test_the_export_report_offers_its_input_contract_and_names_its_weights(tmp_path):
+    """The report panel labels the accuracy with the weights it measured (masked W*), says the
+    input contract in one line and offers the preprocessing code beside the model."""
+    from pathviz.contract import input_contract, preprocess_source
+
+    out = tmp_path / "net.pt2"
+    out.write_bytes(b"x")
+    contract = input_contract("digits", [1, 28, 28])
+    (tmp_path / "net.pt2.preprocess.py").write_text(preprocess_source(contract))
+
+    def page(out: str, root: str, contract: dict) -> None:
+        from pathlib import Path
+
+        from pathviz.ui.export import _report_ui
+
+        _report_ui({"params_after": 10, "params_before": 100, "macs_after": 5,
+                    "macs_before": 50, "max_abs_diff_compact_vs_masked": 0.0, "mode": "masked",
+                    "test_acc": 0.9667, "input": contract}, Path(out), Path(root))
+
+    at = AppTest.from_function(page, args=(str(out), str(tmp_path), contract),
+                               default_timeout=30).run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["test accuracy, masked W*"] == "96.67%"
+    assert "(x - [0.3054]) / [0.3247]" in texts(at) and "net.pt2.preprocess.py" in texts(at)
+    assert [plain(b.label) for b in at.get("download_button")] == [
+        "Download net.pt2", "Download net.pt2.preprocess.py"]
 
 
 def _status(at: AppTest) -> str:

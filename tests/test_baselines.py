@@ -160,6 +160,7 @@ def test_reference_self_prunes_the_run_at_n(run, capsys) -> None:
     (["--methods", "slimming"], "has no BatchNorm layer"),
     (["--methods", "l2"], "choose from magnitude"),
     (["--iterations", "7"], "7 has no saved weights"),
+    (["--iterations", "99999"], "99999 is past the end of the run"),
     (["--iterations", "x"], "give all or whole numbers"),
     (["--epochs", "-1"], "--epochs must be >= 0"),
     (["--reference", "other"], "invalid choice"),

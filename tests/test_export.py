@@ -71,9 +71,15 @@ def test_state_dict_export_rebuilds_and_matches(run_dir, tmp_path):
         assert torch.allclose(model(x), torch.jit.load(str(ts))(x), atol=1e-6)
     blob = torch.load(out, weights_only=True)  # one file: the architecture and the weights
     assert blob["arch"]["name"] == "lenet5" and len(blob["arch"]["widths"]) == 4
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.pt", "net.pt.json", "net.pth",
-                                                          "net.pth.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "net.pt", "net.pt.json", "net.pt.preprocess.py", "net.pth", "net.pth.json",
+        "net.pth.preprocess.py"]
     assert rep["params_after"] == sum(p.numel() for p in model.parameters())
+    # the input contract travels inside both files, as in the report
+    assert blob["input"] == rep["input"] and rep["input"]["mean"] == [0.3054]
+    extra = {"pathviz_input.json": ""}
+    torch.jit.load(str(ts), _extra_files=extra)
+    assert json.loads(extra["pathviz_input.json"]) == rep["input"]
 
 
 def test_masked_export_keeps_the_shape(run_dir, tmp_path):
@@ -92,6 +98,10 @@ def test_onnx_export(run_dir, tmp_path):
     sess = ort.InferenceSession(str(out))
     y = sess.run(None, {"input": np.zeros((3, 1, 28, 28), np.float32)})[0]
     assert y.shape == (3, 10)
+    # the input contract in the file's metadata, as in the report
+    meta = json.loads(sess.get_modelmeta().custom_metadata_map["pathviz_input"])
+    assert meta == json.loads((tmp_path / "net.onnx.json").read_text())["input"]
+    assert meta["class_names"] == [str(i) for i in range(10)] and meta["std"] == [0.3247]
 
 
 def test_iteration_without_weights_is_refused(run_dir, tmp_path):
@@ -331,7 +341,8 @@ def test_the_default_folder_is_still_created(run_dir, tmp_path):
     rep = export.export(run, 23, fmt="state_dict")
     assert rep["file"] == str(run / "exports" / "fresh-iter23-compact.pth")
     assert sorted(p.name for p in (run / "exports").iterdir()) == [
-        "fresh-iter23-compact.pth", "fresh-iter23-compact.pth.json"]
+        "fresh-iter23-compact.pth", "fresh-iter23-compact.pth.json",
+        "fresh-iter23-compact.pth.preprocess.py"]
 
 
 @pytest.mark.parametrize("fmt,name,wanted", [
@@ -358,8 +369,8 @@ def test_a_pt2_export_says_nothing_on_stderr(run_dir, tmp_path):
     p = _cli(str(run_dir), "--iteration", "46", "--format", "state_dict", "--out",
              str(tmp_path / "x.pt"))  # .pt is also a torch.save suffix
     assert p.returncode == 0 and p.stderr == "", p.stderr
-    assert sorted(f.name for f in tmp_path.iterdir()) == ["x.pt", "x.pt.json", "x.pt2",
-                                                          "x.pt2.json"]
+    assert sorted(f.name for f in tmp_path.iterdir()) == [
+        "x.pt", "x.pt.json", "x.pt.preprocess.py", "x.pt2", "x.pt2.json", "x.pt2.preprocess.py"]
     p = subprocess.run([sys.executable, "-m", "pathviz.export", "--help"], capture_output=True,
                        text=True)
     assert "its format's suffix: .pt2 (pt2), .pt (torchscript)" in " ".join(p.stdout.split())
@@ -392,7 +403,8 @@ def test_a_full_disk_is_one_sentence_and_leaves_no_partial_file(run_dir, tmp_pat
         p = _cli(str(run_dir), "--iteration", "46", "--format", fmt, "--out", str(out))
         err = _one_error(p)
         said = {f"pathviz.export: error: could not write {f}: the disk is full; free some space "
-                f"and export again (nothing was written)" for f in (out, f"{out}.json")}
+                f"and export again (nothing was written)"
+                for f in (out, f"{out}.json", f"{out}.preprocess.py")}
         assert err in said, err
         assert list(disk.iterdir()) == []
 

@@ -21,7 +21,7 @@ README blocks this test deliberately does not run, and why:
   covers them;
 - "Training on a GPU": needs CUDA and the CIFAR-10 files;
 - "The optimizer": a fragment that uses a ``model`` defined elsewhere;
-- "Exporting a subnetwork" and "Tickets": they need ``checkpoints/demo`` (the 45 s demo) and the
+- "Exporting a subnetwork" and "Tickets": they need ``checkpoints/cli-demo`` (the 45 s demo) and the
   tickets one retrains 18 variants for minutes; ``--iteration stop`` itself is tested in
   ``tests/test_export.py`` and ``tests/test_retrain.py``, and the export command here uses it;
 - "Layout": a file map, not a command;

@@ -255,6 +255,7 @@ def test_interrupted_retrain_resumes_to_the_same_numbers(tmp_path, sup) -> None:
     (["--init", "rewind:x"], "rewind:K needs a saved iteration"),
     (["--init", "rewind", "--iteration", "7"], "iteration 7 has no saved weights"),
     (["--init", "rewind:15"], "the rewind point 15 has no saved weights"),
+    (["--init", "rewind", "--iteration", "99999"], "--iteration 99999 is past the end of the run"),
     (["--init", "rewind", "--seeds", "a"], "--seeds 'a'"),
     (["--init", "rewind", "--epochs", "0"], "--epochs must be >= 1"),
     (["--init", "rewind", "--device", "tpu"], "--device must be cpu, cuda or cuda:N"),

@@ -668,3 +668,13 @@ def test_a_reading_process_ends_its_helper_and_warns_about_nothing(tmp_path):
     p = subprocess.run([sys.executable, "-X", "tracemalloc", "-c", code], capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 0 and p.stderr == "", p.stderr
+
+
+def test_an_iteration_past_the_end_names_the_runs_last(tmp_path):
+    p = tmp_path / "path.h5"
+    write_file(p)
+    with PathReader(p) as r:
+        end = int(r.iterations[-1])
+        with pytest.raises(KeyError, match=rf"iteration 99999 is past the end of the run, "
+                                           rf"which ends at iteration {end}"):
+            r.weights_at(99999)

@@ -134,8 +134,10 @@ def test_the_stop_is_what_export_writes(demo_run, tmp_path):
 
 def test_the_readme_export_examples_work_as_printed(demo_run, tmp_path):
     """The README's "Exporting a subnetwork" commands, run as printed on the demo (its
-    ``checkpoints/demo`` is this module's demo run), export the suggested stop, and the figures
-    that section quotes for it are what they print and write."""
+    ``checkpoints/cli-demo`` is this module's demo run), export the suggested stop, and the
+    figures that section quotes for it are what they print and write. They write only inside
+    the run folder: nothing in the working directory, nothing in the app's
+    ``checkpoints/demo``."""
     import re
     import shlex
 
@@ -147,11 +149,11 @@ def test_the_readme_export_examples_work_as_printed(demo_run, tmp_path):
                                       for c in commands)
     import shutil
 
-    run = tmp_path / "checkpoints" / "demo"  # a copy: the exports stay out of the module's run
+    run = tmp_path / "checkpoints" / "cli-demo"  # a copy: exports stay out of the module's run
     shutil.copytree(demo_run, run, ignore=shutil.ignore_patterns("exports"))
     printed = []
     for argv in commands:
-        argv = [str(run) if a == "checkpoints/demo" else a for a in argv]
+        assert "checkpoints/cli-demo" in argv, argv  # the tour's own folder, not the app's demo
         p = subprocess.run([sys.executable, *argv[1:]], cwd=tmp_path, capture_output=True,
                            text=True, timeout=300)
         assert p.returncode == 0 and p.stderr == "", p.stderr[-2000:]
@@ -160,9 +162,11 @@ def test_the_readme_export_examples_work_as_printed(demo_run, tmp_path):
     section = " ".join(section.split())  # line breaks as spaces
     said = re.search(r"at its suggested stop, iteration (\d+)", section)
     assert said and int(said.group(1)) == stop
-    rep = json.loads((run / "exports" / f"demo-iter{stop}-compact.pt2.json").read_text())
+    rep = json.loads((run / "exports" / f"cli-demo-iter{stop}-compact.pt2.json").read_text())
     assert all(f"the suggested stop is iteration {stop}" in out for out in printed)
-    assert (tmp_path / "demo.onnx").is_file() and "(compact, onnx)" in printed[1]
+    assert (run / "exports" / "stop.onnx").is_file() and "(compact, onnx)" in printed[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints"]  # nothing in the root
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["cli-demo"]
     params = re.search(r"compact: 61,706 → ([\d,]+) parameters, 435,850 → ([\d,]+) MACs", section)
     assert [int(g.replace(",", "")) for g in params.groups()] == [
         rep["params_after"], rep["macs_after"]] == [GOLDEN["params_kept"], GOLDEN["flops_kept"]]

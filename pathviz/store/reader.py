@@ -324,6 +324,13 @@ class PathReader:
         its = self.weight_iterations
         hits = np.flatnonzero(its == iteration)
         if hits.size == 0:
+            end = int(self.iterations[-1]) if self._n else None
+            if its.size and end is not None and iteration > end:
+                # past the end: name the run's end, not the two nearest saves
+                raise KeyError(f"iteration {iteration} is past the end of the run, which ends "
+                               f"at iteration {end}" + (
+                                   f" (the last with saved weights is {int(its[-1])})"
+                                   if end != int(its[-1]) else ""))
             near = nearest(its, iteration)
             raise KeyError(f"iteration {iteration} has no saved weights; nearest iterations with "
                            f"weights: {', '.join(map(str, near)) or 'none yet'}")

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from pathviz import prune, runs
+from pathviz.cli_parser import StrictParser
 from pathviz.tickets import supports as sp
 from pathviz.tickets.baselines import (
     METHODS,
@@ -73,9 +74,9 @@ class Job:
     settings: Any  # pathviz.tickets.training.Settings
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(StrictParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see --help)")
+        raise UsageError(f"{self.explain(message)} (see --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +112,9 @@ def _iterations(text: str, saved: list[int], run_dir: Path) -> list[int]:
         raise UsageError("--iterations is empty; give all or N,M")
     for it in its:
         if it not in saved:
+            if saved and it > max(saved):  # past the end: name the run's last, not neighbours
+                raise UsageError(f"--iterations: {it} is past the end of the run in {run_dir}; "
+                                 f"its last saved weights are at iteration {max(saved)}")
             near = sorted(sorted(saved, key=lambda s: abs(s - it))[:3])
             raise UsageError(f"--iterations: {it} has no saved weights in {run_dir}; iterations "
                              f"with weights near it: {', '.join(map(str, near)) or 'none'}")

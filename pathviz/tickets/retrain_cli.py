@@ -57,6 +57,7 @@ from typing import Any
 import torch
 
 from pathviz import prune, runs, tickets
+from pathviz.cli_parser import StrictParser
 from pathviz.data import (
     DataBundle,
     DataError,
@@ -88,9 +89,9 @@ class Variant:
     description: dict[str, Any]
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(StrictParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see --help)")
+        raise UsageError(f"{self.explain(message)} (see --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,6 +195,9 @@ def prepare(args: argparse.Namespace) -> tuple[Support, DataBundle, Settings, li
         if it not in saved:
             near = sorted(saved, key=lambda s: abs(s - it))[:3]
             what = "--iteration" if it == args.iteration else "the rewind point"
+            if saved and it > max(saved):  # past the end: name the run's last, not neighbours
+                raise UsageError(f"{what} {it} is past the end of the run in {run_dir}; its "
+                                 f"last saved weights are at iteration {max(saved)}")
             raise UsageError(f"{what} {it} has no saved weights in {run_dir}; iterations with "
                              f"weights near it: {', '.join(map(str, sorted(near))) or 'none'}")
     sup = load_support(run_dir, args.iteration)

@@ -67,7 +67,9 @@ def _report_ui(report: dict[str, Any], out: Path, root: Path) -> None:
     if size is not None:
         m3.metric("file size", f"{size / 1e6:.2f} MB")
     if report.get("test_acc") is not None:
-        m4.metric("test accuracy", f"{100 * report['test_acc']:.2f}%")
+        # whose accuracy: the exported weights, W* (W on Γ's support), compact or masked
+        m4.metric(f"test accuracy, {report.get('mode', 'compact')} W*",
+                  f"{100 * report['test_acc']:.2f}%")
     st.caption(f"compact vs masked outputs: largest |difference| = "
                f"{report['max_abs_diff_compact_vs_masked']:.1e}")
     notes = [_plain(w) for w in report.get("warnings", [])]
@@ -80,6 +82,16 @@ def _report_ui(report: dict[str, Any], out: Path, root: Path) -> None:
     if report.get("layers"):
         st.dataframe(clean_rows(report["layers"]), hide_index=True, width="stretch")
     files = [out] + ([Path(report["arch"])] if report.get("arch") else [])
+    # the input contract as code, written beside the file: it goes with the model
+    code = out.with_name(out.name + ".preprocess.py")
+    if report.get("input") and code.is_file():
+        contract = report["input"]
+        if contract.get("mean") is not None:
+            st.caption(inert(f"Input: float32 NCHW {contract['input_shape']}, "
+                             f"{contract['channel_order']}, pixels / 255 then (x - "
+                             f"{contract['mean']}) / {contract['std']}; as code: preprocess() "
+                             f"in {code.name} (numpy only). See docs/export.md."))
+        files.append(code)
     for f in files:
         safe = inside_root(f, root)
         if safe is None or not safe.is_file():

@@ -8,7 +8,7 @@ import streamlit as st
 
 from pathviz import runs
 from pathviz.ui import url
-from pathviz.ui.live import ETA_SAMPLES, eta_seconds, shown_state
+from pathviz.ui.live import ETA_SAMPLES, shown_state, time_left, time_left_text
 from pathviz.ui.text import inert
 
 STATE_BADGE = {"running": ":green-badge[running]", "starting": ":orange-badge[starting]",
@@ -48,7 +48,7 @@ def launched_identity(argv: list[str]) -> dict[str, str]:
 
     from pathviz.config import ConfigError, add_config_arguments, config_from_args
 
-    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False, allow_abbrev=False)
     parser.add_argument("--preset", default=None)
     parser.add_argument("--config", default=None)
     add_config_arguments(parser)
@@ -113,18 +113,22 @@ def run_header_ui(info: runs.RunInfo, model: str, dataset: str) -> str:
     state = shown_state(info, launched(info.name))
     land_when_finished(info.name, state)
     model, dataset = shown_identity(info, model, dataset)
-    cols = st.columns([6, 1], vertical_alignment="center")
-    cols[0].subheader(f"{inert(info.name)} {STATE_BADGE.get(state, STATE_BADGE['unknown'])}",
-                      anchor=False)
     reason = f": {info.reason}" if info.reason and state == info.state else ""
     procs = f" · {info.processes} processes (DDP)" if info.processes > 1 else ""
-    cols[0].caption(inert(f"{model} on {dataset}{procs} · {state}{reason}"))
-    if state in ("running", "starting"):
-        cols[1].button("Stop", icon=":material/stop:", on_click=_stop, args=(info.paths,),
-                       help="SIGTERM: the worker saves and exits; resume later")
-    elif info.resumable:
-        cols[1].button("Resume", icon=":material/play_arrow:", on_click=_resume,
-                       args=(info.paths,), help="continue from the last save")
+    # one row: the name and badge, what it trains, and the button sized to its label (a
+    # column of a fixed share cut "Stop" to "S…" at 1024 px)
+    with st.container(key="run_header", horizontal=True, vertical_alignment="center",
+                      gap="medium"):
+        st.subheader(f"{inert(info.name)} {STATE_BADGE.get(state, STATE_BADGE['unknown'])}",
+                     anchor=False, width="content")
+        st.caption(inert(f"{model} on {dataset}{procs} · {state}{reason}"), width="stretch")
+        if state in ("running", "starting"):
+            st.button("Stop", icon=":material/stop:", on_click=_stop, args=(info.paths,),
+                      help="SIGTERM: the worker saves and exits; resume later",
+                      width="content")
+        elif info.resumable:
+            st.button("Resume", icon=":material/play_arrow:", on_click=_resume,
+                      args=(info.paths,), help="continue from the last save", width="content")
     problem = st.session_state.pop("launch_problem", None)
     if problem:
         st.error(inert(problem))
@@ -134,33 +138,21 @@ def run_header_ui(info: runs.RunInfo, model: str, dataset: str) -> str:
 
 
 def progress_ui(info: runs.RunInfo) -> None:
-    """Iteration / total, epoch, and a smoothed time left (hidden until it is stable)."""
+    """Iteration / total, epoch, and the time left: a range as wide as the run's speeds
+    disagree (:func:`pathviz.ui.live.time_left`), shown from the run's first seconds."""
     status = runs.read_status(info.paths)
     it, total = int(status.get("iteration", 0)), int(status.get("total_iterations", 0) or 0)
     ss = st.session_state
     key = f"eta:{info.name}"
     samples = ss.setdefault(key, [])
+    if samples and it < samples[-1][1]:
+        samples.clear()  # a run started again under the same name
     if not samples or samples[-1][1] != it:
         samples.append((time.time(), it))
         del samples[:-ETA_SAMPLES]
-    eta, raw = eta_seconds(samples, total, ss.get(key + ":raw"))
-    ss[key + ":raw"] = raw
-    # a worker that reports its own eta from the start: trust it only once ours agrees
+    left = time_left(samples, total)
     text = (f"iteration {it:,} / {total:,} · epoch {float(status.get('epoch', 0)):.2f}"
             if total else f"iteration {it:,}")
-    text += f" · {_time_left(eta)}" if eta is not None else (
+    text += f" · {time_left_text(*left)}" if left is not None else (
         " · estimating time left..." if total and it < total else "")
     st.progress(min(it / total, 1.0) if total else 0.0, text=text)
-
-
-def _time_left(seconds: float) -> str:
-    """The time left as shown: the last minute is "under a minute" (the worker's final
-    evaluation and save, after the last iteration, are not in the rate)."""
-    return "under a minute left" if seconds < 60 else f"about {_duration(seconds)} left"
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"

@@ -51,8 +51,15 @@ def layer_choice_ui(view: RunView) -> str | None:
         ss.layer_for, ss.layer, ss.layer_note = view.info.name, chosen, note
     if ss.get("layer_note"):
         st.warning(ss.layer_note, icon=":material/link:")
-    layer = st.selectbox("Layer", names, key="layer", format_func=clean,
+    # the picker and the figure's two switches in one row: the figure starts higher
+    c1, c2, c3 = st.columns([2.2, 1.6, 1.4], vertical_alignment="bottom")
+    layer = c1.selectbox("Layer", names, key="layer", format_func=clean,
                          on_change=lambda: ss.__setitem__("layer_note", None))
+    if names:
+        c2.toggle("Show ‖Γ_g‖ too (dashed)", value=False, key="show_gamma")
+        c3.toggle("Log iteration axis", value=False, key="log_x",
+                  help="Spreads the early iterations, where most filters enter. Iteration 0 "
+                       "cannot be drawn on a log axis.")
     if layer is not None and url.get("layer") != layer:
         url.want("layer", layer)
     return layer
@@ -87,16 +94,15 @@ def layer_ui(view: RunView) -> None:
     if layer is None:
         st.info("This run has no layer with a Gamma to draw.")
         return
-    c1, c2 = st.columns(2)
-    show_gamma = c1.toggle("Show ‖Γ_g‖ too (dashed)", value=False, key="show_gamma")
-    log_x = c2.toggle("Log iteration axis", value=False, key="log_x",
-                      help="Spreads the early iterations, where most filters enter. Iteration 0 "
-                           "cannot be drawn on a log axis.")
+    # the switches are drawn beside the layer picker (layer_choice_ui)
+    show_gamma = bool(st.session_state.get("show_gamma", False))
+    log_x = bool(st.session_state.get("log_x", False))
     kind = next((r["kind"] for r in view.data["layers"] if r["name"] == layer), None)
     data = _figure(view.path, view.ident, view.n, layer, log_x, show_gamma, view.stop_mark(),
                    view.iterations, kind)
+    chart_ui(FIGURE_KEY, data)
+    # under the figure, so that the figure starts on the first screen
     st.caption("Click anywhere on the figure to select that iteration, drag across it to zoom "
                "in (double-click: zoom out); hover for the values. "
                "Dashed orange: the suggested stop (the Metrics view shows which iterations are "
                "within 1 SE of the best).")
-    chart_ui(FIGURE_KEY, data)

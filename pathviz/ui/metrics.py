@@ -68,15 +68,15 @@ def metrics_ui(view: RunView) -> None:
     """The metrics plot, the trade-off plot and the CSV download."""
     absent = [plots.METRIC_LABELS.get(k, k) for k in
               ("val_acc_sparse", "test_acc", "params_kept") if not view.has_metric(k)]
-    c1, c2 = st.columns([2, 1])
-    c1.caption("Click anywhere on a plot to select that iteration, drag across it to zoom in "
+    log_x = st.toggle("Log iteration axis", key="metrics_log_x")
+    chart_ui(METRICS_KEY, _metrics_figure(view.path, view.ident, view.n, view.stop_mark(),
+                                          log_x, view.data))
+    # how to read it goes under the figure, so that the figure starts on the first screen
+    st.caption("Click anywhere on a plot to select that iteration, drag across it to zoom in "
                "(double-click: zoom out); hover for the values. "
                "Dashed orange: the suggested stop; orange rings (zoomed panel): the iterations "
                "within 1 SE of the best validation accuracy, the 1-SE set; ticks at the "
                "bottom: saved weights.")
-    log_x = c2.toggle("Log iteration axis", key="metrics_log_x")
-    chart_ui(METRICS_KEY, _metrics_figure(view.path, view.ident, view.n, view.stop_mark(),
-                                          log_x, view.data))
     if absent:
         st.caption(f"Not in this run's file (not recorded, or not evaluated yet): "
                    f"{'; '.join(absent)}.")

@@ -31,31 +31,40 @@ FORM_FIELDS = [  # (config field, label, kind, rule): rule = (lowest allowed, al
 
 
 def run_picker_ui(all_runs: list[runs.RunInfo], root: Path) -> str | None:
-    """The run list; the choice lives in the URL (``?run=NAME``). Bad names get one sentence."""
+    """The run list; the choice lives in the URL (``?run=NAME``). Returns the chosen run, or
+    None when there are no runs or the URL names a run that is not here: then the picker opens
+    with nothing chosen and one sentence says so, rather than silently showing another run
+    (which might be anyone's) under the link's name."""
     names = [r.name for r in all_runs]
     wanted = url.get("run")
-    if wanted is not None:
+    ss = st.session_state
+    if url.navigated():  # Back/Forward: a fresh picker that starts at the URL's run
+        ss.picker_nav = ss.get("picker_nav", 0) + 1
+    key = f"picker:{wanted}:{ss.get('picker_nav', 0)}"
+    unknown = False
+    if wanted is not None and ss.get(key) in names:
+        pass  # a run was just chosen in the picker that opened under the note: the URL follows
+    elif wanted is not None:
         try:
             runs.validate_name(wanted)
         except runs.RunError:
             st.warning(f"The link names a run {quote(wanted)} that cannot exist (run names are "
-                       f"letters, digits, '.', '\\_' and '-'); showing the newest run instead.",
-                       icon=":material/link:")
-            wanted = None
+                       f"letters, digits, '.', '\\_' and '-'); choose a run in the sidebar's "
+                       f"*Run* list.", icon=":material/link:")
+            unknown = True
         else:
             if wanted not in names:
                 st.warning(f"There is no run called {quote(wanted)} in "
-                           f"{inert(str(root))}; showing the newest run instead.",
+                           f"{inert(str(root))}; choose a run in the sidebar's *Run* list.",
                            icon=":material/link:")
-                wanted = None
+                unknown = True
     if not names:
         return None
-    ss = st.session_state
-    if url.navigated():  # Back/Forward: a fresh picker that starts at the URL's run
-        ss.picker_nav = ss.get("picker_nav", 0) + 1
-    choice = st.sidebar.selectbox(
-        "Run", names, index=names.index(wanted) if wanted else 0,
-        key=f"picker:{wanted}:{ss.get('picker_nav', 0)}", format_func=clean)
+    index = None if unknown else names.index(wanted) if wanted in names else 0
+    choice = st.sidebar.selectbox("Run", names, index=index, key=key, format_func=clean,
+                                  placeholder="Choose a run")
+    if choice is None:
+        return None  # the link's run is not here: nothing is shown until one is chosen
     if url.get("run") != choice:
         # a different run: its own iteration, layer and comparison
         for k in ("iteration", "layer", "compare", "play"):

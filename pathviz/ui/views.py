@@ -21,6 +21,31 @@ from pathviz.ui.text import inert
 from pathviz.ui.urlstate import SLUG_OF, VIEWS, parse_view
 
 LIGHT_VIEWS = ("overview", "layer", "metrics", "filters")
+# the views where the suggested stop is what the reader acts on (jump to it, export it, retrain
+# it); About and Compare have no use for it, and the Layer and Filters views keep the space
+# for their figure (the stop is marked in the Layer figure itself)
+STOP_VIEWS = ("overview", "metrics", "export", "tickets")
+STOP_KEY = "stop_line"
+
+# The run page, not the presentation screen: less padding above and beside the page, so that
+# every view's main figure starts on the first screen at 1024x768 (checked by the figure's
+# bounding box in tests/e2e/test_layout_e2e.py); the stop line in one row of small type.
+PAGE_CSS = """
+<style>
+.block-container, [data-testid="stMainBlockContainer"] {
+  padding-top: 4rem !important; padding-left: 2rem !important; padding-right: 2rem !important;
+  padding-bottom: 3rem !important;}
+.st-key-stop_line p {font-size: 0.9rem; margin: 0 !important;}
+.st-key-view_title [data-testid="stButtonGroup"] {flex-wrap: nowrap !important;}
+.st-key-view_title button {padding-left: 0.6rem !important; padding-right: 0.6rem !important;
+  white-space: nowrap;}
+</style>
+"""
+
+
+def page_style_ui() -> None:
+    """The run page's compact layout (see :data:`PAGE_CSS`); the style takes no room."""
+    st.html(PAGE_CSS)
 
 
 def view_switch_ui() -> str:
@@ -29,8 +54,9 @@ def view_switch_ui() -> str:
     if "view_title" not in ss or url.navigated():
         slug, note = parse_view(url.get("view"))
         ss.view_title, ss.view_note = VIEWS[slug], note
+    # one row of views at 1024 px too: no wrap, tighter buttons (PAGE_CSS)
     title = st.segmented_control("View", list(VIEWS.values()), key="view_title",
-                                 label_visibility="collapsed",
+                                 label_visibility="collapsed", width="content",
                                  on_change=lambda: ss.__setitem__("view_note", None))
     if ss.get("view_note"):
         st.warning(ss.view_note, icon=":material/link:")
@@ -72,29 +98,44 @@ def load_view(info: runs.RunInfo, live: bool) -> RunView | None:
 
 
 def stop_line_ui(view: RunView) -> None:
-    """The library's suggested stop in one sentence, with a Jump button; or why there is none."""
+    """The library's suggested stop in one line (iteration, the compact subnetwork's accuracy
+    on each split, the parameters kept), its details in a popover, and a Jump button; or why
+    there is none. Every accuracy names its split and its weights: W* is the compact
+    subnetwork (W masked by Γ's support, channels removed), evaluated by the worker."""
     s = view.stop
     if s is None:
         st.caption(inert(f"No stopping point to suggest yet: {view.decision.reason}."))
         return
-    parts = [f"validation accuracy of the compact subnetwork {100 * s.val_acc:.1f}% (best "
-             f"{100 * s.best_val_acc:.1f}% at iteration {s.best_iteration:,}; 1 SE = "
-             f"{100 * s.val_se:.1f} points)"]
+    accs = [f"validation {100 * s.val_acc:.1f}%"]
     if s.test_acc_sparse is not None:
-        parts.append(f"test accuracy {100 * s.test_acc_sparse:.1f}%")
+        accs.append(f"test {100 * s.test_acc_sparse:.1f}%")
     kept = f"{s.params_kept:,} parameters kept"
     if s.params_total:
-        kept += f" of {s.params_total:,} ({100 * s.params_kept / s.params_total:.1f}%)"
-    parts.append(kept)
+        kept = f"{100 * s.params_kept / s.params_total:.1f}% of the parameters kept"
+    details = [f"Validation accuracy of the compact subnetwork W* {100 * s.val_acc:.1f}% (best "
+               f"{100 * s.best_val_acc:.1f}% at iteration {s.best_iteration:,}; 1 SE = "
+               f"{100 * s.val_se:.1f} points)"]
+    if s.test_acc_sparse is not None:
+        details.append(f"test accuracy of the compact subnetwork W* "
+                       f"{100 * s.test_acc_sparse:.1f}% (reported, not used to choose)")
+    count = f"{s.params_kept:,} parameters kept"
+    if s.params_total:
+        count += f" of {s.params_total:,} ({100 * s.params_kept / s.params_total:.1f}%)"
+    details.append(count)
     if s.flops_kept is not None and s.flops_total:
-        parts.append(f"{100 * s.flops_kept / s.flops_total:.1f}% of the FLOPs")
-    c1, c2 = st.columns([5, 1.3], vertical_alignment="center")
-    c1.info(f"**Suggested stop: iteration {s.iteration:,}**: " + inert("; ".join(parts))
-            + ". " + inert(f"Rule: {s.rule}."))
-    if c2.button("Jump", key="jump", icon=":material/my_location:", width="stretch",
-                 help="Select the suggested stop"):
-        st.session_state.pending_iteration = s.iteration
-        st.rerun()
+        details.append(f"{100 * s.flops_kept / s.flops_total:.1f}% of the FLOPs")
+    # columns, not a horizontal container: the sentence wraps inside its own column on a
+    # narrow page while the two buttons keep their row
+    with st.container(key=STOP_KEY):
+        c1, c2, c3 = st.columns([5, 1.15, 1.15], vertical_alignment="center", gap="small")
+        c1.markdown(f"**Suggested stop: iteration {s.iteration:,}** · "
+                    + inert(f"compact W*: {', '.join(accs)} · {kept}"))
+        with c2.popover("Details", width="content"):
+            st.markdown(inert("; ".join(details) + ".") + "\n\n" + inert(f"Rule: {s.rule}."))
+        if c3.button("Jump", key="jump", icon=":material/my_location:", width="content",
+                     help="Select the suggested stop"):
+            st.session_state.pending_iteration = s.iteration
+            st.rerun()
 
 
 NO_PICKER = ("compare", "about")
@@ -127,7 +168,8 @@ def run_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
     view = load_view(info, live)
     if view is None:
         return
-    stop_line_ui(view)
+    if slug in STOP_VIEWS:
+        stop_line_ui(view)
     if slug == "layer":
         from pathviz.ui.layer import layer_choice_ui
 
