@@ -190,14 +190,14 @@ def layer_chart(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np.
     for mask, label in bins:
         color = color_of.get(label, OUTSIDE_COLOR)
         xs, ys = _lines(x, weight_norm[rows][:, mask])
-        series.append({"name": f"‖W_g‖, {label}", "x": xs, "y": ys, "color": color, "width": 1})
-        legend.append({"name": f"‖W_g‖, {label}", "color": color, "width": 2})
+        series.append({"name": f"‖W‖, {label}", "x": xs, "y": ys, "color": color, "width": 1})
+        legend.append({"name": f"‖W‖, {label}", "color": color, "width": 2})
         if show_gamma:
             xs, ys = _lines(x, gamma_norm[rows][:, mask])
-            series.append({"name": f"‖Γ_g‖, {label}", "x": xs, "y": ys, "color": color,
+            series.append({"name": f"‖Γ‖, {label}", "x": xs, "y": ys, "color": color,
                            "width": 1, "dash": [4, 3]})
     if show_gamma:
-        legend.append({"name": "‖Γ_g‖ (dashed)", "color": "#444444", "width": 1,
+        legend.append({"name": "group ‖Γ‖ (dashed)", "color": "#444444", "width": 1,
                        "dash": [4, 3]})
     shown = [weight_norm[rows]] + ([gamma_norm[rows]] if show_gamma else [])
     y_top = _finite_max(shown)
@@ -215,7 +215,7 @@ def layer_chart(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np.
                 "ticks": [[float(its[t]), str(int(support[t]))] for t in ticks]},
         "panels": [
             {"weight": 0.5, "y": rows_axis, "heat": heat,
-             "colorbar": {"title": "‖Γ_g‖", "scale": level_scale(), "ticks": level_ticks(top)}},
+             "colorbar": {"title": "group ‖Γ‖", "scale": level_scale(), "ticks": level_ticks(top)}},
             {"weight": 0.5, "title": f"{layer}: regularization path of every {unit}",
              "y": {"title": "group norm", "lo": 0.0, "hi": y_top * 1.05 if y_top > 0 else 1.0,
                    "fmt": "num"}, "series": series},

@@ -37,12 +37,12 @@ def test_layer_chart_sorts_by_entry_and_shares_the_iteration_axis():
     assert spec["top"]["title"] == "groups selected (of 3)"
     assert [t[1] for t in spec["top"]["ticks"]] == ["0", "1", "2"]
     names = [entry["name"] for entry in spec["legend"]]
-    assert "‖W_g‖, entered at 10 (1)" in names and "‖W_g‖, never entered (1)" in names
+    assert "‖W‖, entered at 10 (1)" in names and "‖W‖, never entered (1)" in names
     assert "suggested stop (iteration 10)" in names and spec["stop"]["x"] == 10
     # the 1-SE set is never a span of iterations: no band on the Layer figure
     assert not any("band" in p for p in spec["panels"])
     # never-entered filters are grey, not a colour of the scale
-    assert _series(spec, "‖W_g‖, never entered (1)")["color"] == plots.OUTSIDE_COLOR
+    assert _series(spec, "‖W‖, never entered (1)")["color"] == plots.OUTSIDE_COLOR
 
 
 def test_layer_chart_decimates_paths_to_screen_resolution():
