@@ -61,7 +61,6 @@ p.pv-text {margin: 0;}
   10px;}
 .pv-pathfig .pv-legend span {display: inline-flex; align-items: center; gap: 0.35rem;}
 .pv-pathfig .pv-legend i {display: inline-block; width: 1.6rem; border-top-style: solid;}
-.pv-pathfig .u-over {cursor: pointer;}
 .pv-pathfig .u-legend {font-size: 0.85em; text-align: left; padding-left: 10px;}
 .pv-pathfig .u-legend th {font-weight: normal;}
 .pv-pathfig .pv-marker {position: absolute; pointer-events: none; z-index: 2; top: 0;
@@ -69,17 +68,18 @@ p.pv-text {margin: 0;}
 .pv-chart {position: relative; width: 100%;}
 .pv-chart .pv-hf-title {font-weight: 600; padding: 0 0 0 10px;}
 .pv-chart .pv-hf-sub {color: #6b6b6b; padding: 0.1rem 0 0 10px;}
-.pv-chart .pv-legend {display: flex; flex-wrap: wrap; gap: 0.2rem 1rem; padding: 0.3rem 0 0
+.pv-chart .pv-legend {display: flex; flex-wrap: wrap; gap: 0.2rem 1rem; padding: 0.3rem 0 0.3rem
   10px;}
 .pv-chart .pv-legend span {display: inline-flex; align-items: center; gap: 0.35rem;}
 .pv-chart .pv-legend i {display: inline-block; width: 1.6rem;}
-.pv-chart canvas.pv-chartcv {position: absolute; left: 0; cursor: pointer;}
-.pv-chart .pv-zoombox {position: absolute; pointer-events: none; display: none;
-  background: rgba(0, 114, 178, 0.12); border: 1px solid rgba(0, 114, 178, 0.6);}
-.pv-chart .pv-marker {position: absolute; pointer-events: none; display: none;
-  border-left: 2px dotted #d62728;}
+.pv-chart .pv-ptitle {text-align: center; font-size: 0.85em; color: #444; line-height: 1.2;
+  margin-top: 4px;}
+.pv-chart .u-over, .pv-pathfig .u-over {cursor: crosshair;}
+.pv-chart .u-select {background: rgba(0, 114, 178, 0.12);}
+.pv-chart .pv-marker {position: absolute; pointer-events: none; display: none; z-index: 2;
+  top: 0; bottom: 0; border-left: 2px dotted #d62728;}
 .pv-chart .pv-ring {position: absolute; pointer-events: none; display: none; width: 14px;
-  height: 14px; border: 3px solid #d62728; border-radius: 50%;}
+  height: 14px; border: 3px solid #d62728; border-radius: 50%; z-index: 2;}
 .pv-pathfig .pv-hf-tip, .pv-heatfig .pv-hf-tip, .pv-chart .pv-hf-tip {position: absolute;
   pointer-events: none; display: none; background: rgba(255, 255, 255, 0.95);
   border: 1px solid #999; border-radius: 3px; padding: 0.2rem 0.4rem; font-size: 0.8rem;

@@ -54,7 +54,7 @@ def hover(page, row: int, x: float) -> str:
       b.scrollIntoView({block: 'center'});
       const r = b.querySelector('canvas.pv-heat').getBoundingClientRect(), g = b.__pvGeom;
       return {x: r.left + g.left, y: r.top + g.top, w: g.w, h: g.h,
-              rows: window.__pathvizPlayer.z.rows}; }""")
+              rows: b.__pvZ.rows}; }""")
     page.mouse.move(g["x"] + x * g["w"], g["y"] + (row + 0.5) * g["h"] / g["rows"])
     tip = page.locator(".st-key-overview .pv-hf-tip")
     tip.wait_for(state="visible")

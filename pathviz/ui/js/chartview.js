@@ -1,322 +1,334 @@
-// The Layer and Metrics views' figures: a spec comes once per figure through the chart
-// component (pathviz.ui.chart) and is drawn once per size; a step only moves the position's
-// marker (markCharts). Hover names each series and its value, a click goes to an iteration,
-// a drag zooms the iteration axis and a double-click zooms out.
+// The Layer and Metrics views' figures on uPlot: one plot per panel of a spec
+// (pathviz.charts), stacked on one iteration axis (zoom and cursor shared). uPlot gives the
+// scales, axes, grid, cursor and drag-zoom; hooks draw what it has no series for (the heat
+// panel, the colour bar, the 1-SE band, the stop, the saved-weight ticks, dots coloured by
+// iteration). A step only moves the position's marker; a click goes to an iteration.
 
 import { decode } from './codec.js';
 import { fmt, nearestIndex } from './position.js';
 import { P, current } from './state.js';
-import { drawColorbar } from './heat.js';
-import { figParts, surface, showTip } from './figure.js';
-import {
-  chartGeom, fmtValue, drawHeatPanel, legendItems, panelY, putRotated, strokeSeries,
-} from './charts.js';
+import { drawColorbar, paintCells, palette } from './heat.js';
+import { alignPanel, fmtValue, logSplits, panelHeights } from './charts.js';
 
-export function drawChart(ch) {
-  const box = ch.box, spec = ch.spec, font = spec.font || 12;
-  const parts = figParts(box, '<div class="pv-legend"></div>', 'pv-chartcv', chartHover, () => {
-    if (box.__pvDrawn !== box.clientWidth + 'x' + box.clientHeight) { drawChart(ch); markCharts(); }
-  }, '<div class="pv-marker"></div><div class="pv-ring"></div>');
-  if (!parts.clicks) {
-    parts.clicks = true;
-    parts.cv.addEventListener('click', (e) => chartClick(box, e));
-    parts.cv.addEventListener('mousedown', (e) => zoomStart(box, e));
-    parts.cv.addEventListener('dblclick', () => {
-      if (P.zoom && P.zoom[ch.key]) setZoom(box.__pvChart, null);
-    });
-  }
-  box.__pvChart = ch;
-  parts.title.textContent = spec.title || '';
-  parts.title.style.fontSize = (font + 4) + 'px';
-  parts.title.style.display = spec.title ? '' : 'none';
-  parts.sub.textContent = spec.subtitle || '';
-  parts.sub.style.fontSize = font + 'px';
-  parts.sub.style.display = spec.subtitle ? '' : 'none';
-  const zoom = chartZoom(ch);
-  if (zoom) {  // said before the canvas is placed under the title lines
-    parts.sub.style.display = '';
-    parts.sub.textContent = (spec.subtitle ? spec.subtitle + ' · ' : '')
-      + `zoomed to iterations ${fmt(zoom[0])}–${fmt(zoom[1])}: double-click to zoom out`;
-  }
-  legendItems(parts.legend, spec, font);
-  const top = parts.legend.offsetTop + parts.legend.offsetHeight + 6;
-  const { ctx, W, H, put, family } = surface(box, parts.cv, top, font);
-  const g = chartGeom(spec, ctx, W, H, font, zoom);
-  box.__pvGeom = g;
-  if (zoom) box.dataset.pvZoom = zoom.map(Math.round).join(',');
-  else delete box.dataset.pvZoom;
-  const inX = (v) => !(g.log && v <= 0) && g.px(v) >= g.left - 0.5 && g.px(v) <= g.right + 0.5;
-  spec.panels.forEach((p, k) => {
-    const r = g.panels[k];
-    const Y = (v, axis) => panelY(p, r, v, axis);
-    ctx.save();
-    ctx.beginPath(); ctx.rect(g.left, r.top - 1, g.w, r.h + 2); ctx.clip();
+const STOP = '#ff7f0e';
+const dpr = () => window.devicePixelRatio || 1;
+
+function inCss(u, fn) {  // draw on uPlot's canvas in CSS pixels
+  const ctx = u.ctx, k = dpr();
+  ctx.save();
+  ctx.scale(k, k);
+  fn(ctx, { left: u.bbox.left / k, top: u.bbox.top / k, w: u.bbox.width / k, h: u.bbox.height / k });
+  ctx.restore();
+}
+
+function drawExtras(ch, p, u) {
+  // what uPlot has no series for, under the plot's own lines (drawClear) or over them (draw)
+  const spec = ch.spec, x = (v) => u.valToPos(v, 'x'), y = (v, s = 'y') => u.valToPos(v, s);
+  inCss(u, (ctx, b) => {
+    ctx.beginPath(); ctx.rect(b.left, b.top - 1, b.w, b.h + 2); ctx.clip();
     if (p.band) {
       ctx.fillStyle = 'rgba(255, 127, 14, 0.15)';
-      ctx.fillRect(g.left, Y(p.band[1]), g.w, Y(p.band[0]) - Y(p.band[1]));
+      ctx.fillRect(b.left, b.top + y(p.band[1]), b.w, y(p.band[0]) - y(p.band[1]));
     }
-    ctx.strokeStyle = '#ececec';
-    ctx.lineWidth = 1;
-    if (r.ticks && !p.heat) {
-      for (const v of r.ticks.vals) {
-        ctx.beginPath(); ctx.moveTo(g.left, Y(v)); ctx.lineTo(g.right, Y(v)); ctx.stroke();
+    if (p.heat) {
+      const h = p.heat, off = ch.cells || (ch.cells = document.createElement('canvas'));
+      paintCells(off, h.z, h.cols, h.rows, h.scale);
+      ctx.imageSmoothingEnabled = false;
+      for (let k = 0; k < h.cols; k++) {
+        if (spec.x.log && h.x[k] <= 0) continue;
+        const xl = k && !(spec.x.log && h.x[k - 1] <= 0) ? (x(h.x[k - 1]) + x(h.x[k])) / 2 : x(h.x[k]);
+        const xr = k < h.cols - 1 ? (x(h.x[k]) + x(h.x[k + 1])) / 2 : x(h.x[k]);
+        ctx.drawImage(off, k, 0, 1, h.rows, b.left + xl, b.top, Math.max(xr - xl, 1), b.h);
       }
     }
-    if (!p.heat) {
-      for (const v of g.xticks.vals) {
-        if (!inX(v)) continue;
-        ctx.beginPath(); ctx.moveTo(g.px(v), r.top); ctx.lineTo(g.px(v), r.bottom); ctx.stroke();
-      }
-    }
-    if (p.heat) drawHeatPanel(ctx, g, r, p.heat, parts);
     if (p.hline) {
       ctx.strokeStyle = p.hline.color;
       ctx.setLineDash([2, 3]);
-      ctx.beginPath(); ctx.moveTo(g.left, Y(p.hline.y)); ctx.lineTo(g.right, Y(p.hline.y)); ctx.stroke();
+      ctx.beginPath(); ctx.moveTo(b.left, b.top + y(p.hline.y)); ctx.lineTo(b.left + b.w, b.top + y(p.hline.y)); ctx.stroke();
       ctx.setLineDash([]);
     }
-    for (const s of p.series || []) strokeSeries(ctx, g, p, r, s);
     for (const s of p.strip || []) {
       ctx.strokeStyle = s.color;
       ctx.lineWidth = 2;
       for (const v of s.x) {
-        if (!inX(v)) continue;
-        ctx.beginPath(); ctx.moveTo(g.px(v), r.top + r.h * 0.1); ctx.lineTo(g.px(v), r.bottom - r.h * 0.1); ctx.stroke();
+        ctx.beginPath(); ctx.moveTo(b.left + x(v), b.top + b.h * 0.1); ctx.lineTo(b.left + x(v), b.top + b.h * 0.9); ctx.stroke();
       }
     }
-    if (spec.stop && inX(spec.stop.x)) {
-      const sx = g.px(spec.stop.x);
-      ctx.strokeStyle = '#ff7f0e';
-      ctx.lineWidth = 2;
-      ctx.setLineDash([6, 4]);
-      ctx.beginPath(); ctx.moveTo(sx, r.top); ctx.lineTo(sx, r.bottom); ctx.stroke();
+    for (const s of p.series || []) {
+      if (!s.levels) continue;  // dots coloured by iteration, joined in the data's order
+      const pal = palette(s.scale);
+      ctx.strokeStyle = s.color; ctx.lineWidth = s.width;
+      ctx.beginPath();
+      s.x.forEach((v, j) => (j ? ctx.lineTo : ctx.moveTo).call(ctx, b.left + x(v), b.top + y(s.y[j])));
+      ctx.stroke();
+      s.x.forEach((v, j) => {
+        const l = s.levels[j] * 4;
+        ctx.fillStyle = `rgb(${pal[l]},${pal[l + 1]},${pal[l + 2]})`;
+        ctx.beginPath(); ctx.arc(b.left + x(v), b.top + y(s.y[j]), s.dot / 2, 0, 2 * Math.PI); ctx.fill();
+        ctx.strokeStyle = 'rgba(0,0,0,0.35)'; ctx.lineWidth = 0.5; ctx.stroke();
+      });
+    }
+    if (spec.stop && spec.mode === 'iteration') {
+      ctx.strokeStyle = STOP; ctx.lineWidth = 2; ctx.setLineDash([6, 4]);
+      const sx = b.left + x(spec.stop.x);
+      ctx.beginPath(); ctx.moveTo(sx, b.top); ctx.lineTo(sx, b.top + b.h); ctx.stroke();
       ctx.setLineDash([]);
     }
-    ctx.restore();
-    // the panel's frame line, axes, labels and titles
-    ctx.strokeStyle = '#bbb';
-    ctx.lineWidth = 1;
-    ctx.beginPath(); ctx.moveTo(g.left, r.bottom + 0.5); ctx.lineTo(g.right, r.bottom + 0.5); ctx.stroke();
-    if (p.y.labels) {
-      p.y.labels.forEach((l, j) => put(l, g.left - 6, Y(j), 'right', 'middle'));
-    } else if (r.ticks) {
-      for (const v of r.ticks.vals) put(fmtValue(v, p.y.fmt, r.ticks.step), g.left - 6, Y(v), 'right', 'middle');
-    }
-    if (p.y.title) putRotated(ctx, put, p.y.title, 10 + font / 2, r, font, family);
-    if (p.title) put(p.title, g.left + g.w / 2, r.top - 4, 'center', 'bottom');
-    if (p.y2) {
-      let tw = 10;
-      for (const v of r.ticks2.vals) {
-        const t = fmtValue(v, p.y2.fmt, r.ticks2.step);
-        put(t, g.right + 6, Y(v, 2), 'left', 'middle');
-        tw = Math.max(tw, ctx.measureText(t).width);
-      }
-      putRotated(ctx, put, p.y2.title, g.right + 6 + tw + 8 + font / 2, r, font, family);
-    }
-    if (p.colorbar) drawColorbar(ctx, put, g, r, p.colorbar, font);
   });
-  // the iteration axis under the last panel and the top axis (the legend names the stop)
-  const last = g.panels[g.panels.length - 1];
-  ctx.strokeStyle = '#999';
-  for (const v of g.xticks.vals) {
-    if (!inX(v)) continue;
-    ctx.beginPath(); ctx.moveTo(g.px(v), last.bottom); ctx.lineTo(g.px(v), last.bottom + 4); ctx.stroke();
-    put(fmtValue(v, spec.x.fmt, g.xticks.step || 1), g.px(v), last.bottom + 6, 'center', 'top');
+  if (p.colorbar) {
+    inCss(u, (ctx, b) => {
+      const font = spec.font || 12;
+      ctx.font = `${font}px ${ch.family}`;
+      const put = (text, px, py, align, base, turn) => {
+        ctx.fillStyle = '#444'; ctx.textAlign = align; ctx.textBaseline = base;
+        if (turn) { ctx.save(); ctx.translate(px, py); ctx.rotate(turn); ctx.fillText(text, 0, 0); ctx.restore(); }
+        else ctx.fillText(text, px, py);
+      };
+      drawColorbar(ctx, put, { right: b.left + b.w }, { top: b.top, h: b.h }, p.colorbar, font);
+    });
   }
-  put(spec.x.title, g.left + g.w / 2, last.bottom + font + 12, 'center', 'top');
-  if (spec.top && g.panels.length) {
-    const r0 = g.panels[0];
-    ctx.strokeStyle = '#999';
-    let lastRight = -Infinity;
-    for (const [v, t] of spec.top.ticks) {
-      if (!inX(v)) continue;
-      const w = ctx.measureText(t).width;
-      if (g.px(v) - w / 2 < lastRight + 6) continue;  // no two labels on each other
-      lastRight = g.px(v) + w / 2;
-      ctx.beginPath(); ctx.moveTo(g.px(v), r0.top); ctx.lineTo(g.px(v), r0.top - 4); ctx.stroke();
-      put(t, g.px(v), r0.top - 6, 'center', 'bottom');
+}
+
+function axis(font, family, extra) {
+  return Object.assign({ font: `${font}px ${family}`, labelFont: `${font}px ${family}`,
+    stroke: '#444', grid: { stroke: '#ececec', width: 1 }, ticks: { stroke: '#999', width: 1, size: 4 } }, extra);
+}
+
+function tickValues(fmtName) {
+  return (u, vals) => vals.map((v) => fmtValue(v, fmtName, vals.length > 1 ? Math.abs(vals[1] - vals[0]) : 1));
+}
+
+function panelOpts(ch, k, width, height, right) {
+  const spec = ch.spec, p = spec.panels[k], font = spec.font || 12, fam = ch.family;
+  const last = k === spec.panels.length - 1, first = k === 0, log = !!spec.x.log;
+  const [grid, cols] = alignPanel(p.series || [], log);
+  const data = [grid].concat(cols.map((c) => c.y));
+  const yAxis = { scale: 'y', size: 58 + font, label: p.y.title || '', labelSize: font + 6 };
+  if (p.y.fmt === 'none') Object.assign(yAxis, { values: () => [], grid: { show: false }, ticks: { show: false } });
+  else if (p.y.labels) Object.assign(yAxis, { splits: () => p.y.labels.map((_, j) => j), values: () => p.y.labels });
+  else if (p.y.fmt === 'rank') Object.assign(yAxis, { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], values: tickValues('int') });
+  else yAxis.values = tickValues(p.y.fmt);
+  if (p.y.log) Object.assign(yAxis, { splits: (u) => logSplits(u.scales.y.min, u.scales.y.max),
+    values: (u, vals) => vals.map((v) => String(+v.toPrecision(3))) });
+  if (p.heat) yAxis.grid = { show: false };
+  const xlog = log ? { splits: (u) => logSplits(u.scales.x.min, u.scales.x.max) } : {};
+  const axes = [axis(font, fam, { ...xlog, scale: 'x', show: true, size: last ? font * 2 + 14 : 6,
+    label: last ? spec.x.title : '', labelSize: last ? font + 4 : 0, grid: { show: !p.heat, stroke: '#ececec' },
+    values: last ? tickValues(spec.x.fmt) : () => [], ticks: { show: last } }), axis(font, fam, yAxis)];
+  if (first && spec.top) {  // glmnet's df axis: groups selected at evenly spaced counts
+    axes.push(axis(font, fam, { scale: 'x', side: 0, size: font * 2 + 12, label: spec.top.title,
+      labelSize: font + 4, grid: { show: false },
+      splits: (u) => spec.top.ticks.map((t) => t[0]).filter((v) => v >= u.scales.x.min && v <= u.scales.x.max),
+      values: (u, vals) => vals.map((v) => (spec.top.ticks.find((t) => t[0] === v) || [0, ''])[1]) }));
+  }
+  const scales = { x: { time: false, auto: false, range: () => ch.range, distr: log ? 3 : 1 },
+    y: { auto: false, range: [p.y.lo, p.y.hi], dir: p.y.fmt === 'rank' ? -1 : 1, distr: p.y.log ? 3 : 1 } };
+  if (p.y2) {
+    scales.y2 = { auto: false, range: [p.y2.lo, p.y2.hi] };
+    axes.push(axis(font, fam, { scale: 'y2', side: 1, size: right, label: p.y2.title, labelSize: font + 6,
+      grid: { show: false }, values: tickValues(p.y2.fmt) }));
+  } else if (right) axes.push({ scale: 'y', side: 1, size: right, values: () => [], grid: { show: false }, ticks: { show: false } });
+  const series = [{}].concat(cols.map(({ s }) => ({
+    label: s.name, stroke: s.width > 0 ? s.color : 'transparent', width: s.width, dash: s.dash || undefined,
+    scale: s.axis === 2 ? 'y2' : 'y', spanGaps: true, paths: s.width > 0 ? undefined : () => null,
+    points: { show: s.dot > 0, size: s.dot || 0, width: s.ring ? 2 : 0, stroke: s.color, fill: s.ring ? 'transparent' : s.color },
+  })));
+  return [{
+    width, height, scales, axes, series, legend: { show: false },
+    cursor: { sync: { key: 'pv-' + ch.key }, drag: { x: spec.mode === 'iteration', y: false, setScale: false },
+      points: { show: false }, bind: { dblclick: () => () => null } },
+    hooks: { drawClear: [(u) => drawExtras(ch, p, u)], setSelect: [(u) => zoomFrom(ch, u)],
+      draw: [() => markChart(ch, current(), P.drawn ? P.drawn.i : Math.floor(P.pos))],  // new scales
+      setCursor: [(u) => hoverAt(ch, k, u)] },
+  }, data];
+}
+
+function legend(el, spec, font) {
+  el.textContent = '';
+  el.style.fontSize = font + 'px';
+  if (spec.legendTitle) el.append(Object.assign(document.createElement('span'), { textContent: spec.legendTitle }));
+  for (const l of spec.legend) {
+    const item = document.createElement('span'), sw = document.createElement('i');
+    if (l.tick) sw.style.cssText = `width:0;height:0.9em;border-left:2px solid ${l.color}`;
+    else if (l.width > 0) sw.style.borderTop = `${Math.min(l.width, 10)}px ${l.dash ? 'dashed' : 'solid'} ${l.color}`;
+    else {
+      const d = Math.min(l.dot || 6, 12);
+      sw.style.cssText = `width:${d}px;height:${d}px;border-radius:50%;`
+        + (l.ring ? `border:2px solid ${l.color}` : `background:${l.color}`);
     }
-    put(spec.top.title, g.left + g.w / 2, 2, 'center', 'top');
+    item.append(sw, l.name);
+    el.append(item);
   }
-  box.setAttribute('aria-label', spec.title || spec.panels.map((p) => p.title).filter(Boolean).join('; '));
-  box.__pvDrawn = box.clientWidth + 'x' + box.clientHeight;
-  box.dataset.pvChart = ch.id;
 }
 
-function chartPoint(box, e) {
-  const g = box.__pvGeom, parts = box.__pv;
-  if (!g) return null;
-  const rc = parts.cv.getBoundingClientRect();
-  const x = e.clientX - rc.left, y = e.clientY - rc.top;
-  const k = g.panels.findIndex((r) => y >= r.top - 3 && y <= r.bottom + 3);
-  if (x < g.left - 3 || x > g.right + 3 || k < 0) return null;
-  return { x, y, k, rc };
+function zoomFrom(ch, u) {
+  // a drag across a panel: every panel's iteration axis zoomed to the dragged range
+  const s = u.select;
+  if (s.width < 6) return;
+  ch.dragged = true;  // the click that ends the drag selects nothing
+  const lo = u.posToVal(s.left, 'x'), hi = u.posToVal(s.left + s.width, 'x');
+  u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+  setZoom(ch, { lo, hi, log: !!ch.spec.x.log });
 }
 
-function nearestPoint(ch, g, x, y) {  // "points" mode: the point nearest the pointer
-  const pts = ch.spec.points, p = ch.spec.panels[0], r = g.panels[0];
+function setZoom(ch, z) {
+  // zoom to z ({lo, hi, log}), or out (null); kept while the figure is redrawn
+  P.zoom = P.zoom || {};
+  if (z) P.zoom[ch.key] = z; else delete P.zoom[ch.key];
+  const zm = zoomOf(ch);
+  ch.range = zm || [ch.spec.x.lo, ch.spec.x.hi];
+  for (const u of ch.plots) u.setScale('x', { min: ch.range[0], max: ch.range[1] });
+  const sub = ch.box.querySelector('.pv-hf-sub');
+  sub.style.display = ch.spec.subtitle || zm ? '' : 'none';
+  sub.textContent = (ch.spec.subtitle || '') + (zm ? (ch.spec.subtitle ? ' · ' : '')
+    + `zoomed to iterations ${fmt(zm[0])}–${fmt(zm[1])}: double-click to zoom out` : '');
+  if (zm) ch.box.dataset.pvZoom = zm.map(Math.round).join(','); else delete ch.box.dataset.pvZoom;
+  markCharts();
+}
+
+function zoomOf(ch) {  // the zoom kept for this figure, unless made on another axis type
+  const z = P.zoom && P.zoom[ch.key];
+  return z && ch.spec.mode === 'iteration' && z.log === !!ch.spec.x.log ? [z.lo, z.hi] : null;
+}
+
+function nearestPoint(ch, u, left, top) {  // "points" mode: the point nearest the pointer
+  const pts = ch.spec.points;
   let best = -1, d = 24 * 24;
   for (let j = 0; j < pts.x.length; j++) {
-    const dx = g.px(pts.x[j]) - x, dy = panelY(p, r, pts.y[j]) - y;
+    const dx = u.valToPos(pts.x[j], 'x') - left, dy = u.valToPos(pts.y[j], 'y') - top;
     if (dx * dx + dy * dy < d) { d = dx * dx + dy * dy; best = j; }
   }
   return best;
 }
 
-function chartHover(box, e) {
-  const ch = box.__pvChart, g = box.__pvGeom, parts = box.__pv, at = chartPoint(box, e);
-  const lines = [];
-  if (ch && g && at) {
-    const spec = ch.spec, p = spec.panels[at.k], r = g.panels[at.k];
-    if (spec.mode === 'points') {
-      const j = nearestPoint(ch, g, at.x, at.y), pts = spec.points;
-      if (j >= 0) {
-        lines.push(`iteration ${fmt(pts.it[j])} (click: go there)`,
-          `${pts.xlabel} ${fmt(pts.x[j])}`, `${pts.ylabel} ${fmtValue(pts.y[j], 'pct1')}`);
-      }
-    } else {
-      const it = g.inv(at.x);
-      if (p.heat) {
-        const k = nearestIndex(p.heat.x, it);
-        const row = Math.min(Math.max(Math.floor((at.y - r.top) / r.h * p.heat.rows), 0), p.heat.rows - 1);
-        if (k >= 0) {
-          lines.push(`iteration ${fmt(p.heat.x[k])} (click: go there)`, p.heat.rowText[row],
-            `group ‖Γ‖ level ${p.heat.z[row * p.heat.cols + k]} of 255 (0: outside the support)`);
-        }
-      } else if (p.strip) {
-        let best = null, d = 8;
-        for (const s of p.strip) {
-          const j = nearestIndex(s.x, it);
-          if (j >= 0 && Math.abs(g.px(s.x[j]) - at.x) <= d) { d = Math.abs(g.px(s.x[j]) - at.x); best = [s, j]; }
-        }
-        if (best) lines.push(`iteration ${fmt(best[0].x[best[1]])} (click: go there)`, best[0].name);
-      } else {
-        const hov = (p.series || []).filter((s) => s.hover && s.x.length);
-        let xb = null, d = Infinity;
-        for (const s of hov) {
-          const j = nearestIndex(s.x, it);
-          const dj = Math.abs(g.px(s.x[j]) - at.x);
-          if (dj < d) { d = dj; xb = s.x[j]; }
-        }
-        if (xb !== null) {
-          lines.push(`iteration ${fmt(xb)} (click: go there)`);
-          for (const s of hov) {
-            const j = nearestIndex(s.x, xb);
-            if (s.x[j] === xb) lines.push(`${s.name}: ${fmtValue(s.y[j], s.fmt)}`);
-          }
-        }
-      }
+function hoverAt(ch, k, u) {
+  // the hover label: the iteration (click: go there) and each series' value there, or the
+  // heat cell's group and level, or the point's numbers
+  const tip = ch.box.querySelector('.pv-hf-tip'), { left, top } = u.cursor;
+  if (!(left >= 0) || ch.hover !== k) { if (ch.hover === k || !(left >= 0)) tip.style.display = 'none'; return; }
+  const spec = ch.spec, p = spec.panels[k], it = u.posToVal(left, 'x'), lines = [];
+  if (spec.mode === 'points') {
+    const j = nearestPoint(ch, u, left, top), pts = spec.points;
+    if (j >= 0) lines.push(`iteration ${fmt(pts.it[j])} (click: go there)`, `${pts.xlabel} ${fmt(pts.x[j])}`, `${pts.ylabel} ${fmtValue(pts.y[j], 'pct1')}`);
+  } else if (p.heat) {
+    const h = p.heat, j = nearestIndex(h.x, it);
+    const row = Math.min(Math.max(Math.round(u.posToVal(top, 'y')), 0), h.rows - 1);
+    if (j >= 0) lines.push(`iteration ${fmt(h.x[j])} (click: go there)`, h.rowText[row], `group ‖Γ‖ level ${h.z[row * h.cols + j]} of 255 (0: outside the support)`);
+  } else if (p.strip) {
+    let best = null, d = 8;
+    for (const s of p.strip) {
+      const j = nearestIndex(s.x, it), dj = j >= 0 ? Math.abs(u.valToPos(s.x[j], 'x') - left) : Infinity;
+      if (dj <= d) { d = dj; best = [s, j]; }
+    }
+    if (best) lines.push(`iteration ${fmt(best[0].x[best[1]])} (click: go there)`, best[0].name);
+  } else {
+    const hov = (p.series || []).filter((s) => s.hover && s.x.length);
+    let xb = null, d = Infinity;
+    for (const s of hov) {
+      const j = nearestIndex(s.x, it), dj = Math.abs(u.valToPos(s.x[j], 'x') - left);
+      if (dj < d) { d = dj; xb = s.x[j]; }
+    }
+    if (xb !== null) {
+      lines.push(`iteration ${fmt(xb)} (click: go there)`);
+      for (const s of hov) { const j = nearestIndex(s.x, xb); if (s.x[j] === xb) lines.push(`${s.name}: ${fmtValue(s.y[j], s.fmt)}`); }
     }
   }
-  showTip(parts, e, lines);
+  if (!lines.length) { tip.style.display = 'none'; return; }
+  tip.textContent = '';
+  lines.forEach((l, j) => { if (j) tip.append(document.createElement('br')); tip.append(l); });
+  tip.style.display = 'block';
+  const o = u.over.getBoundingClientRect(), b = ch.box.getBoundingClientRect();
+  const x = o.left - b.left + left, w = tip.offsetWidth;
+  tip.style.left = Math.max(x + 14 + w > b.width ? x - 14 - w : x + 14, 0) + 'px';
+  tip.style.top = (o.top - b.top + Math.max(top - 20, 0)) + 'px';
 }
 
-function chartZoom(ch) {
-  // the iteration range the user zoomed this figure to (kept while the figure is redrawn, a
-  // live run's growth included), or null; one made on another axis type does not apply
-  const z = P.zoom && P.zoom[ch.key];
-  if (!z || ch.spec.mode !== 'iteration' || z.log !== !!ch.spec.x.log) return null;
-  return [z.lo, z.hi];
-}
-
-function setZoom(ch, z) {
-  // zoom this figure's iteration axis to z ({lo, hi, log}), or out (null), and redraw it
-  P.zoom = P.zoom || {};
-  if (z) P.zoom[ch.key] = z;
-  else delete P.zoom[ch.key];
-  drawChart(ch);
-  markCharts();
-}
-
-function zoomStart(box, e) {
-  // a drag across an iteration chart zooms its iteration axis to the dragged range
-  const ch = box.__pvChart, g = box.__pvGeom, at = chartPoint(box, e);
-  if (e.button !== 0 || !ch || !g || !at || ch.spec.mode !== 'iteration') return;
-  e.preventDefault();  // no text selection while dragging
-  const parts = box.__pv, r0 = g.panels[0], r1 = g.panels[g.panels.length - 1];
-  let zb = box.querySelector('.pv-zoombox');
-  if (!zb) {
-    zb = document.createElement('div');
-    zb.className = 'pv-zoombox';
-    box.appendChild(zb);
-  }
-  const clamp = (x) => Math.min(Math.max(x, g.left), g.right);
-  const start = clamp(at.x), rect = parts.cv.getBoundingClientRect();
-  const move = (ev) => {
-    const x = clamp(ev.clientX - rect.left);
-    zb.style.display = 'block';
-    zb.style.left = Math.min(start, x) + 'px';
-    zb.style.width = Math.abs(x - start) + 'px';
-    zb.style.top = (parts.cv.offsetTop + r0.top) + 'px';
-    zb.style.height = (r1.bottom - r0.top) + 'px';
-  };
-  const up = (ev) => {
-    window.removeEventListener('mousemove', move);
-    window.removeEventListener('mouseup', up);
-    zb.style.display = 'none';
-    const x = clamp(ev.clientX - rect.left);
-    if (Math.abs(x - start) < 6) return;  // a click, not a drag
-    parts.dragged = true;  // the click that follows this mouseup selects nothing
-    setZoom(ch, { lo: g.inv(Math.min(start, x)), hi: g.inv(Math.max(start, x)),
-      log: !!ch.spec.x.log });
-  };
-  window.addEventListener('mousemove', move);
-  window.addEventListener('mouseup', up);
-}
-
-function chartClick(box, e) {
-  // an iteration chart selects the snapshot nearest the pointer's iteration; a points chart
-  // the nearest point's snapshot
-  const ch = box.__pvChart, g = box.__pvGeom, at = chartPoint(box, e);
-  const c = current();
-  if (box.__pv && box.__pv.dragged) { box.__pv.dragged = false; return; }  // that was a zoom
-  if (!ch || !g || !at || !c) return;
+function click(ch, u, e) {
+  // an iteration chart selects the snapshot nearest the pointer; a points chart the point's
+  if (ch.dragged) { ch.dragged = false; return; }
+  const c = current(), r = u.over.getBoundingClientRect(), left = e.clientX - r.left;
+  if (!c) return;
   if (ch.spec.mode === 'points') {
-    const j = nearestPoint(ch, g, at.x, at.y);
+    const j = nearestPoint(ch, u, left, e.clientY - r.top);
     if (j >= 0) P.act.moveTo(Math.min(ch.spec.points.index[j], c.iterations.length - 1));
     return;
   }
-  const i = nearestIndex(c.iterations, g.inv(Math.min(Math.max(at.x, g.left), g.right)));
+  const i = nearestIndex(c.iterations, u.posToVal(left, 'x'));
   if (i >= 0) P.act.moveTo(i);
+}
+
+function drawChart(ch) {
+  // the figure: title lines, legend, then one uPlot per panel sized to the box
+  const box = ch.box, spec = ch.spec, font = spec.font || 12;
+  for (const u of ch.plots || []) u.destroy();
+  box.innerHTML = '<div class="pv-hf-title"></div><div class="pv-hf-sub"></div><div class="pv-legend"></div>'
+    + '<div class="pv-panels"></div><div class="pv-hf-tip"></div>';
+  ch.family = getComputedStyle(box).fontFamily || 'sans-serif';
+  const title = box.querySelector('.pv-hf-title');
+  title.textContent = spec.title || '';
+  title.style.cssText = `font-size:${font + 4}px;display:${spec.title ? '' : 'none'}`;
+  box.querySelector('.pv-hf-sub').style.fontSize = font + 'px';
+  legend(box.querySelector('.pv-legend'), spec, font);
+  const holder = box.querySelector('.pv-panels');
+  ch.range = zoomOf(ch) || [spec.x.lo, spec.x.hi];
+  const right = spec.panels.some((p) => p.colorbar) ? 150 + font * 2
+    : spec.panels.some((p) => p.y2) ? 40 + font * 5 : 16;
+  // the panels' titles first, so that the plots share exactly the height left in the box
+  const els = spec.panels.map((p) => {
+    const el = holder.appendChild(Object.assign(document.createElement('div'), { className: 'pv-panel' }));
+    if (p.title) el.append(Object.assign(document.createElement('div'), { className: 'pv-ptitle', textContent: p.title }));
+    return el;
+  });
+  const axesH = font * 2 + 14 + (spec.top ? font * 2 + 12 : 0) + 6 * (spec.panels.length - 1);
+  const titlesH = els.reduce((t, el) => t + el.offsetHeight, 0);
+  const heights = panelHeights(spec.panels, Math.max(box.clientHeight - holder.offsetTop - titlesH - axesH - 4, 80));
+  ch.plots = spec.panels.map((p, k) => {
+    const el = els[k];
+    const h = heights[k] + (k === spec.panels.length - 1 ? font * 2 + 14 : 6) + (k === 0 && spec.top ? font * 2 + 12 : 0);
+    const [opts, data] = panelOpts(ch, k, Math.max(box.clientWidth, 200), h, right);
+    const u = new uPlot(opts, data, el);
+    u.over.append(Object.assign(document.createElement('div'), {
+      className: spec.mode === 'points' ? 'pv-ring' : 'pv-marker' }));
+    u.over.addEventListener('mouseenter', () => { ch.hover = k; });
+    u.over.addEventListener('mouseleave', () => { ch.hover = null; box.querySelector('.pv-hf-tip').style.display = 'none'; });
+    u.over.addEventListener('click', (e) => click(ch, u, e));
+    u.over.addEventListener('dblclick', () => { if (zoomOf(ch)) setZoom(ch, null); });
+    return u;
+  });
+  setZoom(ch, P.zoom && P.zoom[ch.key]);
+  box.setAttribute('aria-label', spec.title || spec.panels.map((p) => p.title).filter(Boolean).join('; '));
+  box.__pvDrawn = box.clientWidth + 'x' + box.clientHeight;
+  box.dataset.pvChart = ch.id;
 }
 
 function markChart(ch, c, i) {
   // the position: a dotted red line across the panels, or a ring on the point
-  const box = ch.box, g = box.__pvGeom, parts = box.__pv;
-  if (!g || !parts || !c || !c.iterations.length) return;
+  const box = ch.box;
+  if (!ch.plots || !c || !c.iterations.length) return;
   const it = c.iterations[Math.min(i, c.iterations.length - 1)];
-  const m = parts.marker, ring = box.querySelector('.pv-ring');
-  const r0 = g.panels[0], r1 = g.panels[g.panels.length - 1];
-  m.style.display = 'none';
-  if (ring) ring.style.display = 'none';
   if (ch.spec.mode === 'points') {
-    const pts = ch.spec.points;
+    const pts = ch.spec.points, u = ch.plots[0], ring = u.over.querySelector('.pv-ring');
     let j = -1;
     for (let k = 0; k < pts.index.length && pts.index[k] <= i; k++) j = k;
-    if (j >= 0 && ring) {
-      ring.style.display = 'block';
-      ring.style.left = (g.px(pts.x[j]) - 9) + 'px';
-      ring.style.top = (parts.cv.offsetTop + panelY(ch.spec.panels[0], r0, pts.y[j]) - 9) + 'px';
-      box.dataset.pvMark = String(pts.x[j]);
-      box.dataset.pvMarkIt = String(pts.it[j]);
-    } else {
-      delete box.dataset.pvMarkIt;
-      box.dataset.pvMark = '';
-    }
+    ring.style.display = j >= 0 ? 'block' : 'none';
+    if (j < 0) { delete box.dataset.pvMarkIt; box.dataset.pvMark = ''; return; }
+    ring.style.left = (u.valToPos(pts.x[j], 'x') - 9) + 'px';
+    ring.style.top = (u.valToPos(pts.y[j], 'y') - 9) + 'px';
+    box.dataset.pvMark = String(pts.x[j]);
+    box.dataset.pvMarkIt = String(pts.it[j]);
     return;
   }
-  if (!(g.log && it <= 0) && g.px(it) >= g.left - 1 && g.px(it) <= g.right + 1) {
-    m.style.display = 'block';
-    m.style.left = (g.px(it) - 1) + 'px';
-    m.style.top = (parts.cv.offsetTop + r0.top) + 'px';
-    m.style.height = (r1.bottom - r0.top) + 'px';
+  const [lo, hi] = ch.range, shown = it >= lo && it <= hi && !(ch.spec.x.log && it <= 0);
+  for (const u of ch.plots) {
+    const m = u.over.querySelector('.pv-marker');
+    m.style.display = shown ? 'block' : 'none';
+    if (shown) m.style.left = (u.valToPos(it, 'x') - 1) + 'px';
   }
   box.dataset.pvMark = String(it);
 }
 
 export function markCharts() {
-  const c = current();
-  const i = P.drawn ? P.drawn.i : Math.floor(P.pos);
+  const c = current(), i = P.drawn ? P.drawn.i : Math.floor(P.pos);
   for (const k of Object.keys(P.charts || {})) {
     const ch = P.charts[k];
     if (!ch.box.isConnected) { delete P.charts[k]; continue; }
@@ -333,6 +345,10 @@ export function mountChart(component) {
     box.className = 'pv-chart';
     box.setAttribute('role', 'img');
     parentElement.appendChild(box);
+    new ResizeObserver(() => {  // a wider page: the same figure, redrawn to the new size
+      const ch = box.__pvChart;
+      if (ch && box.__pvDrawn !== box.clientWidth + 'x' + box.clientHeight) { drawChart(ch); markCharts(); }
+    }).observe(box);
   }
   box.style.height = data.height + 'px';
   P.charts = P.charts || {};
@@ -341,8 +357,7 @@ export function mountChart(component) {
     ch = P.charts[data.key] = { id: data.id, key: data.key, spec: decode(data.chart), box };
     box.__pvDrawn = null;
   }
-  if (box.__pvDrawn !== box.clientWidth + 'x' + box.clientHeight || box.dataset.pvChart !== ch.id) {
-    drawChart(ch);
-  }
+  box.__pvChart = ch;
+  if (box.__pvDrawn !== box.clientWidth + 'x' + box.clientHeight || box.dataset.pvChart !== ch.id) drawChart(ch);
   markCharts();
 }

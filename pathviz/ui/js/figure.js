@@ -1,5 +1,5 @@
-// A canvas figure's parts (title, subtitle, legend, canvas, marker, hover label), the canvas
-// sized to its box, and the hover label: shared by the heatmap and the iteration charts.
+// A canvas figure's parts (title, subtitle, canvas, hover label) and the canvas sized to its
+// box, with a text writer that records where each text went (the heatmap's).
 
 import { P, current } from './state.js';
 
@@ -57,17 +57,4 @@ export function surface(box, cv, top, font) {
     }
   };
   return { ctx, W, H, put, family };
-}
-
-export function showTip(parts, e, lines) {
-  // a hover label of ``lines`` beside the pointer, on the side where it fits; none when empty
-  if (!lines.length) { parts.tip.style.display = 'none'; return; }
-  parts.tip.textContent = '';
-  lines.forEach((l, j) => { if (j) parts.tip.append(document.createElement('br')); parts.tip.append(l); });
-  parts.tip.style.display = 'block';
-  const r = parts.cv.getBoundingClientRect();
-  const x = e.clientX - r.left, y = e.clientY - r.top;
-  const left = x + 14 + parts.tip.offsetWidth > r.width ? x - 14 - parts.tip.offsetWidth : x + 14;
-  parts.tip.style.left = Math.max(left, 0) + 'px';
-  parts.tip.style.top = (parts.cv.offsetTop + Math.max(y - 20, 0)) + 'px';
 }

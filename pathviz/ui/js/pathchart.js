@@ -7,7 +7,7 @@ import { b64 } from './codec.js';
 import { fmt, nearestIndex } from './position.js';
 import { P, current } from './state.js';
 
-const STOP = '#ff7f0e';
+const STOP_LINE = '#ff7f0e';
 
 function stopHook(spec) {
   // the suggested stop: a dashed orange line with its label, over the plot
@@ -17,11 +17,11 @@ function stopHook(spec) {
     if (!(x >= u.bbox.left && x <= u.bbox.left + u.bbox.width)) return;
     const ctx = u.ctx, dpr = window.devicePixelRatio || 1;
     ctx.save();
-    ctx.strokeStyle = STOP;
+    ctx.strokeStyle = STOP_LINE;
     ctx.lineWidth = 2 * dpr;
     ctx.setLineDash([6 * dpr, 4 * dpr]);
     ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
-    ctx.fillStyle = STOP;
+    ctx.fillStyle = STOP_LINE;
     ctx.font = `${(spec.font || 12) * dpr}px sans-serif`;
     const left = x < u.bbox.left + u.bbox.width / 2;
     ctx.textAlign = left ? 'left' : 'right';
@@ -69,7 +69,7 @@ function buildPath(box, spec) {
     if (downX !== null && Math.abs(e.clientX - downX) > 4) return;
     const c = current();
     if (!c) return;
-    const i = nearestIndex(c.iterations, u.posToVal(u.cursor.left, 'x'));
+    const i = nearestIndex(c.iterations, u.posToVal(e.clientX - u.over.getBoundingClientRect().left, 'x'));
     if (i >= 0) P.act.moveTo(i);
   });
   const fit = () => {
