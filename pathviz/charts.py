@@ -324,7 +324,8 @@ def metrics_chart(iterations: np.ndarray, metrics: Mapping[str, np.ndarray],
                                      if k in metrics])
     log_loss = loss_low > 0 and loss_top > loss_low * 4
     panels["loss"] = {"weight": 0.18, "title": "loss", "series": [],
-                      "y": {"title": "loss (log)" if log_loss else "loss", "lo": loss_low / 1.25 if log_loss else 0.0,
+                      "y": {"title": "loss (log)" if log_loss else "loss",
+                            "lo": loss_low / 1.25 if log_loss else 0.0,
                             "hi": loss_top * (1.25 if log_loss else 1.05) if loss_top > 0
                             else 1.0, "fmt": "num", "log": log_loss}}
     panels["sparse"] = {"weight": 0.22, "title": "sparsity and parameters kept", "series": [],

@@ -65,7 +65,8 @@ p.pv-text {margin: 0;}
 .pv-pathfig .u-legend th {font-weight: normal;}
 .pv-pathfig .pv-marker {position: absolute; pointer-events: none; z-index: 2; top: 0;
   bottom: 0; border-left: 2px dotted #d62728;}
-.pv-chart {position: relative; width: 100%;}
+.pv-chart {position: relative; width: 100%; display: flex; flex-direction: column;}
+.pv-chart .pv-panels {flex: 1 1 0; min-height: 0; overflow: hidden;}
 .pv-chart .pv-hf-title {font-weight: 600; padding: 0 0 0 10px;}
 .pv-chart .pv-hf-sub {color: #6b6b6b; padding: 0.1rem 0 0 10px;}
 .pv-chart .pv-legend {display: flex; flex-wrap: wrap; gap: 0.2rem 1rem; padding: 0.3rem 0 0.3rem
@@ -73,7 +74,7 @@ p.pv-text {margin: 0;}
 .pv-chart .pv-legend span {display: inline-flex; align-items: center; gap: 0.35rem;}
 .pv-chart .pv-legend i {display: inline-block; width: 1.6rem;}
 .pv-chart .pv-ptitle {text-align: center; font-size: 0.85em; color: #444; line-height: 1.2;
-  margin-top: 4px;}
+  padding-top: 4px;}
 .pv-chart .u-over, .pv-pathfig .u-over {cursor: crosshair;}
 .pv-chart .u-select {background: rgba(0, 114, 178, 0.12);}
 .pv-chart .pv-marker {position: absolute; pointer-events: none; display: none; z-index: 2;

@@ -71,12 +71,14 @@ _CLIPPED = """() => {
       const plots = Array.from(box.querySelectorAll('.uplot'));
       if (!plots.length) { out.push('figure not drawn'); continue; }
       const legend = box.querySelector('.pv-legend').getBoundingClientRect();
-      if (legend.bottom > plots[0].getBoundingClientRect().top + 1) out.push('legend over the figure');
+      if (legend.bottom > plots[0].getBoundingClientRect().top + 1)
+        out.push('legend over the figure');
       const parts = Array.from(box.querySelectorAll('.uplot, .pv-ptitle')).map((e) =>
         [e.className, e.getBoundingClientRect()]);
       parts.forEach(([name, r], i) => {
         if (!inside(r, fig)) out.push('cut: ' + name);
-        for (const [other, q] of parts.slice(i + 1)) if (meet(r, q)) out.push('overlap: ' + name + ' / ' + other);
+        for (const [other, q] of parts.slice(i + 1))
+          if (meet(r, q)) out.push('overlap: ' + name + ' / ' + other);
       });
       continue;
     }

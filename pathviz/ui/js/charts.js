@@ -65,6 +65,7 @@ export function panelHeights(panels, avail) {
 }
 
 export function logSplits(min, max) {
+  if (!(min > 0 && max > min)) return [];
   // a log axis's ticks: the powers of ten in [min, max], with 2 and 5 times them where fewer
   // than three powers fall inside (uPlot's default puts a tick at every 1..9 multiple)
   const out = [], lo = Math.floor(Math.log10(min)), hi = Math.ceil(Math.log10(max));

@@ -109,7 +109,7 @@ function panelOpts(ch, k, width, height, right) {
   else if (p.y.fmt === 'rank') Object.assign(yAxis, { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], values: tickValues('int') });
   else yAxis.values = tickValues(p.y.fmt);
   if (p.y.log) Object.assign(yAxis, { splits: (u) => logSplits(u.scales.y.min, u.scales.y.max),
-    values: (u, vals) => vals.map((v) => String(+v.toPrecision(3))) });
+    values: (u, vals) => vals.map((v) => (v == null ? '' : String(+v.toPrecision(3)))) });
   if (p.heat) yAxis.grid = { show: false };
   const xlog = log ? { splits: (u) => logSplits(u.scales.x.min, u.scales.x.max) } : {};
   const axes = [axis(font, fam, { ...xlog, scale: 'x', show: true, size: last ? font * 2 + 14 : 6,
@@ -119,7 +119,16 @@ function panelOpts(ch, k, width, height, right) {
     axes.push(axis(font, fam, { scale: 'x', side: 0, size: font * 2 + 12, label: spec.top.title,
       labelSize: font + 4, grid: { show: false },
       splits: (u) => spec.top.ticks.map((t) => t[0]).filter((v) => v >= u.scales.x.min && v <= u.scales.x.max),
-      values: (u, vals) => vals.map((v) => (spec.top.ticks.find((t) => t[0] === v) || [0, ''])[1]) }));
+      values: (u, vals) => {  // a label that would meet the previous one is left out
+        let edge = -Infinity;
+        return vals.map((v) => {
+          const t = (spec.top.ticks.find((q) => q[0] === v) || [0, ''])[1], x = u.valToPos(v, 'x');
+          const w = t.length * font * 0.6 + 8;
+          if (x - w / 2 < edge) return '';
+          edge = x + w / 2;
+          return t;
+        });
+      } }));
   }
   const scales = { x: { time: false, auto: false, range: () => ch.range, distr: log ? 3 : 1 },
     y: { auto: false, range: [p.y.lo, p.y.hi], dir: p.y.fmt === 'rank' ? -1 : 1, distr: p.y.log ? 3 : 1 } };
@@ -257,6 +266,17 @@ function click(ch, u, e) {
   if (i >= 0) P.act.moveTo(i);
 }
 
+function plotSizes(ch, els, holder) {
+  // each panel's uPlot height (its plot's share by weight, and its axes), from the room the
+  // panels' container has and the panels' titles take
+  const spec = ch.spec, font = spec.font || 12, n = spec.panels.length, top = spec.top ? font * 2 + 12 : 0;
+  const axesH = font * 2 + 14 + top + 6 * (n - 1);
+  const titlesH = els.reduce((t, el) => t + (el.querySelector('.pv-ptitle') || { offsetHeight: 0 }).offsetHeight, 0);
+  const heights = panelHeights(spec.panels, Math.max(holder.clientHeight - titlesH - axesH - 2, 60));
+  return { width: Math.max(ch.box.clientWidth, 200),
+    h: heights.map((h, k) => h + (k === n - 1 ? font * 2 + 14 : 6) + (k === 0 ? top : 0)) };
+}
+
 function drawChart(ch) {
   // the figure: title lines, legend, then one uPlot per panel sized to the box
   const box = ch.box, spec = ch.spec, font = spec.font || 12;
@@ -279,14 +299,10 @@ function drawChart(ch) {
     if (p.title) el.append(Object.assign(document.createElement('div'), { className: 'pv-ptitle', textContent: p.title }));
     return el;
   });
-  const axesH = font * 2 + 14 + (spec.top ? font * 2 + 12 : 0) + 6 * (spec.panels.length - 1);
-  const titlesH = els.reduce((t, el) => t + el.offsetHeight, 0);
-  const heights = panelHeights(spec.panels, Math.max(box.clientHeight - holder.offsetTop - titlesH - axesH - 4, 80));
+  const sizes = plotSizes(ch, els, holder);
   ch.plots = spec.panels.map((p, k) => {
-    const el = els[k];
-    const h = heights[k] + (k === spec.panels.length - 1 ? font * 2 + 14 : 6) + (k === 0 && spec.top ? font * 2 + 12 : 0);
-    const [opts, data] = panelOpts(ch, k, Math.max(box.clientWidth, 200), h, right);
-    const u = new uPlot(opts, data, el);
+    const [opts, data] = panelOpts(ch, k, sizes.width, sizes.h[k], right);
+    const u = new uPlot(opts, data, els[k]);
     u.over.append(Object.assign(document.createElement('div'), {
       className: spec.mode === 'points' ? 'pv-ring' : 'pv-marker' }));
     u.over.addEventListener('mouseenter', () => { ch.hover = k; });
@@ -295,6 +311,16 @@ function drawChart(ch) {
     u.over.addEventListener('dblclick', () => { if (zoomOf(ch)) setZoom(ch, null); });
     return u;
   });
+  // the panels share what the box leaves below the legend (a flex item): when the legend
+  // rewraps (a web font arriving, a narrower page), the plots are resized to fit again
+  const refit = () => {
+    if (ch.plots !== plots || !holder.isConnected) return;
+    const z = plotSizes(ch, els, holder);
+    plots.forEach((u, k) => { if (Math.abs(u.height - z.h[k]) > 1 || u.width !== z.width) u.setSize({ width: z.width, height: z.h[k] }); });
+  };
+  const plots = ch.plots;
+  requestAnimationFrame(refit);
+  new ResizeObserver(refit).observe(holder);
   setZoom(ch, P.zoom && P.zoom[ch.key]);
   box.setAttribute('aria-label', spec.title || spec.panels.map((p) => p.title).filter(Boolean).join('; '));
   box.__pvDrawn = box.clientWidth + 'x' + box.clientHeight;
