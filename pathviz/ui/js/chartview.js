@@ -103,7 +103,7 @@ function panelOpts(ch, k, width, height, right) {
   const last = k === spec.panels.length - 1, first = k === 0, log = !!spec.x.log;
   const [grid, cols] = alignPanel(p.series || [], log);
   const data = [grid].concat(cols.map((c) => c.y));
-  const yAxis = { scale: 'y', size: 58 + font, label: p.y.title || '', labelSize: font + 6 };
+  const yAxis = { scale: 'y', size: 58 + font, label: p.y.title || ' ', labelSize: font + 6 };
   if (p.y.fmt === 'none') Object.assign(yAxis, { values: () => [], grid: { show: false }, ticks: { show: false } });
   else if (p.y.labels) Object.assign(yAxis, { splits: () => p.y.labels.map((_, j) => j), values: () => p.y.labels });
   else if (p.y.fmt === 'rank') Object.assign(yAxis, { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], values: tickValues('int') });
@@ -136,7 +136,10 @@ function panelOpts(ch, k, width, height, right) {
     scales.y2 = { auto: false, range: [p.y2.lo, p.y2.hi] };
     axes.push(axis(font, fam, { scale: 'y2', side: 1, size: right, label: p.y2.title, labelSize: font + 6,
       grid: { show: false }, values: tickValues(p.y2.fmt) }));
-  } else if (right) axes.push({ scale: 'y', side: 1, size: right, values: () => [], grid: { show: false }, ticks: { show: false } });
+  } else if (right) {  // as wide as a y2 axis with its title: every panel's plot lines up
+    axes.push({ scale: 'y', side: 1, size: right, label: ' ', labelSize: font + 6, values: () => [],
+      grid: { show: false }, ticks: { show: false } });
+  }
   const series = [{}].concat(cols.map(({ s }) => ({
     label: s.name, stroke: s.width > 0 ? s.color : 'transparent', width: s.width, dash: s.dash || undefined,
     scale: s.axis === 2 ? 'y2' : 'y', spanGaps: true, paths: s.width > 0 ? undefined : () => null,
