@@ -177,7 +177,6 @@ function zoomFrom(ch, u) {
   // a drag across a panel: every panel's iteration axis zoomed to the dragged range
   const s = u.select;
   if (s.width < 6) return;
-  ch.dragged = true;  // the click that ends the drag selects nothing
   const lo = u.posToVal(s.left, 'x'), hi = u.posToVal(s.left + s.width, 'x');
   u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
   setZoom(ch, { lo, hi, log: !!ch.spec.x.log });
@@ -257,7 +256,7 @@ function hoverAt(ch, k, u) {
 
 function click(ch, u, e) {
   // an iteration chart selects the snapshot nearest the pointer; a points chart the point's
-  if (ch.dragged) { ch.dragged = false; return; }
+  if (Math.abs(e.clientX - (ch.downX ?? e.clientX)) > 4) return;  // the end of a drag (a zoom)
   const c = current(), r = u.over.getBoundingClientRect(), left = e.clientX - r.left;
   if (!c) return;
   if (ch.spec.mode === 'points') {
@@ -310,6 +309,7 @@ function drawChart(ch) {
       className: spec.mode === 'points' ? 'pv-ring' : 'pv-marker' }));
     u.over.addEventListener('mouseenter', () => { ch.hover = k; });
     u.over.addEventListener('mouseleave', () => { ch.hover = null; box.querySelector('.pv-hf-tip').style.display = 'none'; });
+    u.over.addEventListener('mousedown', (e) => { ch.downX = e.clientX; });
     u.over.addEventListener('click', (e) => click(ch, u, e));
     u.over.addEventListener('dblclick', () => { if (zoomOf(ch)) setZoom(ch, null); });
     return u;
