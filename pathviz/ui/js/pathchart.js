@@ -48,7 +48,7 @@ function buildPath(box, spec) {
     scales: { x: { time: false }, y: { range: [0, 102] } },
     axes: [
       Object.assign({ label: spec.xtitle, values: (u, vs) => vs.map(fmt) }, axis),
-      Object.assign({ label: spec.ytitle, values: (u, vs) => vs.map((v) => v + ' %'),
+      Object.assign({ label: spec.ytitle, values: (u, vs) => vs.map((v) => v + ' %'), size: font * 3 + 14,
         splits: () => [0, 20, 40, 60, 80, 100] }, axis),
     ],
     series: [{ label: 'iteration', value: (u, v) => (v == null ? '–' : fmt(v)) }].concat(
