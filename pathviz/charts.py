@@ -73,23 +73,28 @@ def band_range(stop: StopMark) -> tuple[float, float]:
 
 
 def entry_bins(entry_iterations: np.ndarray, k: int = 5) -> list[tuple[np.ndarray, str]]:
-    """Filters grouped by when they entered: up to ``k`` equal-width iteration bins, then never.
+    """Filters grouped by when they entered: up to ``k`` groups of about equal size in order of
+    entry (filters entering at the same iteration stay together), then never.
 
-    ``entry_iterations`` [G] holds the entry iteration (-1: never). Returns (mask, label) pairs.
+    Equal counts rather than equal iteration spans: most filters enter early, and equal spans
+    gave one colour to most of them (11 of 16 filters of the demo's conv2). ``entry_iterations``
+    [G] holds the entry iteration (-1: never). Returns (mask, label) pairs.
     """
     e = np.asarray(entry_iterations, dtype=np.int64)
     entered = e >= 0
     out: list[tuple[np.ndarray, str]] = []
-    if entered.any():
-        lo, hi = int(e[entered].min()), int(e[entered].max())
-        edges = np.linspace(lo, hi + 1, min(k, hi - lo + 1) + 1)
-        b = np.clip(np.searchsorted(edges, e, side="right") - 1, 0, len(edges) - 2)
-        for j in range(len(edges) - 1):
-            mask = entered & (b == j)
-            if mask.any():
-                a, z = int(e[mask].min()), int(e[mask].max())
-                span = f"{a:,}" if a == z else f"{a:,}–{z:,}"
-                out.append((mask, f"entered at {span} ({int(mask.sum())})"))
+    times = np.sort(e[entered])
+    if times.size:
+        # cut after the entry times where the running count passes each k-th of the filters
+        uniq, counts = np.unique(times, return_counts=True)
+        done = np.cumsum(counts)
+        groups = np.minimum((done - 1) * k // times.size, k - 1)
+        for j in np.unique(groups):
+            members = uniq[groups == j]
+            mask = entered & np.isin(e, members)
+            a, z = int(members.min()), int(members.max())
+            span = f"{a:,}" if a == z else f"{a:,}–{z:,}"
+            out.append((mask, f"entered at {span} ({int(mask.sum())})"))
     if (~entered).any():
         out.append((~entered, f"never entered ({int((~entered).sum())})"))
     return out
@@ -114,6 +119,13 @@ def _finite_max(arrays: Sequence[np.ndarray]) -> float:
     tops = [float(a[np.isfinite(a)].max()) for a in (np.asarray(v, np.float64) for v in arrays)
             if np.isfinite(a).any()]
     return max(tops, default=0.0)
+
+
+def _finite_min_positive(arrays: Sequence[np.ndarray]) -> float:
+    """The smallest finite positive value of ``arrays`` (0 without one)."""
+    lows = [float(a[np.isfinite(a) & (a > 0)].min()) for a in
+            (np.asarray(v, np.float64) for v in arrays) if (np.isfinite(a) & (a > 0)).any()]
+    return min(lows, default=0.0)
 
 
 def _x_axis(iterations: np.ndarray, log_x: bool) -> dict[str, Any]:
@@ -145,6 +157,31 @@ def level_ticks(top: float) -> list[list]:
     colour bar (:func:`pathviz.plots.level_colorbar`): 0 is outside, 1..255 map to (0, top]."""
     bar = level_colorbar(top, "")
     return [[(float(v) + 0.5) / 256, t] for v, t in zip(bar["tickvals"], bar["ticktext"])]
+
+
+def df_ticks(support: np.ndarray, iterations: np.ndarray, groups: int, k: int = 8,
+              positive: bool = False) -> list[list]:
+    """The top axis's ticks [iteration, count]: where the groups selected first reach evenly
+    spaced counts (a step of 1, 2 or 5 times a power of ten, at most ``k + 1`` ticks up to
+    ``groups``), so the axis reads 0, 4, 8, 12 rather than the counts at evenly spaced
+    iterations (0, 5, 11, 12, 12, 12). A jump past a count is labelled with the count reached;
+    ``positive`` leaves out iteration 0 (a log axis)."""
+    sup = np.asarray(support, np.int64)
+    its = np.asarray(iterations, np.float64)[: len(sup)]
+    if positive:
+        sup, its = sup[its > 0], its[its > 0]
+    if sup.size == 0:
+        return []
+    top = max(int(sup.max()), 1)
+    raw = max(top, groups // 2, 1) / k
+    mag = 10 ** np.floor(np.log10(raw))
+    step = max(1, int(next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)))
+    out: list[list] = []
+    for target in range(0, top + 1, step):
+        reached = np.flatnonzero(sup >= target)
+        if reached.size and (not out or its[reached[0]] > out[-1][0]):
+            out.append([float(its[reached[0]]), str(int(sup[reached[0]]))])
+    return out
 
 
 def layer_chart(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np.ndarray,
@@ -190,21 +227,19 @@ def layer_chart(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np.
     for mask, label in bins:
         color = color_of.get(label, OUTSIDE_COLOR)
         xs, ys = _lines(x, weight_norm[rows][:, mask])
-        series.append({"name": f"‖W_g‖, {label}", "x": xs, "y": ys, "color": color, "width": 1})
-        legend.append({"name": f"‖W_g‖, {label}", "color": color, "width": 2})
+        series.append({"name": f"‖W‖, {label}", "x": xs, "y": ys, "color": color, "width": 1})
+        legend.append({"name": f"‖W‖, {label}", "color": color, "width": 2})
         if show_gamma:
             xs, ys = _lines(x, gamma_norm[rows][:, mask])
-            series.append({"name": f"‖Γ_g‖, {label}", "x": xs, "y": ys, "color": color,
+            series.append({"name": f"‖Γ‖, {label}", "x": xs, "y": ys, "color": color,
                            "width": 1, "dash": [4, 3]})
     if show_gamma:
-        legend.append({"name": "‖Γ_g‖ (dashed)", "color": "#444444", "width": 1,
+        legend.append({"name": "group ‖Γ‖ (dashed)", "color": "#444444", "width": 1,
                        "dash": [4, 3]})
     shown = [weight_norm[rows]] + ([gamma_norm[rows]] if show_gamma else [])
     y_top = _finite_max(shown)
     support = (gamma_norm > 0).sum(axis=1)
-    ticks = cols[decimate(len(cols), 8)]
-    if log_x:
-        ticks = ticks[its[ticks] > 0]
+    top_ticks = df_ticks(support, its, g, positive=log_x)
     return {
         "title": f"{layer}: {unit}s by entry time",
         "subtitle": "grey: outside the support; click to select an iteration, drag across "
@@ -212,10 +247,10 @@ def layer_chart(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np.
         "mode": ITERATION, "x": _x_axis(its, log_x), "stop": _stop(stop), "legend": legend,
         "legendTitle": "path colour:",
         "top": {"title": f"groups selected (of {g})",
-                "ticks": [[float(its[t]), str(int(support[t]))] for t in ticks]},
+                "ticks": top_ticks},
         "panels": [
             {"weight": 0.5, "y": rows_axis, "heat": heat,
-             "colorbar": {"title": "‖Γ_g‖", "scale": level_scale(), "ticks": level_ticks(top)}},
+             "colorbar": {"title": "group ‖Γ‖", "scale": level_scale(), "ticks": level_ticks(top)}},
             {"weight": 0.5, "title": f"{layer}: regularization path of every {unit}",
              "y": {"title": "group norm", "lo": 0.0, "hi": y_top * 1.05 if y_top > 0 else 1.0,
                    "fmt": "num"}, "series": series},
@@ -223,11 +258,18 @@ def layer_chart(gamma_norm: np.ndarray, weight_norm: np.ndarray, iterations: np.
     }
 
 
+# One colour per meaning (Okabe-Ito): the colour says which data and which weights, the panel
+# says which quantity, so accuracy and loss of one split share a colour and one legend entry.
+# Orange is the stop's alone (its line, the 1-SE band and set).
 METRIC_COLORS = {"train_acc": ("#7f7f7f", [2, 3]), "val_acc": ("#56B4E9", None),
-                 "test_acc": ("#0072B2", None), "val_acc_sparse": ("#E69F00", None),
+                 "test_acc": ("#0072B2", None), "val_acc_sparse": ("#CC79A7", None),
                  "test_acc_sparse": ("#D55E00", None), "train_loss": ("#7f7f7f", [2, 3]),
                  "val_loss": ("#56B4E9", None), "test_loss": ("#0072B2", None),
-                 "sparsity": ("#009E73", None), "params_kept": ("#CC79A7", None)}
+                 "sparsity": ("#009E73", None), "params_kept": ("#000000", None)}
+MEANING = {"train_acc": "train (W)", "train_loss": "train (W)", "val_acc": "validation (W)",
+           "val_loss": "validation (W)", "test_acc": "test (W)", "test_loss": "test (W)",
+           "val_acc_sparse": "validation, compact subnetwork (W*)",
+           "test_acc_sparse": "test, compact subnetwork (W*)"}
 PANEL_OF = {"train_acc": "acc", "val_acc": "acc", "test_acc": "acc", "val_acc_sparse": "acc",
             "test_acc_sparse": "acc", "train_loss": "loss", "val_loss": "loss",
             "test_loss": "loss", "sparsity": "sparse", "params_kept": "sparse"}
@@ -276,9 +318,16 @@ def metrics_chart(iterations: np.ndarray, metrics: Mapping[str, np.ndarray],
                           "series": [], "band": [float(stop.band[0]), float(stop.band[1])],
                           "hline": {"y": float(stop.band[0]), "color": STOP_COLOR},
                           "y": {"title": "val. acc.", "lo": lo, "hi": hi, "fmt": "pct1"}}
+    # loss on a log axis: it falls by orders of magnitude, and a linear axis to its first value
+    # leaves the rest of the run flat at the bottom
+    loss_low = _finite_min_positive([metrics[k] for k in ("train_loss", "val_loss", "test_loss")
+                                     if k in metrics])
+    log_loss = loss_low > 0 and loss_top > loss_low * 4
     panels["loss"] = {"weight": 0.18, "title": "loss", "series": [],
-                      "y": {"title": "loss", "lo": 0.0,
-                            "hi": loss_top * 1.05 if loss_top > 0 else 1.0, "fmt": "num"}}
+                      "y": {"title": "loss (log)" if log_loss else "loss",
+                            "lo": loss_low / 1.25 if log_loss else 0.0,
+                            "hi": loss_top * (1.25 if log_loss else 1.05) if loss_top > 0
+                            else 1.0, "fmt": "num", "log": log_loss}}
     panels["sparse"] = {"weight": 0.22, "title": "sparsity and parameters kept", "series": [],
                         "y": {"title": "fraction outside", "lo": 0.0, "hi": 1.02,
                               "fmt": "pct0"}}
@@ -302,8 +351,9 @@ def metrics_chart(iterations: np.ndarray, metrics: Mapping[str, np.ndarray],
             "name": label, "x": it[idx], "y": y[idx].astype(np.float32), "color": color,
             "width": 1.5, "dash": dash, "dot": dot, "hover": True, "axis": 2 if secondary else 1,
             "fmt": "si" if secondary else panels[key]["y"]["fmt"].replace("pct0", "pct1")})
-        if show:
-            legend.append({"name": label, "color": color, "width": 1.5, "dash": dash, "dot": dot})
+        entry = MEANING.get(name, label)
+        if show and all(e["name"] != entry for e in legend):
+            legend.append({"name": entry, "color": color, "width": 1.5, "dash": dash, "dot": dot})
 
     for name, key in PANEL_OF.items():
         series(name, key)

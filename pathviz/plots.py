@@ -85,11 +85,12 @@ def level_scale() -> list:
 
 
 def level_colorbar(top: float, title: str) -> dict:
-    """A colour bar labelled in the data's units (levels 1..255 map to (0, top])."""
+    """A colour bar labelled in the data's units (levels 1..255 map to (0, top]); level 0 is
+    the grey of groups outside the support, labelled as the figures' subtitles say it."""
     fracs = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
     return dict(title=dict(text=title, side="right"), tickmode="array",
                 tickvals=[0] + (1 + 254 * fracs[1:]).tolist(),
-                ticktext=["0 (outside)"] + [f"{top * f:.3g}" for f in fracs[1:]])
+                ticktext=["grey: outside"] + [f"{top * f:.3g}" for f in fracs[1:]])
 
 
 TOOLBAR_PX = 34  # the plotly toolbar and Streamlit's chart toolbar, shown on hover: no text here
@@ -174,7 +175,7 @@ def heatmap_frame(widths: Sequence[int], ordered: bool = False,
     columns = heatmap_columns(widths)
     note = (f"each cell is the largest of up to {-(-widest // columns)} {unit}s"
             if widest > columns else f"every {unit} shown")
-    bar = level_colorbar(1.0, "‖Γ_g‖ ÷ layer's largest")
+    bar = level_colorbar(1.0, "group ‖Γ‖ ÷ layer's largest")
     return {"subtitle": f"grey: outside the support; {note}",
             "xtitle": f"{unit}s in order of entry (first on the left)" if ordered
             else f"{unit} position in its layer (0 = first, 1 = last)",

@@ -37,12 +37,12 @@ def test_layer_chart_sorts_by_entry_and_shares_the_iteration_axis():
     assert spec["top"]["title"] == "groups selected (of 3)"
     assert [t[1] for t in spec["top"]["ticks"]] == ["0", "1", "2"]
     names = [entry["name"] for entry in spec["legend"]]
-    assert "‖W_g‖, entered at 10 (1)" in names and "‖W_g‖, never entered (1)" in names
+    assert "‖W‖, entered at 10 (1)" in names and "‖W‖, never entered (1)" in names
     assert "suggested stop (iteration 10)" in names and spec["stop"]["x"] == 10
     # the 1-SE set is never a span of iterations: no band on the Layer figure
     assert not any("band" in p for p in spec["panels"])
     # never-entered filters are grey, not a colour of the scale
-    assert _series(spec, "‖W_g‖, never entered (1)")["color"] == plots.OUTSIDE_COLOR
+    assert _series(spec, "‖W‖, never entered (1)")["color"] == plots.OUTSIDE_COLOR
 
 
 def test_layer_chart_decimates_paths_to_screen_resolution():
@@ -91,8 +91,14 @@ def test_metrics_chart_labels_every_line_and_carries_iterations():
     test = _series(spec, "test accuracy (W)")
     assert test["x"].tolist() == [0, 10, 20, 30, 40] and test["hover"]
     legend = {entry["name"] for entry in spec["legend"]}
-    for p in spec["panels"]:  # a legend entry for every line
-        assert {s["name"] for s in p.get("series", [])} <= legend
+    colours = {(e["color"], str(e.get("dash"))) for e in spec["legend"]}
+    for p in spec["panels"]:  # a legend entry for every line's colour, one colour per meaning
+        assert {(s["color"], str(s.get("dash"))) for s in p.get("series", [])} <= colours
+    others = [e["color"] for e in spec["legend"]  # orange is the stop's (line, band, set)
+              if e["color"] not in (plots.STOP_COLOR, charts.BAND_COLOR)]
+    assert len(set(others)) == len(others)
+    assert {"test (W)", "train (W)"} <= legend and "test accuracy (W)" not in legend
+    assert test["color"] == charts.METRIC_COLORS["test_loss"][0]  # test data: one colour
     # no val_acc_sparse: no zoomed band panel; panels accuracy, loss, sparsity, saves
     assert [p["title"] for p in spec["panels"]] == [
         "accuracy", "loss", "sparsity and parameters kept",
@@ -150,7 +156,9 @@ def test_metrics_axes_start_at_meaningful_values():
     spec = charts.metrics_chart(it, m, stop, weight_iterations=it[::3])
     acc = _panel(spec, "accuracy")["y"]
     assert acc["lo"] == pytest.approx(0.1) and acc["hi"] >= 1.0  # from the data's floor
-    assert _panel(spec, "loss")["y"]["lo"] == 0
+    loss = _panel(spec, "loss")["y"]  # falling a hundredfold: a log axis spanning the data
+    low = float(np.min(m["train_loss"]))
+    assert loss["log"] and loss["lo"] == pytest.approx(low / 1.25) and loss["title"] == "loss (log)"
     sparse = _panel(spec, "sparsity and parameters kept")
     assert sparse["y"]["lo"] == 0 and sparse["y"]["fmt"] == "pct0"
     assert sparse["y2"]["lo"] == 0 and sparse["y2"]["fmt"] == "si"
@@ -195,8 +203,37 @@ def test_a_diverged_runs_inf_and_nan_do_not_stretch_the_axes():
     loss = np.linspace(2, 0.5, 10)
     loss[4], loss[5] = np.inf, np.nan
     spec = charts.metrics_chart(it, {"train_loss": loss, "train_acc": np.linspace(0.2, 1, 10)})
-    assert _panel(spec, "loss")["y"]["hi"] == pytest.approx(2 * 1.05)
+    assert _panel(spec, "loss")["y"]["hi"] == pytest.approx(2 * 1.05)  # a fourfold fall: linear
+    assert _panel(spec, "loss")["y"]["lo"] == 0 and not _panel(spec, "loss")["y"]["log"]
     w = np.ones((10, 3), np.float32)
     w[3, 1] = np.inf
     layer = charts.layer_chart(np.zeros_like(w), w, it, np.array([-1, -1, -1]), "L")
     assert layer["panels"][1]["y"]["hi"] == pytest.approx(1.05)
+
+
+def test_the_df_axis_ticks_are_evenly_spaced_counts():
+    """The Layer figure's top axis reads counts at an even step (where the count is first
+    reached), not the counts found at evenly spaced iterations (0, 5, 11, 12, 12, 12, 13)."""
+    support = np.array([0, 0, 2, 5, 11, 12, 12, 12, 12, 13, 13])
+    its = np.arange(11) * 100
+    ticks = charts.df_ticks(support, its, 16)
+    assert [t[1] for t in ticks] == ["0", "2", "5", "11", "12"]  # targets 0, 2, 4, 6, 8, ... 12
+    assert [t[0] for t in ticks] == [0, 200, 300, 400, 500]
+    assert charts.df_ticks(np.array([0, 4, 8, 12, 16]), np.arange(5.0), 16) == [
+        [0.0, "0"], [1.0, "4"], [2.0, "8"], [3.0, "12"], [4.0, "16"]]
+    assert charts.df_ticks(support, its, 16, positive=True)[0][0] > 0
+    assert charts.df_ticks(np.zeros(0, np.int64), np.zeros(0), 4) == []
+
+
+def test_entry_bins_share_the_filters_out_evenly_in_order_of_entry():
+    """Equal counts, not equal iteration spans: eleven early filters and two late ones get
+    several colours, not one."""
+    e = np.array([241, 250, 260, 300, 320, 350, 400, 450, 500, 600, 633, 943, 2224, -1, -1, -1])
+    bins = charts.entry_bins(e)
+    sizes = [int(m.sum()) for m, _ in bins]
+    assert sum(sizes) == 16 and bins[-1][1] == "never entered (3)"
+    assert len(bins) == 6 and max(sizes[:-1]) <= 3, [b[1] for b in bins]
+    assert bins[0][1] == "entered at 241–260 (3)"
+    # filters entering together stay together; the masks split the entered filters
+    tied = charts.entry_bins(np.array([5, 5, 5, 5, 9]))
+    assert [b[1] for b in tied] == ["entered at 5 (4)", "entered at 9 (1)"]

@@ -16,7 +16,7 @@ from pathviz.ui import player
 from pathviz.ui.context import RunView
 from pathviz.ui.data import ident, load_overview
 from tests.conftest import make_run
-from tests.test_app import app, decode
+from tests.test_app import app
 from tests.test_app import root as root  # noqa: F401 (a fixture)
 
 
@@ -31,16 +31,6 @@ def player_json(at) -> dict:
 
 def players(at) -> list:
     return [e for e in at.get("bidi_component") if e.proto.component_name == "pathviz_player"]
-
-
-def cells_z(levels_row: np.ndarray, heat: dict) -> np.ndarray:
-    """What player.js's drawHeat computes from a shipped row and the cell map."""
-    z = np.zeros((len(heat["layers"]), heat["columns"]), np.uint8)
-    for r, lay in enumerate(heat["layers"]):
-        perm, lo, hi = (unb64(lay[k], "i4") for k in ("perm", "lo", "hi"))
-        for c in range(len(lo)):
-            z[r, c] = max(levels_row[lay["off"] + perm[k]] for k in range(lo[c], hi[c]))
-    return z
 
 
 def rows_of(data: dict) -> dict[int, np.ndarray]:
@@ -78,7 +68,7 @@ def test_level_rows_colour_a_snapshot_as_the_heatmap_does():
         assert player.level_rows(gn)[r].tolist() == np.asarray(fig.data[0].z)[0].tolist()
 
 
-def test_the_overview_ships_the_path_once_and_its_cells_give_the_servers_heatmap(root):
+def test_the_overview_ships_the_path_once_with_the_levels_of_every_filter(root):
     make_run(root, "r", n=60)
     at = app(run="r", iteration="150")
     data = player_json(at)
@@ -88,10 +78,11 @@ def test_the_overview_ships_the_path_once_and_its_cells_give_the_servers_heatmap
     rows = rows_of(data)
     assert sorted(rows) == list(range(60))
     with PathReader(root / "r" / "path.h5") as r:
-        snap = r.snapshot(30)  # iteration 150, coloured as the server's own figure would be
-    fig = plots.overview_heatmap(list(snap), {k: v["gamma_norm"] for k, v in snap.items()})
-    z_server = decode(fig.data[0].z)
-    assert cells_z(rows[30], data["heat"]).tolist() == z_server.tolist()
+        snap = r.snapshot(30)  # iteration 150: each filter's level, layers side by side
+    want = np.concatenate([player.level_rows(v["gamma_norm"][None])[0] for v in snap.values()])
+    assert rows[30].tolist() == want.tolist()
+    # (the page's cells from these levels: tests/js/heat.test.js; against the server's own
+    # figure, in the browser: tests/e2e/test_player_e2e.py)
     assert not at.get("plotly_chart")  # the page draws it: no figure sent, no plotly loaded
     assert data["index"] == 30
     at.run()  # a rerun (a pause) sends no base and no rows again: the page has them

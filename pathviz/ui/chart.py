@@ -2,10 +2,10 @@
 
 A figure is a spec from :mod:`pathviz.charts`; this module encodes its arrays compactly
 (base64 of little-endian bytes) and mounts it with a small component that runs the player's
-script (``player.js``, ``mountChart``). The page draws the figure once per spec and box size,
-and a step only moves the position's marker over it, so neither a step nor a pause resends or
-redraws it. The server's reruns that do not change the figure send the same spec id, which the
-page recognises.
+script (:mod:`pathviz.ui.jsbundle`, ``mountChart``). The page draws the figure once per spec
+and box size, and a step only moves the position's marker over it, so neither a step nor a
+pause resends or redraws it. The server's reruns that do not change the figure send the same
+spec id, which the page recognises.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import streamlit as st
+
+from pathviz.ui import jsbundle
 
 _DTYPES = {np.dtype(np.float64): "f8", np.dtype(np.float32): "f4", np.dtype(np.uint8): "u1",
            np.dtype(np.int32): "i4"}
@@ -54,7 +55,7 @@ def chart_ui(key: str, data: dict[str, Any]) -> None:
     finds it as ``.st-key-<key> .pv-chart``."""
     global _component
     if _component is None:
-        js = Path(__file__).with_name("player.js").read_text()
-        _component = st.components.v2.component("pathviz_chart", js=js, isolate_styles=False)
+        _component = st.components.v2.component("pathviz_chart", js=jsbundle.script(),
+                                                isolate_styles=False)
     with st.container(key=key):
         _component(data={**data, "key": key}, key=f"{key}_component")

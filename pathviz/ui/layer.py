@@ -17,7 +17,8 @@ from pathviz.ui import url
 from pathviz.ui.chart import chart_ui, prepare
 from pathviz.ui.context import RunView
 from pathviz.ui.data import Ident, load_layer
-from pathviz.ui.text import clean, inert
+from pathviz.ui.player import text_slot
+from pathviz.ui.text import clean
 from pathviz.ui.urlstate import parse_layer
 
 FIGURE_KEY = "layer_fig"
@@ -70,22 +71,17 @@ CAPTION_KEY = "layer_at"
 
 def caption_units(view: RunView, layer: str) -> str:
     """What the caption calls the layer's groups: heads or MLP neurons in a transformer block,
-    else "filters" (the browser player writes the same caption)."""
+    else "filters" (sent to the page, which writes the caption)."""
     record = next((r for r in view.data["layers"] if r["name"] == layer), {})
     return plots.unit_plural(record) if record.get("kind") in ("heads", "mlp") else "filters"
 
 
 def layer_at_ui(view: RunView, index: int, iteration: int) -> None:
-    """One line per move: how many of the layer's filters are in the support now."""
-    layer = st.session_state.get("layer")
-    if layer is None:
+    """Where the page writes, per move, how many of the layer's groups are in the support
+    (``captionText`` in pathviz/ui/js/position.js, from the counts the player was sent)."""
+    if st.session_state.get("layer") is None:
         return
-    lp = load_layer(view.path, view.ident, view.n, layer)
-    g = lp["gamma_norm"].shape[1]
-    units = caption_units(view, layer)
-    with st.container(key=CAPTION_KEY):  # the browser player rewrites it as it steps
-        st.caption(f"{inert(layer)}: {int(lp['support'][index])} of {g} {units} in the support "
-                   f"at iteration {iteration:,} (dotted red line).")
+    text_slot(CAPTION_KEY)
 
 
 def layer_ui(view: RunView) -> None:

@@ -5,9 +5,11 @@ The path's data for the current view goes to the browser once per page session, 
 the saved-weight iterations, the W* evaluations, and for views with the Overview heatmap the
 uint8 colour levels of every snapshot (every ``stride``-th above :data:`BUDGET` bytes, the
 stride a power of two, refined to the full rows within :data:`REFINE` snapshots of a paused
-position). A live run sends only its new rows. ``player.js`` then steps, plays, loops and
-redraws in the page (heatmap, titles, the line under the player, the presentation status line,
-the iteration markers) and tells the server the position when the user pauses (debounced by
+position). A live run sends only its new rows. The page's script (the modules of
+``pathviz/ui/js/``, joined by :mod:`pathviz.ui.jsbundle`) then steps, plays, loops and redraws
+in the page (heatmap, titles, the line under the player, the presentation status line, the
+Layer caption, the iteration markers: each computed there only) and tells the server the
+position when the user pauses (debounced by
 :data:`DEBOUNCE_MS`), which then updates what needs it: tables, Export, the URL.
 
 The server's own picker (:mod:`pathviz.ui.scrub`) stays on the page as the fallback and the
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ import streamlit as st
 
 from pathviz import plots
 from pathviz.store import PathReader
+from pathviz.ui import jsbundle
 from pathviz.ui.context import RunView
 from pathviz.ui.data import Ident
 
@@ -48,6 +50,8 @@ CSS = """
 .pv-player label {font-size: 0.9rem; display: flex; align-items: center; gap: 0.3rem;}
 .pv-player select {font: inherit; padding: 0.15rem;}
 .pv-player .pv-line {margin: 0.3rem 0 0.2rem 0; font-weight: 600;}
+.st-key-layer_at p.pv-text {font-size: 0.875rem; color: rgba(49, 51, 63, 0.6); margin: 0;}
+p.pv-text {margin: 0;}
 .pv-heatfig, .pv-pathfig {position: relative; width: 100%; min-height: 200px;}
 .pv-hf-title {font-weight: 600; padding: 0 0 0 10px; white-space: nowrap;}
 .pv-hf-sub {color: #6b6b6b; padding: 0.1rem 0 0 10px; white-space: nowrap;}
@@ -57,23 +61,26 @@ CSS = """
   10px;}
 .pv-pathfig .pv-legend span {display: inline-flex; align-items: center; gap: 0.35rem;}
 .pv-pathfig .pv-legend i {display: inline-block; width: 1.6rem; border-top-style: solid;}
-.pv-pathfig canvas.pv-path {position: absolute; left: 0; cursor: pointer;}
-.pv-pathfig .pv-marker {position: absolute; pointer-events: none;
-  border-left: 2px dotted #d62728;}
-.pv-chart {position: relative; width: 100%;}
+.pv-pathfig .u-legend {font-size: 0.85em; text-align: left; padding-left: 10px;}
+.pv-pathfig .u-legend th {font-weight: normal;}
+.pv-pathfig .pv-marker {position: absolute; pointer-events: none; z-index: 2; top: 0;
+  bottom: 0; border-left: 2px dotted #d62728;}
+.pv-chart {position: relative; width: 100%; display: flex; flex-direction: column;}
+.pv-chart .pv-panels {flex: 1 1 0; min-height: 0; overflow: hidden;}
 .pv-chart .pv-hf-title {font-weight: 600; padding: 0 0 0 10px;}
 .pv-chart .pv-hf-sub {color: #6b6b6b; padding: 0.1rem 0 0 10px;}
-.pv-chart .pv-legend {display: flex; flex-wrap: wrap; gap: 0.2rem 1rem; padding: 0.3rem 0 0
+.pv-chart .pv-legend {display: flex; flex-wrap: wrap; gap: 0.2rem 1rem; padding: 0.3rem 0 0.3rem
   10px;}
 .pv-chart .pv-legend span {display: inline-flex; align-items: center; gap: 0.35rem;}
 .pv-chart .pv-legend i {display: inline-block; width: 1.6rem;}
-.pv-chart canvas.pv-chartcv {position: absolute; left: 0; cursor: pointer;}
-.pv-chart .pv-zoombox {position: absolute; pointer-events: none; display: none;
-  background: rgba(0, 114, 178, 0.12); border: 1px solid rgba(0, 114, 178, 0.6);}
-.pv-chart .pv-marker {position: absolute; pointer-events: none; display: none;
-  border-left: 2px dotted #d62728;}
+.pv-chart .pv-ptitle {text-align: center; font-size: 0.85em; color: #444; line-height: 1.2;
+  padding-top: 4px;}
+.pv-chart .u-over, .pv-pathfig .u-over {cursor: crosshair;}
+.pv-chart .u-select {background: rgba(0, 114, 178, 0.12);}
+.pv-chart .pv-marker {position: absolute; pointer-events: none; display: none; z-index: 2;
+  top: 0; bottom: 0; border-left: 2px dotted #d62728;}
 .pv-chart .pv-ring {position: absolute; pointer-events: none; display: none; width: 14px;
-  height: 14px; border: 3px solid #d62728; border-radius: 50%;}
+  height: 14px; border: 3px solid #d62728; border-radius: 50%; z-index: 2;}
 .pv-pathfig .pv-hf-tip, .pv-heatfig .pv-hf-tip, .pv-chart .pv-hf-tip {position: absolute;
   pointer-events: none; display: none; background: rgba(255, 255, 255, 0.95);
   border: 1px solid #999; border-radius: 3px; padding: 0.2rem 0.4rem; font-size: 0.8rem;
@@ -220,6 +227,13 @@ def heat_slot(key: str, height: int | None = None) -> None:
     _slot(key, "pv-heatfig", "heatmap", height)
 
 
+def text_slot(key: str) -> None:
+    """Where the player writes a line about the position (the presentation status line, the
+    Layer caption): the page computes it, the server never does (one source of truth)."""
+    with st.container(key=key):
+        st.html('<p class="pv-text" aria-live="polite"></p>')
+
+
 def path_slot(key: str) -> None:
     """Where the player draws the support path (presentation mode: the page's CSS sizes it)."""
     _slot(key, "pv-pathfig", "support path", None)
@@ -229,14 +243,15 @@ def _w_star(view: RunView) -> dict[str, list] | None:
     from pathviz.ui.present import W_STAR_METRICS
 
     its = view.iterations
-    for name, _ in W_STAR_METRICS:
+    for name, split in W_STAR_METRICS:
         acc = view.data["metrics"].get(name)
         if acc is None:
             continue
         acc = np.asarray(acc, np.float64)[: len(its)]
         ok = np.flatnonzero(np.isfinite(acc))
         if ok.size:
-            return {"it": its[ok].astype(np.float64).tolist(), "acc": acc[ok].tolist()}
+            return {"it": its[ok].astype(np.float64).tolist(), "acc": acc[ok].tolist(),
+                    "split": split}
     return None
 
 
@@ -323,9 +338,9 @@ def player_ui(view: RunView, spec: PlayerSpec, index: int, follow: bool, autopla
     global _component
     ss = st.session_state
     if _component is None:
-        js = (Path(__file__).with_name("player.js")).read_text()
-        _component = st.components.v2.component("pathviz_player", js=js, isolate_styles=False)
-    st.html(CSS)
+        _component = st.components.v2.component("pathviz_player", js=jsbundle.script(),
+                                                 isolate_styles=False)
+    st.html(CSS.replace("</style>", jsbundle.uplot_css() + "</style>"))
     sent = ss.setdefault("pv_sent", {})
     data = player_data(view, spec, index, int(ss.get("pv_seq", 0)), follow, autoplay, sent,
                        refine)

@@ -9,17 +9,16 @@ space) beside the run's support path, which fills the rest of the screen.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
 from pathviz import runs
-from pathviz.store import PathFileError, PathReader
+from pathviz.store import PathReader
 from pathviz.ui import url
-from pathviz.ui.data import Ident, load_entries, load_snapshot
-from pathviz.ui.player import PlayerSpec, heat_slot, path_slot
+from pathviz.ui.data import Ident, load_entries
+from pathviz.ui.player import PlayerSpec, heat_slot, path_slot, text_slot
 from pathviz.ui.text import inert
 from pathviz.ui.urlstate import parse_flag
 
@@ -87,37 +86,6 @@ def present_toggle_ui() -> bool:
     return bool(on)
 
 
-def w_star_near(iterations: np.ndarray, metrics: Mapping[str, np.ndarray], iteration: int
-                ) -> tuple[float, int, str] | None:
-    """The compact subnetwork's accuracy evaluated nearest ``iteration``: (accuracy, the
-    iteration it was evaluated at, "validation" or "test"), or None if it never was.
-    Validation first (the stop rule's figure), else test; ties go to the earlier iteration."""
-    its = np.asarray(iterations)
-    for name, split in W_STAR_METRICS:
-        acc = metrics.get(name)
-        if acc is None:
-            continue
-        acc = np.asarray(acc, np.float64)[: len(its)]  # a live file may hold a newer row
-        ok = np.flatnonzero(np.isfinite(acc))
-        if ok.size == 0:
-            continue
-        j = ok[int(np.argmin(np.abs(its[ok].astype(np.int64) - int(iteration))))]
-        return float(acc[j]), int(its[j]), split
-    return None
-
-
-def status_line(iteration: int, selected: int, total: int,
-                w_star: tuple[float, int, str] | None) -> str:
-    """"iteration 900 · 89 of 220 filters selected · W* 97.6 %" (plain text, no markup);
-    W* names the iteration it was evaluated at when that is not this one, "n/a" if never."""
-    if w_star is None:
-        acc = "W* n/a"
-    else:
-        value, at, _ = w_star
-        acc = f"W* {100 * value:.1f} %" + ("" if at == iteration else f" (at {at:,})")
-    return f"iteration {iteration:,} · {selected:,} of {total:,} filters selected · {acc}"
-
-
 @st.cache_data(max_entries=16, show_spinner=False)
 def load_support(path: str, ident: Ident, n: int) -> dict[str, np.ndarray]:
     """Filters in the support [N] per layer, for the support path (counts only are kept)."""
@@ -173,17 +141,9 @@ def present_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
     sort = bool(st.session_state.get("present_sort", True))
 
     def at_iteration(index: int, iteration: int) -> None:
-        try:
-            snap = load_snapshot(view.path, view.ident, index)
-            selected = sum(int((snap[k]["gamma_norm"] > 0).sum()) for k in names)
-            total = sum(len(snap[k]["gamma_norm"]) for k in names)
-            line = status_line(iteration, selected, total,
-                               w_star_near(view.iterations, view.data["metrics"], iteration))
-            with st.container(key=STATUS_KEY):
-                st.markdown(inert(line))
-        except PathFileError as e:
-            st.error(inert(f"This run's path file cannot be shown: {e}"))
-            return
+        # the status line ("iteration N · k of G filters selected · W* ...") is written by
+        # the page (statusText in pathviz/ui/js/position.js) from what the player was sent
+        text_slot(STATUS_KEY)
         # both drawn by the browser player from what it was sent: no plotly on this screen
         if not layers:
             from pathviz.ui.overview import NO_GAMMA

@@ -59,18 +59,32 @@ _CLIPPED = """() => {
     }
     if (!bars.length) out.push('no toolbar seen on hover');
   }
-  // the figures the player draws on a canvas (the Overview heatmap, the Layer and Metrics
-  // figures): title lines not cut short, every text it drew (names, ticks, axis, panel and
-  // colour-bar titles) inside the canvas and apart, and the legend above the canvas
+  // the figures the player draws: title lines not cut short; on the heatmap's canvas every
+  // text it drew (names, ticks, axis and colour-bar titles) inside and apart; on the uPlot
+  // figures (the Layer and Metrics views) the legend above the plots, every panel's plot and
+  // axes inside the figure, and no panel title over another panel
   for (const box of document.querySelectorAll('.pv-heatfig, .pv-chart')) {
-    for (const t of box.querySelectorAll('.pv-hf-title, .pv-hf-sub'))
+    for (const t of box.querySelectorAll('.pv-hf-title, .pv-hf-sub, .pv-ptitle'))
       if (t.scrollWidth > t.clientWidth + 1) out.push('cut: ' + t.textContent.slice(0, 40));
-    const cv = box.querySelector('canvas.pv-heat, canvas.pv-chartcv');
+    const fig = box.getBoundingClientRect();
+    if (box.classList.contains('pv-chart')) {
+      const plots = Array.from(box.querySelectorAll('.uplot'));
+      if (!plots.length) { out.push('figure not drawn'); continue; }
+      const legend = box.querySelector('.pv-legend').getBoundingClientRect();
+      if (legend.bottom > plots[0].getBoundingClientRect().top + 1)
+        out.push('legend over the figure');
+      const parts = Array.from(box.querySelectorAll('.uplot, .pv-ptitle')).map((e) =>
+        [e.className, e.getBoundingClientRect()]);
+      parts.forEach(([name, r], i) => {
+        if (!inside(r, fig)) out.push('cut: ' + name);
+        for (const [other, q] of parts.slice(i + 1))
+          if (meet(r, q)) out.push('overlap: ' + name + ' / ' + other);
+      });
+      continue;
+    }
+    const cv = box.querySelector('canvas.pv-heat');
     const drawn = box.__pvTexts || [];
     if (!cv || !drawn.length) { out.push('figure not drawn'); continue; }
-    const legend = box.querySelector('.pv-legend');
-    if (legend && legend.getBoundingClientRect().bottom > cv.getBoundingClientRect().top + 1)
-      out.push('legend over the figure');
     const W = cv.clientWidth, H = cv.clientHeight;
     drawn.forEach((r, i) => {
       if (r.left < -1 || r.right > W + 1 || r.top < -1 || r.bottom > H + 1)
@@ -131,7 +145,9 @@ _METRICS = """() => {
   const strip = panels.find((p) => p.strip);
   const acc = panels[0].series;
   const sparse = panels.find((p) => p.y2);
-  const drawn = ch.box.__pvTexts.map((t) => t.text);
+  // the titles the figure shows: its panels' and its axes' (each panel is a uPlot)
+  const drawn = Array.from(ch.box.querySelectorAll('.pv-ptitle')).map((e) => e.textContent)
+    .concat(ch.plots.flatMap((u) => u.axes.map((a) => a.label || '')));
   return {
     drawn, zoomIndex: panels.indexOf(zoom), stripIndex: panels.indexOf(strip),
     setX: Array.from(set.x), setY: Array.from(set.y), band: zoom.band,

@@ -23,9 +23,12 @@ pytestmark = pytest.mark.skipif(NO_CHROMIUM, reason="Debian chromium is not inst
 
 LINE = ".pv-player .pv-line"
 STATE = """() => { const P = window.__pathvizPlayer;
+  const heatZ = () => {  // the cells the Overview heatmap drew (its hover reads them)
+    const b = document.querySelector('.st-key-overview .pv-heatfig'), z = b && b.__pvZ;
+    return z && {rows: z.rows, cols: z.cols, row: z.row, z: Array.from(z.z)}; };
   return {pos: Math.floor(P.pos), frames: P.frames, playing: P.playing,
           loads: Object.values(P.loads),
-          z: P.z && {rows: P.z.rows, cols: P.z.cols, row: P.z.row, z: Array.from(P.z.z)}}; }"""
+          z: heatZ()}; }"""
 
 
 def server_z(app_url, index: int) -> list[list[int]]:
@@ -191,33 +194,38 @@ def test_server_moves_reach_the_player_jump_and_back_forward(app_url, browser):
         page.close()
 
 
-def test_the_presentation_status_line_is_written_in_the_page_as_the_server_writes_it(
+def test_the_presentation_status_line_says_the_counts_and_the_nearest_w_star(
         app_url, browser, tmp_path):
+    """The status line (written by the page only) gives the snapshot's selected filters out of
+    all, and W*: the compact subnetwork's validation accuracy evaluated nearest, naming the
+    split, and the iteration where that is not this one."""
     from pathviz.store import PathReader
-    from pathviz.ui.present import status_line, w_star_near
 
     make_full_run(tmp_path, "e2e", nu=50.0)  # the same file as the server's (deterministic)
     with PathReader(tmp_path / "e2e" / "path.h5") as r:
-        its, metrics = r.iterations, r.metrics()
+        its, acc = r.iterations, r.metrics()["val_acc_sparse"]
         snaps = {i: r.snapshot(i) for i in (20, 30, 59)}
 
-    def server_text(index: int) -> str:
+    def counts(index: int) -> str:
         snap = snaps[index]
         selected = sum(int((v["gamma_norm"] > 0).sum()) for v in snap.values())
         total = sum(len(v["gamma_norm"]) for v in snap.values())
-        it = int(its[index])
-        return status_line(it, selected, total, w_star_near(its, metrics, it))
+        return f"iteration {int(its[index])} · {selected} of {total} filters selected · "
 
+    assert np.isfinite(acc[20]) and np.isfinite(acc[30]) and not np.isfinite(acc[59])
     page = open_at(browser, app_url, "run=e2e&present=1&iteration=100", 1024, 768)
     try:
         status = ".st-key-present_status p"
-        assert page.locator(status).text_content() == server_text(20)
+        assert page.locator(status).text_content() == (
+            counts(20) + f"W* {100 * acc[20]:.1f} % (validation)")
         page.locator("body").press("Shift+ArrowRight")
-        assert page.locator(status).text_content() == server_text(30)  # written in the page
+        assert page.locator(status).text_content() == (  # written in the page
+            counts(30) + f"W* {100 * acc[30]:.1f} % (validation)")
         page.keyboard.press("End")
-        assert page.locator(status).text_content() == server_text(59)
+        want = counts(59) + f"W* {100 * acc[58]:.1f} % (validation, at {int(its[58])})"
+        assert page.locator(status).text_content() == want
         settled_at(page, 295)
-        assert page.locator(status).text_content() == server_text(59)
+        assert page.locator(status).text_content() == want
     finally:
         page.close()
 

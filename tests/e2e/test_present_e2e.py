@@ -25,16 +25,17 @@ _LAYOUT = """() => {
             height: r.height}; };
   const cut = [];
   let checked = 0;
-  // the two figures the player draws: title lines and legend whole, every text it drew on
-  // its canvas inside it
+  // the two figures the player draws: title lines and legend whole and inside the figure, every
+  // text it drew on the heatmap's canvas inside it (uPlot lays out the support path's axes)
   for (const hb of document.querySelectorAll('.st-key-present_plots .pv-heatfig, '
                                              + '.st-key-present_plots .pv-pathfig')) {
     const cv = hb.querySelector('canvas');
     if (!cv) continue;
-    for (const t of hb.querySelectorAll('.pv-hf-title, .pv-hf-sub, .pv-legend span')) {
+    for (const t of hb.querySelectorAll('.pv-hf-title, .pv-hf-sub, .pv-legend span, '
+                                         + '.u-legend .u-series, .u-over')) {
       checked += 1;
       const r = t.getBoundingClientRect(), b = hb.getBoundingClientRect();
-      if (t.scrollWidth > t.clientWidth + 1 || r.right > b.right + 1)
+      if (t.scrollWidth > t.clientWidth + 1 || r.right > b.right + 1 || r.bottom > b.bottom + 1)
         cut.push(t.textContent.trim().slice(0, 40));
     }
     for (const r of (hb.__pvTexts || [])) {
@@ -61,9 +62,13 @@ _LAYOUT = """() => {
 
 
 # the page position of an iteration on the support path, half way up its plot area
-_AT_ITERATION = """(it) => { const b = document.querySelector('.st-key-present_path .pv-pathfig');
-  const g = b.__pvGeom, r = b.querySelector('canvas.pv-path').getBoundingClientRect();
-  return [r.left + g.left + (it - g.x0) / (g.x1 - g.x0) * g.w, r.top + g.top + g.h / 2]; }"""
+# (the box's uPlot, ``__pvUp``, converts the iteration to pixels)
+_AT_ITERATION = """(it) => { const u = document.querySelector('.st-key-present_path .pv-pathfig')
+  .__pvUp, r = u.over.getBoundingClientRect();
+  return [r.left + u.valToPos(it, 'x'), r.top + r.height / 2]; }"""
+# the support path's legend: each line's name and its value (at the pointer, else the position)
+_LEGEND = """() => Array.from(document.querySelectorAll('.st-key-present_path .u-legend .u-series'))
+  .map((e) => e.textContent.trim())"""
 
 
 @pytest.mark.parametrize("width,height", [(1024, 768), (1920, 1080)])
@@ -97,13 +102,14 @@ def test_presentation_mode_fits_the_screen(app_url, browser, width, height):
                                ".startsWith('iteration 155 · ')", timeout=30_000)
         page.wait_for_function("document.querySelector('.st-key-present_path .pv-pathfig')"
                                "?.dataset.pvMark === '155'", timeout=30_000)
-        # a click on the support path goes to the snapshot nearest the clicked iteration, and
-        # the hover says every line's share there
+        # the legend gives every line's share at the position, and under the pointer; a click
+        # on the support path goes to the snapshot nearest the clicked iteration
+        legend = page.evaluate(_LEGEND)
+        assert legend[0].endswith("155") and legend[1].startswith("conv1 (6")
+        assert all(v.endswith(" %") for v in legend[1:]), legend
         x, y = page.evaluate(_AT_ITERATION, 100)
         page.mouse.move(x, y)
-        tip = page.locator(".st-key-present_path .pv-hf-tip")
-        tip.wait_for(state="visible")
-        assert tip.inner_text().startswith("iteration 100 (click: go there)\nconv1 (6): ")
+        page.wait_for_function(f"() => ({_LEGEND})()[0].endsWith('100')")
         page.mouse.click(x, y)
         page.wait_for_function("document.querySelector('.st-key-present_status p')?.textContent"
                                ".startsWith('iteration 100 · ')", timeout=30_000)

@@ -54,7 +54,7 @@ def hover(page, row: int, x: float) -> str:
       b.scrollIntoView({block: 'center'});
       const r = b.querySelector('canvas.pv-heat').getBoundingClientRect(), g = b.__pvGeom;
       return {x: r.left + g.left, y: r.top + g.top, w: g.w, h: g.h,
-              rows: window.__pathvizPlayer.z.rows}; }""")
+              rows: b.__pvZ.rows}; }""")
     page.mouse.move(g["x"] + x * g["w"], g["y"] + (row + 0.5) * g["h"] / g["rows"])
     tip = page.locator(".st-key-overview .pv-hf-tip")
     tip.wait_for(state="visible")
@@ -75,24 +75,22 @@ def test_the_overview_names_heads_and_mlp_neurons(vit_url, browser):
 def test_the_layer_view_names_each_head_legibly(vit_url, browser):
     with opened(browser, vit_url, "view=layer&layer=blocks.1.attn") as page:
         page.locator(".st-key-layer_fig .pv-chart[data-pv-chart]").wait_for()
-        ticks = page.evaluate("""() => {
-          const box = document.querySelector('.st-key-layer_fig .pv-chart');
-          const cv = box.querySelector('canvas');
-          return box.__pvTexts.map((t) => ({...t, inside: t.left >= 0 && t.right <= cv.clientWidth
-                                             && t.top >= 0 && t.bottom <= cv.clientHeight}));
-        }""")
-        heads = [t for t in ticks if t["text"].startswith("block 1 · head ")]
-        assert sorted(t["text"] for t in heads) == [f"block 1 · head {h}" for h in range(4)]
-        assert all(t["inside"] for t in heads), heads
-        heads.sort(key=lambda t: t["top"])
-        assert all(a["bottom"] <= b["top"] + 1 for a, b in zip(heads, heads[1:])), heads
+        # the heatmap panel's row axis: one label per head, as the figure's uPlot laid it out
+        # (window.__pathvizPlayer.charts: the player's debug entry point), a row high each
+        got = page.evaluate("""() => {
+          const u = window.__pathvizPlayer.charts['layer_fig'].plots[0], a = u.axes[1];
+          return {labels: a._values, rows: a._splits.length, h: u.over.clientHeight}; }""")
+        heads = got["labels"]
+        assert sorted(heads) == [f"block 1 · head {h}" for h in range(4)], heads
+        assert got["h"] / got["rows"] >= 16  # a row is taller than its label
         # the hover over a heatmap row names its head
         page.locator(".st-key-layer_fig .pv-chart").scroll_into_view_if_needed()
-        box = page.locator(".st-key-layer_fig canvas").bounding_box()
-        geom = page.evaluate("() => { const g = document.querySelector('.st-key-layer_fig "
-                             ".pv-chart').__pvGeom; return [g.left, g.w, g.panels[0].top, "
-                             "g.panels[0].h]; }")
-        page.mouse.move(box["x"] + geom[0] + geom[1] / 2, box["y"] + geom[2] + geom[3] / 8)
+        x, y = page.evaluate("""() => {
+          const u = window.__pathvizPlayer.charts['layer_fig'].plots[0];
+          const r = u.over.getBoundingClientRect();
+          return [r.left + r.width / 2, r.top + u.valToPos(0, 'y')]; }""")
+        page.mouse.move(x - 5, y)
+        page.mouse.move(x, y)
         tip = page.locator(".st-key-layer_fig .pv-hf-tip")
         tip.wait_for(state="visible")
         assert "entry rank 0 · block 1 · head " in tip.inner_text()
