@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 from streamlit.testing.v1 import AppTest
 
 from pathviz import inspect as inspect_cli
@@ -41,11 +42,20 @@ BASELINES = {"schema_version": "1.0", "results": [
      "params": 1000, "flops": 20000, "path_params": 1100, "path_flops": 21000,
      "oneshot": {"test_acc": 0.5}, "finetuned": {"test_acc": 0.7}}]}
 LAUNCH = {"pid": 1, "pid_start": 1, "cmd": ["python"], "started": 0.0}
+EXPORTED = "exports/run-iter95-compact.pt2"  # an earlier export of the last iteration
+REPORT = {"iteration": 95, "mode": "compact", "format": "pt2", "file": "", "file_size": 10,
+          "params_before": 4000, "params_after": 1000, "macs_before": 90000,
+          "macs_after": 20000, "max_abs_diff_compact_vs_masked": 1e-7, "test_acc": 0.9,
+          "warnings": ["no test accuracy: a note"], "layers": [{"layer": "conv1", "kept": 3}]}
 
 # where each sidecar lives in the run folder, relative to it
 FILES = {"config": runs.CONFIG_FILE, "manifest": runs.MANIFEST_FILE,
          "status": runs.STATUS_FILE, "ticket": f"tickets/{TICKET['name']}/ticket.json",
-         "launch": "tickets/launch.json", "baselines": runs.BASELINES_FILE}
+         "launch": "tickets/launch.json", "baselines": runs.BASELINES_FILE,
+         "export report": EXPORTED + ".json"}
+# the view that reads each file (the others are read by every page)
+VIEW_OF = {"ticket": "tickets", "launch": "tickets", "baselines": "tickets",
+           "export report": "export"}
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +72,10 @@ def sound(tmp_path_factory) -> Path:
     (tdir / "ticket.json").write_text(json.dumps(TICKET))
     (paths.dir / "tickets" / "launch.json").write_text(json.dumps(LAUNCH))
     paths.baselines.write_text(json.dumps(BASELINES))
+    (paths.dir / "exports").mkdir()
+    (paths.dir / EXPORTED).write_bytes(b"an exported file")
+    (paths.dir / FILES["export report"]).write_text(json.dumps(
+        {**REPORT, "file": str(paths.dir / EXPORTED)}))
     return paths.dir
 
 
@@ -131,7 +145,8 @@ def _cli(main, argv: list[str], prog: str, ok: tuple) -> None:
         one_sentence(err.getvalue(), f"{prog}: error: ")
     else:
         assert rc in ok, (rc, out.getvalue()[-500:], err.getvalue()[-2000:])
-    event(f"{prog}: {rc}")
+    if currently_in_test_context():  # (the sweep runs outside hypothesis)
+        event(f"{prog}: {rc}")
 
 
 class _Accepted(BaseException):
@@ -146,13 +161,9 @@ def no_training(monkeypatch):
     monkeypatch.setattr(train, "load_plan", accept)
 
 
-@fuzz(150)
-@given(data=st.data())
-def test_a_hostile_sidecar_is_one_sentence_in_the_run_list_inspect_and_resume(
-        sound, tmp_path_factory, no_training, monkeypatch, data):
-    which, raw, how = data.draw(sidecars(sound), label="sidecar")
-    event(f"{which}: {how.split()[0]}")
-    root = _copy(sound, tmp_path_factory.getbasetemp())
+def _everything_but_the_page(sound: Path, work: Path, monkeypatch, which: str, raw: bytes,
+                             how: str) -> None:
+    root = _copy(sound, work)
     run = root / "run"
     (run / FILES[which]).write_bytes(raw)
     monkeypatch.setenv("PATHVIZ_CHECKPOINTS", str(root))
@@ -172,14 +183,48 @@ def test_a_hostile_sidecar_is_one_sentence_in_the_run_list_inspect_and_resume(
     shutil.rmtree(root)
 
 
-@fuzz(12)
+@pytest.mark.parametrize("which", sorted(FILES))
+def test_every_hostile_text_in_every_sidecar_is_one_sentence(sound, tmp_path, no_training,
+                                                              monkeypatch, which):
+    """The sweep: each file gets each of the hostile texts (21 each), not a random few."""
+    for raw in HOSTILE_TEXT:
+        _everything_but_the_page(sound, tmp_path, monkeypatch, which, raw, f"text {raw[:20]!r}")
+
+
+@fuzz(100)
+@given(data=st.data())
+def test_a_hostile_sidecar_is_one_sentence_in_the_run_list_inspect_and_resume(
+        sound, tmp_path_factory, no_training, monkeypatch, data):
+    which, raw, how = data.draw(sidecars(sound), label="sidecar")
+    event(f"{which}: {how.split()[0]}")
+    _everything_but_the_page(sound, tmp_path_factory.getbasetemp(), monkeypatch, which, raw, how)
+
+
+PAGE_TEXTS = [b"", b"null", b"[]", b"\xff\xfe{}", b"NaN", b"[" * 100_000 + b"]" * 100_000]
+
+
+@pytest.mark.parametrize("which", sorted(FILES))
+def test_hostile_texts_in_a_sidecar_leave_the_page_that_reads_it_working(sound, tmp_path,
+                                                                          monkeypatch, which):
+    """The page's sweep: the view that reads each file, with six texts of every kind."""
+    for raw in PAGE_TEXTS:
+        _page(sound, tmp_path, monkeypatch, which, raw, VIEW_OF.get(which, "overview"),
+              f"text {raw[:20]!r}")
+
+
+@fuzz(24)
 @given(data=st.data())
 def test_a_hostile_sidecar_is_a_note_in_every_view(sound, tmp_path_factory, monkeypatch, data):
     which, raw, how = data.draw(sidecars(sound), label="sidecar")
-    view = data.draw(st.sampled_from(["overview", "tickets", "compare", "metrics", "export"]),
-                     label="view")
+    view = VIEW_OF.get(which) or data.draw(st.sampled_from(
+        ["overview", "tickets", "compare", "metrics", "export"]), label="view")
     event(f"{which}: {how.split()[0]}")
-    root = _copy(sound, tmp_path_factory.getbasetemp())
+    _page(sound, tmp_path_factory.getbasetemp(), monkeypatch, which, raw, view, how)
+
+
+def _page(sound: Path, work: Path, monkeypatch, which: str, raw: bytes, view: str,
+          how: str) -> None:
+    root = _copy(sound, work)
     (root / "run" / FILES[which]).write_bytes(raw)
     monkeypatch.setenv("PATHVIZ_CHECKPOINTS", str(root))
     monkeypatch.setenv("PATHVIZ_REFRESH", "0")
