@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -130,8 +129,7 @@ def read_ticket(tdir: str | os.PathLike) -> dict[str, Any]:
         value = data.get(key)
         if (value is None and key in _TICKET_REQUIRED) or not (value is None or (
                 isinstance(value, kind) and not isinstance(value, bool)
-                and (not isinstance(value, (int, float)) or (math.isfinite(value)
-                                                            and abs(value) < 2 ** 63)))):
+                and (not isinstance(value, (int, float)) or abs(value) < 2 ** 63))):
             raise TicketError(f"{p} is damaged: {key} is {str(value)[:40]!r}; delete the "
                               f"ticket folder and retrain it")
     return data

@@ -8,7 +8,6 @@ for download only after it resolves inside the checkpoints root.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +95,7 @@ def _sound_report(report: Any) -> bool:
     of the kind the exporter writes."""
     def num(v: Any, whole: bool = False) -> bool:
         return isinstance(v, int if whole else (int, float)) and not isinstance(v, bool) and \
-            math.isfinite(v) and abs(v) < 2 ** 63
+            abs(v) < 2 ** 63  # (NaN and inf fail it too)
 
     return (isinstance(report, dict)
             and all(num(report.get(k), True) for k in ("params_after", "params_before",
