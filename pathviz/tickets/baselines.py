@@ -85,8 +85,8 @@ def read_results(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
                             f"{RESULTS_SCHEMA}")
     entries = [e for e in data["results"] if isinstance(e, dict)]
     for i, e in enumerate(entries):
-        bad = next((k for k, kinds in _ENTRY_TYPES.items() if k in e and not _is(e[k], kinds)),
-                   None)
+        bad = next((k for k, kinds in _ENTRY_TYPES.items() if (k in e or k == "method") and not (
+            _is(e.get(k), kinds) and (k != "method" or e.get(k) is not None))), None)
         if bad is not None:
             raise BaselineError(f"{p} is damaged: entry {i} has {bad} = {str(e[bad])[:40]!r}, "
                                 f"which is not {' or '.join(_NAMES[k] for k in _ENTRY_TYPES[bad])}"

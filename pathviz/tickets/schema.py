@@ -127,7 +127,8 @@ def read_ticket(tdir: str | os.PathLike) -> dict[str, Any]:
                           f"pathviz reads {TICKET_SCHEMA}")
     for key, kind in _TICKET_TYPES.items():
         value = data.get(key)
-        if (value is None and key in _TICKET_REQUIRED) or not (value is None or (
+        if (value is None and (key in _TICKET_REQUIRED or key in data)
+                and key not in _TICKET_NULLABLE) or not (value is None or (
                 isinstance(value, kind) and not isinstance(value, bool)
                 and (not isinstance(value, (int, float)) or abs(value) < 2 ** 63))):
             raise TicketError(f"{p} is damaged: {key} is {str(value)[:40]!r}; delete the "
@@ -140,6 +141,7 @@ _TICKET_TYPES: dict[str, type | tuple[type, ...]] = {
     **dict.fromkeys(("name", "init", "budget", "kind", "dataset", "reference"), str),
     **dict.fromkeys(("iteration", "epochs", "epochs_run", "params", "flops"), int),
     **dict.fromkeys(("params_full", "flops_full", "lr"), (int, float)), "seeds": list}
+_TICKET_NULLABLE = ("kind", "dataset", "reference", "params_full", "flops_full", "lr")
 _TICKET_REQUIRED = ("name", "iteration", "init", "budget", "epochs", "epochs_run", "params",
                     "flops")
 
