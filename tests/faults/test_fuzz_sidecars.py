@@ -191,6 +191,24 @@ def test_every_hostile_text_in_every_sidecar_is_one_sentence(sound, tmp_path, no
         _everything_but_the_page(sound, tmp_path, monkeypatch, which, raw, f"text {raw[:20]!r}")
 
 
+FIELD_VALUES = [10 ** 400, float("nan"), float("inf"), [], "x", None, {"a": [1]}]
+
+
+@pytest.mark.parametrize("which", sorted(FILES))
+def test_every_field_of_every_sidecar_with_each_hostile_value(sound, tmp_path, no_training,
+                                                               monkeypatch, which):
+    """The field sweep: each top-level field of each sound file (of the first baselines entry)
+    set to each of a 400-digit integer, NaN, Infinity, a list, text, null and an object."""
+    data = _sound_json(sound, which)
+    target = data["results"][0] if which == "baselines" else data
+    for key in sorted(target):
+        for value in FIELD_VALUES:
+            edited = json.loads(json.dumps(data))
+            (edited["results"][0] if which == "baselines" else edited)[key] = value
+            _everything_but_the_page(sound, tmp_path, monkeypatch, which, _dumps(edited),
+                                     f"field {key} = {str(value)[:20]}")
+
+
 @fuzz(100)
 @given(data=st.data())
 def test_a_hostile_sidecar_is_one_sentence_in_the_run_list_inspect_and_resume(
