@@ -98,9 +98,9 @@ def _typed_bad(action: argparse.Action) -> list[str]:
         return ["not-a-choice", "", "SGD ", "\u00a0"]
     name = getattr(action.type, "__name__", "")
     if name == "int" or action.type is int:
-        return ["abc", "1.5", "", "1e3", "0x10", "²"]
+        return ["abc", "1.5", "", "1e3", "0x10", "²", "9" * 25]
     if name == "float" or action.type is float:
-        return ["abc", "", "1,5", "0x1p3"]
+        return ["abc", "", "1,5", "0x1p3", "nan", "inf", "-inf", "1e999"]
     return []
 
 
