@@ -149,10 +149,9 @@ def prepare(args: argparse.Namespace) -> Job:
         raise UsageError(str(e)) from None
     iterations = _iterations(args.iterations, saved, run_dir)
     if not 0 <= args.epochs < 2 ** 31:
-        raise UsageError(f"--epochs must be a whole number from 0 to 2**31 - 1, got "
-                         f"{args.epochs}")
+        raise UsageError(f"--epochs must be >= 0 and below 2**31, got {args.epochs}")
     if not 0 <= args.seed < 2 ** 32:
-        raise UsageError(f"--seed must be a whole number from 0 to 2**32 - 1, got {args.seed}")
+        raise UsageError(f"--seed must be >= 0 and below 2**32, got {args.seed}")
     sup = variants.load_support(run_dir, iterations[0])  # raises variants.UsageError
     bn = sp.has_batchnorm(sup.model)
     if args.methods is None:

@@ -173,8 +173,7 @@ def prepare(args: argparse.Namespace) -> tuple[Support, DataBundle, Settings, li
     if len(set(modes)) != len(modes):
         raise UsageError(f"--init {args.init!r} names a mode twice")
     if not 1 <= args.epochs < 2 ** 31:
-        raise UsageError(f"--epochs must be a whole number from 1 to 2**31 - 1, got "
-                         f"{args.epochs}")
+        raise UsageError(f"--epochs must be >= 1 and below 2**31, got {args.epochs}")
     if args.lr is not None and not 0 < args.lr < float("inf"):  # (NaN fails it too)
         raise UsageError(f"--lr must be a finite number > 0, got {args.lr}")
     if args.name and len(modes) > 1:
