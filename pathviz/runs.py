@@ -252,7 +252,9 @@ _STATUS_TYPES: dict[str, tuple[type, ...]] = {
                      "pid_start"), (int,)),
     **dict.fromkeys(("updated", "heartbeat", "epoch", "elapsed"), (int, float)),
     "config": (dict,)}
-_MAY_BE_NONE = ("reason", "problem", "pid", "pid_start", "config")
+# (the others are read with int()/float() as they are, so null is of the wrong kind there)
+_MAY_BE_NONE = ("reason", "problem", "pid", "pid_start", "config", "epoch", "elapsed",
+                "processes")
 
 
 def _sound_field(key: str, value: Any) -> bool:
