@@ -297,7 +297,7 @@ def _typed(name: str, value: Any, where: str) -> Any:
         raise ConfigError(f"{flag} must be a whole number, got {value!r}")
     if kind == "float":
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if math.isfinite(value):
+            if abs(value) < 2 ** 1024 and math.isfinite(value):  # (a 400-digit int overflows)
                 return float(value)
             raise ConfigError(f"{flag} must be a finite number, got {value!r}")
         raise ConfigError(f"{flag} must be a number, got {value!r}")

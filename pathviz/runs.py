@@ -249,18 +249,52 @@ def write_status(paths: RunPaths, **fields: Any) -> dict[str, Any]:
     return status
 
 
+# the status fields that readers use, and the JSON each must be (a shared run's status.json
+# is data from anywhere: a field of another kind is dropped, so no reader meets it)
+_STATUS_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("state", "reason", "problem"), (str,)),
+    **dict.fromkeys(("snapshots", "iteration", "total_iterations", "processes", "pid",
+                     "pid_start"), (int,)),
+    **dict.fromkeys(("updated", "heartbeat", "epoch", "elapsed"), (int, float)),
+    "config": (dict,)}
+# (the others are read with int()/float() as they are, so null is of the wrong kind there)
+_MAY_BE_NONE = ("reason", "problem", "pid", "pid_start", "config", "epoch", "elapsed",
+                "processes")
+
+
+def _sound_field(key: str, value: Any) -> bool:
+    kinds = _STATUS_TYPES.get(key)
+    if kinds is None or (value is None and key in _MAY_BE_NONE):
+        return True
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        return False
+    if isinstance(value, (int, float)):  # finite (NaN and inf fail it), and a C long holds it
+        return abs(value) < 2 ** 63
+    return True
+
+
 def read_status(paths: RunPaths) -> dict[str, Any]:
-    """The status sidecar; ``{"state": "unknown", "problem": ...}`` if missing or unreadable."""
+    """The status sidecar; ``{"state": "unknown", "problem": ...}`` if missing or unreadable.
+    Fields of the wrong kind (text for a count, NaN, 1e999, a list for the config) are
+    dropped and named in ``problem``."""
     try:
         with open(paths.status) as f:
             data = json.load(f)
         if not isinstance(data, dict):
             raise ValueError("not an object")
-        return data
     except FileNotFoundError:
         return {"state": "unknown", "problem": "no status file"}
-    except (OSError, ValueError) as e:
-        return {"state": "unknown", "problem": f"unreadable status file ({e})"}
+    except (OSError, ValueError, RecursionError) as e:
+        return {"state": "unknown", "problem": f"unreadable status file ({_first_line(e)})"}
+    bad = sorted(k for k, v in data.items() if not _sound_field(k, v))
+    if bad:
+        data = {k: v for k, v in data.items() if k not in bad}
+        data.setdefault("problem", f"status file fields {', '.join(bad)} are unusable; ignored")
+    return data
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0][:200]
 
 
 def process_start_time(pid: int) -> int | None:
@@ -365,9 +399,10 @@ def _processes(status: dict[str, Any]) -> int:
 def _read_config(paths: RunPaths) -> dict[str, Any] | None:
     try:
         with open(paths.config) as f:
-            return json.load(f)
-    except (OSError, ValueError):
+            data = json.load(f)
+    except (OSError, ValueError, RecursionError):  # RecursionError: nested too deep to parse
         return None
+    return data if isinstance(data, dict) else None
 
 
 # ---- the worker lock ---------------------------------------------------------------------
@@ -533,7 +568,7 @@ def lock_held(paths: RunPaths) -> bool:
 def _lock_info(paths: RunPaths) -> dict[str, Any]:
     try:
         data = json.loads(paths.lock.read_text() or "{}")
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -551,7 +586,7 @@ def _mtime(p: Path) -> float:
 def _read_manifest(paths: RunPaths) -> dict[str, Any] | None:
     try:
         data = json.loads(paths.manifest.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("files"), list):
         return None

@@ -131,7 +131,7 @@ def check_args(args: argparse.Namespace) -> tuple[RunConfig, runs.RunPaths]:
 
         try:
             cfg = config_from_json(json.loads(paths.config.read_text()), str(paths.config))
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:  # RecursionError: nested too deep
             raise UsageError(f"{paths.config} cannot be read ({str(e).splitlines()[0]}); the run "
                              f"cannot be resumed") from None
         if "impl" in vars(args) and args.impl != cfg.impl:
@@ -608,7 +608,7 @@ class Trainer:
 
         try:
             recorded = json.loads(self.paths.config.read_text()).get("environment") or {}
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):
             return
         changed = numerics.differences(recorded, self.environment) if isinstance(
             recorded, dict) else []
@@ -843,7 +843,7 @@ def _level_of(argv: list[str] | None) -> str:
             path = runs.paths_for_dir(args.out).config
             return config_from_json(json.loads(path.read_text()), str(path)).cpu_isa
         return config_from_args(args).cpu_isa
-    except (UsageError, ConfigError, runs.RunError, OSError, ValueError):
+    except (UsageError, ConfigError, runs.RunError, OSError, ValueError, RecursionError):
         return numerics.DEFAULT_LEVEL
 
 

@@ -73,6 +73,14 @@ def _probe_in_helper(path: str, from_n: int, from_k: int, skip: Mapping[str, str
     bad: dict[str, str] = dict(skip)
     invalid: dict[str, list] = {}  # dataset: [first row breaking a rule, its value as text]
     with f:
+        # the root attributes first: a damaged global heap can make reading one loop forever
+        # in HDF5, and the reader reads them all on open
+        emit({"at": "<attributes>"})
+        try:
+            for key in f.attrs:
+                f.attrs[key]
+        except Exception:  # noqa: BLE001, S110 - one that fails is the reader's to report
+            pass
         emit({"at": "<groups>"})
         names = []
         for top in (SNAPSHOTS, METRICS, WEIGHTS, GAMMA, LAYERS):

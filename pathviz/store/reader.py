@@ -361,6 +361,8 @@ class PathReader:
 def entry_indices(gamma_norm: np.ndarray) -> np.ndarray:
     """[G] int64 first row of a [N, G] gamma_norm path where each group is nonzero; -1 if never."""
     inside = gamma_norm > 0
+    if inside.shape[0] == 0:  # no snapshot yet (a new run, or a file cut to none): none entered
+        return np.full(inside.shape[1:], -1, np.int64)
     first = inside.argmax(axis=0).astype(np.int64)
     first[~inside.any(axis=0)] = -1
     return first

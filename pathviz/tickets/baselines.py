@@ -74,7 +74,7 @@ def read_results(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
         return []
     try:
         data = json.loads(p.read_text())
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: nested too deep
         raise BaselineError(f"{p} cannot be read ({e}); delete it and run python -m "
                             f"pathviz.baselines again") from None
     if not isinstance(data, dict) or not isinstance(data.get("results"), list):
@@ -83,7 +83,44 @@ def read_results(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     if str(data.get("schema_version", "")).split(".")[0] != RESULTS_SCHEMA.split(".")[0]:
         raise BaselineError(f"{p} has schema {data.get('schema_version')!r}; this pathviz reads "
                             f"{RESULTS_SCHEMA}")
-    return [e for e in data["results"] if isinstance(e, dict)]
+    entries = [e for e in data["results"] if isinstance(e, dict)]
+    for i, e in enumerate(entries):
+        bad = next((k for k, kinds in _ENTRY_TYPES.items() if (k in e or k == "method") and not (
+            _is(e.get(k), kinds) and (k != "method" or e.get(k) is not None))), None)
+        if bad is not None:
+            raise BaselineError(f"{p} is damaged: entry {i} has {bad} = {str(e[bad])[:40]!r}, "
+                                f"which is not {' or '.join(_NAMES[k] for k in _ENTRY_TYPES[bad])}"
+                                f"; delete it and run python -m pathviz.baselines again")
+    return entries
+
+
+# what each field of an entry must be, where present (None is always allowed: not measured)
+_ENTRY_TYPES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("method", "reference"), ("text",)),
+    **dict.fromkeys(("iteration", "epochs", "seed", "reference_iteration"), ("integer",)),
+    **dict.fromkeys(("params", "flops", "params_full", "flops_full", "path_params",
+                     "path_flops"), ("number",)),
+    **dict.fromkeys(("oneshot", "finetuned", "widths", "support"), ("object",)),
+    "notes": ("list",)}
+_NAMES = {"text": "text", "integer": "a whole number", "number": "a finite number",
+          "object": "an object", "list": "a list"}
+
+
+def _is(value: Any, kinds: tuple[str, ...]) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, dict):  # the accuracies inside oneshot/finetuned are numbers too
+        return "object" in kinds and all(_is(v, ("number",)) for k, v in value.items()
+                                         if k.endswith("_acc"))
+    for kind in kinds:
+        if kind == "text" and isinstance(value, str):
+            return True
+        if kind == "list" and isinstance(value, list):
+            return True
+        if kind in ("integer", "number") and isinstance(value, (int, float)) and \
+                not isinstance(value, bool) and abs(value) < 2 ** 63:  # (NaN, inf fail it)
+            return kind == "number" or isinstance(value, int)
+    return False
 
 
 def summary(run_dir: str | os.PathLike) -> list[dict[str, Any]]:

@@ -152,10 +152,10 @@ def prepare(args: argparse.Namespace) -> Job:
     except BaselineError as e:
         raise UsageError(str(e)) from None
     iterations = _iterations(args.iterations, saved, run_dir)
-    if args.epochs < 0:
-        raise UsageError(f"--epochs must be >= 0, got {args.epochs}")
-    if args.seed < 0:
-        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    if not 0 <= args.epochs < 2 ** 31:
+        raise UsageError(f"--epochs must be >= 0 and below 2**31, got {args.epochs}")
+    if not 0 <= args.seed < 2 ** 32:
+        raise UsageError(f"--seed must be >= 0 and below 2**32, got {args.seed}")
     sup = variants.load_support(run_dir, iterations[0])  # raises variants.UsageError
     bn = sp.has_batchnorm(sup.model)
     if args.methods is None:

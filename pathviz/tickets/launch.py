@@ -55,8 +55,13 @@ def launch_state(run_dir: str | os.PathLike) -> dict[str, Any]:
     root = runs.paths_for_dir(run_dir).tickets
     try:
         rec = json.loads((root / LAUNCH_FILE).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: nested too deep to parse
         return {}
+    if not isinstance(rec, dict):
+        return {}
+    if not all(isinstance(rec.get(k), (int, type(None))) and not isinstance(rec.get(k), bool)
+               and abs(rec.get(k) or 0) < 2 ** 63 for k in ("pid", "pid_start")):
+        rec = {**rec, "pid": None}  # not a process this machine could have recorded
     rec["alive"] = runs.is_alive(rec.get("pid"), rec.get("pid_start"))
     try:
         rec["log_tail"] = (root / LAUNCH_LOG).read_text(errors="replace")[-2000:]

@@ -144,8 +144,9 @@ def _seeds(text: str) -> list[int]:
     except ValueError:
         raise UsageError(f"--seeds {text!r}: give whole numbers separated by commas, e.g. "
                          f"0,1,2") from None
-    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise UsageError(f"--seeds {text!r}: give distinct whole numbers >= 0, e.g. 0,1,2")
+    if not seeds or any(not 0 <= s < 2 ** 32 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds {text[:40]!r}: give distinct whole numbers from 0 to "
+                         f"2**32 - 1, e.g. 0,1,2")
     return seeds
 
 
@@ -172,10 +173,10 @@ def prepare(args: argparse.Namespace) -> tuple[Support, DataBundle, Settings, li
         raise UsageError(str(e)) from None
     if len(set(modes)) != len(modes):
         raise UsageError(f"--init {args.init!r} names a mode twice")
-    if args.epochs < 1:
-        raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
-    if args.lr is not None and not args.lr > 0:
-        raise UsageError(f"--lr must be > 0, got {args.lr}")
+    if not 1 <= args.epochs < 2 ** 31:
+        raise UsageError(f"--epochs must be >= 1 and below 2**31, got {args.epochs}")
+    if args.lr is not None and not 0 < args.lr < float("inf"):  # (NaN fails it too)
+        raise UsageError(f"--lr must be a finite number > 0, got {args.lr}")
     if args.name and len(modes) > 1:
         raise UsageError("--name names one folder; give a single --init with it")
     seeds = _seeds(args.seeds)

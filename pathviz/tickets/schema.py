@@ -118,12 +118,32 @@ def read_ticket(tdir: str | os.PathLike) -> dict[str, Any]:
     p = Path(tdir) / TICKET_FILE
     try:
         data = json.loads(p.read_text())
-    except (OSError, ValueError) as e:
-        raise TicketError(f"{p} cannot be read ({e})") from None
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: nested too deep
+        raise TicketError(f"{p} cannot be read ({str(e)[:200]})") from None
+    if not isinstance(data, dict):
+        raise TicketError(f"{p} is not a ticket description (not a JSON object)")
     if str(data.get("schema_version", "")).split(".")[0] != TICKET_SCHEMA.split(".")[0]:
-        raise TicketError(f"{p} has schema {data.get('schema_version')!r}; this pathviz reads "
-                          f"{TICKET_SCHEMA}")
+        raise TicketError(f"{p} has schema {str(data.get('schema_version'))[:40]!r}; this "
+                          f"pathviz reads {TICKET_SCHEMA}")
+    for key, kind in _TICKET_TYPES.items():
+        value = data.get(key)
+        if (value is None and (key in _TICKET_REQUIRED or key in data)
+                and key not in _TICKET_NULLABLE) or not (value is None or (
+                isinstance(value, kind) and not isinstance(value, bool)
+                and (not isinstance(value, (int, float)) or abs(value) < 2 ** 63))):
+            raise TicketError(f"{p} is damaged: {key} is {str(value)[:40]!r}; delete the "
+                              f"ticket folder and retrain it")
     return data
+
+
+# the fields readers use, and what each must be (a shared run's tickets are data from anywhere)
+_TICKET_TYPES: dict[str, type | tuple[type, ...]] = {
+    **dict.fromkeys(("name", "init", "budget", "kind", "dataset", "reference"), str),
+    **dict.fromkeys(("iteration", "epochs", "epochs_run", "params", "flops"), int),
+    **dict.fromkeys(("params_full", "flops_full", "lr"), (int, float)), "seeds": list}
+_TICKET_NULLABLE = ("kind", "dataset", "reference", "params_full", "flops_full", "lr")
+_TICKET_REQUIRED = ("name", "iteration", "init", "budget", "epochs", "epochs_run", "params",
+                    "flops")
 
 
 def list_tickets(run_dir: str | os.PathLike) -> list[Path]:

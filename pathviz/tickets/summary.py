@@ -231,7 +231,7 @@ def _read_config(run_dir: Path) -> dict[str, Any] | None:
     try:
         cfg = json.loads(runs.paths_for_dir(run_dir).config.read_text())
         return cfg if isinstance(cfg, dict) else None
-    except (OSError, ValueError, runs.RunError):
+    except (OSError, ValueError, RecursionError, runs.RunError):
         return None
 
 

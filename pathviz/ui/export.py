@@ -102,6 +102,26 @@ def _report_ui(report: dict[str, Any], out: Path, root: Path) -> None:
                            key=f"dl:{f.name}", icon=":material/download:")
 
 
+def _sound_report(report: Any) -> bool:
+    """Whether an export report read from disk has every field :func:`_report_ui` shows, each
+    of the kind the exporter writes."""
+    def num(v: Any, whole: bool = False) -> bool:
+        return isinstance(v, int if whole else (int, float)) and not isinstance(v, bool) and \
+            abs(v) < 2 ** 63  # (NaN and inf fail it too)
+
+    return (isinstance(report, dict)
+            and all(num(report.get(k), True) for k in ("params_after", "params_before",
+                                                        "macs_after", "macs_before"))
+            and all(report.get(k) is None or num(report[k]) for k in ("file_size", "test_acc"))
+            and num(report.get("max_abs_diff_compact_vs_masked"))
+            and isinstance(report.get("warnings", []), list)
+            and all(isinstance(w, str) for w in report.get("warnings", []))
+            and isinstance(report.get("layers") or [], list)
+            and all(isinstance(r, dict) for r in report.get("layers") or [])
+            and all(isinstance(report.get(k) or "", str) and "\0" not in (report.get(k) or "")
+                    for k in ("file", "arch")))
+
+
 def _plain(note: str) -> str:
     """A report note in the app's words: the CLI's ``--data-root`` is the Data root field."""
     return note.replace("pass --data-root with", "enter the data root of").replace(
@@ -162,7 +182,11 @@ def export_ui(view: RunView, iteration: int, root: Path) -> None:
     for report_file in sorted(view.info.paths.exports.glob(f"*{iteration}*{mode}*.json")):
         try:
             report = json.loads(report_file.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: nested too deep
+            continue
+        if not _sound_report(report):  # a shared run's file: data from anywhere
+            st.caption(f"The report {inert(report_file.name)} of an earlier export is damaged, "
+                       f"so it is not shown; export again to replace it.")
             continue
         if report.get("iteration") == iteration and report.get("mode") == mode and \
                 report.get("format") == fmt and Path(report.get("file", "")).exists():
