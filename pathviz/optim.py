@@ -20,7 +20,14 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from pathviz import _fused
-from pathviz.slbi_update import Scratch, _foreach_slbi, _fused_slbi, _sgd, _single_tensor_slbi
+from pathviz.slbi_update import (
+    Scratch,
+    _foreach_slbi,
+    _fused_job,
+    _fused_slbi_groups,
+    _sgd,
+    _single_tensor_slbi,
+)
 from pathviz.spans import Span, check_spans, group_lambda, span_view, support_mask
 
 PENALTIES = ("group", "l1", None)
@@ -124,6 +131,7 @@ class SLBI(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         _balance_gradients(self.param_groups)
+        fused = []  # the fused path takes every group of the step in one compiled call
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
@@ -162,8 +170,8 @@ class SLBI(Optimizer):
             bufs = [self.state[p].get("momentum_buffer") for p in params]
             impl = self._choose_impl(params, grads)
             if impl == "fused":
-                _fused_slbi(params, grads, bufs, zs, gammas, lams, **kw,
-                            scratch=[self._scratch.get(p) for p in params])
+                fused.append(_fused_job(params, grads, bufs, zs, gammas, lams, **kw,
+                                        scratch=[self._scratch.get(p) for p in params]))
             elif impl == "foreach":
                 _foreach_slbi(params, grads, bufs, zs, gammas, lams, **kw,
                               scratch=[self._scratch.get(p) for p in params])
@@ -172,6 +180,8 @@ class SLBI(Optimizer):
             if group["momentum"] != 0:
                 for p, b in zip(params, bufs):
                     self.state[p]["momentum_buffer"] = b
+        if fused:
+            _fused_slbi_groups(fused)
         return loss
 
     def _choose_impl(self, params: list[Tensor], grads: list[Tensor]) -> str:
