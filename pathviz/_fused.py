@@ -31,9 +31,10 @@ if AVAILABLE:
 def supports(params: list[torch.Tensor], grads: list[torch.Tensor]) -> bool:
     """True when every tensor is a contiguous float32/float64 CPU tensor the kernels can take."""
     for p, g in zip(params, grads):
-        if p.device.type != "cpu" or p.dtype not in (torch.float32, torch.float64):
+        # is_cpu and dtype identity: no device object built per tensor on every step
+        if not p.is_cpu or (p.dtype is not torch.float32 and p.dtype is not torch.float64):
             return False
-        if g.dtype != p.dtype or not (p.is_contiguous() and g.is_contiguous()):
+        if g.dtype is not p.dtype or not (p.is_contiguous() and g.is_contiguous()):
             return False
     return True
 

@@ -203,11 +203,13 @@ def _foreach_slbi(params: list[Tensor], grads: list[Tensor], bufs: list[Tensor |
 def _fused_slbi(params: list[Tensor], grads: list[Tensor], bufs: list[Tensor | None],
                 zs: list[Tensor], gammas: list[Tensor], lams: list[float], *, lr: float,
                 kappa: float, nu: float, momentum: float, weight_decay: float, nesterov: bool,
-                penalty: str, scratch: list[Tensor], spans: list[Span] | None = None) -> None:
+                penalty: str, scratch: list[Tensor] | None = None,
+                spans: list[Span] | None = None) -> None:
     """SLBI step as one pass per group row (numba, CPU): m, W, z and ||z_g|| then Gamma_g.
 
     A row is one filter, small enough to stay in cache, so each tensor crosses memory once.
-    Without momentum the kernel still writes m, into ``scratch`` (kept at zero beforehand).
+    Without momentum the kernel still reads and writes m, in ``scratch`` (one tensor like each
+    param, zeroed before each step; allocated here if not given).
     With ``spans`` a group is not a row: the kernel does the elementwise m, W and z pass and
     Gamma comes from the groups' norms across the tensors afterwards.
     """
@@ -232,8 +234,8 @@ class _FusedJob:
 def _fused_job(params: list[Tensor], grads: list[Tensor], bufs: list[Tensor | None],
                zs: list[Tensor], gammas: list[Tensor], lams: list[float], *, lr: float,
                kappa: float, nu: float, momentum: float, weight_decay: float, nesterov: bool,
-               penalty: str, scratch: list[Tensor], spans: list[Span] | None = None
-               ) -> _FusedJob:
+               penalty: str, scratch: list[Tensor] | None = None,
+               spans: list[Span] | None = None) -> _FusedJob:
     """Gather one param group for :func:`_fused_slbi_groups`; fills ``bufs`` (zeros before the
     first step: mom*0 + g == g, so the first step's m = g, exactly)."""
     job = _FusedJob()
@@ -244,8 +246,8 @@ def _fused_job(params: list[Tensor], grads: list[Tensor], bufs: list[Tensor | No
     job.zs, job.gammas, job.spans, job.kappa = zs, gammas, spans, kappa
     job.lam = lams[0] if lams else 0.0
     for i, w in enumerate(params):
-        if momentum == 0:
-            m = scratch[i].zero_()  # the kernel reads m: mom*0 + g == g
+        if momentum == 0:  # the kernel reads m: mom*0 + g == g
+            m = scratch[i].zero_() if scratch is not None else torch.zeros_like(w)
         else:
             if bufs[i] is None:
                 bufs[i] = torch.zeros_like(w)
