@@ -1,12 +1,21 @@
-"""Fused SLBI kernels: one pass per group row, compiled by numba for the CPU.
+"""Fused SLBI kernels: the step of every tensor with a Gamma in one call, compiled by numba.
 
 Kept apart from ``optim.py`` so that numba stays optional: without it, ``AVAILABLE`` is False and
 the optimizer uses its ``torch._foreach_*`` path.
 
-Why the kernels look the way they do: scalars are cast to the arrays' dtype before the call, else
-every float32 element op is promoted to float64 and the loop runs about 1.6x slower; there are no
-per-element branches for the first step or weight decay (a zero momentum buffer gives ``m = g``
-exactly, and ``wd = 0`` adds an exact zero).
+Why the kernels look the way they do (issue 37 measured each; bench/README.md):
+
+- one compiled call takes every tensor of a step, by address (:func:`step_many`), split into
+  work items of whole rows: one call per tensor cost more than the arithmetic on small models;
+- the elementwise loops index slices from 0, so numba drops its negative-index wraparound and
+  LLVM vectorizes them; scalars come in the arrays' dtype (a float64 scalar would promote every
+  float32 element op: slower, and other bits);
+- each row's group norm is a float64 sum of float32 squares taken element by element in column
+  order, as it always was: the last bit of Gamma, and so the golden figures, depend on that
+  order. It runs 4 rows in the lanes of one vector (:func:`_sumsq_typer`), 8 rows at a time,
+  after the rows' elementwise pass: the same adds in the same order, at a fraction of the time;
+- there are no per-element branches for the first step or weight decay (a zero momentum buffer
+  gives ``m = g`` exactly, and ``wd = 0`` adds an exact zero).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 :func:`_single_tensor_slbi` is the reference, written as the equations in
 :class:`pathviz.optim.SLBI`'s docstring read; :func:`_foreach_slbi` (``torch._foreach_*``,
-allocation-free with :class:`Scratch`) and :func:`_fused_slbi` (numba, one pass per group row)
+allocation-free with :class:`Scratch`) and :func:`_fused_slbi` (numba, every tensor of a step in
+one call: :func:`_fused_job` gathers a param group, :func:`_fused_slbi_groups` runs them all)
 give the same numbers up to float rounding, as tests/test_optim.py checks. :func:`_sgd` is the
 plain momentum step of parameters without a Gamma. The optimizer class only gathers the lists
 and calls one of them (house style, after torch.optim.sgd).
