@@ -1,8 +1,9 @@
-"""What pinning the numerics costs: training speed of the demo (LeNet-5 on digits, the SLBI
-step included) at each ``cpu_isa`` level against ``native`` (the machine's own kernels), and
-the thread pin against torch's default thread count, interleaved in one run.
+"""What pinning the numerics costs: training speed of the demo (LeNet-5 on digits) and the
+vit_demo (vit_tiny on digits), the SLBI step included, at each ``cpu_isa`` level against
+``native`` (the machine's own kernels), and the thread pin against torch's default thread
+count, interleaved in one run.
 
-    python bench/determinism.py [--iterations 300] [--rounds 3]
+    python bench/determinism.py [--iterations 300] [--rounds 3] [--presets demo,vit_demo]
 
 Each setting runs in a fresh process, since the libraries fix their kernels at their first
 computation; the rounds interleave the settings so a busy machine slows them alike. Prints
@@ -21,8 +22,9 @@ import time
 CHILD = "--child"
 
 
-def child(level: str, threads: int | None, iterations: int) -> None:
-    """Time ``iterations`` demo steps in this process, pinned to ``level``; print it/s."""
+def child(preset: str, level: str, threads: int | None, iterations: int) -> None:
+    """Time ``iterations`` training steps of ``preset`` in this process, pinned to ``level``;
+    print it/s."""
     from pathviz import numerics
 
     numerics.pin(level, threads)
@@ -34,10 +36,12 @@ def child(level: str, threads: int | None, iterations: int) -> None:
     from pathviz.models import build_model
     from pathviz.train import make_optimizer
 
-    cfg = PRESETS["demo"]
+    cfg = PRESETS[preset]
     torch.manual_seed(0)
-    data = split_validation(load_dataset("digits"), cfg.val_fraction, cfg.split_seed)
-    model = build_model("lenet5", num_classes=10, in_channels=1, input_size=28)
+    data = split_validation(load_dataset(cfg.dataset), cfg.val_fraction, cfg.split_seed)
+    extra = {"input_size": data.info.image_size} if cfg.model == "lenet5" else {}
+    model = build_model(cfg.model, num_classes=data.info.num_classes,
+                        in_channels=data.info.in_channels, **extra)
     opt = make_optimizer(model, cfg)
     loader = BatchLoader(data.train_x, data.train_y, data.info, cfg.batch_size, shuffle=True,
                          augment=False)
@@ -63,12 +67,13 @@ def child(level: str, threads: int | None, iterations: int) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == CHILD:
-        level, threads, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
-        return child(level, None if threads == "default" else int(threads), n)
+        preset, level, threads, n = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+        return child(preset, level, None if threads == "default" else int(threads), n)
     p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--iterations", type=int, default=300)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--presets", default="demo,vit_demo", help="comma-separated presets")
     a = p.parse_args()
     from pathviz import numerics
 
@@ -77,24 +82,27 @@ def main() -> None:
     settings = [(lv, "1") for lv in levels] + [("native", "default"), ("avx2", "default")]
     env = {k: v for k, v in os.environ.items()
            if k not in numerics.LEVELS["avx2"] and not k.endswith("_NUM_THREADS")}
-    rates: dict[tuple[str, str], list[float]] = {s: [] for s in settings}
-    caps: dict[tuple[str, str], str] = {}
+    presets = a.presets.split(",")
+    keys = [(pr, lv, th) for pr in presets for lv, th in settings]
+    rates: dict[tuple[str, str, str], list[float]] = {k: [] for k in keys}
+    caps: dict[tuple[str, str, str], str] = {}
     for _ in range(a.rounds):
-        for level, threads in settings:
-            out = subprocess.run([sys.executable, __file__, CHILD, level, threads,
-                                  str(a.iterations)], capture_output=True, text=True, env=env,
+        for key in keys:
+            out = subprocess.run([sys.executable, __file__, CHILD, *key, str(a.iterations)],
+                                 capture_output=True, text=True, env=env,
                                  check=True).stdout.split()
-            rates[(level, threads)].append(float(out[0]))
-            caps[(level, threads)] = out[1]
+            rates[key].append(float(out[0]))
+            caps[key] = out[1]
     print(f"{time.strftime('%Y-%m-%d')} · {os.cpu_count()} CPU cores · {numerics._cpu_name()} · "
-          f"demo (LeNet-5, digits, batch 64, SLBI), {a.iterations} iterations, best of "
-          f"{a.rounds} interleaved rounds, a fresh process each")
-    for level, threads in settings:
-        best = max(rates[(level, threads)])
-        base = max(rates[("native", threads)])
+          f"{a.iterations} training iterations (SLBI step included), best of {a.rounds} "
+          f"interleaved rounds, a fresh process each")
+    for preset, level, threads in keys:
+        best = max(rates[(preset, level, threads)])
+        base = max(rates[(preset, "native", threads)])
         tn = "1 thread" if threads == "1" else f"torch's default ({os.cpu_count()} threads)"
-        print(f"cpu_isa {level:<9} {tn:<30} ATen {caps[(level, threads)]:<8} {best:7.1f} it/s"
-              f"   x{best / base:.2f} of native")
+        print(f"{preset:<9} cpu_isa {level:<9} {tn:<30} ATen "
+              f"{caps[(preset, level, threads)]:<8} {best:7.1f} it/s   x{best / base:.2f} of "
+              f"native")
 
 
 if __name__ == "__main__":

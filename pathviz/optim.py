@@ -20,7 +20,14 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from pathviz import _fused
-from pathviz.slbi_update import Scratch, _foreach_slbi, _fused_slbi, _sgd, _single_tensor_slbi
+from pathviz.slbi_update import (
+    Scratch,
+    _foreach_slbi,
+    _fused_job,
+    _fused_slbi_groups,
+    _sgd,
+    _single_tensor_slbi,
+)
 from pathviz.spans import Span, check_spans, group_lambda, span_view, support_mask
 
 PENALTIES = ("group", "l1", None)
@@ -124,6 +131,7 @@ class SLBI(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         _balance_gradients(self.param_groups)
+        fused = []  # the fused path takes every group of the step in one compiled call
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
@@ -136,17 +144,18 @@ class SLBI(Optimizer):
             if any(p.grad.is_sparse for p in params):
                 raise RuntimeError("SLBI does not support sparse gradients")
             grads = [p.grad for p in params]
+            # each param's state looked up once: a tensor's hash is a Python-level call
+            states = [self.state[p] for p in params]
             if group["penalty"] is None:
-                bufs = [self.state[p].get("momentum_buffer") for p in params]
+                bufs = [st.get("momentum_buffer") for st in states]
                 _sgd(params, grads, bufs, lr=group["lr"] * group["kappa"],
                      momentum=group["momentum"], weight_decay=group["weight_decay"],
                      nesterov=group["nesterov"], foreach=self.impl != "single")
                 if group["momentum"] != 0:
-                    for p, b in zip(params, bufs):
-                        self.state[p]["momentum_buffer"] = b
+                    for st, b in zip(states, bufs):
+                        st["momentum_buffer"] = b
                 continue
-            for p in params:
-                st = self.state[p]
+            for p, st in zip(params, states):
                 if "gamma" not in st:
                     # row-major whatever the parameter's layout (e.g. channels-last): the
                     # group prox views each filter as one contiguous row
@@ -157,21 +166,26 @@ class SLBI(Optimizer):
                       nesterov=group["nesterov"], penalty=group["penalty"])
             lams = [group_lambda(p, group) for p in params]
             kw["spans"] = spans
-            gammas = [self.state[p]["gamma"] for p in params]
-            zs = [self.state[p]["z"] for p in params]
-            bufs = [self.state[p].get("momentum_buffer") for p in params]
+            gammas = [st["gamma"] for st in states]
+            zs = [st["z"] for st in states]
+            bufs = [st.get("momentum_buffer") for st in states]
             impl = self._choose_impl(params, grads)
             if impl == "fused":
-                _fused_slbi(params, grads, bufs, zs, gammas, lams, **kw,
-                            scratch=[self._scratch.get(p) for p in params])
+                # scratch stands in for m only without momentum
+                scratch = ([self._scratch.get(p) for p in params] if group["momentum"] == 0
+                           else None)
+                fused.append(_fused_job(params, grads, bufs, zs, gammas, lams, **kw,
+                                        scratch=scratch))
             elif impl == "foreach":
                 _foreach_slbi(params, grads, bufs, zs, gammas, lams, **kw,
                               scratch=[self._scratch.get(p) for p in params])
             else:
                 _single_tensor_slbi(params, grads, bufs, zs, gammas, lams, **kw)
             if group["momentum"] != 0:
-                for p, b in zip(params, bufs):
-                    self.state[p]["momentum_buffer"] = b
+                for st, b in zip(states, bufs):
+                    st["momentum_buffer"] = b
+        if fused:
+            _fused_slbi_groups(fused)
         return loss
 
     def _choose_impl(self, params: list[Tensor], grads: list[Tensor]) -> str:

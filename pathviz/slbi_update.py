@@ -2,7 +2,8 @@
 
 :func:`_single_tensor_slbi` is the reference, written as the equations in
 :class:`pathviz.optim.SLBI`'s docstring read; :func:`_foreach_slbi` (``torch._foreach_*``,
-allocation-free with :class:`Scratch`) and :func:`_fused_slbi` (numba, one pass per group row)
+allocation-free with :class:`Scratch`) and :func:`_fused_slbi` (numba, every tensor of a step in
+one call: :func:`_fused_job` gathers a param group, :func:`_fused_slbi_groups` runs them all)
 give the same numbers up to float rounding, as tests/test_optim.py checks. :func:`_sgd` is the
 plain momentum step of parameters without a Gamma. The optimizer class only gathers the lists
 and calls one of them (house style, after torch.optim.sgd).
@@ -203,26 +204,77 @@ def _foreach_slbi(params: list[Tensor], grads: list[Tensor], bufs: list[Tensor |
 def _fused_slbi(params: list[Tensor], grads: list[Tensor], bufs: list[Tensor | None],
                 zs: list[Tensor], gammas: list[Tensor], lams: list[float], *, lr: float,
                 kappa: float, nu: float, momentum: float, weight_decay: float, nesterov: bool,
-                penalty: str, scratch: list[Tensor], spans: list[Span] | None = None) -> None:
+                penalty: str, scratch: list[Tensor] | None = None,
+                spans: list[Span] | None = None) -> None:
     """SLBI step as one pass per group row (numba, CPU): m, W, z and ||z_g|| then Gamma_g.
 
     A row is one filter, small enough to stay in cache, so each tensor crosses memory once.
-    Without momentum the kernel still writes m, into ``scratch`` (kept at zero beforehand).
+    Without momentum the kernel still reads and writes m, in ``scratch`` (one tensor like each
+    param, zeroed before each step; allocated here if not given).
     With ``spans`` a group is not a row: the kernel does the elementwise m, W and z pass and
     Gamma comes from the groups' norms across the tensors afterwards.
     """
+    _fused_slbi_groups([_fused_job(params, grads, bufs, zs, gammas, lams, lr=lr, kappa=kappa,
+                                   nu=nu, momentum=momentum, weight_decay=weight_decay,
+                                   nesterov=nesterov, penalty=penalty, scratch=scratch,
+                                   spans=spans)])
+
+
+class _FusedJob:
+    """One param group's share of a fused step: its tensors, row shapes, kind and scalars,
+    gathered so that :func:`_fused_slbi_groups` takes every group of a step in one call."""
+
+    __slots__ = ("tensors", "rows", "kind", "nesterov", "hyper", "zs", "gammas", "lam", "kappa",
+                 "spans")
+
+    def __init__(self) -> None:
+        self.tensors: list[tuple[Tensor, ...]] = []
+        self.rows: list[tuple[int, int]] = []
+
+
+def _fused_job(params: list[Tensor], grads: list[Tensor], bufs: list[Tensor | None],
+               zs: list[Tensor], gammas: list[Tensor], lams: list[float], *, lr: float,
+               kappa: float, nu: float, momentum: float, weight_decay: float, nesterov: bool,
+               penalty: str, scratch: list[Tensor] | None = None,
+               spans: list[Span] | None = None) -> _FusedJob:
+    """Gather one param group for :func:`_fused_slbi_groups`; fills ``bufs`` (zeros before the
+    first step: mom*0 + g == g, so the first step's m = g, exactly)."""
+    job = _FusedJob()
+    job.kind = (_fused.KIND_UPDATE if spans is not None
+                else _fused.KIND_L1 if penalty == "l1" else _fused.KIND_GROUP)
+    job.nesterov = bool(nesterov)
+    job.hyper = [(lr, kappa, nu, momentum, weight_decay, lam) for lam in lams]
+    job.zs, job.gammas, job.spans, job.kappa = zs, gammas, spans, kappa
+    job.lam = lams[0] if lams else 0.0
     for i, w in enumerate(params):
-        if momentum == 0:
-            m = scratch[i].zero_()
+        if momentum == 0:  # the kernel reads m: mom*0 + g == g
+            m = scratch[i].zero_() if scratch is not None else torch.zeros_like(w)
         else:
             if bufs[i] is None:
-                bufs[i] = torch.zeros_like(w)  # mom*0 + g == g: the first step's m = g, exactly
+                bufs[i] = torch.zeros_like(w)
             m = bufs[i]
-        _fused.step(group_rows(w.detach()).numpy(), group_rows(grads[i]).numpy(),
-                    group_rows(m).numpy(), group_rows(zs[i]).numpy(),
-                    group_rows(gammas[i]).numpy(), lr=lr, kappa=kappa, nu=nu,
-                    momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
-                    lam=lams[i], l1=penalty == "l1", prox=spans is None)
-    if spans is not None:
-        _span_gammas_(zs, gammas, lams[0], kappa, spans)
+        rows = w.shape[0] if w.dim() > 0 else 1
+        job.rows.append((rows, w.numel() // rows if rows else 0))
+        job.tensors.append((w, grads[i], m, zs[i], gammas[i]))
+    return job
 
+
+def _fused_slbi_groups(jobs: list[_FusedJob]) -> None:
+    """Run the fused step of every gathered param group: one compiled call per dtype, then the
+    prox of the groups that span tensors (it needs every tensor's new z)."""
+    by_dtype: dict[torch.dtype, tuple[list, list, list, list, list]] = {}
+    for job in jobs:
+        for ts, rc, hy in zip(job.tensors, job.rows, job.hyper):
+            lists = by_dtype.get(ts[0].dtype)
+            if lists is None:
+                lists = by_dtype[ts[0].dtype] = ([], [], [], [], [])
+            lists[0].append(ts)
+            lists[1].append(rc)
+            lists[2].append(job.kind)
+            lists[3].append(job.nesterov)
+            lists[4].append(hy)
+    for tensors, rows, kinds, nest, hyper in by_dtype.values():
+        _fused.step_many(tensors, rows, kinds, nest, hyper)
+    for job in jobs:
+        if job.spans is not None:
+            _span_gammas_(job.zs, job.gammas, job.lam, job.kappa, job.spans)

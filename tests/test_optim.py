@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -554,3 +555,83 @@ def test_balance_evens_out_the_gradient_scale_of_the_groups_that_share_its_name(
     assert torch.equal(got[2].grad, grads[2])
     with pytest.raises(ValueError, match="Invalid balance value: 1"):
         SLBI([{"params": [torch.zeros(2, 2, requires_grad=True)], "balance": 1}])
+
+
+def _reference_row_step(w, g, m, z, gam, *, lr, kappa, nu, momentum, weight_decay, nesterov,
+                        lam, l1):
+    """The per-row kernel the fused step replaced, in numpy and a Python loop: every element
+    op in the arrays' dtype with the scalars rounded to it, each row's sum of squares in
+    float64, one element after the other. What the fused step must give, bit for bit."""
+    t = w.dtype.type
+    a, b, c = t(lr * kappa), t(lr * kappa / nu), t(lr / nu)
+    mom, wd, kap, lm = t(momentum), t(weight_decay), t(kappa), t(lam)
+    w0 = w.copy()
+    gg = g + wd * w0
+    m[...] = mom * m + gg
+    d = gg + mom * m if nesterov else m
+    diff = w0 - gam
+    w[...] = w0 - a * d - b * diff
+    z[...] = z + c * diff
+    if l1:
+        gam[...] = kap * (z - np.minimum(np.maximum(z, -lm), lm))
+        return
+    for i in range(z.shape[0]):
+        acc = 0.0
+        for v in z[i] * z[i]:
+            acc += float(v)
+        norm = math.sqrt(acc)
+        s = t(float(kap) * (1.0 - float(lm) / norm) if norm > float(lm) else 0.0)
+        gam[i] = s * z[i]
+
+
+@pytest.mark.skipif(not _fused.AVAILABLE, reason="numba not installed")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("l1", [False, True])
+@pytest.mark.parametrize("nesterov,wd", [(False, 0.0), (True, 1e-2)])
+def test_the_fused_step_gives_the_per_row_kernels_bits(dtype, l1, nesterov, wd):
+    """Bit for bit, whatever the layout: rows in and out of blocks of 8, columns in and out of
+    vectors of 4, a tensor split into several work items, values over many magnitudes (where
+    another order of the float64 sums would round differently), three steps, and the same
+    with the threaded kernel."""
+    rng = np.random.default_rng(0)
+    shapes = [(21, 37), (300, 130), (8, 4), (3, 1), (16, 4608), (16, 4608)]
+    arrays = []
+    for rows, cols in shapes:
+        scale = np.exp(rng.uniform(-12, 3, (rows, cols)))
+        arrays.append([(rng.standard_normal((rows, cols)) * scale).astype(dtype)
+                       for _ in range(5)])
+        arrays[-1][2] *= 0  # m starts at zero
+        arrays[-1][4][rng.random((rows, cols)) < 0.5] = 0  # Gamma partly empty
+    # the last: in each row a few large z among many whose squares are near half a unit in the
+    # last place of the float64 sum, so that a sum in another order (numpy's pairwise, or 4
+    # partial sums: what a vectorized reduction does) rounds otherwise in most rows
+    big = rng.random(shapes[-1]) < 0.02
+    arrays[-1][3][...] = np.where(big, 2.0 ** 10,
+                                  2.0 ** -13.5 * rng.uniform(0.5, 1.5, shapes[-1]))
+    for i in (0, 1, 4):
+        arrays[-1][i] *= dtype(1e-9)
+    hyper = dict(lr=0.3, kappa=1.5, nu=0.7, momentum=0.9, weight_decay=wd, lam=0.05)
+    ref = [[a.copy() for a in arrs] for arrs in arrays]
+    got = [[torch.from_numpy(a.copy()) for a in arrs] for arrs in arrays]
+    threaded = [[t.clone() for t in ts] for ts in got]
+    kind = _fused.KIND_L1 if l1 else _fused.KIND_GROUP
+    hy = [tuple(hyper[k] for k in ("lr", "kappa", "nu", "momentum", "weight_decay", "lam"))]
+    for _ in range(3):
+        for arrs in ref:
+            _reference_row_step(*arrs, **hyper, nesterov=nesterov, l1=l1)
+        _fused.step_many([tuple(ts) for ts in got], shapes, [kind] * len(shapes),
+                         [nesterov] * len(shapes), hy * len(shapes))
+        ts = [tuple(t) for t in threaded]
+        addrs = np.array([[t.data_ptr() for t in x] for x in ts], np.int64)
+        meta = np.array([(r, c, kind, nesterov) for r, c in shapes], np.int64)
+        h = np.array([(0.3 * 1.5, 0.3 * 1.5 / 0.7, 0.3 / 0.7, 0.9, wd, 1.5, 0.05)] * len(ts),
+                     dtype)
+        _fused._STEP(addrs, meta, h, _fused._chunks(meta))
+    assert len(_fused._chunks(np.array([(300, 130, kind, 0)], np.int64))) > 1
+    for arrs, ts, th in zip(ref, got, threaded):
+        for a, t, u in zip(arrs, ts, th):
+            np.testing.assert_array_equal(t.numpy(), a, strict=True)
+            np.testing.assert_array_equal(u.numpy(), a, strict=True)
+    # the check means something only if some groups entered and others did not
+    entered = [np.abs(arrs[4]).sum(axis=1) > 0 for arrs in ref]
+    assert any(e.any() for e in entered) and not all(e.all() for e in entered)
