@@ -45,7 +45,11 @@ function showTab(tab) {
 pvBridge({ data: PV.player, parentElement: document.getElementById('player'),
   setTriggerValue: (k, p) => { if (p && p.t) P.ack = p.t; } });
 for (const b of document.querySelectorAll('nav.tabs button')) {
-  b.addEventListener('click', () => { history.replaceState(null, '', '#' + b.dataset.tab); showTab(b.dataset.tab); });
+  b.addEventListener('click', () => {
+    history.replaceState(null, '', '#' + b.dataset.tab);
+    showTab(b.dataset.tab);
+    b.blur();  // the keys step the player again (a focused button keeps Space and the arrows)
+  });
 }
 layerPick.addEventListener('change', () => pickLayer(layerPick.value));
 showTab(location.hash.slice(1));
