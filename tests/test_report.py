@@ -149,3 +149,20 @@ def test_page_script_binds_the_entry_module():
     s = jsbundle.page_script()
     assert s.count("function pvBridge(") == 1 and "export default" not in s
     assert jsbundle.script().replace("export default function (", "function pvBridge(") == s
+
+
+def test_app_export_view_offers_the_report(tmp_path, monkeypatch):
+    from pathviz.ui.export import report_html
+    from tests.test_app import app, view
+
+    root = tmp_path / "checkpoints"
+    monkeypatch.setenv("PATHVIZ_CHECKPOINTS", str(root))
+    monkeypatch.setenv("PATHVIZ_REFRESH", "0")
+    paths = make_run(root, "exp", n=21, weights_every=10)
+    at = view(app(run="exp", iteration="55"), "Export")  # no weights there: offered anyway
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Download report (HTML)" in labels
+    page = report_html(str(paths.dir), 55).decode()
+    assert page.startswith("<!DOCTYPE html>") and "function pvBridge(" in page
+    assert '"index": 11' in page  # it opens where the app was
+    assert "iteration 56 is not one of the path" in report_html(str(paths.dir), 56).decode()
