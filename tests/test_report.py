@@ -166,3 +166,41 @@ def test_app_export_view_offers_the_report(tmp_path, monkeypatch):
     assert page.startswith("<!DOCTYPE html>") and "function pvBridge(" in page
     assert '"index": 11' in page  # it opens where the app was
     assert "iteration 56 is not one of the path" in report_html(str(paths.dir), 56).decode()
+
+
+def test_the_report_needs_no_torch(tmp_path):
+    import subprocess
+    import sys
+
+    paths = make_run(tmp_path / "ck", "tiny")
+    code = ("import sys\nfrom pathviz.report.__main__ import main\n"
+            f"assert main([{str(paths.dir)!r}, '--out', {str(tmp_path / 'r.html')!r}, "
+            f"'--figures', {str(tmp_path / 'f')!r}]) == 0\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip().splitlines()
+    assert out[-1] == "False"
+
+
+def test_a_demo_sized_path_fits_5_mb_whole(tmp_path):
+    # the demo's shape: 2,521 snapshots of three Γ layers (16, 120 and 84 groups)
+    paths = make_run(tmp_path / "ck", "demo", n=2521, weights_every=30,
+                     groups={"conv2": 16, "conv3": 120, "fc1": 84})
+    out = tmp_path / "r.html"
+    assert main([str(paths.dir), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert out.stat().st_size <= 5_000_000
+    assert "holds every one of the path&#x27;s 2,521 snapshots" in text
+
+
+def test_a_large_path_is_sampled_as_the_app_samples_it_and_says_so(tmp_path, monkeypatch):
+    from pathviz.ui import player
+
+    paths = make_run(tmp_path / "ck", "big", n=60)
+    monkeypatch.setattr(player, "BUDGET", 60 * 62 // 3)  # a third of the rows (62 groups)
+    out = tmp_path / "r.html"
+    assert main([str(paths.dir), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "the Overview heatmap of every 4th snapshot (and the last)" in text
+    data = json.loads(re.search(r'id="pv-data">(.*?)</script>', text, re.S).group(1))
+    assert data["player"]["levels"]["stride"] == 4

@@ -143,15 +143,21 @@ the test accuracy is only reported.</li></ul></section>
 """
 
 
+def _ordinal(k: int) -> str:
+    """2nd, 3rd, 4th, 11th, 21st, ..."""
+    tail = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{tail}"
+
+
 def sampling_note(r: RunReport) -> str:
     """What the page holds of the path, said in the page."""
     if r.stride <= 1:
         return (f"This file holds every one of the path's {r.n:,} snapshots; the player "
                 f"steps through each.")
     return (f"The path has {r.n:,} snapshots. As the app does for large runs, this file holds "
-            f"the Overview heatmap of every {r.stride}th snapshot (and the last): a step between "
-            f"them shows the nearest held one, marked \u201cnearest sent\u201d. Counts, lines "
-            f"and charts hold every snapshot.")
+            f"the Overview heatmap of every {_ordinal(r.stride)} snapshot (and the last): a "
+            f"step between them shows the nearest held one, marked \u201cnearest sent\u201d. "
+            f"Counts, lines and charts hold every snapshot.")
 
 
 def tickets_html(points: list[dict[str, Any]], svg: str | None) -> str:
