@@ -147,8 +147,42 @@ def data_root_ui(view: RunView) -> tuple[str | None, str | None]:
     return text, data_root_problem(text)
 
 
+def report_html(run_dir: str, iteration: int) -> bytes:
+    """The run's HTML report opening at ``iteration`` (``python -m pathviz.report``, run in its
+    own process: the report reuses the views' modules, so a view runs it rather than import
+    it). A report that cannot be made is a small page with the one-sentence reason."""
+    import html
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "report.html"
+        done = subprocess.run([sys.executable, "-m", "pathviz.report", run_dir, "--out", str(out),
+                               "--iteration", str(int(iteration))], capture_output=True,
+                              text=True, timeout=600, stdin=subprocess.DEVNULL)
+        if done.returncode == 0:
+            return out.read_bytes()
+    why = html.escape(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else
+                      f"pathviz.report exited with {done.returncode}")
+    return f"<!DOCTYPE html><meta charset=utf-8><p>No report: {why}</p>".encode()
+
+
+def report_button_ui(view: RunView, iteration: int) -> None:
+    """*Download report*: the run as one HTML file that opens offline (docs/report.md)."""
+    run_dir, name = str(view.info.paths.dir), view.info.name
+    st.download_button("Download report (HTML)", key="report_html", mime="text/html",
+                       data=lambda: report_html(run_dir, iteration),  # values captured: no
+                       file_name=f"{name}-report.html", on_click="ignore",  # session here
+                       icon=":material/download:",
+                       help="The header, the player (Overview, Layer, Metrics, presentation "
+                            "mode), the stop's summary and the method, in one file that "
+                            "opens from disk with no network.")
+
+
 def export_ui(view: RunView, iteration: int, root: Path) -> None:
     """The export form at the selected iteration, or the nearest iterations that have weights."""
+    report_button_ui(view, iteration)
     wits = view.data["weight_iterations"]
     if iteration not in set(wits.tolist()):
         near = nearest(wits, iteration)

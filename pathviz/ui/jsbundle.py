@@ -48,3 +48,14 @@ def script() -> str:
 def uplot_css() -> str:
     """uPlot's own stylesheet (vendored)."""
     return (VENDOR / "uPlot.min.css").read_text()
+
+
+def page_script(entry: str = "pvBridge") -> str:
+    """:func:`script` for a page that no Streamlit component runs (the report,
+    :mod:`pathviz.report`): the entry module's default export bound to ``entry`` instead, so
+    that code appended to the same module calls it with its own data and element."""
+    text, n = re.subn(r"^export default function\s*\(", f"function {entry}(", script(), count=1,
+                      flags=re.M)
+    if n != 1:
+        raise ValueError("bridge.js has no `export default function (`; update page_script")
+    return text
