@@ -133,7 +133,7 @@ def test_the_stop_is_what_export_writes(demo_run, tmp_path):
 
 
 def test_the_readme_export_examples_work_as_printed(demo_run, tmp_path):
-    """The README's "Exporting a subnetwork" commands, run as printed on the demo (its
+    """docs/cli.md's "Exporting a subnetwork" commands, run as printed on the demo (its
     ``checkpoints/cli-demo`` is this module's demo run), export the suggested stop, and the
     figures that section quotes for it are what they print and write. They write only inside
     the run folder: nothing in the working directory, nothing in the app's
@@ -141,8 +141,9 @@ def test_the_readme_export_examples_work_as_printed(demo_run, tmp_path):
     import re
     import shlex
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme[readme.index("## Exporting a subnetwork\n"):readme.index("## Tickets\n")]
+    page = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    start = page.index("## Exporting a subnetwork\n")
+    section = page[start:page.index("\n## ", start + 1)]
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     commands = [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
     assert len(commands) == 2 and all(c[:3] == ["python", "-m", "pathviz.export"]
