@@ -191,12 +191,13 @@ def test_the_tour_runs_as_printed(tmp_path, exact_figures):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints"]
     readme = tour.page.read_text()
     said = re.search(r"`pathviz\.inspect` prints.*?\n```\n(.*?)```", readme, re.S).group(1)
-    assert printed["pathviz.inspect"].splitlines()[0] == said.splitlines()[0]  # iterations
+    # the run, its status, model and data: the same on any machine
+    assert printed["pathviz.inspect"].splitlines()[:4] == said.splitlines()[:4]
     export = re.search(r"The export writes `(checkpoints/cli-demo/exports/[\w.-]+)`", readme)
     assert (tmp_path / export.group(1)).is_file(), sorted((run / "exports").iterdir())
     assert (run / "tickets" / "rewind").is_dir() and (run / "tickets" / "reinit").is_dir()
     if exact_figures("the README tour's inspect output"):
-        assert printed["pathviz.inspect"] == said
+        assert printed["pathviz.inspect"].rstrip("\n") == said.rstrip("\n")
 
 
 def test_the_optimizer_fragment_runs_as_printed():
