@@ -195,7 +195,10 @@ def test_the_tour_runs_as_printed(tmp_path, exact_figures):
     assert printed["pathviz.inspect"].splitlines()[:4] == said.splitlines()[:4]
     export = re.search(r"The export writes `(checkpoints/cli-demo/exports/[\w.-]+)`", readme)
     assert (tmp_path / export.group(1)).is_file(), sorted((run / "exports").iterdir())
-    assert (run / "tickets" / "rewind").is_dir() and (run / "tickets" / "reinit").is_dir()
+    stop = re.search(r"suggested stop: iteration (\d+)", printed["pathviz.inspect"]).group(1)
+    assert sorted(p.name for p in (run / "tickets").iterdir() if p.is_dir()) == [
+        f"it{stop}-reinit-epochs5", f"it{stop}-rewind-epochs5"]
+    assert "rewind" in printed["pathviz.retrain"] and "reinit" in printed["pathviz.retrain"]
     if exact_figures("the README tour's inspect output"):
         assert printed["pathviz.inspect"].rstrip("\n") == said.rstrip("\n")
 
