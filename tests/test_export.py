@@ -532,7 +532,7 @@ def test_a_vit_onnx_export_runs(vit_run, tmp_path):
 
 @pytest.mark.slow  # 343-409 s on one shared core: 20 steps and two exports of an 86M ViT
 def test_a_tv_vit_b_16_smoke_run_exports_smaller_and_loads_with_torch_alone(tmp_path):
-    """The README's torchvision ViT-B/16 smoke run: 20 iterations on a tiny generated image
+    """docs/presets.md's torchvision ViT-B/16 smoke run: 20 iterations on a tiny generated image
     folder select about half the MLP neurons, so a compact export at iteration 20 shrinks; the
     .pt2 loads with torch alone and the .onnx with onnxruntime, and both compute what the
     masked model computes. (torchvision's heads are nn.MultiheadAttention, whose heads the

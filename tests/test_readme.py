@@ -1,4 +1,4 @@
-"""The README's "Bring your own training loop" example, run exactly as printed.
+"""docs/own-loop.md ("Bring your own training loop", "Your own transformer"), run as printed.
 
 The python block of that section is pasted line by line into an interactive Python console
 (what "copy-paste into ``python``" does, blank lines and all), in a temporary working
@@ -6,26 +6,10 @@ directory so that ``checkpoints/mine`` lands there; then every command of the ba
 follows it runs as printed (``python`` is this interpreter). The test checks the section's
 claims: every Γ layer has some but not all of its groups selected at the last snapshot, the
 export at ``--iteration stop`` is inspect's suggested stop, and its test accuracy is above the
-threshold the README states ("test accuracy is above N %").
+threshold the page states ("test accuracy is above N %").
 
-README blocks this test deliberately does not run, and why:
-- the two install commands under the title (``pip install -r requirements*.lock`` then
-  ``streamlit run`` / ``python -m pytest``): they build a 5.5 GB environment, need the network,
-  and the second runs this whole suite; ``.ci/run`` runs them on a fresh clone;
-- "Training from the command line" (``--preset demo``, ``--resume``, ``--help``) and its
-  ``pathviz.inspect`` output: the demo trains for about 45 s; ``tests/test_train.py`` trains it
-  and asserts those figures and the fingerprint;
-- the pin's cost table under "Same numbers on every machine": output of ``bench/determinism.py``,
-  not a command;
-- "Training on several processes" (``torchrun``): several processes; ``tests/test_distributed.py``
-  covers them;
-- "Training on a GPU": needs CUDA and the CIFAR-10 files;
-- "The optimizer": a fragment that uses a ``model`` defined elsewhere;
-- "Exporting a subnetwork" and "Tickets": they need ``checkpoints/cli-demo`` (the 45 s demo) and the
-  tickets one retrains 18 variants for minutes; ``--iteration stop`` itself is tested in
-  ``tests/test_export.py`` and ``tests/test_retrain.py``, and the export command here uses it;
-- "Layout": a file map, not a command;
-- "Development" (``pip-compile``): needs the network and rewrites the locks.
+Which test runs every other block of the README and docs, and which blocks are not run and
+why: tests/test_docs.py.
 """
 
 from __future__ import annotations
@@ -43,7 +27,8 @@ import numpy as np
 from pathviz.store import PathReader
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTION = "## Bring your own training loop"
+PAGE = ROOT / "docs" / "own-loop.md"
+SECTION = "# Bring your own training loop"
 
 # an interactive console fed one line at a time, as a paste into `python` is; any error ends it
 # with exit 1 (the plain console would print it and carry on)
@@ -81,7 +66,7 @@ def section_text(text: str, heading: str) -> str:
 
 
 def test_the_byo_loop_snippet_and_its_export_work_as_printed(tmp_path, exact_figures):
-    readme = (ROOT / "README.md").read_text()
+    readme = PAGE.read_text()
     mine = [(lang, body) for heading, lang, body in blocks(readme) if heading == SECTION]
     langs = [lang for lang, _ in mine]
     assert langs[:2] == ["python", "bash"], langs
@@ -154,15 +139,15 @@ def test_the_byo_loop_snippet_and_its_export_work_as_printed(tmp_path, exact_fig
         int(g) for g in said_support.groups()]
 
 
-TRANSFORMER = "### Your own transformer"
+TRANSFORMER = "## Your own transformer"
 
 
 def test_the_transformer_snippet_records_head_groups_as_printed(tmp_path, exact_figures):
-    """The README's own nn.TransformerEncoder, pasted into ``python`` as printed: its run has
+    """docs/own-loop.md's own nn.TransformerEncoder, pasted into ``python`` as printed: its run has
     head and MLP-neuron layers, each with some but not all groups selected at the end (the
     section says so), the app's reader opens it, and export refuses the custom model in one
     sentence."""
-    readme = (ROOT / "README.md").read_text()
+    readme = PAGE.read_text()
     mine = [(lang, body) for heading, lang, body in blocks(readme) if heading == TRANSFORMER]
     assert mine and mine[0][0] == "python", mine
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -182,7 +167,7 @@ def test_the_transformer_snippet_records_head_groups_as_printed(tmp_path, exact_
     assert kinds == ["heads", "mlp", "heads", "mlp"]
     for name, (inside, groups) in support.items():
         assert 0 < inside < groups, f"{name}: {inside}/{groups} groups selected: {support}"
-    text = " ".join(section_text(readme, "## Bring your own training loop").split())
+    text = " ".join(section_text(readme, TRANSFORMER).split())
     said = re.search(r"At the end the two attention layers keep (\d+) and (\d+) of their 4 "
                      r"heads and the two MLPs (\d+) and (\d+) of their 64 neurons", text)
     assert said, "the section no longer states the transformer's support"

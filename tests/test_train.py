@@ -50,7 +50,8 @@ OTHER_MACHINE = {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"
                  "MKL_NUM_THREADS": "3"}
 
 
-# The README's demo figures (seed 0), printed by `python -m pathviz.inspect checkpoints/demo`
+# The demo's figures in README.md and docs/presets.md (seed 0), printed by
+# `python -m pathviz.inspect checkpoints/demo`
 # with the locked environment (requirements-dev.lock). The worker pins its thread count and its
 # CPU kernels (cpu_isa avx2), so they hold on any x86-64 machine with AVX2: see the thread test
 # below and tests/test_numerics.py, which simulates other machines' instruction sets.
@@ -79,9 +80,9 @@ def test_the_environment_is_the_locked_one():
 
 
 def test_demo_path_is_worth_watching(demo_run, exact_figures):
-    """The demo's figures are the README's (seed 0): the stop comes at 35 % of the run and keeps
-    26 % of the parameters (seeds 1 and 2: README, "The demo preset"). The exact figures and the
-    fingerprint below catch any change to the path."""
+    """The demo's figures are docs/presets.md's (seed 0): the stop comes at 35 % of the run and
+    keeps 26 % of the parameters (seeds 1 and 2: docs/presets.md, "The demo preset"). The exact
+    figures and the fingerprint below catch any change to the path."""
     assert status(demo_run)["state"] == "finished"
     proc = subprocess.run([sys.executable, "-m", "pathviz.inspect", str(demo_run), "--json"],
                           capture_output=True, text=True, check=True)
@@ -133,7 +134,7 @@ def test_the_stop_is_what_export_writes(demo_run, tmp_path):
 
 
 def test_the_readme_export_examples_work_as_printed(demo_run, tmp_path):
-    """The README's "Exporting a subnetwork" commands, run as printed on the demo (its
+    """docs/cli.md's "Exporting a subnetwork" commands, run as printed on the demo (its
     ``checkpoints/cli-demo`` is this module's demo run), export the suggested stop, and the
     figures that section quotes for it are what they print and write. They write only inside
     the run folder: nothing in the working directory, nothing in the app's
@@ -141,8 +142,9 @@ def test_the_readme_export_examples_work_as_printed(demo_run, tmp_path):
     import re
     import shlex
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme[readme.index("## Exporting a subnetwork\n"):readme.index("## Tickets\n")]
+    page = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    start = page.index("## Exporting a subnetwork\n")
+    section = page[start:page.index("\n## ", start + 1)]
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     commands = [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
     assert len(commands) == 2 and all(c[:3] == ["python", "-m", "pathviz.export"]
@@ -670,7 +672,7 @@ def vit_demo_run(tmp_path_factory) -> Path:
     return out
 
 
-# The README's vit_demo figures (seed 0), printed by `python -m pathviz.inspect
+# vit_demo's figures in docs/presets.md (seed 0), printed by `python -m pathviz.inspect
 # checkpoints/vit_demo --json`; pinned numerics make them hold on any x86-64 machine with AVX2.
 GOLDEN_VIT = {"iterations": 3600, "stop": 1800, "params_kept": 65_344,
               "test_acc_sparse": 0.9444, "in_support": [3, 99, 2, 59, 1, 48, 1, 27],
@@ -680,7 +682,7 @@ GOLDEN_VIT = {"iterations": 3600, "stop": 1800, "params_kept": 65_344,
 def test_vit_demo_path_shows_heads_and_neurons_entering(vit_demo_run, exact_figures):
     """vit_tiny on digits: heads and MLP neurons enter at staggered times, every layer ends
     10-95 % selected, the stop comes before 60 % of the run keeping under 60 % of the
-    parameters, and its figures are the README's, exactly."""
+    parameters, and its figures are docs/presets.md's, exactly."""
     proc = subprocess.run([sys.executable, "-m", "pathviz.inspect", str(vit_demo_run), "--json"],
                           capture_output=True, text=True, check=True)
     s = json.loads(proc.stdout)

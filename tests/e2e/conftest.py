@@ -19,7 +19,6 @@ from pathviz.store import PathWriter, Snapshot
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 REPO = Path(__file__).parents[2]
-DOCS = REPO / "docs"
 
 NO_CHROMIUM = not os.path.exists(CHROMIUM)
 
@@ -119,6 +118,13 @@ def app_url(tmp_path_factory):
     proc.terminate()
     proc.wait(timeout=20)
     log.close()
+
+
+@pytest.fixture(scope="session")
+def shots(tmp_path_factory) -> Path:
+    """Where the browser tests write their screenshots: a temporary folder, never docs/
+    (``python docs/screenshots.py RUN docs`` renews the docs' images on demand)."""
+    return tmp_path_factory.mktemp("shots")
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,15 @@
 """End to end in headless Chromium: URLs that reproduce a view, scrubbing, layout, Compare.
 
 Every wait is on page state (script idle, the iteration shown, the marker moved), never a sleep.
-Screenshots of the views at 1024x768 go to docs/ for the README.
+Screenshots of the views at 1024x768 go to a temporary folder (docs/screenshots.py takes the
+docs' own).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import DOCS, SHOWN, idle, next_snapshot, shown_iteration
+from tests.e2e.conftest import SHOWN, idle, next_snapshot, shown_iteration
 
 VIEW_TITLES = {"overview": "Overview", "layer": "Layer", "metrics": "Metrics & stopping",
                "filters": "Filters", "export": "Export", "compare": "Compare",
@@ -102,7 +103,7 @@ def test_bad_link_parameters_get_notes_not_tracebacks(app_url, browser):
 
 
 @pytest.mark.parametrize("view", ["overview", "layer", "metrics", "compare"])
-def test_layout_fits_1024x768(app_url, browser, view):
+def test_layout_fits_1024x768(app_url, browser, view, shots):
     """Nothing is cut at 1024x768: no element or chart wider than the page, no side scroll."""
     page = browser.new_page(viewport={"width": 1024, "height": 768})
     page.goto(f"{app_url}/?run=e2e&view={view}&iteration=150{EXTRA.get(view, '')}")
@@ -119,11 +120,11 @@ def test_layout_fits_1024x768(app_url, browser, view):
       if (main && main.scrollWidth > main.clientWidth + 1) out.push('horizontal scroll');
       return out; }""")
     assert cut == [], f"cut at 1024x768: {cut}"
-    DOCS.mkdir(exist_ok=True)  # the README's screenshots: the same page, tall enough to see all
+    # the screenshot: the same page, tall enough to see all
     page.set_viewport_size({"width": 1024, "height": 1800})
     idle(page)
     _check_view(page, view, 150)
-    page.screenshot(path=str(DOCS / f"app-{view}.png"))
+    page.screenshot(path=str(shots / f"app-{view}.png"))
     page.close()
 
 

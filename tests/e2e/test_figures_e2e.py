@@ -2,7 +2,7 @@
 cut, a retrain panel that no key press starts, no zombie child, no request off the machine.
 
 Every wait is on page or process state (polled). The Metrics view at 1400x1000 goes to
-docs/app-metrics-1400.png; the 1024 px screenshots come from test_app_e2e.
+app-metrics-1400.png in a temporary folder; the 1024 px screenshots come from test_app_e2e.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import pytest
 
 from pathviz import runs
 from tests.e2e.conftest import (
-    DOCS,
     NO_CHROMIUM,
     button,
     idle,
@@ -161,11 +160,11 @@ _METRICS = """() => {
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_the_metrics_figure_shows_what_it_claims(app_url, browser, size):
+def test_the_metrics_figure_shows_what_it_claims(app_url, browser, size, shots):
     """The 1-SE set is its points (every one at or above the band's floor, the band a third of
     its zoomed axis), weight saves are ticks on a strip of their own, the accuracy axis starts
     at the data's floor and the parameters axis at 0; no axis title meets the legend (the
-    "iteration" title once sat on its first row at 1024 px). Screenshots for the README."""
+    "iteration" title once sat on its first row at 1024 px). Screenshots to a temporary folder."""
     page = browser.new_page(viewport={"width": size[0], "height": size[1]})
     page.goto(f"{app_url}/?run=e2e&view=metrics&iteration=150")
     idle(page)
@@ -184,11 +183,10 @@ def test_the_metrics_figure_shows_what_it_claims(app_url, browser, size):
     # the page drew the axis and panel titles (the layout test checks they are apart)
     assert {"iteration", "accuracy", "parameters kept", "fraction outside", "loss",
             "iterations with saved weights (exportable)"} <= set(m["drawn"]), m["drawn"]
-    if size[0] == 1400:  # (the 1024 px one, docs/app-metrics.png, comes from test_app_e2e)
-        DOCS.mkdir(exist_ok=True)
+    if size[0] == 1400:  # (the 1024 px one, app-metrics.png, comes from test_app_e2e)
         page.set_viewport_size({"width": size[0], "height": 2000})
         idle(page)
-        page.screenshot(path=str(DOCS / "app-metrics-1400.png"))
+        page.screenshot(path=str(shots / "app-metrics-1400.png"))
     page.close()
 
 

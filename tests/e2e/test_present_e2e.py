@@ -6,14 +6,14 @@ visible and inside the viewport, none of them overlaps another, no chart text (t
 titles, legend, stop label) leaves its chart,
 nothing scrolls sideways, the iteration is said once (the status line, not the scrubber's
 own line too), Next still moves the page, and a click on the support path picks an iteration.
-Screenshots go to docs/app-present-1024.png and docs/app-present-1920.png.
+Screenshots go to app-present-1024.png and app-present-1920.png in a temporary folder.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import DOCS, NO_CHROMIUM, idle, next_snapshot
+from tests.e2e.conftest import NO_CHROMIUM, idle, next_snapshot
 
 pytestmark = pytest.mark.skipif(NO_CHROMIUM, reason="Debian chromium is not installed")
 
@@ -72,7 +72,7 @@ _LEGEND = """() => Array.from(document.querySelectorAll('.st-key-present_path .u
 
 
 @pytest.mark.parametrize("width,height", [(1024, 768), (1920, 1080)])
-def test_presentation_mode_fits_the_screen(app_url, browser, width, height):
+def test_presentation_mode_fits_the_screen(app_url, browser, width, height, shots):
     page = browser.new_page(viewport={"width": width, "height": height})
     try:
         page.goto(f"{app_url}/?run=e2e&present=1&iteration=150")
@@ -96,7 +96,7 @@ def test_presentation_mode_fits_the_screen(app_url, browser, width, height):
         assert got["checked"] > 20 and not got["cut"], got["cut"]
         assert got["plotly"] == 0  # the screen loads no plotly: the player draws both
         assert got["scrollWidth"] <= width and got["scrollHeight"] <= height, got
-        page.screenshot(path=str(DOCS / f"app-present-{width}.png"))
+        page.screenshot(path=str(shots / f"app-present-{width}.png"))
         next_snapshot(page)
         page.wait_for_function("document.querySelector('.st-key-present_status p')?.textContent"
                                ".startsWith('iteration 155 · ')", timeout=30_000)
