@@ -1,6 +1,7 @@
 """pathviz app: follow, scrub and read the regularization path of SLBI training runs.
 
     streamlit run app.py
+    streamlit run app.py -- --read-only      (a class: see docs/class.md)
 
 Entry and page layout only: the sidebar, the run header and the body come from
 ``pathviz.ui.*`` (one module per view); runs from ``pathviz.runs``, data from
@@ -17,9 +18,11 @@ from pathviz import numerics
 # there in one sentence, see pathviz.export.pin_run)
 numerics.apply_env(numerics.DEFAULT_LEVEL)
 
+import sys  # noqa: E402
+
 import streamlit as st  # noqa: E402
 
-from pathviz import runs  # noqa: E402
+from pathviz import readonly, runs  # noqa: E402
 from pathviz.ui import present as pm  # noqa: E402
 from pathviz.ui import url  # noqa: E402
 from pathviz.ui.data import identity_of  # noqa: E402
@@ -33,6 +36,11 @@ from pathviz.ui.views import LIGHT_VIEWS, page_style_ui, run_body_ui, view_switc
 st.set_page_config(page_title="pathviz", page_icon="📈", layout="wide")
 
 ROOT = runs.checkpoints_root()
+try:  # read once per process from the server's own argv and environment, never from a page
+    readonly.configure(sys.argv[1:])
+    SETTING_PROBLEM = None
+except readonly.ReadOnlySettingError as e:
+    SETTING_PROBLEM = str(e)  # the switch is on (fail closed); the page says why and stops
 DEMO_NAME = "demo"
 
 
@@ -52,14 +60,24 @@ def empty_ui() -> None:
         st.info("This CPU cannot run the pinned AVX2 kernels (an ARM machine, or an x86-64 CPU "
                 "without AVX2), so the demo runs with this machine's own kernels "
                 "(--cpu-isa native): its figures differ from the README's in the last digits.")
+    if readonly.active():
+        st.info("This page is read-only: it cannot start the demo. Whoever runs the server "
+                "starts runs; they appear here as they train.")
+        return
     if st.button("Start the demo run", type="primary"):
         start_run(runs.run_paths(DEMO_NAME, ROOT),
                   ["--preset", "demo", *(["--cpu-isa", "native"] if unpinned else [])])
 
 
 def main() -> None:
+    if SETTING_PROBLEM:
+        st.error(inert(SETTING_PROBLEM))
+        return
     all_runs = runs.list_runs(ROOT)
     st.sidebar.title("pathviz")
+    if readonly.active():
+        st.sidebar.caption(":violet-badge[read-only] Nothing on this page starts, stops or "
+                           "writes anything on the server.")
     choice = run_picker_ui(all_runs, ROOT)
     present = choice is not None and pm.present_state()  # the projector screen: no sidebar
     if choice is not None and not present:
