@@ -19,6 +19,7 @@ from pathviz import numerics
 numerics.apply_env(numerics.DEFAULT_LEVEL)
 
 import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import streamlit as st  # noqa: E402
 
@@ -36,8 +37,10 @@ from pathviz.ui.views import LIGHT_VIEWS, page_style_ui, run_body_ui, view_switc
 st.set_page_config(page_title="pathviz", page_icon="📈", layout="wide")
 
 ROOT = runs.checkpoints_root()
-try:  # read once per process from the server's own argv and environment, never from a page
-    readonly.configure(sys.argv[1:])
+try:  # from the server's own argv and environment, never from a page; it only turns on
+    # (`streamlit run app.py -- ARGS` sets sys.argv to [app.py, *ARGS]; under another program,
+    # e.g. pytest's AppTest, its arguments are not the app's)
+    readonly.configure(sys.argv[1:] if Path(sys.argv[0]).name == Path(__file__).name else [])
     SETTING_PROBLEM = None
 except readonly.ReadOnlySettingError as e:
     SETTING_PROBLEM = str(e)  # the switch is on (fail closed); the page says why and stops
