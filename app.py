@@ -81,6 +81,13 @@ def main() -> None:
     if readonly.active():
         st.sidebar.caption(":violet-badge[read-only] Nothing on this page starts, stops or "
                            "writes anything on the server.")
+    elif st.get_option("server.address") in (None, "", "0.0.0.0", "::"):
+        # started outside the repository (its .streamlit/config.toml binds localhost), or
+        # bound to every interface on purpose: whoever reaches the port has every control
+        st.sidebar.warning("This app listens on every network interface and is not "
+                           "read-only, so anyone who reaches it can start and stop runs; add "
+                           "-- --read-only, or bind it with --server.address localhost (see "
+                           "docs/class.md).", icon=":material/lan:")
     choice = run_picker_ui(all_runs, ROOT)
     present = choice is not None and pm.present_state()  # the projector screen: no sidebar
     if choice is not None and not present:

@@ -152,3 +152,21 @@ def test_nothing_on_the_page_turns_it_off(root, teacher, monkeypatch, query):
         assert "Stop" not in labels(at) and "New run" not in labels(at)
         assert "read-only" in at.subheader[0].value
     assert readonly.active()
+
+
+@pytest.mark.parametrize("address, warned", [("localhost", False), ("0.0.0.0", True),
+                                              (None, True)])
+def test_a_page_on_every_interface_with_every_control_says_so(root, teacher, address, warned):
+    from streamlit import config
+
+    old = config.get_option("server.address")
+    config.set_option("server.address", address)
+    try:
+        at = app()
+        assert any("every network interface" in plain(w.value) for w in at.warning) is warned
+        config.set_option("server.address", "0.0.0.0")
+        readonly.configure(["--read-only"], {})
+        at = app()  # read-only on every interface is the class set-up: nothing to warn of
+        assert not any("every network interface" in plain(w.value) for w in at.warning)
+    finally:
+        config.set_option("server.address", old)
