@@ -39,6 +39,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -161,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
+
+    # a timeout's SIGTERM still stops the worker and the server (the finally below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(124))
 
     tmp = args.keep or Path(tempfile.mkdtemp(prefix="pathviz-class-"))
     root = tmp / "checkpoints"
