@@ -1,6 +1,7 @@
 """pathviz app: follow, scrub and read the regularization path of SLBI training runs.
 
     streamlit run app.py
+    streamlit run app.py -- --read-only      (a class: see docs/class.md)
 
 Entry and page layout only: the sidebar, the run header and the body come from
 ``pathviz.ui.*`` (one module per view); runs from ``pathviz.runs``, data from
@@ -17,9 +18,12 @@ from pathviz import numerics
 # there in one sentence, see pathviz.export.pin_run)
 numerics.apply_env(numerics.DEFAULT_LEVEL)
 
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import streamlit as st  # noqa: E402
 
-from pathviz import runs  # noqa: E402
+from pathviz import readonly, runs  # noqa: E402
 from pathviz.ui import present as pm  # noqa: E402
 from pathviz.ui import url  # noqa: E402
 from pathviz.ui.data import identity_of  # noqa: E402
@@ -33,6 +37,13 @@ from pathviz.ui.views import LIGHT_VIEWS, page_style_ui, run_body_ui, view_switc
 st.set_page_config(page_title="pathviz", page_icon="📈", layout="wide")
 
 ROOT = runs.checkpoints_root()
+try:  # from the server's own argv and environment, never from a page; it only turns on
+    # (`streamlit run app.py -- ARGS` sets sys.argv to [app.py, *ARGS]; under another program,
+    # e.g. pytest's AppTest, its arguments are not the app's)
+    readonly.configure(sys.argv[1:] if Path(sys.argv[0]).name == Path(__file__).name else [])
+    SETTING_PROBLEM = None
+except readonly.ReadOnlySettingError as e:
+    SETTING_PROBLEM = str(e)  # the switch is on (fail closed); the page says why and stops
 DEMO_NAME = "demo"
 
 
@@ -52,14 +63,31 @@ def empty_ui() -> None:
         st.info("This CPU cannot run the pinned AVX2 kernels (an ARM machine, or an x86-64 CPU "
                 "without AVX2), so the demo runs with this machine's own kernels "
                 "(--cpu-isa native): its figures differ from the README's in the last digits.")
+    if readonly.active():
+        st.info("This page is read-only: it cannot start the demo. Whoever runs the server "
+                "starts runs; they appear here as they train.")
+        return
     if st.button("Start the demo run", type="primary"):
         start_run(runs.run_paths(DEMO_NAME, ROOT),
                   ["--preset", "demo", *(["--cpu-isa", "native"] if unpinned else [])])
 
 
 def main() -> None:
+    if SETTING_PROBLEM:
+        st.error(inert(SETTING_PROBLEM))
+        return
     all_runs = runs.list_runs(ROOT)
     st.sidebar.title("pathviz")
+    if readonly.active():
+        st.sidebar.caption(":violet-badge[read-only] Nothing on this page starts, stops or "
+                           "writes anything on the server.")
+    elif st.get_option("server.address") in (None, "", "0.0.0.0", "::"):
+        # started outside the repository (its .streamlit/config.toml binds localhost), or
+        # bound to every interface on purpose: whoever reaches the port has every control
+        st.sidebar.warning("This app listens on every network interface and is not "
+                           "read-only, so anyone who reaches it can start and stop runs; add "
+                           "-- --read-only, or bind it with --server.address localhost (see "
+                           "docs/class.md).", icon=":material/lan:")
     choice = run_picker_ui(all_runs, ROOT)
     present = choice is not None and pm.present_state()  # the projector screen: no sidebar
     if choice is not None and not present:

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pathviz import jsonsafe, numerics, prune, runs
+from pathviz import jsonsafe, numerics, prune, readonly, runs
 from pathviz.analysis import stop_of
 from pathviz.cli_parser import StrictParser
 from pathviz.config import stored_settings
@@ -318,13 +318,20 @@ def _missing(module: str) -> bool:
 def export(run_dir: str | os.PathLike, iteration: int, mode: str = "compact", fmt: str = "pt2",
            out: str | os.PathLike | None = None, overwrite: bool = False,
            data_root: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Write the subnetwork at ``iteration`` to ``out`` and its report beside it; return it."""
+    """Write the subnetwork at ``iteration`` to ``out`` and its report beside it; return it.
+
+    A read-only app (:mod:`pathviz.readonly`) may export only outside the run and the
+    checkpoints root (the app's in-memory download builds in a private temporary folder)."""
     if mode not in MODES:
         raise ExportError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     paths = runs.paths_for_dir(run_dir)
     out = Path(out) if out is not None else default_out(run_dir, iteration, mode, fmt)
+    refused = readonly.refusal("write an export into the run's folder")
+    if refused and (_inside(out, paths.dir) or _inside(out, runs.checkpoints_root())
+                    or _inside(out, paths.dir.parent)):
+        raise ExportError(refused)
     check_out(out, fmt, paths.exports)
     report_path = out.with_name(out.name + ".json")
     code_path = preprocess_path(out)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pathviz import jsonsafe
+from pathviz import jsonsafe, readonly
 
 PATH_FILE = "path.h5"
 CONFIG_FILE = "config.json"
@@ -207,6 +207,9 @@ def write_bytes_atomic(path: Path, data: bytes, sync: bool = False) -> None:
     fsyncs before the rename: a filesystem that allocates late (NFS, btrfs) may report the
     full disk only then; it costs a disk round trip, so the status heartbeat goes without.
     """
+    refused = readonly.refusal(f"write {Path(path).name}")
+    if refused:  # every run file the app writes comes through here: the last net
+        raise RunError(refused)
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -790,6 +793,9 @@ def start_worker(paths: RunPaths, args: Sequence[str] = (), resume: bool = False
     starts torchrun with that many local ranks in the same session (so Stop reaches all of them);
     they talk over the loopback interface.
     """
+    refused = readonly.refusal("start or resume a training run")
+    if refused:  # enforced here, not only by the app hiding its buttons (a replayed form)
+        raise RunError(refused)
     if not isinstance(processes, int) or not 1 <= processes <= MAX_LOCAL_PROCESSES:
         raise RunError(f"the number of processes must be a whole number from 1 to "
                        f"{MAX_LOCAL_PROCESSES}, got {processes!r}")
@@ -841,6 +847,9 @@ def stop_worker(paths: RunPaths, timeout: float = 15.0) -> bool:
 
     Returns True if a live worker was stopped, False if none was running.
     """
+    refused = readonly.refusal("stop a training run")
+    if refused:  # a student's browser cannot stop the teacher's run, whatever it sends
+        raise RunError(refused)
     status = read_status(paths)
     pid = _lock_holder(paths) or (status.get("pid") if is_alive(status.get("pid"),
                                                                  status.get("pid_start")) else None)

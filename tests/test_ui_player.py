@@ -218,3 +218,27 @@ def test_the_heatmap_names_heads_and_mlp_neurons_and_keeps_filters_numbered():
                                 "block 2 · MLP neuron 2"]
     assert heat["xtitle"].startswith("group position") and heat["font"] == 12  # not "filter"
     assert heat["subtitle"].endswith("every group shown")
+
+
+def test_sessions_share_the_level_rows_of_a_run(tmp_path, monkeypatch):
+    """Sessions that ask for different ranges of one run (each from where its browser's copy
+    ends) get the rows load_levels gives, and each row is read from the file once."""
+    paths = make_run(tmp_path, "shared", n=40)
+    path, idn = str(paths.path), ident(paths.path)
+    monkeypatch.setattr(player, "_levels", {})
+    asked: list[tuple[int, ...]] = []
+    real = player.load_levels
+
+    def counting(p, i, rows):
+        asked.append(rows)
+        return real(p, i, rows)
+
+    monkeypatch.setattr(player, "load_levels", counting)
+    first = player.shared_levels(path, idn, tuple(range(0, 30, 3)) + (31,))  # off its stride
+    second = player.shared_levels(path, idn, tuple(range(12, 40, 3)))
+    third = player.shared_levels(path, idn, tuple(range(0, 40, 3)))
+    for got, rows in ((first, tuple(range(0, 30, 3)) + (31,)), (second, tuple(range(12, 40, 3))),
+                      (third, tuple(range(0, 40, 3)))):
+        assert np.array_equal(got, real(path, idn, rows))
+    read = [i for rows in asked for i in rows]
+    assert sorted(read) == sorted(set(read)) == sorted(set(range(0, 40, 3)) | {31})

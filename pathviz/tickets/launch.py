@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from pathviz import runs
+from pathviz import readonly, runs
 from pathviz.tickets.schema import (
     BASELINE_MODES,
     BUDGETS,
@@ -80,8 +80,12 @@ def start_retrain(run_dir: str | os.PathLike, iteration: int, modes: Sequence[st
     one this raises TicketError at once, instead of a retrain that fails in the background.
 
     One background retrain per run at a time (the variants run one after another in it, each
-    folder under its own lock): a second start while one lives raises TicketError.
+    folder under its own lock): a second start while one lives raises TicketError. A
+    read-only app (:mod:`pathviz.readonly`) refuses in one sentence.
     """
+    refused = readonly.refusal("start a retrain")
+    if refused:
+        raise TicketError(refused)
     for m in modes:
         parse_mode(m)
     if budget not in BUDGETS:
@@ -117,8 +121,12 @@ def start_retrain(run_dir: str | os.PathLike, iteration: int, modes: Sequence[st
 
 def stop_retrain(run_dir: str | os.PathLike, timeout: float = 15.0) -> bool:
     """SIGTERM the run's background retrain (it keeps the last finished epoch of each seed and
-    marks its folder stopped); True if one was running."""
+    marks its folder stopped); True if one was running. A read-only app refuses."""
     import signal
+
+    refused = readonly.refusal("stop a retrain")
+    if refused:
+        raise TicketError(refused)
 
     rec = launch_state(run_dir)
     if not rec.get("alive"):

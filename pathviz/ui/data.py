@@ -9,6 +9,8 @@ while a writer appends.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +30,36 @@ def ident(path: os.PathLike | str) -> Ident:
     return s.st_ino, s.st_dev
 
 
-def snapshot_count(path: os.PathLike | str) -> int:
-    """Snapshots written so far (opens and closes the file)."""
+# Sessions that follow a run that trains share one snapshot count of its file for this many
+# seconds. The run appends snapshots many times a second: with a count of its own, each of a
+# class's thirty sessions asked the loaders below (cached on the count) for a count no other
+# session had asked for, so every session reread the file on its own. Shared, they ask for the
+# same few counts, and one read serves them all.
+SHARED_COUNT_S = 1.0
+_counts: dict[tuple[str, Ident], tuple[float, tuple[int, int], int]] = {}
+_counts_lock = threading.Lock()
+
+
+def snapshot_count(path: os.PathLike | str, live: bool = False) -> int:
+    """Snapshots written so far. Read from the file (opened and closed) only when it changed
+    since the last count of this server; for a ``live`` run (the refresh of a run that
+    trains), at most once per :data:`SHARED_COUNT_S` for every session. A run that is not live
+    always gets its exact count: a run that has just finished lands on its last snapshot."""
+    st_ = os.stat(path)
+    key = (str(path), (st_.st_ino, st_.st_dev))  # a replaced file (a resume) is another file
+    stamp = (st_.st_mtime_ns, st_.st_size)
+    now = time.monotonic()
+    with _counts_lock:
+        hit = _counts.get(key)
+    if hit is not None and (hit[1] == stamp or (live and now - hit[0] < SHARED_COUNT_S)):
+        return hit[2]
     with PathReader(path) as r:
-        return r.n_snapshots
+        n = r.n_snapshots
+    with _counts_lock:
+        if len(_counts) > 256:  # runs come and go: forget the stale ones
+            _counts.clear()
+        _counts[key] = (now, stamp, n)
+    return n
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

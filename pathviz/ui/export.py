@@ -8,11 +8,13 @@ for download only after it resolves inside the checkpoints root.
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
+from pathviz import readonly
 from pathviz.store import nearest
 from pathviz.ui.context import RunView
 from pathviz.ui.data import inside_root
@@ -56,8 +58,36 @@ def _do_export(view: RunView, iteration: int, mode: str, fmt: str, replace: bool
                                       "out": str(out), "report": report}
 
 
-def _report_ui(report: dict[str, Any], out: Path, root: Path) -> None:
-    """Params, MACs, file size, accuracy, the compact-vs-masked check, warnings, downloads."""
+def _build_in_memory(view: RunView, iteration: int, mode: str, fmt: str) -> None:
+    """A read-only app's export: built in a private temporary folder outside the checkpoints
+    root, read into this session's memory and the folder removed, so nothing on the server
+    changes; the page then offers the files for download."""
+    from pathviz import export as ex  # torch: only when exporting
+
+    if fmt not in ex.FORMATS:
+        st.error(f"This pathviz cannot export {fmt} files; formats: {', '.join(ex.FORMATS)}.")
+        return
+    name = Path(ex.default_out(view.info.paths.dir, iteration, mode, fmt)).name
+    with tempfile.TemporaryDirectory(prefix="pathviz-export-") as tmp, \
+            st.spinner(f"building iteration {iteration:,} ({mode}, {fmt})..."):
+        try:
+            report = ex.export(view.info.paths.dir, iteration, mode, fmt, Path(tmp) / name)
+        except ex.ExportError as e:
+            st.error(inert(str(e)))
+            return
+        except Exception as e:  # keep the app alive; the message names what failed
+            st.error(inert(f"Export failed: {type(e).__name__}: {e}"))
+            return
+        files = {f.name: f.read_bytes() for f in sorted(Path(tmp).iterdir())
+                 if f.is_file() and not f.name.startswith(".")}
+    st.session_state.export_report = {"key": (view.info.name, iteration, mode, fmt),
+                                      "out": name, "report": report, "files": files}
+
+
+def _report_ui(report: dict[str, Any], out: Path, root: Path,
+               memory: dict[str, bytes] | None = None) -> None:
+    """Params, MACs, file size, accuracy, the compact-vs-masked check, warnings, downloads
+    (of the files on disk, or of ``memory``'s files built by a read-only app)."""
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("parameters", f"{report['params_after']:,}",
               f"{report['params_after'] - report['params_before']:,}", delta_color="inverse")
@@ -84,7 +114,7 @@ def _report_ui(report: dict[str, Any], out: Path, root: Path) -> None:
     files = [out] + ([Path(report["arch"])] if report.get("arch") else [])
     # the input contract as code, written beside the file: it goes with the model
     code = out.with_name(out.name + ".preprocess.py")
-    if report.get("input") and code.is_file():
+    if report.get("input") and (code.is_file() if memory is None else code.name in memory):
         contract = report["input"]
         if contract.get("mean") is not None:
             st.caption(inert(f"Input: float32 NCHW {contract['input_shape']}, "
@@ -92,6 +122,11 @@ def _report_ui(report: dict[str, Any], out: Path, root: Path) -> None:
                              f"{contract['mean']}) / {contract['std']}; as code: preprocess() "
                              f"in {code.name} (numpy only). See docs/export.md."))
         files.append(code)
+    if memory is not None:
+        for name, data in memory.items():
+            st.download_button(f"Download {inert(name)}", data=data, file_name=name,
+                               key=f"dlm:{name}", icon=":material/download:")
+        return
     for f in files:
         safe = inside_root(f, root)
         if safe is None or not safe.is_file():
@@ -132,6 +167,11 @@ def data_root_ui(view: RunView) -> tuple[str | None, str | None]:
     """The optional data root that measures the test accuracy of a run on a dataset that is not
     bundled; returns (root or None, problem or None)."""
     if view.dataset in BUNDLED:
+        return None, None
+    if readonly.active():  # a class's browsers do not probe the server's folders
+        st.caption(inert(f"This page is read-only: it measures no test accuracy for "
+                         f"{view.dataset} (that needs a data root on the server), so the "
+                         f"export comes without one."))
         return None, None
     from pathviz.ui.sidebar import data_root_problem
 
@@ -200,17 +240,25 @@ def export_ui(view: RunView, iteration: int, root: Path) -> None:
                          "masked: same shape, W * 1[Γ ≠ 0]")
     fmt = c2.radio("Format", list(FORMAT_HELP), horizontal=True, key="export_format",
                    help=" · ".join(f"{k}: {v}" for k, v in FORMAT_HELP.items()))
-    replace = st.checkbox("Replace the existing file", value=False, key="export_replace",
-                          help="Without this, an export that exists is never overwritten.")
+    ro = readonly.active()
+    replace = False if ro else st.checkbox(
+        "Replace the existing file", value=False, key="export_replace",
+        help="Without this, an export that exists is never overwritten.")
     data_root, problem = data_root_ui(view)
     if problem:
         st.error(problem)  # markdown already (the path in it is inert)
-    if st.button("Export", type="primary", key="do_export", icon=":material/save:",
-                 disabled=problem is not None):
+    if ro:  # nothing written on the server: built in memory, offered for download
+        if st.button("Build for download", type="primary", key="do_export_memory",
+                     icon=":material/download:",
+                     help="Read-only page: the file is built in memory, not saved on the "
+                          "server."):
+            _build_in_memory(view, iteration, mode, fmt)
+    elif st.button("Export", type="primary", key="do_export", icon=":material/save:",
+                   disabled=problem is not None):
         _do_export(view, iteration, mode, fmt, replace, root, data_root)
     last = st.session_state.get("export_report")
     if last and last["key"] == (view.info.name, iteration, mode, fmt):
-        _report_ui(last["report"], Path(last["out"]), root)
+        _report_ui(last["report"], Path(last["out"]), root, memory=last.get("files"))
         return
     # an export made earlier (another session, the CLI): show its saved report
     for report_file in sorted(view.info.paths.exports.glob(f"*{iteration}*{mode}*.json")):

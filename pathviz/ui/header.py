@@ -6,11 +6,12 @@ import time
 
 import streamlit as st
 
-from pathviz import runs
+from pathviz import readonly, runs
 from pathviz.ui import url
 from pathviz.ui.live import ETA_SAMPLES, shown_state, time_left, time_left_text
 from pathviz.ui.text import inert
 
+READ_ONLY_BADGE = ":violet-badge[read-only]"
 STATE_BADGE = {"running": ":green-badge[running]", "starting": ":orange-badge[starting]",
                "finished": ":blue-badge[finished]", "stopped": ":gray-badge[stopped]",
                "failed": ":red-badge[failed]", "unknown": ":gray-badge[unknown]"}
@@ -103,8 +104,13 @@ def _resume(paths: runs.RunPaths) -> None:
 
 
 def _stop(paths: runs.RunPaths) -> None:
-    """Stop button callback: the click's own run then shows the run stopped."""
-    runs.stop_worker(paths)
+    """Stop button callback: the click's own run then shows the run stopped (or why not: a
+    read-only app refuses, whatever form a browser replays)."""
+    try:
+        runs.stop_worker(paths)
+    except runs.RunError as e:
+        st.session_state.launch_problem = str(e)
+        return
     st.session_state.get("launched", {}).pop(paths.name, None)
 
 
@@ -119,10 +125,15 @@ def run_header_ui(info: runs.RunInfo, model: str, dataset: str) -> str:
     # column of a fixed share cut "Stop" to "S…" at 1024 px)
     with st.container(key="run_header", horizontal=True, vertical_alignment="center",
                       gap="medium"):
-        st.subheader(f"{inert(info.name)} {STATE_BADGE.get(state, STATE_BADGE['unknown'])}",
-                     anchor=False, width="content")
-        st.caption(inert(f"{model} on {dataset}{procs} · {state}{reason}"), width="stretch")
-        if state in ("running", "starting"):
+        ro = readonly.active()
+        st.subheader(f"{inert(info.name)} {STATE_BADGE.get(state, STATE_BADGE['unknown'])}"
+                     + (f" {READ_ONLY_BADGE}" if ro else ""), anchor=False, width="content")
+        st.caption(inert(f"{model} on {dataset}{procs} · {state}{reason}")
+                   + (" · read-only page: it cannot start, stop or write anything" if ro
+                      else ""), width="stretch")
+        if ro:
+            pass  # no Stop/Resume: runs.start_worker and stop_worker refuse anyway
+        elif state in ("running", "starting"):
             st.button("Stop", icon=":material/stop:", on_click=_stop, args=(info.paths,),
                       help="SIGTERM: the worker saves and exits; resume later",
                       width="content")

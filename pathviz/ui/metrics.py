@@ -87,6 +87,7 @@ def metrics_ui(view: RunView) -> None:
     else:
         chart_ui(TRADEOFF_KEY, _tradeoff_figure(view.path, view.ident, view.n, view.stop_mark(),
                                                 which, view.data))
-    st.download_button("Download the metrics (CSV)", data=metrics_csv(view),
+    # built when clicked (see pathviz.ui.overview.entries_csv_ui)
+    st.download_button("Download the metrics (CSV)", data=lambda: metrics_csv(view),
                        file_name=f"{view.info.name}-metrics.csv", mime="text/csv",
                        key="metrics_csv", icon=":material/download:")

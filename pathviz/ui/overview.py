@@ -51,7 +51,9 @@ def entries_csv(view: RunView) -> bytes:
 
 
 def entries_csv_ui(view: RunView) -> None:
-    """Download of when each filter entered the support (static: built once per file state)."""
-    st.download_button("Download entry iterations (CSV)", data=entries_csv(view),
+    """Download of when each filter entered the support, built when it is clicked: a live
+    run's page reruns every refresh, and bytes built each time were work (and a media file,
+    whose replacement the browser reported as a 404) for every session."""
+    st.download_button("Download entry iterations (CSV)", data=lambda: entries_csv(view),
                        file_name=f"{view.info.name}-entries.csv", mime="text/csv",
                        key="entries_csv", icon=":material/download:")

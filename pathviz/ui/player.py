@@ -21,6 +21,7 @@ player through a sequence number.
 from __future__ import annotations
 
 import base64
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,6 +172,50 @@ def load_levels(path: str, ident: Ident, rows: tuple[int, ...]) -> np.ndarray:
     return np.concatenate(out, axis=1)
 
 
+# Colour levels of the rows already read, per run file, for every session of this server: a
+# row of a path file never changes once written, and each level row depends on its own row
+# only. Sessions following one run each ask for the rows their browser lacks, which start
+# where that session's last render ended: keyed on those ranges, each session read the file on
+# its own (issue 35: thirty students); here the new rows are read once, for all of them.
+SHARED_LEVEL_RUNS = 4  # run files whose rows are kept (a class follows one or two)
+_levels: dict[tuple[str, Ident], dict[int, np.ndarray]] = {}
+_levels_lock = threading.Lock()
+
+
+def _arithmetic_runs(rows: list[int]) -> list[tuple[int, ...]]:
+    """``rows`` (increasing) cut into arithmetic runs, the shape :func:`load_levels` reads in
+    one slice."""
+    out: list[list[int]] = []
+    for i in rows:
+        cur = out[-1] if out else None
+        if cur is not None and (len(cur) < 2 or i - cur[-1] == cur[1] - cur[0]):
+            cur.append(i)
+        else:
+            out.append([i])
+    return [tuple(r) for r in out]
+
+
+def shared_levels(path: str, ident: Ident, rows: tuple[int, ...]) -> np.ndarray:
+    """:func:`load_levels` of ``rows`` through the per-run row cache: only rows no session has
+    asked for yet are read."""
+    key = (path, ident)
+    with _levels_lock:
+        store = _levels.pop(key, None) or {}
+        _levels[key] = store  # the most recently used run last
+        while len(_levels) > SHARED_LEVEL_RUNS:
+            _levels.pop(next(iter(_levels)))
+        missing = sorted({i for i in rows if i not in store})
+    for run in _arithmetic_runs(missing):
+        blob = load_levels(path, ident, run)
+        with _levels_lock:
+            store.update(zip(run, blob))
+    with _levels_lock:
+        got = [store[i] for i in rows]
+    if not got:
+        return np.zeros((0, 0), np.uint8)
+    return np.stack(got)
+
+
 def _heat_spec(view: RunView, spec: PlayerSpec) -> dict[str, Any]:
     """The heatmap's cell map (which filters each cell shows), per layer, and its colours."""
     layers = view.data["layers"]
@@ -315,13 +360,13 @@ def player_data(view: RunView, spec: PlayerSpec, index: int, seq: int, follow: b
             start = have["levels"]  # the browser prunes to the new stride itself
         rows = shipped_rows(start, n, stride)
         if rows.size:
-            blob = load_levels(view.path, view.ident, tuple(int(i) for i in rows))
+            blob = shared_levels(view.path, view.ident, tuple(int(i) for i in rows))
             levels["rows"] = {"index": _b64(rows, "i4"), "data": _b64(blob, "u1")}
         have["levels"], have["stride"] = n, stride
         if refine and stride > 1:
             lo, hi = max(0, index - REFINE), min(n, index + REFINE + 1)
             near = np.arange(lo, hi, dtype=np.int64)
-            blob = load_levels(view.path, view.ident, tuple(int(i) for i in near))
+            blob = shared_levels(view.path, view.ident, tuple(int(i) for i in near))
             levels["refine"] = {"index": _b64(near, "i4"), "data": _b64(blob, "u1")}
         out["levels"] = levels
     return out

@@ -104,14 +104,16 @@ def present_header_ui(info: runs.RunInfo, model: str, dataset: str) -> str:
     """The run in one line (name, model on dataset, state) beside the toggle; returns the
     state shown (as the full header does, and a followed run that ends lands on its last
     snapshot)."""
-    from pathviz.ui.header import land_when_finished, launched, shown_identity
+    from pathviz import readonly
+    from pathviz.ui.header import READ_ONLY_BADGE, land_when_finished, launched, shown_identity
     from pathviz.ui.live import shown_state
 
     state = shown_state(info, launched(info.name))
     land_when_finished(info.name, state)
     model, dataset = shown_identity(info, model, dataset)
     c = st.columns([5, 2.2, 2.2], vertical_alignment="center")
-    c[0].markdown(f"**{inert(info.name)}** · " + inert(f"{model} on {dataset} · {state}"))
+    c[0].markdown(f"**{inert(info.name)}** · " + inert(f"{model} on {dataset} · {state}")
+                  + (f" {READ_ONLY_BADGE}" if readonly.active() else ""))
     with c[1]:
         st.toggle("Sort by entry", key="present_sort", value=True,
                   help="Each layer's filters in the order they entered the support: the "

@@ -9,7 +9,7 @@ from typing import Any
 
 import streamlit as st
 
-from pathviz import runs
+from pathviz import readonly, runs
 from pathviz.ui import url
 from pathviz.ui.header import start_run
 from pathviz.ui.text import clean, clean_rows, inert
@@ -128,7 +128,10 @@ def _plain(message: str) -> str:
 
 
 def new_run_ui(existing: list[str], root: Path) -> None:
-    """A form for a new run, validated before launch; errors appear under their field."""
+    """A form for a new run, validated before launch; errors appear under their field. Absent
+    from a read-only app (which refuses a launch anyway, in ``runs.start_worker``)."""
+    if readonly.active():
+        return
     from pathviz.config import PRESETS, ConfigError, RunConfig, config_to_argv
     from pathviz.data import DATASET_NAMES, DataError, check_dataset
 

@@ -25,7 +25,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from pathviz import plots, runs, tickets
+from pathviz import plots, readonly, runs, tickets
 from pathviz.store import PathFileError, PathReader
 from pathviz.tickets.points import chart_points, points_csv
 from pathviz.ui.text import clean, clean_rows, inert, inert_plotly
@@ -207,8 +207,12 @@ def _progress_ui(run_dir: pathlib.Path, run_name: str) -> bool:
     if running:
         c1, c2 = st.columns([5, 1])
         c1.info(inert(f"Retraining in the background (process {launch['pid']})."))
-        if c2.button("Stop", key=f"tickets_stop_{run_name}"):
-            tickets.stop_retrain(run_dir)
+        if not readonly.active() and c2.button("Stop", key=f"tickets_stop_{run_name}"):
+            try:
+                tickets.stop_retrain(run_dir)
+            except tickets.TicketError as e:
+                st.error(inert(e))
+                return running
             st.rerun()
     for t, s in active:
         frac = min(1.0, s["done"] / s["total"]) if s["total"] else 0.0
@@ -280,6 +284,9 @@ def tickets_ui(run_dir: pathlib.Path, run_name: str, iteration: int | None) -> N
         st.info(f"Iteration {iteration:,} has no saved weights, so its support cannot be "
                 f"retrained; iterations with weights nearby: "
                 f"{', '.join(f'{n:,}' for n in sorted(near)) or 'none'}.")
+    elif readonly.active():  # no launch form: tickets.start_retrain refuses anyway
+        st.caption("This page is read-only, so it cannot retrain; the results below are what "
+                   "has been retrained on the server.")
     else:
         _launch_ui(run_dir, run_name, iteration, cfg, saved)
 

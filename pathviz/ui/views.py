@@ -72,7 +72,7 @@ def view_switch_ui() -> str:
 def load_view(info: runs.RunInfo, live: bool) -> RunView | None:
     """The run's file read into a :class:`RunView`, or None after one message saying why."""
     try:
-        n = d.snapshot_count(info.paths.path)
+        n = d.snapshot_count(info.paths.path, live=live)
         ident = d.ident(info.paths.path)
     except (PathFileError, FileNotFoundError) as e:
         # a file a starting worker has not finished creating is not an error yet; a file whose

@@ -69,8 +69,9 @@ def make_full_run(root: Path, name: str, n: int = 60, nu: float = 50.0,
     return paths
 
 
-def serve(root: Path, log_path: Path, env: dict | None = None):
-    """``streamlit run app.py`` on a free port; yields its URL once /_stcore/health says ok."""
+def serve(root: Path, log_path: Path, env: dict | None = None, args: tuple[str, ...] = ()):
+    """``streamlit run app.py [-- ARGS]`` on a free port; returns the process, its log and its
+    URL once /_stcore/health says ok."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -78,7 +79,7 @@ def serve(root: Path, log_path: Path, env: dict | None = None):
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"], cwd=REPO,
+         "--server.fileWatcherType", "none", *(["--", *args] if args else [])], cwd=REPO,
         env={**os.environ, "PATHVIZ_CHECKPOINTS": str(root), **(env or {})},
         stdout=log, stderr=subprocess.STDOUT)
     url = f"http://localhost:{port}"
