@@ -157,7 +157,7 @@ def test_views_draw_their_figures_and_the_url_names_the_view(root):
     assert chart(at, "layer_fig")["id"] == spec["id"]
     view(at, "Metrics & stopping")
     names = [e["name"] for e in chart(at, "metrics_plot")["legend"]]
-    assert "validation accuracy, compact subnetwork" in names
+    assert "validation, compact subnetwork (W*)" in names
     assert "suggested stop (iteration 200)" in names
     trade = chart(at, "tradeoff_plot")
     assert trade["title"] == "validation accuracy, compact subnetwork against parameters kept"
@@ -512,11 +512,19 @@ def test_the_export_report_offers_its_input_contract_and_names_its_weights(tmp_p
         "Download net.pt2", "Download net.pt2.preprocess.py"]
 
 
-def _status(at: AppTest) -> str:
-    """The presentation mode's status line, as the reader sees it."""
-    lines = [line for line in texts(at).splitlines() if "filters selected" in line]
-    assert len(lines) == 1, lines
-    return lines[0]
+def _status(at: AppTest, base: dict | None = None) -> tuple[int, int, dict]:
+    """What the presentation's status line is made of: the iteration at the player's position,
+    the filters selected there and the W* evaluations sent. The page writes the line itself
+    from these (its words are checked by tests/js/text.test.js through tests/test_player_js.py
+    and in Chromium by tests/e2e/test_present_e2e.py); ``base`` is the first render's, which
+    later renders do not send again."""
+    from tests.test_ui_player import player_json, unb64
+
+    pj = player_json(at)
+    base = pj.get("base") or base
+    its, sel = unb64(base["iterations"], "f8"), unb64(base["selected"], "i4")
+    i = pj["index"]
+    return int(its[i]), int(sel[i]), pj["wstar"]
 
 
 def test_presentation_mode_from_the_url_says_what_is_happening(root):
@@ -533,12 +541,15 @@ def test_presentation_mode_from_the_url_says_what_is_happening(root):
         acc = r.metrics()["val_acc_sparse"]
     assert (total, 0 < sel < total) == (62, True) and np.isfinite(acc[30])
     at = app(run="full", present="1", iteration="150")
-    assert _status(at) == f"iteration 150 · {sel} of 62 filters selected · W* {100 * acc[30]:.1f} %"
-    # the iteration is said once: the scrubber's own "Iteration 150 · epoch ..." line is not there
-    assert [line for line in texts(at).splitlines() if "iteration 150" in line.lower()] == \
-        [_status(at)]
-    assert not at.get("button_group") and at.toggle(key="present").value
     from tests.test_ui_player import player_json
+
+    base = player_json(at)["base"]
+    it, selected, wstar = _status(at)
+    assert (it, selected) == (150, sel) and wstar["split"] == "validation"
+    assert wstar["acc"][wstar["it"].index(150.0)] == acc[30]
+    # the page writes the status line; the scrubber's own "Iteration 150 · epoch ..." is not there
+    assert not [line for line in texts(at).splitlines() if "iteration 150" in line.lower()]
+    assert not at.get("button_group") and at.toggle(key="present").value
 
     assert not at.get("plotly_chart")  # both figures are drawn by the page's player
     heat, path = player_json(at)["heat"], player_json(at)["path"]
@@ -550,7 +561,7 @@ def test_presentation_mode_from_the_url_says_what_is_happening(root):
     x, all_ = unb64(path["x"], "f8"), unb64(path["lines"][-1]["y"], "f4")
     assert x[30] == 150 and all_[30] == np.float32(100 * sel / 62)  # the share at iteration 150
     at.button(key="step_next").click().run()  # 155: not evaluated; 150 and 160 are as near
-    assert _status(at).endswith(f"W* {100 * acc[30]:.1f} % (at 150)")
+    assert _status(at, base)[0] == 155
     assert at.query_params["present"] == "1" and at.query_params["iteration"] == "155"
     at.button(key="play").click().run()
     at.run()  # one tick of the play fragment
@@ -560,12 +571,16 @@ def test_presentation_mode_from_the_url_says_what_is_happening(root):
 def test_presentation_toggle_and_a_bad_value(root):
     make_run(root, "done", n=60)
     at = app(run="done", present="banana")
+    from tests.test_ui_player import player_json
+
+    base = player_json(at)["base"]  # the run's snapshots, sent once to the page
     assert "present=“banana” is not on or off" in texts(at)
     assert at.get("button_group") and "present" not in at.query_params  # the normal page
     at.toggle(key="present").set_value(True).run()
     assert not at.exception and at.query_params["present"] == "1"
     assert "present=“banana”" not in texts(at) and not at.get("button_group")
-    assert _status(at).startswith("iteration 295 · 62 of 62 filters selected · W* ")
+    it, selected, wstar = _status(at, base)
+    assert (it, selected) == (295, 62) and wstar["acc"]
     at.toggle(key="present").set_value(False).run()
     assert "present" not in at.query_params and at.get("button_group")
     assert any(line.replace("**", "").startswith("Iteration 295 · epoch ")
