@@ -451,7 +451,7 @@ def export_contract(cfg: dict[str, Any], data_root: str | os.PathLike | None
     now (a root stored in the run is never read)."""
     names = None
     if cfg.get("dataset") == "imagefolder" and data_root is not None:
-        from pathviz.folder import folder_classes
+        from pathviz.data.folder import folder_classes
 
         try:
             names = folder_classes(os.fspath(data_root))

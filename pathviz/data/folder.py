@@ -8,10 +8,10 @@ Layout under ``--data-root``::
 Classes are the sorted folder names (torchvision's ``find_classes``, so the labels are
 ``ImageFolder``'s); ``train/`` and ``val/`` must have the same ones. Nothing is read into memory:
 :class:`FolderImages` holds the file paths and indexes like a tensor, so
-:func:`pathviz.data.split_validation` splits it as it splits uint8 images.
+:func:`pathviz.data.info.split_validation` splits it as it splits uint8 images.
 
 :class:`FolderLoader` decodes batches with a ``torch.utils.data.DataLoader`` (``workers``
-processes) under the rule of :class:`pathviz.data.BatchLoader`: the order of epoch ``e`` is
+processes) under the rule of :class:`pathviz.data.loader.BatchLoader`: the order of epoch ``e`` is
 ``randperm(n)`` of a generator seeded with ``seed * 1_000_003 + e``, and each image's random
 crop and flip are drawn from a seed of its own, made from ``(seed, epoch, batch)`` in this
 process. The batches are therefore the same bit for bit with any number of workers, and
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pathviz.data import IMAGEFOLDER, DataBundle, DataError, DatasetInfo
+from pathviz.data.info import IMAGEFOLDER, DataBundle, DataError, DatasetInfo
 
 if TYPE_CHECKING:
     import torch
@@ -369,7 +369,7 @@ class _EpochBatches:
 class FolderLoader:
     """Normalised float batches decoded from image files, in an order fixed by ``(seed, epoch)``.
 
-    The interface of :class:`pathviz.data.BatchLoader` (``len`` and ``epoch(e, start=k)``,
+    The interface of :class:`pathviz.data.loader.BatchLoader` (``len`` and ``epoch(e, start=k)``,
     yielding ``(x, y)`` on ``device``), with ``workers`` DataLoader processes decoding
     (0: this process). ``workers`` never changes a batch. The workers persist between epochs;
     :meth:`close` ends them (so does dropping the loader). One epoch at a time per loader: a
