@@ -118,3 +118,11 @@ def inside_root(path: os.PathLike | str, root: os.PathLike | str) -> Path | None
         return resolve_inside(path, root)
     except (ValueError, runs.RunError):
         return None
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def load_support(path: str, ident: Ident, n: int) -> dict[str, np.ndarray]:
+    """Filters in the support [N] per layer, for the support path (counts only are kept)."""
+    with PathReader(path) as r:
+        return {layer["name"]: (r.layer_path(layer["name"], "gamma_norm", slice(0, n)) > 0
+                                ).sum(axis=1).astype(np.int32) for layer in r.layers}
