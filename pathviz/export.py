@@ -39,7 +39,6 @@ A run folder is data, never code: the dataset is read only from the ``--data-roo
 
 from __future__ import annotations
 
-import argparse
 import errno
 import io
 import json
@@ -55,7 +54,7 @@ import torch
 
 from pathviz import jsonsafe, numerics, prune, runs
 from pathviz.analysis import stop_of
-from pathviz.cli_parser import StrictParser
+from pathviz.cli import Parser
 from pathviz.config import stored_settings
 from pathviz.contract import (
     CONTRACT_FILE,
@@ -537,11 +536,6 @@ def load_state_dict_export(path: str | os.PathLike) -> torch.nn.Module:
     return model.eval()
 
 
-class _Parser(StrictParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise ExportError(f"{self.explain(message)} (see --help)")
-
-
 def input_line(rep: dict[str, Any]) -> str:
     """The input contract in one line for the CLI, and where its code is."""
     c = rep.get("input") or {}
@@ -554,8 +548,7 @@ def input_line(rep: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = _Parser(prog="python -m pathviz.export", description=__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m pathviz.export", description=__doc__, error=ExportError)
     p.add_argument("run_dir", help="the run folder, e.g. checkpoints/demo")
     p.add_argument("--iteration", required=True, metavar="N|stop",
                    help="an iteration with saved weights, or stop: the run's suggested stop "

@@ -22,7 +22,6 @@ Reading only: nothing here imports torch or writes to the run folder.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 
 from pathviz import jsonsafe, runs
 from pathviz.analysis import StopRule, stop_of
-from pathviz.cli_parser import StrictParser
+from pathviz.cli import Parser
 from pathviz.store import PathFileError, PathReader
 
 __all__ = ["summary", "main"]
@@ -203,15 +202,9 @@ def _text(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-class _Parser(StrictParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise ValueError(f"{self.explain(message)} (see --help)")
-
-
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit code."""
-    p = _Parser(prog="python -m pathviz.inspect", description=__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m pathviz.inspect", description=__doc__, error=ValueError)
     p.add_argument("run_dir", help="the run folder, e.g. checkpoints/demo")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--rule", default="1se", help="stop rule: 1se (default) or points:X")

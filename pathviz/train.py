@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from pathviz import distributed, numerics, resume, runs
-from pathviz.cli_parser import StrictParser
+from pathviz.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parser, UsageError
 from pathviz.config import PRESETS, ConfigError, RunConfig, add_config_arguments, config_from_args
 from pathviz.data import (
     DataBundle,
@@ -50,22 +50,11 @@ from pathviz.store import PathFileError
 
 log = logging.getLogger("pathviz.train")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 HEARTBEAT_EVERY = 1.0  # seconds between status updates
 
 
-class UsageError(Exception):
-    """Bad input: one sentence, exit code 2, nothing written."""
-
-
-class _Parser(StrictParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.explain(message)} (see --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m pathviz.train", description=__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m pathviz.train", description=__doc__)
     p.add_argument("--preset", help=f"start from a preset: {', '.join(PRESETS)}")
     p.add_argument("--config", help="JSON or TOML file of settings (flags override it)")
     p.add_argument("--out", help="run folder (default: checkpoints/<preset or model>-<time>)")

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from pathviz import prune, runs
-from pathviz.cli_parser import StrictParser
+from pathviz.cli import EXIT_OK, EXIT_USAGE, Parser, UsageError
 from pathviz.tickets import supports as sp
 from pathviz.tickets.baselines import (
     METHODS,
@@ -48,13 +48,7 @@ from pathviz.tickets.reference import sgd_reference, taylor_batches
 
 log = logging.getLogger("pathviz.baselines")
 
-EXIT_OK, EXIT_USAGE = 0, 2
-
 __all__ = ["UsageError", "Job", "prepare", "measure", "run", "main"]
-
-
-class UsageError(Exception):
-    """Bad input: one sentence, exit code 2, nothing written."""
 
 
 @dataclass
@@ -74,14 +68,8 @@ class Job:
     settings: Any  # pathviz.tickets.training.Settings
 
 
-class _Parser(StrictParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.explain(message)} (see --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m pathviz.baselines", description=__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m pathviz.baselines", description=__doc__)
     p.add_argument("run_dir", help="the SLBI run folder, e.g. checkpoints/demo")
     p.add_argument("--methods", help=f"comma-separated, of {', '.join(METHODS)} (default: every "
                                      f"method the model allows; slimming needs BatchNorm)")
@@ -308,10 +296,7 @@ def run(job: Job, progress: bool = True) -> int:
     cache: dict[tuple[str, int], sp.Scores] = {}
     try:
         for it in sorted({it for it, _ in todo}):
-            try:
-                sup = variants.load_support(job.run_dir, it)
-            except variants.UsageError as e:
-                raise UsageError(str(e)) from None
+            sup = variants.load_support(job.run_dir, it)  # raises UsageError
             reference = ref_sgd if ref_sgd is not None else sup.model
             for m in [m for i, m in todo if i == it]:
                 if stop:

@@ -57,7 +57,7 @@ from typing import Any
 import torch
 
 from pathviz import prune, runs, tickets
-from pathviz.cli_parser import StrictParser
+from pathviz.cli import EXIT_OK, EXIT_USAGE, Parser
 from pathviz.data import (
     DataBundle,
     DataError,
@@ -73,8 +73,6 @@ from pathviz.tickets.variants import Support, UsageError, build_variant, load_su
 
 log = logging.getLogger("pathviz.retrain")
 
-EXIT_OK, EXIT_USAGE = 0, 2
-
 __all__ = ["UsageError", "Variant", "build_parser", "prepare", "run", "main"]
 
 
@@ -89,14 +87,8 @@ class Variant:
     description: dict[str, Any]
 
 
-class _Parser(StrictParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.explain(message)} (see --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m pathviz.retrain", description=__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m pathviz.retrain", description=__doc__)
     p.add_argument("run_dir", help="the run folder, e.g. checkpoints/demo")
     p.add_argument("--iteration", required=True, metavar="N|stop",
                    help="the support to retrain: an iteration with saved weights, or stop: the "

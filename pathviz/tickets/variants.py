@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from pathviz import prune, tickets
+from pathviz.cli import UsageError  # re-exported: the tickets CLIs' one usage error
 from pathviz.export import ExportError, load_run_model
 from pathviz.models import build_model, count_params, widths_of
 
@@ -22,10 +23,6 @@ log = logging.getLogger("pathviz.retrain")
 
 __all__ = ["UsageError", "Support", "load_support", "build_variant", "random_plan",
            "uniform_widths"]
-
-
-class UsageError(Exception):
-    """Bad input: one sentence, exit code 2, nothing written."""
 
 
 # ---- the support and the six initialisations -----------------------------------------------

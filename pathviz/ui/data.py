@@ -110,12 +110,7 @@ def identity_of(info: runs.RunInfo) -> tuple[str, str]:
 def inside_root(path: os.PathLike | str, root: os.PathLike | str) -> Path | None:
     """``path`` resolved, if it lies inside ``root`` (symlinks followed); otherwise None."""
     try:
-        from pathviz.runs import resolve_inside  # added by the runs module's owner
-    except ImportError:
-        resolved, base = Path(path).resolve(), Path(root).resolve()
-        return resolved if resolved.is_relative_to(base) else None
-    try:
-        return resolve_inside(path, root)
+        return runs.resolve_inside(path, root)
     except (ValueError, runs.RunError):
         return None
 
