@@ -82,6 +82,7 @@ from pathviz.runs.worker import (
     MAX_LOCAL_PROCESSES,
     _lock_holder,  # noqa: F401 (the tickets CLI asks who holds a run's lock)
     start_worker,
+    stop_group,
     stop_worker,
     worker_command,
 )
@@ -94,5 +95,6 @@ __all__ = ["BASELINES_FILE", "BASELINES_LOCK", "CONFIG_FILE", "DISK_FULL", "ENV_
            "clear_run", "disk_full_target", "effective_state", "is_alive", "is_disk_full",
            "is_run_dir", "list_runs", "lock_held", "paths_for_dir", "process_start_time",
            "read_status", "record_files", "release_lock", "remove_my_temps", "resolve_inside",
-           "run_paths", "start_worker", "stop_worker", "validate_name", "worker_command",
+           "run_paths", "start_worker", "stop_group", "stop_worker", "validate_name",
+           "worker_command",
            "write_bytes_atomic", "write_json_atomic", "write_status"]

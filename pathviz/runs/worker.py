@@ -89,6 +89,28 @@ def _lock_holder(paths: RunPaths) -> int | None:
         pid, start if isinstance(start, int) else None) else None
 
 
+def stop_group(pid: int, start: int | None, timeout: float) -> str:
+    """SIGTERM the process group of ``pid`` and wait up to ``timeout`` seconds for ``pid`` (the
+    process started at ``start``, so a recycled pid does not count) to end, then SIGKILL the
+    group: the one stop loop of a worker and a background retrain. Returns "gone" when there
+    was no such process to signal, "stopped" when it ended within ``timeout``, "killed"
+    otherwise."""
+    try:
+        os.killpg(os.getpgid(pid), signal.SIGTERM)
+    except ProcessLookupError:
+        return "gone"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not is_alive(pid, start):
+            return "stopped"
+        time.sleep(0.05)
+    try:
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return "killed"
+
+
 def stop_worker(paths: RunPaths, timeout: float = 15.0) -> bool:
     """SIGTERM the run's worker (it flushes and marks itself stopped), SIGKILL after ``timeout``.
 
@@ -99,20 +121,9 @@ def stop_worker(paths: RunPaths, timeout: float = 15.0) -> bool:
                                                                  status.get("pid_start")) else None)
     if not pid:
         return False
-    start = process_start_time(pid)
-    try:
-        os.killpg(os.getpgid(pid), signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if not is_alive(pid, start):
-            return True
-        time.sleep(0.05)
-    try:
-        os.killpg(os.getpgid(pid), signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    how = stop_group(pid, process_start_time(pid), timeout)
+    if how != "killed":
+        return how == "stopped"
     write_status(paths, state="stopped", reason="killed after not stopping within "
                  f"{timeout:.0f}s", heartbeat=time.time())
     return True
