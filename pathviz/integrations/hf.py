@@ -400,8 +400,8 @@ def load_run_model(run_dir: str | os.PathLike, iteration: int | str
                    ) -> tuple[nn.Module, list[LayerSpec], dict[str, Any], int]:
     """(model with the weights of ``iteration``, its head/neuron layers, the Gamma tensors,
     the iteration) from a run the callback recorded; ``iteration`` may be ``"stop"``."""
-    from pathviz.export import ExportError as ZooExportError
-    from pathviz.export import resolve_iteration
+    from pathviz.run_model import ExportError as ZooExportError
+    from pathviz.run_model import resolve_iteration
     from pathviz.store import PathFileError, PathReader
 
     paths = runs.paths_for_dir(run_dir)

@@ -46,7 +46,7 @@ def sgd_reference(run_dir: Path, model: torch.nn.Module) -> tuple[Path, int, tor
 
 
 def load_reference(ref_dir: Path, iteration: int) -> torch.nn.Module:
-    from pathviz.export import ExportError, load_run_model
+    from pathviz.run_model import ExportError, load_run_model
 
     try:
         return load_run_model(ref_dir, iteration)[0]

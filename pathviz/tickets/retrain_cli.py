@@ -65,8 +65,8 @@ from pathviz.data import (
     load_dataset,
     split_validation,
 )
-from pathviz.export import ExportError, resolve_iteration
 from pathviz.models import count_params, widths_of
+from pathviz.run_model import ExportError, resolve_iteration
 from pathviz.store import PathFileError, PathReader
 from pathviz.tickets.training import Settings, _Progress, retrain_seed
 from pathviz.tickets.variants import Support, UsageError, build_variant, load_support

@@ -16,8 +16,8 @@ from torch import nn
 
 from pathviz import prune, tickets
 from pathviz.cli import UsageError  # re-exported: the tickets CLIs' one usage error
-from pathviz.export import ExportError, load_run_model
 from pathviz.models import build_model, count_params, widths_of
+from pathviz.run_model import ExportError, load_run_model
 
 log = logging.getLogger("pathviz.retrain")
 
