@@ -7,7 +7,6 @@ import fcntl
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 from pathviz.runs.manifest import clean_stale_temps
@@ -178,10 +177,3 @@ def _lock_info(paths: RunPaths) -> dict[str, Any]:
     except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def _mtime(p: Path) -> float:
-    try:
-        return p.stat().st_mtime
-    except OSError:
-        return 0.0
