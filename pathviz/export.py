@@ -61,6 +61,7 @@ from pathviz.contract import (
     preprocess_source,
 )
 from pathviz.data import DataError, check_classes, dataset_info, load_dataset
+from pathviz.data.folder import folder_classes
 from pathviz.evaluate import eval_loader, evaluate
 from pathviz.models import build_model, widths_of
 from pathviz.run_model import (  # re-exported: export's interface since before run_model
@@ -315,8 +316,6 @@ def export_contract(cfg: dict[str, Any], data_root: str | os.PathLike | None
     now (a root stored in the run is never read)."""
     names = None
     if cfg.get("dataset") == "imagefolder" and data_root is not None:
-        from pathviz.data.folder import folder_classes
-
         try:
             names = folder_classes(os.fspath(data_root))
         except DataError:

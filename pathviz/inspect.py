@@ -29,10 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from pathviz import jsonsafe, runs
+from pathviz import jsonsafe, runs, tickets
 from pathviz.analysis import StopRule, stop_of
 from pathviz.cli import Parser
 from pathviz.store import PathFileError, PathReader
+from pathviz.tickets import baselines
 
 __all__ = ["summary", "main"]
 
@@ -55,18 +56,12 @@ def _last_finite(iterations: np.ndarray, values: np.ndarray) -> tuple[int | None
 
 def _tickets(run_dir: Path) -> list[dict[str, Any]]:
     try:
-        from pathviz import tickets
-    except ImportError:  # the tickets module is optional for reading a run
-        return []
-    try:
         return tickets.summary(run_dir)
     except (OSError, ValueError, KeyError) as e:
         return [{"error": f"tickets could not be read ({e})"}]
 
 
 def _baselines(run_dir: Path) -> list[dict[str, Any]]:
-    from pathviz.tickets import baselines
-
     try:
         return baselines.summary(run_dir)
     except baselines.BaselineError as e:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import plotly.colors as pc
 import plotly.graph_objects as go
 
 __all__ = ["group_names", "unit_plural", "overview_heatmap", "filters_image",
@@ -76,8 +77,6 @@ def levels(values: np.ndarray, top: float) -> np.ndarray:
 
 def level_scale() -> list:
     """Level 0 grey, levels 1..255 Viridis (a step at the first level, not a blend)."""
-    import plotly.colors as pc
-
     viridis = pc.get_colorscale(SCALE)
     edge = 0.5 / 255
     return ([[0.0, OUTSIDE_COLOR], [edge, OUTSIDE_COLOR]]

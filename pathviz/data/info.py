@@ -84,7 +84,7 @@ def split_validation(bundle: DataBundle, fraction: float, seed: int) -> DataBund
     held-out part (empty when ``fraction`` is 0). Image folders split the same way: their images
     index like tensors.
     """
-    import torch
+    import torch  # lazy: the app imports pathviz.data without torch
 
     y = bundle.train_y
     n = len(y)

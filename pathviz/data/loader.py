@@ -14,7 +14,7 @@ from pathviz.data.folder import FolderImages, FolderLoader
 from pathviz.data.info import DatasetInfo
 
 if TYPE_CHECKING:  # torch is imported where tensors are made, so the app can import pathviz.data
-    import torch
+    import torch  # lazy: the app imports pathviz.data without torch
     from torch import Tensor
 
 __all__ = ["BatchLoader", "Loader", "make_loader"]
@@ -42,7 +42,7 @@ def make_loader(x: Tensor | FolderImages, y: Tensor, info: DatasetInfo, batch_si
     Both give the same batches for the same ``(seed, epoch)`` whatever ``workers`` is, so
     callers need no ``if dataset == ...`` and ``workers`` never changes the numbers.
     """
-    import torch
+    import torch  # lazy: the app imports pathviz.data without torch
 
     if isinstance(x, torch.Tensor):
         return BatchLoader(x, y, info, batch_size, shuffle=shuffle, augment=augment, seed=seed,
@@ -66,7 +66,7 @@ class BatchLoader:
     def __init__(self, x: Tensor, y: Tensor, info: DatasetInfo, batch_size: int, *,
                  shuffle: bool, augment: bool, seed: int = 0, device: str | torch.device = "cpu",
                  drop_last: bool = False) -> None:
-        import torch
+        import torch  # lazy: the app imports pathviz.data without torch
 
         if batch_size < 1:
             raise ValueError(f"Invalid batch_size value: {batch_size}")
@@ -86,7 +86,7 @@ class BatchLoader:
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         """Batches of one epoch, skipping the first ``start`` ones."""
-        import torch
+        import torch  # lazy: the app imports pathviz.data without torch
 
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         n = len(self.x)
@@ -107,7 +107,7 @@ class BatchLoader:
 
 def _crop_flip(x: Tensor, gen: torch.Generator, pad: int = 4) -> Tensor:
     """Random crop after zero padding, and random horizontal flip, per image (N x C x H x W)."""
-    import torch
+    import torch  # lazy: the app imports pathviz.data without torch
 
     n, _, h, w = x.shape
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))

@@ -134,7 +134,7 @@ def _dataset_files(name: str, root: str) -> tuple[str, list[str], list[str]]:
 
 
 def _digits() -> DataBundle:
-    import torch
+    import torch  # lazy: the app imports pathviz.data without torch
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -159,7 +159,7 @@ _IDX_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images
 
 
 def _mnist_like(name: str, root: str) -> DataBundle:
-    import torch
+    import torch  # lazy: the app imports pathviz.data without torch
 
     raw, _, missing = _dataset_files(name, root)
     if missing:
@@ -295,7 +295,7 @@ def _one_line(e: BaseException) -> str:
 
 def _cifar10(root: str) -> DataBundle:
     import numpy as np
-    import torch
+    import torch  # lazy: the app imports pathviz.data without torch
 
     folder, _, missing = _dataset_files("cifar10", root)
     if missing:

@@ -23,11 +23,13 @@ paths from it are resolved (:func:`resolve_inside`) before they are read or writ
 
 
 from pathviz.runs.atomic import (
+    disk_full_reason,
     disk_full_target,
     is_disk_full,
     write_bytes_atomic,
     write_json_atomic,
 )
+from pathviz.runs.claim import Claim, claim_early, log_to, unclaim
 from pathviz.runs.listing import (
     RunInfo,
     list_runs,
@@ -87,7 +89,8 @@ from pathviz.runs.worker import (
     worker_command,
 )
 
-__all__ = ["BASELINES_FILE", "BASELINES_LOCK", "CONFIG_FILE", "DISK_FULL", "ENV_ROOT",
+__all__ = ["Claim", "claim_early", "log_to", "unclaim", "disk_full_reason",
+           "BASELINES_FILE", "BASELINES_LOCK", "CONFIG_FILE", "DISK_FULL", "ENV_ROOT",
            "EXPORTS_DIR", "HEARTBEAT_TIMEOUT", "HOLDER_WAIT", "LOCK_FILE", "LOG_FILE",
            "MANIFEST_FILE", "MAX_LOCAL_PROCESSES", "PATH_FILE", "RESUME_FILE", "RUN_FILES",
            "RunError", "RunInfo", "RunPaths", "STATES", "STATUS_FILE", "acquire_lock",

@@ -98,3 +98,17 @@ def is_disk_full(e: BaseException) -> bool:
             return True  # HDF5 (through h5py) reports the errno only in its message
         e = e.__cause__ or e.__context__
     return False
+
+
+def disk_full_reason(e: BaseException, paths: RunPaths, iteration: int
+                     ) -> tuple[str, str]:
+    """(reason, advice) for a full disk: ``disk full at iteration N: resume.pt could not be
+    written`` (the file the error names, relative to the run folder), and what to do that
+    works: continue with --resume where a resume state exists, else start again with
+    --overwrite (``--resume`` would refuse a run without ``resume.pt``)."""
+    what = disk_full_target(e, paths) or "a file of the run"
+    reason = f"disk full at iteration {iteration}: {what} could not be written"
+    if paths.resume.is_file():
+        return reason, "free space, then continue with --resume"
+    return reason, ("no resume state was saved yet, so free space, then start again with "
+                    "--overwrite")

@@ -20,6 +20,7 @@ from pathviz.runs.paths import (
     RunPaths,
 )
 from pathviz.runs.status import process_start_time
+from pathviz.store import PathFileError, PathReader
 
 
 def _read_manifest(paths: RunPaths) -> dict[str, Any] | None:
@@ -39,7 +40,6 @@ def is_run_dir(paths: RunPaths) -> bool:
         return True
     if not paths.path.is_file() or paths.path.is_symlink():
         return False
-    from pathviz.store import PathFileError, PathReader
 
     try:
         with open(paths.path, "rb") as f:

@@ -35,7 +35,10 @@ import torch
 
 from pathviz import prune, runs
 from pathviz.cli import EXIT_OK, EXIT_USAGE, Parser, UsageError
+from pathviz.data import DataError, check_classes, load_dataset, split_validation
+from pathviz.store import PathFileError, PathReader
 from pathviz.tickets import supports as sp
+from pathviz.tickets import training, variants
 from pathviz.tickets.baselines import (
     METHODS,
     REFERENCES,
@@ -111,10 +114,6 @@ def _iterations(text: str, saved: list[int], run_dir: Path) -> list[int]:
 
 def prepare(args: argparse.Namespace) -> Job:
     """Check everything; raise UsageError on bad input. Nothing is written here."""
-    from pathviz.data import DataError, check_classes, load_dataset, split_validation
-    from pathviz.store import PathFileError, PathReader
-    from pathviz.tickets import training, variants
-
     run_dir = Path(args.run_dir)
     try:
         paths = runs.paths_for_dir(run_dir)
@@ -186,8 +185,6 @@ def prepare(args: argparse.Namespace) -> Job:
 
 def _path_at(run_dir: Path, iteration: int) -> dict[str, Any]:
     """The path's own compact W* at ``iteration``: its test and validation accuracy."""
-    from pathviz.store import PathReader
-
     with PathReader(runs.paths_for_dir(run_dir).path) as r:
         its = r.iterations
         i = int(np.searchsorted(its, iteration, side="right")) - 1
@@ -202,8 +199,6 @@ def measure(job: Job, sup: Any, method: str, reference: torch.nn.Module,
             scores: sp.Scores) -> dict[str, Any]:
     """One entry of the results file: the baseline of ``method`` at ``sup``'s widths, one-shot
     and finetuned."""
-    from pathviz.tickets import training
-
     path_params, path_flops = prune.count(sp.compact_copy(sup.model, sup.plan, sup.example),
                                           sup.example)
     if method == "global-magnitude":
@@ -273,8 +268,6 @@ def measuring(run_dir: Path) -> Iterator[None]:
 
 def run(job: Job, progress: bool = True) -> int:
     """Measure every (iteration, method) not in the results file yet; returns the exit code."""
-    from pathviz.tickets import variants
-
     entries = read_results(job.run_dir)
     done = {entry_key(e) for e in entries}
     todo = [(it, m) for it in job.iterations for m in job.methods
@@ -364,8 +357,6 @@ def table(job: Job) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit code."""
-    from pathviz.tickets import variants
-
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import warnings
 

@@ -68,6 +68,9 @@ from pathviz.data import (
 from pathviz.models import count_params, widths_of
 from pathviz.run_model import ExportError, resolve_iteration
 from pathviz.store import PathFileError, PathReader
+from pathviz.tickets import reference
+from pathviz.tickets import supports as sp
+from pathviz.tickets.baselines import BaselineError
 from pathviz.tickets.training import Settings, _Progress, retrain_seed
 from pathviz.tickets.variants import Support, UsageError, build_variant, load_support
 
@@ -258,10 +261,6 @@ def _baseline_reference(sup: Support, which: str, methods: list[str], data: Data
                         cfg: dict[str, Any]) -> None:
     """Set the pruning baselines' dense reference and Taylor's batches on ``sup``; UsageError
     for slimming without BatchNorm or a missing SGD sibling."""
-    from pathviz.tickets import reference
-    from pathviz.tickets import supports as sp
-    from pathviz.tickets.baselines import BaselineError
-
     if "slimming" in methods and not sp.has_batchnorm(sup.model):
         raise UsageError(f"slimming scores channels by their BatchNorm scale, and "
                          f"{cfg.get('model')} has no BatchNorm layer; choose magnitude, taylor "
