@@ -328,3 +328,7 @@ def to_cpu(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(to_cpu(v) for v in obj)
     return obj
+
+
+class RanksDiverged(RuntimeError):
+    """The processes of a multi-process run no longer hold the same training state."""

@@ -87,7 +87,8 @@ __all__ = ["ExportError", "export", "load_run_model", "load_state_dict_export", 
            "export_contract", "preprocess_path", "check_finite", "pin_run"]
 
 
-def default_out(run_dir: str | os.PathLike, iteration: int, mode: str, fmt: str) -> Path:
+def default_out(run_dir: str | os.PathLike | runs.RunPaths, iteration: int, mode: str,
+                fmt: str) -> Path:
     """Where the app keeps exports: ``<run>/exports/<run>-iter<N>-<mode><suffix>``."""
     paths = runs.paths_for_dir(run_dir)
     return paths.exports / f"{paths.name}-iter{iteration}-{mode}{SUFFIX.get(fmt, '')}"
@@ -189,7 +190,7 @@ def export(run_dir: str | os.PathLike, iteration: int, mode: str = "compact", fm
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     paths = runs.paths_for_dir(run_dir)
-    out = Path(out) if out is not None else default_out(run_dir, iteration, mode, fmt)
+    out = Path(out) if out is not None else default_out(paths, iteration, mode, fmt)
     check_out(out, fmt, paths.exports)
     report_path = out.with_name(out.name + ".json")
     code_path = preprocess_path(out)
@@ -211,7 +212,7 @@ def export(run_dir: str | os.PathLike, iteration: int, mode: str = "compact", fm
         if missing:
             raise ExportError(f"ONNX export needs {' and '.join(missing)}: "
                               f"pip install {' '.join(missing)}")
-    model, layers, gammas, cfg = load_run_model(run_dir, iteration)  # pins the run's numerics
+    model, layers, gammas, cfg = load_run_model(paths, iteration)  # pins the run's numerics
     example = _example(cfg)
     test, no_test = _test_data(cfg.get("dataset"), data_root, model)
     contract = export_contract(cfg, data_root)
@@ -249,7 +250,7 @@ def export(run_dir: str | os.PathLike, iteration: int, mode: str = "compact", fm
     if no_test:
         notes.append(no_test)
     report: dict[str, Any] = {
-        "run": str(runs.paths_for_dir(run_dir).dir), "iteration": int(iteration), "mode": mode,
+        "run": str(paths.dir), "iteration": int(iteration), "mode": mode,
         "format": fmt, "file": str(out), "file_size": tmp.stat().st_size,
         "model": cfg.get("model"),
         "params_before": params_before, "params_after": params_after,

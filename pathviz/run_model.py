@@ -30,7 +30,7 @@ class ExportError(Exception):
     """An export that cannot be made; the message says why and what to do."""
 
 
-def resolve_iteration(run_dir: str | os.PathLike, value: str | int) -> int:
+def resolve_iteration(run_dir: str | os.PathLike | runs.RunPaths, value: str | int) -> int:
     """``--iteration``: a whole number as given, or ``"stop"``, the run's suggested stop (the
     iteration :func:`pathviz.analysis.stop_of` picks, as ``pathviz.inspect`` and the app show it).
 
@@ -127,7 +127,7 @@ def check_finite(weights: dict[str, np.ndarray], gammas: dict[str, np.ndarray],
                                   f"export an earlier --iteration, whose weights are finite")
 
 
-def load_run_model(run_dir: str | os.PathLike, iteration: int):
+def load_run_model(run_dir: str | os.PathLike | runs.RunPaths, iteration: int):
     """(model with the weights of ``iteration`` in eval mode, layers, gammas, config)."""
     paths = runs.paths_for_dir(run_dir)
     if not paths.path.exists():

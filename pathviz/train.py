@@ -33,11 +33,12 @@ from pathviz.config import (
     config_from_json,
 )
 from pathviz.data import DataError, check_root_wanted, load_dataset, split_validation
+from pathviz.distributed import RanksDiverged
 from pathviz.models import UnknownModelError, build_model
 from pathviz.plan import Plan, make_optimizer, pin_numerics, resolve_device
 from pathviz.runs import disk_full_reason
 from pathviz.store import PathFileError
-from pathviz.trainer import RanksDiverged, Trainer
+from pathviz.trainer import Trainer
 
 __all__ = ["main", "build_parser", "prepare", "check_args", "load_plan", "build_plan", "Plan",
            "Trainer", "RanksDiverged", "UsageError", "make_optimizer", "pin_numerics",

@@ -17,9 +17,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from pathviz import distributed, numerics, resume, runs
+from pathviz import distributed, resume, runs
 from pathviz.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from pathviz.data import make_loader
+from pathviz.distributed import RanksDiverged
 from pathviz.evaluate import Evaluator, eval_loader
 from pathviz.integrations.tensorboard import follow, write_stop
 from pathviz.models import build_model
@@ -29,7 +30,7 @@ from pathviz.recorder import PathRecorder, layers_of, model_info
 from pathviz.snapshots import Snapshotter
 from pathviz.store import PathFileError
 
-__all__ = ["Trainer", "RanksDiverged"]
+__all__ = ["Trainer"]
 
 log = logging.getLogger("pathviz.train")
 
@@ -409,23 +410,6 @@ class Trainer:
         if state["support"] is not None:
             self.snaps.support_at_weights = [m.to(dev) for m in state["support"]]
 
-    def _warn_other_environment(self) -> None:
-        """A resume with other library versions (or another GPU) than the run started with goes
-        on, but the rest of the path is no longer the one an uninterrupted run would give:
-        say so in the log, naming what changed."""
-        import json
-
-        try:
-            recorded = json.loads(self.paths.config.read_text()).get("environment") or {}
-        except (OSError, ValueError, AttributeError, RecursionError):
-            return
-        changed = numerics.differences(recorded, self.environment) if isinstance(
-            recorded, dict) else []
-        if changed:
-            log.warning("resumed with another environment than the run started with (%s): the "
-                        "path goes on, but not bit for bit as an uninterrupted run would",
-                        "; ".join(changed))
-
     def _load_resume(self) -> dict[str, Any]:
         paths = self.paths
         state = resume.load_state(paths, self.plan.device, self.model, self.opt,
@@ -447,7 +431,7 @@ class Trainer:
                 paths.path, self.recorder.layers, self.recorder._params)
         log.info("resumed at iteration %d with %d snapshots kept", self.iteration,
                  writer.n_snapshots)
-        self._warn_other_environment()
+        resume.warn_other_environment(self.paths, self.environment)
         return state
 
     # ---- status, signals and failures --------------------------------------------------------
@@ -523,8 +507,6 @@ class Trainer:
 _NOT_A_RANK_FAILURE = (resume.ResumeError,)
 
 
-class RanksDiverged(RuntimeError):
-    """The processes of a multi-process run no longer hold the same training state."""
 
 
 def _reason(e: BaseException) -> str:

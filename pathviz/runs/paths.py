@@ -142,8 +142,12 @@ def resolve_inside(path: str | os.PathLike, root: str | os.PathLike) -> Path:
     return real
 
 
-def paths_for_dir(run_dir: str | os.PathLike) -> RunPaths:
-    """The files of the run in an explicit folder (the CLI's ``--out`` / ``RUN_DIR``)."""
+def paths_for_dir(run_dir: str | os.PathLike | RunPaths) -> RunPaths:
+    """The files of the run in an explicit folder (the CLI's ``--out`` / ``RUN_DIR``); a
+    :class:`RunPaths` is returned as it is, so a caller resolves a run's folder once and passes
+    that one object down."""
+    if isinstance(run_dir, RunPaths):
+        return run_dir
     d = Path(run_dir)
     validate_name(d.resolve().name)
     return RunPaths(d)
