@@ -15,6 +15,9 @@ __all__ = ["StopRule", "Stop", "StopDecision", "suggest_stop", "stop_of", "binom
 
 RULES = ("1se", "points")
 
+# the W* accuracies the pages show, best first: the compact subnetwork on validation, else on test
+W_STAR_METRICS = (("val_acc_sparse", "validation"), ("test_acc_sparse", "test"))
+
 
 @dataclass(frozen=True)
 class StopRule:

@@ -15,6 +15,9 @@ import sys
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from pathviz.data import DATASET_NAMES
+from pathviz.numerics import LEVELS
+
 __all__ = ["RunConfig", "PRESETS", "ConfigError", "load_config_file", "add_config_arguments",
            "config_from_args", "config_to_argv", "config_from_json", "stored_settings"]
 
@@ -102,8 +105,6 @@ class RunConfig:
 
     def validate(self) -> RunConfig:
         """Raise ConfigError naming the first bad value; returns self for chaining."""
-        from pathviz.data import DATASET_NAMES
-
         positive = ("epochs", "batch_size", "snapshot_every", "weights_every", "eval_every")
         for name in positive:
             v = getattr(self, name)
@@ -148,7 +149,6 @@ class RunConfig:
                 not 1 <= self.threads <= 256:
             raise ConfigError(f"--threads must be a whole number from 1 to 256, got "
                               f"{self.threads!r}")
-        from pathviz.numerics import LEVELS
 
         if self.cpu_isa not in LEVELS:
             raise ConfigError(f"--cpu-isa must be one of {', '.join(LEVELS)}, got "

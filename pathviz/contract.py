@@ -39,7 +39,7 @@ CLASS_NAMES: dict[str, list[str]] = {
 }
 
 # how each dataset's images reach the uint8 (N, C, H, W) arrays that training normalised;
-# the steps mirror pathviz.data (_digits, _mnist_like, _cifar10) and pathviz.folder
+# the steps mirror pathviz.data (_digits, _mnist_like, _cifar10) and pathviz.data.folder
 SOURCES: dict[str, dict[str, Any]] = {
     "digits": {
         "from": "scikit-learn's load_digits(): 8x8 images with values 0..16, as (N, 64) floats",

@@ -48,6 +48,7 @@ import torch
 import torch.distributed as tdist
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 __all__ = ["Dist", "from_env", "init", "on_device", "barrier", "shutdown", "ShardedBatches",
            "wrap_model", "local_loss", "agree_flags", "all_sum", "broadcast_object",
@@ -152,8 +153,6 @@ def wrap_model(model: nn.Module, device: torch.device, d: Dist | None = None) ->
     caller converts BatchNorm to SyncBatchNorm first, before it builds the optimizer (the
     conversion raises on the CPU/gloo, so CPU ranks normalise over their own share).
     """
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
     group = None if d is None else d.group
     if device.type == "cuda":
         return DDP(model, device_ids=[device.index], process_group=group)
@@ -318,3 +317,18 @@ def first_failure(wait: float = 2.0) -> str | None:
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.1)
+
+
+def to_cpu(obj: Any) -> Any:
+    """``obj`` with every tensor moved to the CPU (for a pickled broadcast)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
+
+
+class RanksDiverged(RuntimeError):
+    """The processes of a multi-process run no longer hold the same training state."""

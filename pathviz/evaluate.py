@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pathviz import distributed
 from pathviz.data import BatchLoader, DatasetInfo, Loader, make_loader
+from pathviz.prune import subnetwork
 
 __all__ = ["EVAL_BATCH", "Evaluator", "eval_loader", "evaluate"]
 
@@ -68,8 +70,6 @@ class Evaluator:
     def loss_acc(self, model: nn.Module, loader: BatchLoader) -> tuple[float, float]:
         """(mean cross-entropy, accuracy) of ``model`` on ``loader``."""
         if self.dist is not None:
-            from pathviz import distributed
-
             return distributed.evaluate_sharded(model, loader, self.dist)
         return evaluate(model, loader)
 
@@ -84,8 +84,6 @@ class Evaluator:
                example: torch.Tensor) -> dict[str, float]:
         """Size and validation/test accuracy of the compact subnetwork that export would write
         for the support of ``gammas``."""
-        from pathviz.prune import subnetwork
-
         sub = subnetwork(model, layers, gammas, example)
         return {"val_acc_sparse": self.loss_acc(sub.compact, self.val)[1],
                 "test_acc_sparse": self.loss_acc(sub.compact, self.test)[1],

@@ -22,7 +22,6 @@ Reading only: nothing here imports torch or writes to the run folder.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -30,10 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from pathviz import jsonsafe, runs
+from pathviz import jsonsafe, runs, tickets
 from pathviz.analysis import StopRule, stop_of
-from pathviz.cli_parser import StrictParser
+from pathviz.cli import Parser
 from pathviz.store import PathFileError, PathReader
+from pathviz.tickets import baselines
 
 __all__ = ["summary", "main"]
 
@@ -56,18 +56,12 @@ def _last_finite(iterations: np.ndarray, values: np.ndarray) -> tuple[int | None
 
 def _tickets(run_dir: Path) -> list[dict[str, Any]]:
     try:
-        from pathviz import tickets
-    except ImportError:  # the tickets module is optional for reading a run
-        return []
-    try:
         return tickets.summary(run_dir)
     except (OSError, ValueError, KeyError) as e:
         return [{"error": f"tickets could not be read ({e})"}]
 
 
 def _baselines(run_dir: Path) -> list[dict[str, Any]]:
-    from pathviz.tickets import baselines
-
     try:
         return baselines.summary(run_dir)
     except baselines.BaselineError as e:
@@ -203,15 +197,9 @@ def _text(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-class _Parser(StrictParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise ValueError(f"{self.explain(message)} (see --help)")
-
-
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit code."""
-    p = _Parser(prog="python -m pathviz.inspect", description=__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m pathviz.inspect", description=__doc__, error=ValueError)
     p.add_argument("run_dir", help="the run folder, e.g. checkpoints/demo")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--rule", default="1se", help="stop rule: 1se (default) or points:X")

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from pathviz.groups import gamma_layers
+
 __all__ = ["build_model", "registry", "default_widths", "widths_of", "count_params",
            "ModelEntry", "UnknownModelError"]
 
@@ -360,7 +362,6 @@ def widths_of(model: nn.Module) -> list[int] | None:
         return None
     if isinstance(model, ViT):
         return model.widths()
-    from pathviz.groups import gamma_layers
 
     # shortcut convs take their width from the residual stream they join
     return [s.shape[0] for s in gamma_layers(model, conv="group", linear="group")

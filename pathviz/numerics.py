@@ -48,6 +48,8 @@ import platform
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+import pathviz
+
 __all__ = ["DEFAULT_LEVEL", "LEVELS", "VML_OPS", "NumericsError", "apply_env", "differences",
            "environment", "level_env", "machine_problem", "pin", "pinned_level", "sqrt_"]
 
@@ -186,7 +188,7 @@ def _mkl_branch() -> int | None:
     """MKL's conditional-numerical-reproducibility setting (``mkl_cbwr_get``), or None where
     torch's MKL does not export it."""
     try:
-        import torch
+        import torch  # lazy: config and the app import pathviz.numerics without torch
 
         lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib",
                                        "libtorch_cpu.so"))
@@ -215,7 +217,7 @@ def pin(level: str = DEFAULT_LEVEL, threads: int | None = 1,
         raise NumericsError(problem)
     before = {k: os.environ.get(k) for k in level_env(level, deterministic)}
     apply_env(level, deterministic=deterministic)
-    import torch
+    import torch  # lazy: config and the app import pathviz.numerics without torch
 
     problem = _unpinnable(level, torch)
     if problem:
@@ -262,11 +264,11 @@ def _pin_threads(threads: int) -> None:
         import numba
     except ImportError:  # pragma: no cover - numba is optional
         numba = None
-    import torch
+    import torch  # lazy: config and the app import pathviz.numerics without torch
 
     if numba is not None:
         numba.core.config.reload_config()  # the pinned NUMBA_CPU_NAME, before any compile
-        from pathviz import _fused
+        from pathviz import _fused  # lazy: numba loads and compiles only where the kernels run
 
         # numba's OpenMP layer resets the process's OpenMP thread count when it starts, which
         # MKL/oneDNN then follow: start it first, then set torch's count (measured: without
@@ -301,9 +303,7 @@ def environment(level: str, threads: int | None = None, deterministic: bool | No
                 device: str | None = None) -> dict[str, Any]:
     """What made (or makes) a run's numbers: library versions, the pinned level and what
     torch actually runs, the device. Stored in config.json and path.h5 (``environment``)."""
-    import torch
-
-    import pathviz
+    import torch  # lazy: config and the app import pathviz.numerics without torch
 
     out: dict[str, Any] = {
         "pathviz": pathviz.__version__, "torch": torch.__version__,

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import plotly.colors as pc
 import plotly.graph_objects as go
 
-__all__ = ["group_names", "unit_plural", "overview_heatmap", "support_path", "filters_image",
+__all__ = ["group_names", "unit_plural", "overview_heatmap", "filters_image",
            "compare_plot", "decimate", "levels", "StopMark", "METRIC_LABELS",
            "PALETTE", "size_accuracy", "log_ticks", "METHOD_STYLE"]
 
@@ -76,8 +77,6 @@ def levels(values: np.ndarray, top: float) -> np.ndarray:
 
 def level_scale() -> list:
     """Level 0 grey, levels 1..255 Viridis (a step at the first level, not a blend)."""
-    import plotly.colors as pc
-
     viridis = pc.get_colorscale(SCALE)
     edge = 0.5 / 255
     return ([[0.0, OUTSIDE_COLOR], [edge, OUTSIDE_COLOR]]
@@ -269,38 +268,6 @@ def support_series(iterations: np.ndarray, support: Mapping[str, np.ndarray],
     lines.append({"layer": "all", "name": f"all ({total})", "color": "#000000", "width": 4,
                   "y": (100 * overall[rows] / total).astype(np.float32)})
     return its[rows].astype(np.float64), lines
-
-
-def support_path(iterations: np.ndarray, support: Mapping[str, np.ndarray],
-                 groups: Mapping[str, int], stop: StopMark | None = None) -> go.Figure:
-    """The support path of a run: the share of each layer's filters in the support against
-    iteration (``support`` layer -> [N] counts, ``groups`` layer -> G), and of all layers
-    together (thick black), with the suggested stop dashed orange and named on its line.
-    Lines are decimated to MAX_LINE_POINTS per layer; x is the iteration, so a page marker can
-    point at one."""
-    x, lines = support_series(iterations, support, groups)
-    fig = go.Figure()
-    for line in lines:
-        fig.add_trace(go.Scatter(x=x, y=line["y"], mode="lines", name=line["name"],
-                                 line=dict(color=line["color"], width=line["width"]),
-                                 hovertemplate="iteration %{x}: %{y:.0f} %<extra>"
-                                               f"{line['layer']}</extra>"))
-    if stop is not None:  # named on the line itself: the legend stays one short row
-        fig.add_vline(x=stop.iteration, line_color=STOP_COLOR, line_dash="dash", line_width=2,
-                      annotation_text=f"{stop.label} {stop.iteration:,}",
-                      annotation_position="bottom right" if stop.iteration < (x[0] + x[-1]) / 2
-                      else "bottom left", annotation_font_color=STOP_COLOR)
-    words = SUPPORT_PATH_WORDS
-    fig.update_layout(title=_title(words["title"], words["subtitle"]),
-                      xaxis=dict(title=words["xtitle"], range=[float(x[0]), float(x[-1])]
-                                 if len(x) > 1 else None),
-                      yaxis=dict(title=words["ytitle"], range=[0, 102],
-                                 ticksuffix=" %"),
-                      # the legend in a row between the subtitle and the plot: never over a
-                      # line, the page's marker or the axis title
-                      margin=dict(l=10, r=10, t=top_margin(subtitle=True) + 28, b=40),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0))
-    return fig
 
 
 def filters_image(weight: np.ndarray, inside: np.ndarray, iteration: int,

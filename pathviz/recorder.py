@@ -26,10 +26,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from pathviz import _fused
+from pathviz import _fused, numerics
+from pathviz.data import dataset_info
 from pathviz.groups import LayerSpec, Member
 from pathviz.numerics import sqrt_
 from pathviz.optim import SLBI, span_view
+from pathviz.prune import count, subnetwork
 from pathviz.store import STANDARD_METRICS, PathWriter, Snapshot
 
 __all__ = ["PathRecorder", "layers_of", "model_info"]
@@ -43,8 +45,6 @@ def model_info(model: nn.Module, example: torch.Tensor | None = None,
     class name and ``"custom": True``, which export reports as not rebuildable. ``flops_total``
     needs an ``example`` input (or a ``dataset`` whose image shape gives one).
     """
-    from pathviz.data import dataset_info
-
     arch = dict(getattr(model, "pathviz_arch", None) or {})
     info: dict[str, Any] = {"params_total": int(sum(p.numel() for p in model.parameters()))}
     if arch:
@@ -58,8 +58,6 @@ def model_info(model: nn.Module, example: torch.Tensor | None = None,
         device = next(iter(model.parameters())).device
         example = torch.zeros(1, d.in_channels, d.image_size, d.image_size, device=device)
     if example is not None:
-        from pathviz.prune import count
-
         was = model.training
         info["input_shape"] = list(example.shape[1:])
         info["flops_total"] = count(model.eval(), example)[1]
@@ -176,8 +174,6 @@ def _optimizer_config(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
 def _environment(model: nn.Module) -> dict[str, Any]:
     """What makes this process's numbers (:func:`pathviz.numerics.environment`): the pinned
     level if :func:`pathviz.numerics.pin` ran here, else ``native``; the model's device."""
-    from pathviz import numerics
-
     try:
         device = str(next(iter(model.parameters())).device)
     except StopIteration:
@@ -240,8 +236,6 @@ class PathRecorder:
                              "penalty=None); build its groups with "
                              "pathviz.groups.slbi_param_groups")
         if example_input is None and dataset is not None:
-            from pathviz.data import dataset_info
-
             d = dataset_info(dataset)  # the input shape; imagefolder's needs no root
             if d is not None:
                 example_input = torch.zeros(1, d.in_channels, d.image_size, d.image_size,
@@ -348,8 +342,6 @@ class PathRecorder:
         (:class:`pathviz.prune.Subnetwork`), e.g. to evaluate it in your own loop and pass
         ``val_acc_sparse``/``test_acc_sparse`` to :meth:`record`. Needs ``example_input`` or a
         known ``dataset``."""
-        from pathviz.prune import subnetwork
-
         if self.example is None:
             raise ValueError("the recorder has no example input: pass dataset= or "
                              "example_input= when creating it")

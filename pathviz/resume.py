@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import errno
 import io
+import json
+import logging
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -18,13 +20,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from pathviz import runs
+from pathviz import numerics, runs
 from pathviz.config import RunConfig, stored_settings
 from pathviz.optim import support_mask
 from pathviz.store import PathFileError, PathReader, PathWriter, copy_path
 
+log = logging.getLogger("pathviz.train")  # the worker's logger: its resume notes go with its log
+
 __all__ = ["ResumeError", "OVERRIDABLE", "save_state", "load_state", "keep_rows",
-           "support_at_last_weights"]
+           "support_at_last_weights", "warn_other_environment"]
 
 # settings a resume may change: they do not change the numbers
 OVERRIDABLE = frozenset({"device", "impl", "workers", "tensorboard"})
@@ -110,3 +114,18 @@ def support_at_last_weights(path: os.PathLike | str, layers: Iterable[Any],
                          s.penalty, [m.span for m in s.members]) if s.members else
             support_mask(torch.as_tensor(g[s.param]).to(p.device), s.penalty)
             for s, p in zip(layers, params)]
+
+
+def warn_other_environment(paths: runs.RunPaths, environment: dict[str, Any]) -> None:
+    """A resume with other library versions (or another GPU) than the run started with goes
+    on, but the rest of the path is no longer the one an uninterrupted run would give: say so
+    in the log, naming what changed (``environment``: this process's, as pinned)."""
+    try:
+        recorded = json.loads(paths.config.read_text()).get("environment") or {}
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return
+    changed = numerics.differences(recorded, environment) if isinstance(recorded, dict) else []
+    if changed:
+        log.warning("resumed with another environment than the run started with (%s): the "
+                    "path goes on, but not bit for bit as an uninterrupted run would",
+                    "; ".join(changed))

@@ -18,6 +18,7 @@ from torch import nn
 
 from pathviz.config import RunConfig
 from pathviz.evaluate import Evaluator
+from pathviz.optim import SLBI
 from pathviz.recorder import LayerSpec, PathRecorder
 
 __all__ = ["Snapshotter"]
@@ -39,8 +40,6 @@ class Snapshotter:
     def __init__(self, cfg: RunConfig, model: nn.Module, opt: torch.optim.Optimizer,
                  layers: list[LayerSpec], evaluator: Evaluator, example: torch.Tensor,
                  device: torch.device, all_sum: Any = None) -> None:
-        from pathviz.optim import SLBI
-
         self.cfg, self.model, self.opt, self.layers = cfg, model, opt, layers
         self.evaluator, self.example, self.device = evaluator, example, device
         self._all_sum = all_sum or (lambda t: t)

@@ -14,58 +14,41 @@ that do not load, an unknown model) removes what it wrote.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
-import math
 import os
-import signal
 import sys
 import time
-import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-import torch.nn.functional as F
-
-from pathviz import distributed, numerics, resume, runs
-from pathviz.cli_parser import StrictParser
-from pathviz.config import PRESETS, ConfigError, RunConfig, add_config_arguments, config_from_args
-from pathviz.data import (
-    DataBundle,
-    DataError,
-    check_root_wanted,
-    load_dataset,
-    make_loader,
-    split_validation,
+from pathviz import distributed, numerics, resume, runs, store
+from pathviz.cli import EXIT_USAGE, Parser, UsageError
+from pathviz.config import (
+    PRESETS,
+    ConfigError,
+    RunConfig,
+    add_config_arguments,
+    config_from_args,
+    config_from_json,
 )
-from pathviz.evaluate import Evaluator, eval_loader
-from pathviz.groups import slbi_param_groups
+from pathviz.data import DataError, check_root_wanted, load_dataset, split_validation
+from pathviz.distributed import RanksDiverged
 from pathviz.models import UnknownModelError, build_model
-from pathviz.optim import SLBI
-from pathviz.prune import PruneError
-from pathviz.recorder import PathRecorder, layers_of, model_info
-from pathviz.snapshots import Snapshotter
+from pathviz.plan import Plan, make_optimizer, pin_numerics, resolve_device
+from pathviz.runs import disk_full_reason
 from pathviz.store import PathFileError
+from pathviz.trainer import Trainer
+
+__all__ = ["main", "build_parser", "prepare", "check_args", "load_plan", "build_plan", "Plan",
+           "Trainer", "RanksDiverged", "UsageError", "make_optimizer", "pin_numerics",
+           "disk_full_reason"]
 
 log = logging.getLogger("pathviz.train")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-HEARTBEAT_EVERY = 1.0  # seconds between status updates
-
-
-class UsageError(Exception):
-    """Bad input: one sentence, exit code 2, nothing written."""
-
-
-class _Parser(StrictParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.explain(message)} (see --help)")
-
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m pathviz.train", description=__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m pathviz.train", description=__doc__)
     p.add_argument("--preset", help=f"start from a preset: {', '.join(PRESETS)}")
     p.add_argument("--config", help="JSON or TOML file of settings (flags override it)")
     p.add_argument("--out", help="run folder (default: checkpoints/<preset or model>-<time>)")
@@ -76,20 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_config_arguments(p)
     return p
-
-
-@dataclass
-class Plan:
-    """A validated run: what to train and where; nothing on disk has been touched yet."""
-
-    cfg: RunConfig
-    paths: runs.RunPaths
-    data: DataBundle
-    device: torch.device
-    resume: bool
-    overwrite: bool
-    progress: bool
-    claimed: bool = False  # main took the lock and claimed the folder before loading the data
 
 
 def prepare(args: argparse.Namespace) -> Plan:
@@ -125,10 +94,6 @@ def check_args(args: argparse.Namespace) -> tuple[RunConfig, runs.RunPaths]:
             flags = [f"--{k.replace('_', '-')}" for k in given] or ["--preset/--config"]
             raise UsageError(f"--resume continues the run with its own config; drop "
                              f"{' '.join(flags)}")
-        import json
-
-        from pathviz.config import config_from_json
-
         try:
             cfg = config_from_json(json.loads(paths.config.read_text()), str(paths.config))
         except (OSError, ValueError, RecursionError) as e:  # RecursionError: nested too deep
@@ -158,671 +123,30 @@ def check_args(args: argparse.Namespace) -> tuple[RunConfig, runs.RunPaths]:
         problem = numerics.machine_problem(cfg.cpu_isa)
         if problem:
             raise UsageError(problem)
-        _device(cfg.device)
+        resolve_device(cfg.device)
     return cfg, paths
 
 
 def load_plan(args: argparse.Namespace, cfg: RunConfig, paths: runs.RunPaths) -> Plan:
     """The slow half of :func:`prepare`: pin the numerics, check the model name and load the
     data; raises UsageError (or a library error) on bad input."""
-    pin_numerics(cfg)  # before torch computes anything: build_model below initialises weights
-    build_model(cfg.model)  # unknown model names fail here, before anything is written
+    return build_plan(cfg, paths, args.resume, args.overwrite, not args.no_progress,
+                      check_model=True)
+
+
+def build_plan(cfg: RunConfig, paths: runs.RunPaths, resume: bool, overwrite: bool,
+               progress: bool, check_model: bool = False) -> Plan:
+    """The :class:`Plan` of a checked config, on any rank: the numerics pinned (the one place
+    a worker pins them: before torch computes anything, as build_model initialises weights),
+    the model name checked (``check_model``: where the input is validated), the data loaded
+    and split."""
+    environment = pin_numerics(cfg)
+    if check_model:
+        build_model(cfg.model)  # unknown model names fail here, before anything is written
     data = split_validation(load_dataset(cfg.dataset, cfg.data_root), cfg.val_fraction,
                             cfg.split_seed)
-    return Plan(cfg, paths, data, _device(cfg.device), args.resume, args.overwrite,
-                not args.no_progress)
-
-
-def pin_numerics(cfg: RunConfig) -> dict[str, Any]:
-    """Pin this process's numerics to the run's ``cpu_isa``, ``threads`` and
-    ``deterministic`` (:func:`pathviz.numerics.pin`); returns the environment record that
-    config.json and path.h5 keep. A machine or process that cannot honour them is a UsageError
-    (one sentence, exit 2). On a GPU the thread count is left to torch: the numbers that
-    matter are computed on the device there."""
-    gpu = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
-    try:
-        env = numerics.pin(cfg.cpu_isa, None if gpu else cfg.threads, cfg.deterministic)
-    except numerics.NumericsError as e:
-        raise UsageError(str(e)) from None
-    env["device"] = str(_device(cfg.device))
-    if env["device"].startswith("cuda"):
-        env.update(numerics.environment(cfg.cpu_isa, device=env["device"]))
-    return env
-
-
-def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
-    """SLBI with Gamma on the layers the config's penalties name, or, for ``optimizer="sgd"``,
-    ``torch.optim.SGD`` with the same lr, momentum, weight decay and Nesterov flag (the baseline
-    the tickets view compares against; its path file has metrics and no Gamma layers)."""
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                               weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
-    groups = slbi_param_groups(model, conv=cfg.conv_penalty, linear=cfg.linear_penalty,
-                               last_linear=cfg.last_linear_penalty,
-                               first_dense=cfg.first_layer_dense, lam=cfg.lam,
-                               group_scale=cfg.group_scale)
-    for g in groups:
-        if g.get("kind") == "mlp" and cfg.mlp_lam is not None:  # their own threshold
-            g["lam"] = cfg.mlp_lam
-        if g.get("kind") == "heads":  # their own coupling, and gradients balanced across blocks
-            if cfg.heads_nu is not None:
-                g["nu"] = cfg.heads_nu
-            if cfg.balance_heads:
-                g["balance"] = "heads"
-    return SLBI(groups, lr=cfg.lr, kappa=cfg.kappa, nu=cfg.nu, lam=cfg.lam,
-                momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov,
-                impl=cfg.impl)
-
-
-def _device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {spec} asked for CUDA, but torch sees no CUDA device; "
-                         f"use --device cpu or auto")
-    return torch.device(spec)
-
-
-class Trainer:
-    """Runs one plan: the training loop, its status, signals and failures.
-
-    The pieces it drives each live in their own module, with their own tests:
-    :class:`pathviz.snapshots.Snapshotter` (train metrics, what a snapshot records, when weights
-    are saved), :class:`pathviz.evaluate.Evaluator` (W's and the compact subnetwork's figures),
-    :mod:`pathviz.resume` (the resume state) and :mod:`pathviz.distributed` (the process group).
-    With ``dist`` (one of several torchrun processes) the forward pass goes through DDP on this
-    rank's share of each batch and only rank 0 (``self.writer``) touches the run folder.
-
-    On the CPU the finite-loss check runs every iteration, before the step, as it costs
-    nothing there; on a GPU it would stall the device every iteration, so the flag is kept on
-    the device and checked (and, with several ranks, agreed on) only where a snapshot or resume
-    state is written (``check_every_step``).
-    """
-
-    def __init__(self, plan: Plan, dist: distributed.Dist | None = None) -> None:
-        self.plan = plan
-        self.dist = dist
-        self.writer = dist is None or dist.writer
-        self.cfg = cfg = plan.cfg
-        self.paths = plan.paths
-        dev = plan.device
-        info = plan.data.info
-        self.environment = pin_numerics(cfg)  # again: a Plan built elsewhere is pinned too
-        torch.manual_seed(cfg.seed)
-        extra = {"input_size": info.image_size} if cfg.model == "lenet5" else {}
-        self.model = build_model(cfg.model, num_classes=info.num_classes,
-                                 in_channels=info.in_channels, **extra).to(dev)
-        if cfg.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        if dist is not None and dev.type == "cuda":
-            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-        self.opt = make_optimizer(self.model, cfg)
-        d = plan.data
-        self.train_loader = make_loader(d.train_x, d.train_y, info, cfg.batch_size,
-                                        shuffle=True, augment=info.augment, seed=cfg.seed,
-                                        device=dev, workers=cfg.workers)
-        # the module the forward pass goes through: DDP all-reduces the gradients in backward
-        self.net = self.model
-        if dist is not None:
-            self.net = distributed.wrap_model(self.model, dev, dist)
-            self.train_loader = distributed.ShardedBatches(self.train_loader, dist)
-        evaluator = Evaluator(eval_loader(d.val_x, d.val_y, info, dev, workers=cfg.workers),
-                              eval_loader(d.test_x, d.test_y, info, dev, workers=cfg.workers),
-                              dist)
-        # one input of the model's shape: torch-pruning traces the model with it
-        self.example = torch.zeros(1, info.in_channels, info.image_size, info.image_size,
-                                   device=dev)
-        self.model_info = model_info(self.model, self.example, dataset=info.name)
-        self.data_info = {"dataset": info.name, "n_train": len(d.train_y), "n_val": len(d.val_y),
-                          "n_test": len(d.test_y), "val_fraction": cfg.val_fraction,
-                          "split_seed": cfg.split_seed}
-        # the Gamma layers, known on every rank (the recorder exists on rank 0 only)
-        self._layers = layers_of(self.model, self.opt)
-        all_sum = None if dist is None else (lambda t: distributed.all_sum(t, dist))
-        self.snaps = Snapshotter(cfg, self.model, self.opt, self._layers, evaluator,
-                                 self.example, dev, all_sum)
-        self.ipe = len(self.train_loader)
-        self.total = cfg.epochs * self.ipe
-        self.iteration = 0
-        self.elapsed = 0.0
-        self.check_every_step = dev.type == "cpu"
-        self._nonfinite = torch.zeros((), dtype=torch.bool, device=dev)
-        self._checked_at = 0  # the iteration of the last finite-loss check
-        self._stop: str | None = None
-        self._stop_requested: str | None = None  # a signal to this rank, not yet agreed on
-        self._fingerprints: dict[str, Any] | None = None
-        self._last_beat = 0.0
-        self.resume_seconds = 0.0  # spent writing resume state, for bench/
-        self.recorder: PathRecorder | None = None
-        self.scalars = None  # --tensorboard: pathviz.integrations.tensorboard.PathScalars
-        self.lost_rank = False  # a rank failed: the others are gone, no closing barrier
-
-    @property
-    def snapshot_seconds(self) -> float:
-        """Seconds spent writing the path (snapshots and weights), for bench/."""
-        return self.snaps.seconds
-
-    # ---- the run -----------------------------------------------------------------------------
-
-    def run(self) -> int:
-        """Train to the end, a stop or a failure; returns the exit code."""
-        paths = self.paths
-        error = None
-        # until the run goes on (its folder claimed, or its resume state loaded and its path
-        # cut back) a refusal leaves the folder as it found it: the lock file of a killed
-        # worker keeps its bytes, and the stale temp files stay until then
-        self._refusing = True
-        if self.writer:
-            try:
-                if not self.plan.claimed:  # (else main holds the lock already)
-                    runs.acquire_lock(paths, clean=False)
-                if not self.plan.resume:
-                    self._refusing = False
-                    runs.clean_stale_temps(paths)
-                    runs.claim_run_dir(paths)
-                elif runs.read_status(paths).get("state") == "finished":  # by a rival resume
-                    runs.release_lock(paths, restore=True)
-                    raise runs.RunError(f"run {paths.name!r} already finished; nothing to "
-                                        f"resume")
-            except runs.RunError as e:
-                error = str(e)
-        if self.dist is not None:  # every rank leaves when rank 0 cannot have the run
-            error = distributed.broadcast_object(error, self.dist)
-        if error is not None:
-            if self.writer:
-                print(f"pathviz.train: error: {error}", file=sys.stderr)
-            return EXIT_USAGE
-        old_handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM,
-                                                                       signal.SIGINT)}
-        handler = _log_to(paths) if self.writer else None
-        try:
-            try:
-                return self._run()
-            except RanksDiverged as e:
-                return self._fail(str(e))
-            except Exception as e:
-                if isinstance(e, _NOT_A_RANK_FAILURE) or (self.dist is None
-                                                          and runs.is_disk_full(e)):
-                    raise  # bad input (exit 2) and a full disk (main says how to go on)
-                if handler is not None:  # the whole story for a bug report, in train.log only
-                    handler.stream.write(traceback.format_exc())
-                    handler.flush()
-                if self.dist is None:
-                    return self._fail(_reason(e))
-                self.lost_rank = True
-                return self._rank_failed(e)
-        finally:
-            for s, h in old_handlers.items():
-                signal.signal(s, h)
-            if self.recorder is not None:
-                try:
-                    self.recorder.close()
-                except PathFileError as e:
-                    log.error("%s", e)
-            if self.scalars is not None:
-                from pathviz.integrations.tensorboard import write_stop
-
-                write_stop(self.scalars, paths.path)
-            if handler is not None:
-                runs.release_lock(paths, restore=self._refusing)
-                logging.getLogger("pathviz").removeHandler(handler)
-                handler.close()
-
-    def _run(self) -> int:
-        cfg, paths = self.cfg, self.paths
-        if self.plan.resume:
-            self._resume()
-        else:
-            if self.writer:
-                if self.plan.overwrite:
-                    _clear_run(paths)
-                runs.write_json_atomic(paths.config, {**cfg.to_json(),
-                                                      "environment": self.environment})
-                self.recorder = PathRecorder(self.model, self.opt, paths.path,
-                                             config=cfg.to_json(), iterations_per_epoch=self.ipe,
-                                             model_info=self.model_info,
-                                             data_info=self.data_info, example_input=self.example,
-                                             environment=self.environment)
-                self._follow_tensorboard()
-            self._snapshot(final=False)
-            self._save_resume()
-        self._checked_at = self.iteration
-        if self.writer:
-            on = f"{self.plan.device}" if self.dist is None else \
-                f"{self.plan.device}, {self.dist.world} processes"
-            log.info("training %s on %s (%s), %d iterations of %d per epoch, from iteration %d",
-                     cfg.model, cfg.dataset, on, self.total, self.ipe, self.iteration)
-        self._beat("running", force=True)
-        bar = _progress(self.plan.progress and self.writer, self.total, self.iteration)
-        t_start = time.time() - self.elapsed
-        try:
-            while self.iteration < self.total and self._stop is None:
-                epoch = self.iteration // self.ipe
-                for batch in self.train_loader.epoch(epoch, start=self.iteration % self.ipe):
-                    if not self._train_step(*batch):
-                        self.elapsed = time.time() - t_start
-                        return self._fail(self._diverged)
-                    self.iteration += 1
-                    self.elapsed = time.time() - t_start
-                    it = self.iteration
-                    final = it == self.total
-                    snap = self.snaps.due(it, final)
-                    save = it % cfg.weights_every == 0 or final
-                    if (snap or save) and not self.check_every_step and not self._check():
-                        return self._fail(self._diverged)
-                    if snap:
-                        self._snapshot(final=final)
-                    if save:
-                        self._save_resume()
-                    if bar is not None:
-                        bar.update(1)
-                        if it % 10 == 0 or final:
-                            bar.set_postfix(self._postfix(), refresh=False)
-                    self._beat("running")
-                    if self._stop is not None:
-                        break
-        finally:
-            if bar is not None:
-                bar.close()
-        if self._stop is not None and self.iteration < self.total:
-            self._save_resume()
-            if self.recorder is not None:
-                self.recorder.flush()
-            self._beat("stopped", reason=f"stopped by {self._stop} at iteration {self.iteration}",
-                       force=True)
-            if self.writer:
-                log.info("stopped at iteration %d; resume with --resume", self.iteration)
-            return EXIT_OK
-        if self.recorder is not None:
-            self.recorder.flush()
-        self._beat("finished", force=True)
-        if self.writer:
-            log.info("finished: %d iterations in %.1fs", self.iteration, self.elapsed)
-        return EXIT_OK
-
-    # ---- one step ----------------------------------------------------------------------------
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The forward pass, in bf16 autocast with ``--amp`` and channels-last input with
-        ``--channels-last``."""
-        if self.cfg.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.plan.device.type, dtype=torch.bfloat16,
-                            enabled=self.cfg.amp):
-            return self.net(x)
-
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor, n_global: int | None = None
-                    ) -> bool:
-        """One SLBI step; False (on every rank) when the loss is not finite. Loss and accuracy
-        go into the device-side sums; nothing here waits for the device unless
-        ``check_every_step``."""
-        self._set_lr()
-        self.opt.zero_grad(set_to_none=True)
-        out = self._forward(x)
-        if self.dist is None:
-            loss = F.cross_entropy(out.float(), y)
-            loss_sum = loss.detach().double() * y.shape[0]
-        else:
-            loss, loss_sum = distributed.local_loss(out.float(), y, n_global, self.dist.world)
-        if self.check_every_step:
-            if not self._agree(~torch.isfinite(loss_sum)):
-                return False
-        else:
-            self._nonfinite |= ~torch.isfinite(loss_sum)
-        loss.backward()  # with DDP, the gradients are all-reduced here
-        self.opt.step()
-        self.snaps.count(loss_sum, out, y)
-        return True
-
-    def _agree(self, bad: torch.Tensor) -> bool:
-        """True when no rank's loss is non-finite since the last check; a stop asked of any
-        rank is agreed on here too, so all ranks finish this step and leave together."""
-        it = self.iteration
-        if self.dist is None:
-            if bool(bad):
-                self._diverged = (f"diverged at iteration {it + 1} (loss is not finite)"
-                                  if self.check_every_step else
-                                  f"diverged between iterations {self._checked_at + 1} and {it} "
-                                  f"(loss is not finite)")
-                return False
-            return True
-        bad_rank, stop_rank = distributed.agree_flags(
-            [bad, self._stop_requested is not None], self.dist, self.plan.device)
-        if stop_rank is not None and self._stop is None:
-            self._stop = self._stop_requested or f"a signal to rank {stop_rank}"
-        if bad_rank is not None:
-            when = (f"at iteration {it + 1}" if self.check_every_step else
-                    f"between iterations {self._checked_at + 1} and {it}")
-            self._diverged = f"rank {bad_rank}: diverged {when} (loss is not finite)"
-            return False
-        return True
-
-    def _check(self) -> bool:
-        """The deferred finite-loss check (and stop agreement) before a snapshot or a save."""
-        ok = self._agree(self._nonfinite)
-        self._checked_at = self.iteration
-        return ok
-
-    def _set_lr(self) -> None:
-        """The learning rate of this iteration (cosine decays it to 0 over the run)."""
-        cfg = self.cfg
-        if cfg.lr_schedule == "cosine":
-            lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * self.iteration / self.total))
-            for g in self.opt.param_groups:
-                g["lr"] = lr
-
-    # ---- snapshots ---------------------------------------------------------------------------
-
-    def _snapshot(self, final: bool) -> None:
-        it = self.iteration
-        if self.dist is not None:  # one model on every rank for the shared evaluation
-            distributed.sync_buffers(self.model, self.dist)
-        self.snaps.take(it, final=final, epoch=it / self.ipe, elapsed=self.elapsed,
-                        recorder=self.recorder)
-
-    def _follow_tensorboard(self) -> None:
-        """--tensorboard: every snapshot's scalars also go to TensorBoard event files."""
-        if self.cfg.tensorboard:
-            from pathviz.integrations.tensorboard import follow
-
-            self.scalars = follow(self.recorder, self.cfg.tensorboard)
-
-    def _postfix(self) -> dict[str, Any]:
-        m = self.snaps.metrics
-        inside, groups = self.recorder.last_support  # as of the last snapshot
-        return {"epoch": f"{self.iteration / self.ipe:.2f}",
-                "loss": f"{m.get('train_loss', float('nan')):.3f}",
-                "acc": f"{m.get('train_acc', float('nan')):.3f}",
-                "support": f"{inside}/{groups}"}
-
-    # ---- resume ------------------------------------------------------------------------------
-
-    def _save_resume(self) -> None:
-        """Write the resume state atomically; the path file is flushed first so no row is lost.
-
-        With several ranks, their training states are checked to be bit-identical first (a
-        fingerprint each, gathered), the train-loss sums are all-reduced, and rank 0 writes the
-        one resume file, which a run with any number of processes can continue.
-        """
-        sums = self.snaps.sums
-        if self.dist is not None:
-            distributed.sync_buffers(self.model, self.dist)
-            sums = self.snaps.global_sums()
-            prints = distributed.all_fingerprints(self.model, self.opt, self.dist,
-                                                  self.plan.device)
-            self._fingerprints = {"iteration": self.iteration, "fingerprints": prints}
-            if len(set(prints)) > 1:
-                raise RanksDiverged(f"the {self.dist.world} processes hold different weights "
-                                    f"or optimizer states at iteration {self.iteration}")
-        if not self.writer:
-            return
-        t0 = time.perf_counter()
-        self.recorder.flush()
-        state = {"iteration": self.iteration, "elapsed": self.elapsed,
-                 "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                 "acc": sums.cpu(), "rng": torch.get_rng_state(),
-                 "config": self.cfg.to_json()}
-        if torch.cuda.is_available():
-            state["cuda_rng"] = torch.cuda.get_rng_state_all()
-        resume.save_state(self.paths, state)
-        self.resume_seconds += time.perf_counter() - t0
-
-    def _resume(self) -> None:
-        """Continue from the resume state: rank 0 reads it (and keeps the path's rows up to
-        it); with several ranks it sends the state to the others, whatever the number of
-        processes that wrote it."""
-        if self.dist is None:
-            self._load_resume()
-            return
-        error = state = None
-        if self.writer:
-            try:
-                state = self._load_resume()
-            except resume.ResumeError as e:
-                error = str(e)
-            support = self.snaps.support_at_weights
-            state = None if error else {
-                "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                "iteration": self.iteration, "elapsed": self.elapsed, "rng": state["rng"],
-                "support": None if support is None else [m.cpu() for m in support]}
-        error, state = distributed.broadcast_object((error, _to_cpu(state)), self.dist)
-        if error is not None:
-            raise resume.ResumeError(error)
-        if self.writer:
-            return
-        dev = self.plan.device
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.iteration, self.elapsed = int(state["iteration"]), float(state["elapsed"])
-        torch.set_rng_state(state["rng"])
-        # rank 0 carries the train-loss sums since the last snapshot; the others start at 0
-        self.snaps.sums.zero_()
-        if state["support"] is not None:
-            self.snaps.support_at_weights = [m.to(dev) for m in state["support"]]
-
-    def _warn_other_environment(self) -> None:
-        """A resume with other library versions (or another GPU) than the run started with goes
-        on, but the rest of the path is no longer the one an uninterrupted run would give:
-        say so in the log, naming what changed."""
-        import json
-
-        try:
-            recorded = json.loads(self.paths.config.read_text()).get("environment") or {}
-        except (OSError, ValueError, AttributeError, RecursionError):
-            return
-        changed = numerics.differences(recorded, self.environment) if isinstance(
-            recorded, dict) else []
-        if changed:
-            log.warning("resumed with another environment than the run started with (%s): the "
-                        "path goes on, but not bit for bit as an uninterrupted run would",
-                        "; ".join(changed))
-
-    def _load_resume(self) -> dict[str, Any]:
-        paths = self.paths
-        state = resume.load_state(paths, self.plan.device, self.model, self.opt,
-                                  self.cfg.to_json())
-        self.iteration = int(state["iteration"])
-        self.elapsed = float(state["elapsed"])
-        self.snaps.sums.copy_(state["acc"].to(self.plan.device))
-        torch.set_rng_state(state["rng"])
-        if "cuda_rng" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self._refusing = False  # the resume state is good: from here on the run goes on
-        runs.clean_stale_temps(paths)
-        writer = resume.keep_rows(paths, self.iteration)
-        self.recorder = PathRecorder.continuing(self.model, self.opt, writer,
-                                                iterations_per_epoch=self.ipe)
-        self._follow_tensorboard()
-        if self.snaps.has_gamma:
-            self.snaps.support_at_weights = resume.support_at_last_weights(
-                paths.path, self.recorder.layers, self.recorder._params)
-        log.info("resumed at iteration %d with %d snapshots kept", self.iteration,
-                 writer.n_snapshots)
-        self._warn_other_environment()
-        return state
-
-    # ---- status, signals and failures --------------------------------------------------------
-
-    def _on_signal(self, signum, frame) -> None:
-        if self.dist is None:
-            self._stop = signal.Signals(signum).name
-        else:  # the ranks agree on it in the next check, so all of them stop at one iteration
-            self._stop_requested = signal.Signals(signum).name
-
-    def _beat(self, state: str, reason: str = "", force: bool = False) -> None:
-        if not self.writer:
-            return
-        now = time.time()
-        if not force and now - self._last_beat < HEARTBEAT_EVERY:
-            return
-        self._last_beat = now
-        it = self.iteration
-        rate = it / self.elapsed if self.elapsed > 0 else 0.0
-        eta = (self.total - it) / rate if rate > 0 and state == "running" else None
-        runs.write_status(
-            self.paths, state=state, reason=reason, pid=os.getpid(),
-            pid_start=runs.process_start_time(os.getpid()), heartbeat=now, iteration=it,
-            total_iterations=self.total, epoch=it / self.ipe, elapsed=self.elapsed, eta=eta,
-            snapshots=self.recorder.writer.n_snapshots if self.recorder else 0,
-            config=self.cfg.to_json(), **self._dist_status())
-
-    def _dist_status(self) -> dict[str, Any]:
-        """Status fields of a multi-process run: its process count, and the ranks' state
-        fingerprints at the last resume save (equal when the ranks agree bit for bit)."""
-        if self.dist is None:
-            return {}
-        return {"processes": self.dist.world, "ranks": self._fingerprints}
-
-    def _fail(self, reason: str) -> int:
-        if self.writer:
-            log.error("%s", reason)
-        # on a full disk (what failed, or a second victim of it) each step does what it can:
-        # the status is written in place as a last resort, and the reason is on stderr too
-        for step in ((lambda: self.recorder.flush()) if self.recorder is not None else None,
-                     lambda: self._beat("failed", reason=reason, force=True)):
-            try:
-                if step is not None:
-                    step()
-            except (OSError, PathFileError) as e:
-                if not runs.is_disk_full(e):
-                    raise
-        return EXIT_FAILED
-
-    def _rank_failed(self, e: BaseException) -> int:
-        """An exception on this rank of a multi-process run, or a collective that failed
-        because a peer is gone. Every rank posts ``rank R: reason`` (the first post wins);
-        rank 0 waits briefly for a peer's post when its own error is only the lost peer, and
-        writes the first reason into the status. Returns EXIT_FAILED."""
-        d = self.dist
-        reason = _reason(e)
-        if self.writer and runs.is_disk_full(e):  # rank 0 writes the folder: say it our way
-            why, advice = disk_full_reason(e, self.paths, self.iteration)
-            reason = f"{why}; {advice}"
-            print(f"pathviz.train: error: {reason}", file=sys.stderr)
-        if not self.writer:
-            print(f"pathviz.train: rank {d.rank}: {reason}", file=sys.stderr)
-            distributed.report_failure(d, reason)
-            return EXIT_FAILED
-        if isinstance(e, torch.distributed.DistError):  # a peer left first: wait for its reason
-            distributed.first_failure(wait=3.0)
-        distributed.report_failure(d, reason)
-        first = distributed.first_failure(wait=0.0) or f"rank {d.rank}: {reason}"
-        return self._fail(first)
-
-
-# errors that mean bad input or a full disk, not a failed rank: they keep their own handling
-_NOT_A_RANK_FAILURE = (resume.ResumeError,)
-
-
-class RanksDiverged(RuntimeError):
-    """The processes of a multi-process run no longer hold the same training state."""
-
-
-def disk_full_reason(e: BaseException, paths: runs.RunPaths, iteration: int
-                     ) -> tuple[str, str]:
-    """(reason, advice) for a full disk: ``disk full at iteration N: resume.pt could not be
-    written`` (the file the error names, relative to the run folder), and what to do that
-    works: continue with --resume where a resume state exists, else start again with
-    --overwrite (``--resume`` would refuse a run without ``resume.pt``)."""
-    what = runs.disk_full_target(e, paths) or "a file of the run"
-    reason = f"disk full at iteration {iteration}: {what} could not be written"
-    if paths.resume.is_file():
-        return reason, "free space, then continue with --resume"
-    return reason, ("no resume state was saved yet, so free space, then start again with "
-                    "--overwrite")
-
-
-def _reason(e: BaseException) -> str:
-    """An unexpected error in one line: our own sentence for a model torch-pruning cannot cut,
-    else the exception's type and the first line of its message."""
-    if isinstance(e, PruneError):
-        return str(e)
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0] if text else 'no message'}"
-
-
-def _to_cpu(obj: Any) -> Any:
-    """``obj`` with every tensor moved to the CPU (for a pickled broadcast)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.cpu()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_cpu(v) for v in obj)
-    return obj
-
-
-@dataclass
-class _Claim:
-    """What :func:`_claim_early` found before it wrote, so :func:`_unclaim` can put it back."""
-
-    made_dir: bool
-    made_manifest: bool
-
-
-def _claim_early(paths: runs.RunPaths, cfg: RunConfig) -> _Claim:
-    """Take the run's lock, claim its folder and write config.json (without the environment,
-    which is known once the numerics are pinned: :meth:`Trainer._run` rewrites the file with
-    it), so that the run's model and dataset are on disk while torch pins and the data load.
-    RunError if another process holds the lock (nothing written then)."""
-    claim = _Claim(made_dir=not paths.dir.exists(), made_manifest=not paths.manifest.exists())
-    runs.acquire_lock(paths, clean=False)
-    try:
-        runs.clean_stale_temps(paths)
-        runs.claim_run_dir(paths)
-        runs.write_json_atomic(paths.config, cfg.to_json())
-    except BaseException as e:
-        if not (isinstance(e, OSError) and runs.is_disk_full(e)):  # main reports a full disk
-            _unclaim(paths, claim)
-        raise
-    return claim
-
-
-def _unclaim(paths: runs.RunPaths, claim: _Claim) -> None:
-    """Undo :func:`_claim_early` for a start refused after it (a dataset whose files do not
-    load, an unknown model): config.json goes, and the manifest, the lock and the folder go
-    where this process made them; a killed worker's lock file keeps its bytes."""
-    paths.config.unlink(missing_ok=True)
-    if claim.made_manifest:
-        paths.manifest.unlink(missing_ok=True)
-    runs.release_lock(paths, restore=True)
-    if claim.made_dir:
-        try:
-            paths.dir.rmdir()
-        except OSError:
-            pass  # not empty: someone else wrote there meanwhile; leave it
-
-
-def _clear_run(paths: runs.RunPaths) -> None:
-    """--overwrite: remove the old run's files (the lock is ours, listed exports go too)."""
-    runs.clear_run(paths)  # only what the manifest lists: never a file pathviz did not write
-
-
-def _log_to(paths: runs.RunPaths) -> logging.Handler:
-    """Log to the run's train.log, and to stderr when stderr is not that same file."""
-    root = logging.getLogger("pathviz")
-    root.setLevel(logging.INFO)
-    fh = logging.FileHandler(paths.log, delay=True)  # a refusal logs nothing: no new file
-    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    root.addHandler(fh)
-    try:
-        same = os.path.samestat(os.fstat(2), os.stat(paths.log))
-    except OSError:
-        same = False
-    if not same and not any(isinstance(h, logging.StreamHandler) and
-                            not isinstance(h, logging.FileHandler) for h in root.handlers):
-        sh = logging.StreamHandler()
-        sh.setFormatter(logging.Formatter("%(message)s"))
-        root.addHandler(sh)
-    return fh
-
-
-def _progress(enabled: bool, total: int, initial: int):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True, leave=True)
+    return Plan(cfg, paths, data, resolve_device(cfg.device), resume, overwrite, progress,
+                environment)
 
 
 _INPUT_ERRORS = (UsageError, ConfigError, DataError, UnknownModelError, runs.RunError,
@@ -834,8 +158,6 @@ def _level_of(argv: list[str] | None) -> str:
     own (config.json) on --resume, else the flags' and presets'. Input that does not parse gets
     the default level here; rank 0's ``prepare`` then reports it."""
     import json
-
-    from pathviz.config import config_from_json
 
     try:
         args = build_parser().parse_args(argv)
@@ -865,11 +187,9 @@ def _plan_on_every_rank(argv: list[str] | None, d: distributed.Dist) -> Plan | s
     if "error" in outcome:
         return outcome["error"]
     if plan is None:
-        cfg = RunConfig.from_json(outcome["config"])
-        data = split_validation(load_dataset(cfg.dataset, cfg.data_root), cfg.val_fraction,
-                                cfg.split_seed)
-        plan = Plan(cfg, runs.RunPaths(Path(outcome["out"])), data, _device(cfg.device),
-                    outcome["resume"], outcome["overwrite"], progress=False)
+        plan = build_plan(RunConfig.from_json(outcome["config"]),
+                          runs.RunPaths(Path(outcome["out"])), outcome["resume"],
+                          outcome["overwrite"], progress=False)
     return plan
 
 
@@ -878,7 +198,7 @@ def _main_distributed(argv: list[str] | None, d: distributed.Dist) -> int:
     if not d.writer:
         logging.getLogger("pathviz").setLevel(logging.WARNING)  # rank 0 tells the story
     # the collectives below compute with torch, so every rank takes the run's CPU kernels now,
-    # before them (Trainer's pin_numerics then checks that it did)
+    # before them (build_plan's pin_numerics then checks that it did)
     numerics.apply_env(_level_of(argv))
     distributed.init(d)
     try:
@@ -891,15 +211,7 @@ def _main_distributed(argv: list[str] | None, d: distributed.Dist) -> int:
         d, plan.device = distributed.on_device(d, plan.device)
         trainer = Trainer(plan, dist=d)
         rc = trainer.run()
-        from pathviz import store
-
-        if store._ABANDONED:
-            # rank 0's path file was left open on a full disk (closing it retries the failed
-            # writes, and HDF5 may crash at exit doing so): leave now, as a killed writer would
-            logging.shutdown()
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(rc)
+        leave_if_abandoned(rc)
         if not trainer.lost_rank:
             # the ranks leave together: one that tore gloo down while rank 0 still wrote the
             # run's files could abort at exit (seen once: SIGABRT in rank 1 after a finished run)
@@ -932,14 +244,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.resume:
             runs.check_run_dir(paths)
             if not args.overwrite:  # (--overwrite clears the old run only once the data loaded)
-                claim = _claim_early(paths, cfg)
+                claim = runs.claim_early(paths, cfg.to_json())
         try:
             plan = load_plan(args, cfg, paths)
             plan.claimed = claim is not None
             trainer = Trainer(plan)
         except BaseException as e:
             if claim is not None and not (isinstance(e, OSError) and runs.is_disk_full(e)):
-                _unclaim(paths, claim)  # a refused start leaves the folder as it found it
+                runs.unclaim(paths, claim)  # a refused start leaves the folder as it found it
             raise
         return trainer.run()
     except _INPUT_ERRORS as e:
@@ -948,34 +260,47 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, PathFileError) as e:
         if not runs.is_disk_full(e):
             raise
-        iteration = trainer.iteration if trainer is not None else 0
-        reason, advice = disk_full_reason(e, paths, iteration)
-        # our temp files and the lock go first: the room they free lets the status be written
-        runs.remove_my_temps(paths)
-        runs.release_lock(paths)
-        if paths.manifest.is_file():
-            # (without a manifest the folder is not yet a run's: a status alone would make
-            # --overwrite refuse it as "files that pathviz did not write")
-            # the iteration the reason names: the last heartbeat's (up to a second older, or
-            # the start's) would contradict it in the app and in inspect
-            where = {"iteration": iteration}
-            if trainer is not None:
-                where["epoch"] = iteration / trainer.ipe
-            try:
-                runs.write_status(paths, state="failed", reason=reason, eta=None, **where)
-            except OSError:
-                pass
-        print(f"pathviz.train: error: {reason}; {advice}", file=sys.stderr)
-        from pathviz import store
+        return disk_full_exit(e, paths, trainer, leave=argv is None)
 
-        if store._ABANDONED and argv is None:
-            # the path file was left open (closing it retries the failed writes, and HDF5 may
-            # crash at exit doing so); leave now, as a killed writer would, with a clean status
-            logging.shutdown()
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(EXIT_USAGE)
-        return EXIT_USAGE
+
+def disk_full_exit(e: BaseException, paths: runs.RunPaths, trainer: Trainer | None,
+                   leave: bool) -> int:
+    """The one exit of a worker on a full disk: free what this process holds (its temp files
+    and the lock, so the status fits), mark the run failed with the file that could not be
+    written and the iteration, say so on stderr with what to do, and return EXIT_USAGE (or,
+    with ``leave``, exit at once when the path file was abandoned)."""
+    iteration = trainer.iteration if trainer is not None else 0
+    reason, advice = disk_full_reason(e, paths, iteration)
+    # our temp files and the lock go first: the room they free lets the status be written
+    runs.remove_my_temps(paths)
+    runs.release_lock(paths)
+    if paths.manifest.is_file():
+        # (without a manifest the folder is not yet a run's: a status alone would make
+        # --overwrite refuse it as "files that pathviz did not write")
+        # the iteration the reason names: the last heartbeat's (up to a second older, or
+        # the start's) would contradict it in the app and in inspect
+        where = {"iteration": iteration}
+        if trainer is not None:
+            where["epoch"] = iteration / trainer.ipe
+        try:
+            runs.write_status(paths, state="failed", reason=reason, eta=None, **where)
+        except OSError:
+            pass
+    print(f"pathviz.train: error: {reason}; {advice}", file=sys.stderr)
+    if leave:
+        leave_if_abandoned(EXIT_USAGE)
+    return EXIT_USAGE
+
+
+def leave_if_abandoned(rc: int) -> None:
+    """Exit now with ``rc`` when a path file was left open on a full disk (closing it retries
+    the failed writes, and HDF5 may crash at exit doing so), as a killed writer would: the
+    status is already written."""
+    if store._ABANDONED:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
 
 
 if __name__ == "__main__":

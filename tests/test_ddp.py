@@ -311,7 +311,7 @@ def test_a_failure_on_any_rank_ends_every_rank_and_names_it(tmp_path, rank):
     with PathReader(out / runs.PATH_FILE) as r:
         assert r.iterations.tolist() == list(range(6))  # 0..5: each iteration before the fault
     # no traceback from a worker (torchrun prints its own summary of the failed child)
-    assert "pathviz/train.py" not in proc.stderr
+    assert "pathviz/train" not in proc.stderr
 
 
 def _agree_worker(rank: int, world: int, init: str, q) -> None:
@@ -413,7 +413,7 @@ def test_a_full_disk_under_torchrun_is_our_sentence_and_its_advice_works(runs_1_
                 f"continue with --resume")
         assert status(out)["state"] == "failed" and status(out)["reason"] == f"rank 0: {said}"
         assert f"pathviz.train: error: {said}\n" in proc.stderr
-        assert "[rank0]: Traceback" not in proc.stderr and "pathviz/train.py" not in proc.stderr
+        assert "[rank0]: Traceback" not in proc.stderr and "pathviz/train" not in proc.stderr
         resize(m, 16 * 1024 * 1024)
         run(torchrun_cmd(2, "--resume", "--out", str(out), "--no-progress"), cwd=cwd)
         assert status(out)["state"] == "finished"

@@ -20,7 +20,7 @@ from pathviz.data import (
     make_loader,
     split_validation,
 )
-from pathviz.folder import FolderImages, FolderLoader
+from pathviz.data.folder import FolderImages, FolderLoader
 
 CLASSES = ("cat", "dog", "owl")
 SIZES = ((40, 30), (64, 64), (30, 50))  # (width, height)
@@ -81,7 +81,7 @@ def test_the_layout_check_is_torchvisions_and_torch_free(folder):
 
     from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes
 
-    import pathviz.folder as pf
+    import pathviz.data.folder as pf
 
     assert pf._EXTENSIONS == IMG_EXTENSIONS
     assert pf.folder_classes(str(folder)) == find_classes(folder / "train")[0] == list(CLASSES)
@@ -154,7 +154,7 @@ def test_augmented_batches_are_the_same_with_any_worker_count(folder):
 
 
 def test_a_resumed_epoch_is_the_tail_and_skips_decoding(folder, monkeypatch):
-    import pathviz.folder as pf
+    import pathviz.data.folder as pf
 
     b = load_dataset("imagefolder", folder)
     full = batches(loader(b.train_x, b.train_y, b.info), 2)
@@ -176,7 +176,7 @@ def test_each_rank_decodes_only_its_share_and_gets_the_slice_of_the_whole(folder
     """Under DDP a rank decodes its images of each training batch (``within``) and its batches
     of an evaluation pass (``among``): the shares are the slices of the whole batches, crops
     and flips included, and the images of the other ranks are never opened."""
-    import pathviz.folder as pf
+    import pathviz.data.folder as pf
     from pathviz.distributed import Dist, ShardedBatches
 
     b = load_dataset("imagefolder", folder)

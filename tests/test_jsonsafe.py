@@ -75,7 +75,7 @@ def test_status_written_in_place_on_a_full_disk_is_json(tmp_path, monkeypatch):
     def full(path, data, sync=False):
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr(runs, "write_bytes_atomic", full)
+    monkeypatch.setattr(runs.atomic, "write_bytes_atomic", full)
     runs.write_status(paths, state="failed", eta=NAN)
     st = strict(paths.status.read_bytes())
     assert (st["state"], st["eta"]) == ("failed", None)

@@ -285,7 +285,7 @@ def test_status_still_records_failure_on_a_full_disk(tmp_path, monkeypatch):
     def no_room(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(runs.json, "dump", no_room)  # the temp-file route fails like a full disk
+    monkeypatch.setattr(json, "dump", no_room)  # the temp-file route fails like a full disk
     runs.write_status(p, state="failed", reason="disk full at iteration 7")
     st = runs.read_status(p)
     assert (st["state"], st["reason"], st["iteration"]) == ("failed", "disk full at iteration 7", 5)

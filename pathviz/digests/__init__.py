@@ -30,6 +30,18 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from pathviz import numerics
+from pathviz.config import PRESETS
+from pathviz.groups import slbi_param_groups
+from pathviz.models import build_model
+from pathviz.numerics import VML_OPS, NumericsError, sqrt_
+from pathviz.optim import SLBI
+from pathviz.recorder import _span_stats, layers_of
+from pathviz.train import make_optimizer
+
 __all__ = ["REFERENCES", "compare", "compute", "reference_files", "vendor_ops_run"]
 
 #: the reference digests kept in the project: ``<vendor>-<cpu>.<level>.json``
@@ -76,7 +88,6 @@ def _cases(torch: Any) -> tuple[list[tuple[str, Callable]], list[tuple[str, Call
         return m
 
     def model(name: str, **kw):
-        from pathviz.models import build_model
         return seeded(build_model(name, num_classes=10, in_channels=1, **kw))
 
     def step(name: str, batch: int, seed: int) -> Callable:
@@ -98,9 +109,6 @@ def _cases(torch: Any) -> tuple[list[tuple[str, Callable]], list[tuple[str, Call
         """``steps`` SLBI steps with the optimizer the worker builds for ``preset`` (its groups,
         spans, balance and lambdas), lambda lowered so that groups enter within them."""
         def run() -> list:
-            from pathviz.config import PRESETS
-            from pathviz.recorder import _span_stats, layers_of
-            from pathviz.train import make_optimizer
             m = model(model_name)
             opt = make_optimizer(m, dataclasses.replace(PRESETS[preset], **overrides))
             r = gen(5)
@@ -120,8 +128,6 @@ def _cases(torch: Any) -> tuple[list[tuple[str, Callable]], list[tuple[str, Call
         return run
 
     def slbi_default() -> list:  # the op-digest tool's SLBI case, as it wrote it
-        from pathviz.groups import slbi_param_groups
-        from pathviz.optim import SLBI
         m = model("vit_tiny")
         opt = SLBI(slbi_param_groups(m), lr=0.1, kappa=1.0, nu=25.0, lam=0.15, momentum=0.9,
                    weight_decay=5e-4)
@@ -144,7 +150,6 @@ def _cases(torch: Any) -> tuple[list[tuple[str, Callable]], list[tuple[str, Call
 
     def exact_sqrt(dtype) -> Callable:
         def run() -> list:
-            from pathviz.numerics import sqrt_
             return [sqrt_(gen(10)(100_000).abs().to(dtype))]
         return run
 
@@ -224,10 +229,7 @@ def compute(level: str = "avx2", threads: int = 1) -> dict[str, Any]:
     """Pin this process to ``level`` and ``threads``, run every case and return the document
     ``{"machine": {...}, "digests": {name: hex}, "vendor_kernels": {name: hex}}``. A case that
     cannot run here is reported as ``"error: ..."`` (and then differs from any reference)."""
-    from pathviz import numerics
-
     env = numerics.pin(level, threads=threads)
-    import torch
 
     cases, vendor = _cases(torch)
     res: dict[str, dict[str, str]] = {"digests": {}, "vendor_kernels": {}}
@@ -267,11 +269,6 @@ def vendor_ops_run(fn: Callable[[], Any]) -> dict[str, int]:
     float64 tensors (``pow`` with exponent 0.5 counts as sqrt): ``{op: calls}``, empty when
     ``fn`` runs none. Every op through torch's dispatcher is seen, also those that composite
     ops (``sdpa``'s math path, ``F.gelu``'s tanh form, ...) call inside."""
-    import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    from pathviz.numerics import VML_OPS
-
     seen: dict[str, int] = {}
 
     def cpu_float(args: Iterable[Any]) -> bool:
@@ -328,7 +325,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: cannot read the reference {path} ({e}); give a JSON file that "
                   f"`python -m pathviz.digests --out FILE` wrote", file=sys.stderr)
             return 2
-    from pathviz.numerics import NumericsError
 
     try:
         doc = compute(a.cpu_isa, a.threads)

@@ -21,8 +21,11 @@ import torch
 from torch import nn
 
 from pathviz import runs
+from pathviz.analysis import stop_of
+from pathviz.integrations.tensorboard import PathScalars
 from pathviz.optim import SLBI, support_mask
 from pathviz.recorder import PathRecorder
+from pathviz.store import PathReader
 
 log = logging.getLogger("pathviz.integrations")
 
@@ -152,8 +155,6 @@ class RunSession:
             runs.clear_run(self.paths)
         runs.claim_run_dir(self.paths)
         if self.tensorboard is not None:
-            from pathviz.integrations.tensorboard import PathScalars
-
             self.scalars = PathScalars(self.tensorboard,
                                        params_total=model_info.get("params_total"))
         self.recorder = PathRecorder(model, optimizer, self.paths.path, config=config,
@@ -217,9 +218,6 @@ class RunSession:
             self.recorder = None
             runs.write_status(self.paths, state=state, reason=reason, ended=time.time())
         if self.scalars is not None:
-            from pathviz.analysis import stop_of
-            from pathviz.store import PathReader
-
             with PathReader(self.paths.path) as r:
                 self.scalars.stop(stop_of(r))
             self.scalars.close()

@@ -50,6 +50,9 @@ from pathviz.integrations._record import RunSession, check_optimizer, w_star_swa
 from pathviz.integrations.layouts import transformer_layers, transformer_param_groups
 from pathviz.optim import SLBI, span_view, support_mask
 from pathviz.recorder import layers_of
+from pathviz.run_model import ExportError as ZooExportError
+from pathviz.run_model import resolve_iteration
+from pathviz.store import PathFileError, PathReader
 
 transformers = require("transformers", "hf", "pathviz.integrations.hf")
 
@@ -400,10 +403,6 @@ def load_run_model(run_dir: str | os.PathLike, iteration: int | str
                    ) -> tuple[nn.Module, list[LayerSpec], dict[str, Any], int]:
     """(model with the weights of ``iteration``, its head/neuron layers, the Gamma tensors,
     the iteration) from a run the callback recorded; ``iteration`` may be ``"stop"``."""
-    from pathviz.export import ExportError as ZooExportError
-    from pathviz.export import resolve_iteration
-    from pathviz.store import PathFileError, PathReader
-
     paths = runs.paths_for_dir(run_dir)
     if not paths.path.exists():
         raise ExportError(f"{paths.dir} has no path file; is it a run folder?")

@@ -29,7 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from pathviz.analysis import stop_of
 from pathviz.integrations import require
+from pathviz.store import PathFileError, PathReader
 
 __all__ = ["PathScalars", "TAGS", "follow", "write_stop"]
 
@@ -120,9 +122,6 @@ def follow(recorder: Any, logdir: str | os.PathLike) -> PathScalars:
 
 def write_stop(scalars: PathScalars, path: str | os.PathLike) -> None:
     """The suggested stop of the (closed) path file ``path``, if it has one, then close."""
-    from pathviz.analysis import stop_of
-    from pathviz.store import PathFileError, PathReader
-
     try:
         with PathReader(path) as r:
             scalars.stop(stop_of(r))

@@ -33,8 +33,8 @@ from pathviz.ui import player  # noqa: E402
 from pathviz.ui.chart import prepare  # noqa: E402
 from pathviz.ui.context import RunView  # noqa: E402
 from pathviz.ui.data import ident as file_ident  # noqa: E402
-from pathviz.ui.data import load_layer, load_overview  # noqa: E402
-from pathviz.ui.layer import CAPTION_KEY, FIGURE_KEY, HEIGHT, caption_units  # noqa: E402
+from pathviz.ui.data import load_layer, load_overview, load_support  # noqa: E402
+from pathviz.ui.layer import CAPTION_KEY, FIGURE_KEY, HEIGHT  # noqa: E402
 from pathviz.ui.metrics import METRICS_KEY, TRADEOFF_HEIGHT, TRADEOFF_KEY  # noqa: E402
 from pathviz.ui.overview import OVERVIEW_KEY, OVERVIEW_TITLE  # noqa: E402
 from pathviz.ui.present import FONT_SIZE, HEAT_TITLE, HEATMAP_KEY, PATH_KEY, STATUS_KEY, entry_order  # noqa: E402
@@ -148,7 +148,6 @@ def build(run_dir: str | Path, iteration: str = "stop") -> RunReport:
     summary.pop("dir", None)  # the file names nothing outside the run
     n, layers = view.n, view.data["layers"]
     its = np.asarray(view.iterations, np.float64)[:n]
-    from pathviz.ui.present import load_support
 
     support = load_support(view.path, view.ident, n)
     selected = sum(support.values(), np.zeros(n, np.int32))
@@ -194,7 +193,7 @@ def build(run_dir: str | Path, iteration: str = "stop") -> RunReport:
             "support": np.asarray(lp["support"]).astype(int).tolist(),
             "caption": {"key": CAPTION_KEY, "name": name,
                         "groups": int(lp["gamma_norm"].shape[1]),
-                        "units": caption_units(view, name)}}
+                        "units": player.caption_units(view, name)}}
     m = view.data["metrics"]
     spec = charts.metrics_chart(view.iterations, m, stop, view.data["weight_iterations"])
     figs["metrics"] = {**prepare(spec, 300 + 140 * len(spec["panels"])), "key": METRICS_KEY}

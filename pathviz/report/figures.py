@@ -55,7 +55,7 @@ def level_cmap() -> ListedColormap:
 def path_figure(view: RunView) -> Figure:
     """The support path: % of each layer's filters in the support against iteration, all
     layers together in black, the suggested stop dashed orange."""
-    from pathviz.ui.present import load_support
+    from pathviz.ui.data import load_support
 
     layers = view.data["layers"]
     support = load_support(view.path, view.ident, view.n)

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 from pathviz import runs
@@ -138,8 +137,3 @@ def summary(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
                      "finetuned_test_acc": fin.get("test_acc")})
     return sorted(rows, key=lambda r: (str(r["method"]), r["iteration"] or 0,
                                        str(r["reference"]), r["epochs"] or 0))
-
-
-def results_path(run_dir: str | os.PathLike) -> Path:
-    """``<run>/baselines.json``."""
-    return runs.paths_for_dir(run_dir).baselines

@@ -34,8 +34,11 @@ import numpy as np
 import torch
 
 from pathviz import prune, runs
-from pathviz.cli_parser import StrictParser
+from pathviz.cli import EXIT_OK, EXIT_USAGE, Parser, UsageError
+from pathviz.data import DataError, check_classes, load_dataset, split_validation
+from pathviz.store import PathFileError, PathReader
 from pathviz.tickets import supports as sp
+from pathviz.tickets import training, variants
 from pathviz.tickets.baselines import (
     METHODS,
     REFERENCES,
@@ -48,13 +51,7 @@ from pathviz.tickets.reference import sgd_reference, taylor_batches
 
 log = logging.getLogger("pathviz.baselines")
 
-EXIT_OK, EXIT_USAGE = 0, 2
-
 __all__ = ["UsageError", "Job", "prepare", "measure", "run", "main"]
-
-
-class UsageError(Exception):
-    """Bad input: one sentence, exit code 2, nothing written."""
 
 
 @dataclass
@@ -74,14 +71,8 @@ class Job:
     settings: Any  # pathviz.tickets.training.Settings
 
 
-class _Parser(StrictParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.explain(message)} (see --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m pathviz.baselines", description=__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m pathviz.baselines", description=__doc__)
     p.add_argument("run_dir", help="the SLBI run folder, e.g. checkpoints/demo")
     p.add_argument("--methods", help=f"comma-separated, of {', '.join(METHODS)} (default: every "
                                      f"method the model allows; slimming needs BatchNorm)")
@@ -123,10 +114,6 @@ def _iterations(text: str, saved: list[int], run_dir: Path) -> list[int]:
 
 def prepare(args: argparse.Namespace) -> Job:
     """Check everything; raise UsageError on bad input. Nothing is written here."""
-    from pathviz.data import DataError, check_classes, load_dataset, split_validation
-    from pathviz.store import PathFileError, PathReader
-    from pathviz.tickets import training, variants
-
     run_dir = Path(args.run_dir)
     try:
         paths = runs.paths_for_dir(run_dir)
@@ -198,8 +185,6 @@ def prepare(args: argparse.Namespace) -> Job:
 
 def _path_at(run_dir: Path, iteration: int) -> dict[str, Any]:
     """The path's own compact W* at ``iteration``: its test and validation accuracy."""
-    from pathviz.store import PathReader
-
     with PathReader(runs.paths_for_dir(run_dir).path) as r:
         its = r.iterations
         i = int(np.searchsorted(its, iteration, side="right")) - 1
@@ -214,8 +199,6 @@ def measure(job: Job, sup: Any, method: str, reference: torch.nn.Module,
             scores: sp.Scores) -> dict[str, Any]:
     """One entry of the results file: the baseline of ``method`` at ``sup``'s widths, one-shot
     and finetuned."""
-    from pathviz.tickets import training
-
     path_params, path_flops = prune.count(sp.compact_copy(sup.model, sup.plan, sup.example),
                                           sup.example)
     if method == "global-magnitude":
@@ -285,8 +268,6 @@ def measuring(run_dir: Path) -> Iterator[None]:
 
 def run(job: Job, progress: bool = True) -> int:
     """Measure every (iteration, method) not in the results file yet; returns the exit code."""
-    from pathviz.tickets import variants
-
     entries = read_results(job.run_dir)
     done = {entry_key(e) for e in entries}
     todo = [(it, m) for it in job.iterations for m in job.methods
@@ -308,10 +289,7 @@ def run(job: Job, progress: bool = True) -> int:
     cache: dict[tuple[str, int], sp.Scores] = {}
     try:
         for it in sorted({it for it, _ in todo}):
-            try:
-                sup = variants.load_support(job.run_dir, it)
-            except variants.UsageError as e:
-                raise UsageError(str(e)) from None
+            sup = variants.load_support(job.run_dir, it)  # raises UsageError
             reference = ref_sgd if ref_sgd is not None else sup.model
             for m in [m for i, m in todo if i == it]:
                 if stop:
@@ -379,8 +357,6 @@ def table(job: Job) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit code."""
-    from pathviz.tickets import variants
-
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import warnings
 

@@ -122,8 +122,6 @@ def start_retrain(run_dir: str | os.PathLike, iteration: int, modes: Sequence[st
 def stop_retrain(run_dir: str | os.PathLike, timeout: float = 15.0) -> bool:
     """SIGTERM the run's background retrain (it keeps the last finished epoch of each seed and
     marks its folder stopped); True if one was running. A read-only app refuses."""
-    import signal
-
     refused = readonly.refusal("stop a retrain")
     if refused:
         raise TicketError(refused)
@@ -131,18 +129,4 @@ def stop_retrain(run_dir: str | os.PathLike, timeout: float = 15.0) -> bool:
     rec = launch_state(run_dir)
     if not rec.get("alive"):
         return False
-    pid = int(rec["pid"])
-    try:
-        os.killpg(os.getpgid(pid), signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if not runs.is_alive(pid, rec.get("pid_start")):
-            return True
-        time.sleep(0.05)
-    try:
-        os.killpg(os.getpgid(pid), signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    return True
+    return runs.stop_group(int(rec["pid"]), rec.get("pid_start"), timeout) != "gone"

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from pathviz import runs, tickets
+from pathviz.store import PathFileError, PathReader
 from pathviz.tickets.baselines import BaselineError, read_results
 
 POINT_COLUMNS = ("series", "method", "kind", "iteration", "params", "flops", "acc", "se",
@@ -41,8 +42,6 @@ def _row(**kw: Any) -> dict[str, Any]:
 def path_points(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """The compact W* at every evaluated snapshot (its params, FLOPs and test accuracy, as the
     worker stored them)."""
-    from pathviz.store import PathFileError, PathReader
-
     try:
         with PathReader(runs.paths_for_dir(run_dir).path) as r:
             names = set(r.metric_names)

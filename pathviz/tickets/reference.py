@@ -13,6 +13,9 @@ from typing import Any
 import torch
 
 from pathviz import runs, tickets
+from pathviz.data import make_loader
+from pathviz.run_model import ExportError, load_run_model
+from pathviz.store import PathFileError, PathReader
 from pathviz.tickets import supports as sp
 from pathviz.tickets.baselines import BaselineError
 
@@ -22,8 +25,6 @@ __all__ = ["sgd_reference", "load_reference", "taylor_batches"]
 def sgd_reference(run_dir: Path, model: torch.nn.Module) -> tuple[Path, int, torch.nn.Module]:
     """(folder, last saved iteration, model with those weights) of the run's SGD sibling, the
     default dense reference; BaselineError when there is none or it has another architecture."""
-    from pathviz.store import PathFileError, PathReader
-
     found = tickets.sgd_baselines(run_dir)
     if not found:
         raise BaselineError(f"{run_dir} has no SGD sibling run (a folder next to it trained with "
@@ -46,8 +47,6 @@ def sgd_reference(run_dir: Path, model: torch.nn.Module) -> tuple[Path, int, tor
 
 
 def load_reference(ref_dir: Path, iteration: int) -> torch.nn.Module:
-    from pathviz.export import ExportError, load_run_model
-
     try:
         return load_run_model(ref_dir, iteration)[0]
     except ExportError as e:
@@ -58,8 +57,6 @@ def taylor_batches(data: Any, batch_size: int,
                    seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The first TAYLOR_BATCHES batches of the training split in a seeded order, no augmentation
     (the same batches for every iteration and reference)."""
-    from pathviz.data import make_loader
-
     d = data
     loader = make_loader(d.train_x, d.train_y, d.info, batch_size, shuffle=True,
                          augment=False, seed=seed)

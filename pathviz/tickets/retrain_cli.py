@@ -57,7 +57,7 @@ from typing import Any
 import torch
 
 from pathviz import prune, runs, tickets
-from pathviz.cli_parser import StrictParser
+from pathviz.cli import EXIT_OK, EXIT_USAGE, Parser
 from pathviz.data import (
     DataBundle,
     DataError,
@@ -65,15 +65,16 @@ from pathviz.data import (
     load_dataset,
     split_validation,
 )
-from pathviz.export import ExportError, resolve_iteration
 from pathviz.models import count_params, widths_of
+from pathviz.run_model import ExportError, resolve_iteration
 from pathviz.store import PathFileError, PathReader
+from pathviz.tickets import reference
+from pathviz.tickets import supports as sp
+from pathviz.tickets.baselines import BaselineError
 from pathviz.tickets.training import Settings, _Progress, retrain_seed
 from pathviz.tickets.variants import Support, UsageError, build_variant, load_support
 
 log = logging.getLogger("pathviz.retrain")
-
-EXIT_OK, EXIT_USAGE = 0, 2
 
 __all__ = ["UsageError", "Variant", "build_parser", "prepare", "run", "main"]
 
@@ -89,14 +90,8 @@ class Variant:
     description: dict[str, Any]
 
 
-class _Parser(StrictParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.explain(message)} (see --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m pathviz.retrain", description=__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m pathviz.retrain", description=__doc__)
     p.add_argument("run_dir", help="the run folder, e.g. checkpoints/demo")
     p.add_argument("--iteration", required=True, metavar="N|stop",
                    help="the support to retrain: an iteration with saved weights, or stop: the "
@@ -266,10 +261,6 @@ def _baseline_reference(sup: Support, which: str, methods: list[str], data: Data
                         cfg: dict[str, Any]) -> None:
     """Set the pruning baselines' dense reference and Taylor's batches on ``sup``; UsageError
     for slimming without BatchNorm or a missing SGD sibling."""
-    from pathviz.tickets import reference
-    from pathviz.tickets import supports as sp
-    from pathviz.tickets.baselines import BaselineError
-
     if "slimming" in methods and not sp.has_batchnorm(sup.model):
         raise UsageError(f"slimming scores channels by their BatchNorm scale, and "
                          f"{cfg.get('model')} has no BatchNorm layer; choose magnitude, taylor "

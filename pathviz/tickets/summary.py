@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from pathviz import runs
+from pathviz.data import DATASETS
+from pathviz.store import PathFileError, PathReader
 from pathviz.tickets.schema import (
     EPOCH,
     Z_BEATS,
@@ -55,8 +57,6 @@ def _pct(x: float | None) -> str:
 
 def _chance(dataset: str | None) -> float | None:
     """Accuracy of guessing on a pathviz dataset (1 / classes), None if unknown."""
-    from pathviz.data import DATASETS  # numpy-only at import
-
     info = DATASETS.get(dataset or "")
     return 1.0 / info.num_classes if info else None
 
@@ -254,8 +254,6 @@ def sgd_baselines(run_dir: str | os.PathLike) -> list[Path]:
 
 
 def _final_metric(path: Path, name: str) -> float | None:
-    from pathviz.store import PathFileError, PathReader
-
     try:
         with PathReader(path) as r:
             if name not in r.metric_names:
@@ -273,8 +271,6 @@ def references(run_dir: str | os.PathLike, iterations: Sequence[int] = (),
     ``iterations``, SLBI W and the compact W* (no retraining); and the SGD baseline (mean over
     the runs in ``baselines``, default :func:`sgd_baselines`). Each row: label, iteration (None
     for end-of-run rows), params, flops, test_acc ``{"mean", "std", "se", "n"}``, runs."""
-    from pathviz.store import PathFileError, PathReader
-
     paths = runs.paths_for_dir(run_dir)
     out: list[dict[str, Any]] = []
     try:

@@ -15,17 +15,16 @@ import torch
 from torch import nn
 
 from pathviz import prune, tickets
-from pathviz.export import ExportError, load_run_model
+from pathviz.cli import UsageError  # re-exported: the tickets CLIs' one usage error
+from pathviz.data import DATASET_NAMES, dataset_info
 from pathviz.models import build_model, count_params, widths_of
+from pathviz.run_model import ExportError, load_run_model
+from pathviz.tickets import supports as sp
 
 log = logging.getLogger("pathviz.retrain")
 
 __all__ = ["UsageError", "Support", "load_support", "build_variant", "random_plan",
            "uniform_widths"]
-
-
-class UsageError(Exception):
-    """Bad input: one sentence, exit code 2, nothing written."""
 
 
 # ---- the support and the six initialisations -----------------------------------------------
@@ -56,8 +55,6 @@ class Support:
 
     def baseline_plan(self, method: str) -> prune.PrunePlan:
         """The plan of a pruning method at this support's widths (computed once)."""
-        from pathviz.tickets import supports as sp
-
         if method not in self._baselines:
             ref = self.reference if self.reference is not None else self.model
             scores = sp.score_sets(ref, self.plan, self.example, method, self.batches)
@@ -91,7 +88,6 @@ def load_support(run_dir: str | Path, iteration: int) -> Support:
     if not layers:
         raise UsageError(f"{run_dir} has no Gamma layers (an SGD run?), so it has no support "
                          f"to retrain")
-    from pathviz.data import DATASET_NAMES, dataset_info
 
     info = dataset_info(cfg.get("dataset"))  # for the input shape: no data root needed
     if info is None:
@@ -181,8 +177,6 @@ def build_variant(sup: Support, mode: str, seed: int) -> tuple[nn.Module, dict[s
 
     ``seed`` seeds the fresh initialisations (reinit, uniform) and the random support.
     """
-    from pathviz.tickets import supports as sp
-
     base, k = tickets.parse_mode(mode)
     kept = sp.kept_of(sup.plan)
     if base == "finetune":

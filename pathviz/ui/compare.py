@@ -7,6 +7,7 @@ import streamlit as st
 from pathviz import plots, runs
 from pathviz.store import PathFileError, PathReader
 from pathviz.ui import url
+from pathviz.ui.marker import marker_ui
 from pathviz.ui.text import clean, inert, inert_plotly
 from pathviz.ui.urlstate import COMPARE_MAX, parse_compare, quote
 
@@ -52,8 +53,6 @@ def compare_ui(current: str, root, selected: int | None = None) -> None:
         st.plotly_chart(plots.compare_plot(series, log_x=log_x), width="stretch",
                         key=PLOT_KEY)
         if selected is not None:
-            from pathviz.ui.marker import marker_ui
-
             st.caption(inert(f"Dotted red line: iteration {selected:,}, the one selected for "
                              f"{current} in the other views."))
             marker_ui([{"key": PLOT_KEY, "x": selected}])

@@ -138,11 +138,14 @@ def identity_of(info: runs.RunInfo) -> tuple[str, str]:
 def inside_root(path: os.PathLike | str, root: os.PathLike | str) -> Path | None:
     """``path`` resolved, if it lies inside ``root`` (symlinks followed); otherwise None."""
     try:
-        from pathviz.runs import resolve_inside  # added by the runs module's owner
-    except ImportError:
-        resolved, base = Path(path).resolve(), Path(root).resolve()
-        return resolved if resolved.is_relative_to(base) else None
-    try:
-        return resolve_inside(path, root)
+        return runs.resolve_inside(path, root)
     except (ValueError, runs.RunError):
         return None
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def load_support(path: str, ident: Ident, n: int) -> dict[str, np.ndarray]:
+    """Filters in the support [N] per layer, for the support path (counts only are kept)."""
+    with PathReader(path) as r:
+        return {layer["name"]: (r.layer_path(layer["name"], "gamma_norm", slice(0, n)) > 0
+                                ).sum(axis=1).astype(np.int32) for layer in r.layers}

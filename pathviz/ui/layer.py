@@ -69,13 +69,6 @@ def layer_choice_ui(view: RunView) -> str | None:
 CAPTION_KEY = "layer_at"
 
 
-def caption_units(view: RunView, layer: str) -> str:
-    """What the caption calls the layer's groups: heads or MLP neurons in a transformer block,
-    else "filters" (sent to the page, which writes the caption)."""
-    record = next((r for r in view.data["layers"] if r["name"] == layer), {})
-    return plots.unit_plural(record) if record.get("kind") in ("heads", "mlp") else "filters"
-
-
 def layer_at_ui(view: RunView, index: int, iteration: int) -> None:
     """Where the page writes, per move, how many of the layer's groups are in the support
     (``captionText`` in pathviz/ui/js/position.js, from the counts the player was sent)."""

@@ -11,12 +11,10 @@ from pathviz import analysis, plots
 from pathviz.ui.context import RunView
 from pathviz.ui.data import load_entries, load_snapshot
 from pathviz.ui.player import heat_slot
-from pathviz.ui.text import clean_rows
+from pathviz.ui.text import NO_GAMMA, clean_rows
 
 OVERVIEW_KEY = "overview"
 OVERVIEW_TITLE = "Gamma support by layer at iteration {it}"  # the player writes {it} too
-NO_GAMMA = ("This run has no Γ layers (trained with --optimizer sgd, for example), so it has no "
-            "support to show; its metrics are on Metrics & stopping.")
 
 
 def overview_ui(view: RunView, index: int, iteration: int) -> None:

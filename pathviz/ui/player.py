@@ -29,10 +29,11 @@ import numpy as np
 import streamlit as st
 
 from pathviz import plots
+from pathviz.analysis import W_STAR_METRICS
 from pathviz.store import PathReader
 from pathviz.ui import jsbundle
 from pathviz.ui.context import RunView
-from pathviz.ui.data import Ident
+from pathviz.ui.data import Ident, load_layer, load_support
 
 BUDGET = 3_000_000  # bytes of colour levels shipped for a view before decimating snapshots
 REFINE = 32  # snapshots each side of a paused position sent at full resolution
@@ -242,8 +243,6 @@ def _heat_spec(view: RunView, spec: PlayerSpec) -> dict[str, Any]:
 def _path_spec(view: RunView, spec: PlayerSpec) -> dict[str, Any]:
     """The support path's lines (decimated, % of each layer), the stop and the words around
     them; small, so it is sent whole with every render (a live run's path grows)."""
-    from pathviz.ui.present import load_support
-
     layers = view.data["layers"]
     support = load_support(view.path, view.ident, view.n)
     x, lines = plots.support_series(np.asarray(view.iterations)[: view.n],
@@ -285,8 +284,6 @@ def path_slot(key: str) -> None:
 
 
 def _w_star(view: RunView) -> dict[str, list] | None:
-    from pathviz.ui.present import W_STAR_METRICS
-
     its = view.iterations
     for name, split in W_STAR_METRICS:
         acc = view.data["metrics"].get(name)
@@ -298,6 +295,13 @@ def _w_star(view: RunView) -> dict[str, list] | None:
             return {"it": its[ok].astype(np.float64).tolist(), "acc": acc[ok].tolist(),
                     "split": split}
     return None
+
+
+def caption_units(view: RunView, layer: str) -> str:
+    """What the caption calls the layer's groups: heads or MLP neurons in a transformer block,
+    else "filters" (sent to the page, which writes the caption)."""
+    record = next((r for r in view.data["layers"] if r["name"] == layer), {})
+    return plots.unit_plural(record) if record.get("kind") in ("heads", "mlp") else "filters"
 
 
 def player_data(view: RunView, spec: PlayerSpec, index: int, seq: int, follow: bool,
@@ -313,8 +317,6 @@ def player_data(view: RunView, spec: PlayerSpec, index: int, seq: int, follow: b
     key = f"{view.path}|{view.ident[0]}:{view.ident[1]}"
     its = np.asarray(view.iterations, np.float64)[:n]
     epochs = np.asarray(view.data["epochs"], np.float32)[:n]
-    from pathviz.ui.present import load_support
-
     # filters in the support per snapshot, summed over the layers (the presentation's counts)
     selected = sum(load_support(view.path, view.ident, n).values(), np.zeros(n, np.int32))
     out: dict[str, Any] = {
@@ -339,12 +341,8 @@ def player_data(view: RunView, spec: PlayerSpec, index: int, seq: int, follow: b
         total = int(sum(int(layer["groups"]) for layer in view.data["layers"]))
         out["status"] = {"key": spec.status_key, "total": total}
     if spec.layer_caption_key is not None and spec.layer is not None:
-        from pathviz.ui.data import load_layer
-
         lp = load_layer(view.path, view.ident, n, spec.layer)
         out["layerSupport"] = np.asarray(lp["support"]).astype(int).tolist()
-        from pathviz.ui.layer import caption_units
-
         units = caption_units(view, spec.layer)
         out["layerCaption"] = {"key": spec.layer_caption_key, "name": spec.layer,
                                "groups": int(lp["gamma_norm"].shape[1]), "units": units}

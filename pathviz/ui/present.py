@@ -14,12 +14,21 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from pathviz import runs
-from pathviz.store import PathReader
+from pathviz import readonly, runs
 from pathviz.ui import url
-from pathviz.ui.data import Ident, load_entries
+from pathviz.ui.context import load_view
+from pathviz.ui.data import load_entries
+from pathviz.ui.header import (
+    READ_ONLY_BADGE,
+    land_when_finished,
+    launched,
+    progress_ui,
+    shown_identity,
+)
+from pathviz.ui.live import shown_state
 from pathviz.ui.player import PlayerSpec, heat_slot, path_slot, text_slot
-from pathviz.ui.text import inert
+from pathviz.ui.scrub import PLAY_INTERVAL, scrub_ui
+from pathviz.ui.text import NO_GAMMA, inert
 from pathviz.ui.urlstate import parse_flag
 
 KEY = "present"  # session key of the toggle; ``?present=1`` in the URL
@@ -27,7 +36,6 @@ STATUS_KEY = "present_status"
 HEATMAP_KEY = "present_heatmap"
 PATH_KEY = "present_path"
 PLOTS_KEY = "present_plots"
-W_STAR_METRICS = (("val_acc_sparse", "validation"), ("test_acc_sparse", "test"))
 HEAT_TITLE = "Γ support at iteration {it}"  # the player writes {it} too
 FONT_SIZE = 16  # the figures' text in presentation mode, in pixels (12 elsewhere)
 
@@ -86,14 +94,6 @@ def present_toggle_ui() -> bool:
     return bool(on)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def load_support(path: str, ident: Ident, n: int) -> dict[str, np.ndarray]:
-    """Filters in the support [N] per layer, for the support path (counts only are kept)."""
-    with PathReader(path) as r:
-        return {layer["name"]: (r.layer_path(layer["name"], "gamma_norm", slice(0, n)) > 0
-                                ).sum(axis=1).astype(np.int32) for layer in r.layers}
-
-
 def entry_order(entry: np.ndarray) -> np.ndarray:
     """Filter indices sorted by entry snapshot (never-entered last, ties by position)."""
     e = np.asarray(entry, np.int64)
@@ -104,10 +104,6 @@ def present_header_ui(info: runs.RunInfo, model: str, dataset: str) -> str:
     """The run in one line (name, model on dataset, state) beside the toggle; returns the
     state shown (as the full header does, and a followed run that ends lands on its last
     snapshot)."""
-    from pathviz import readonly
-    from pathviz.ui.header import READ_ONLY_BADGE, land_when_finished, launched, shown_identity
-    from pathviz.ui.live import shown_state
-
     state = shown_state(info, launched(info.name))
     land_when_finished(info.name, state)
     model, dataset = shown_identity(info, model, dataset)
@@ -129,10 +125,6 @@ def present_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
                     scrub_fragment: bool, playing: bool) -> None:
     """The presentation screen below its header line (same signature as
     :func:`pathviz.ui.views.run_body_ui`, so the page draws either)."""
-    from pathviz.ui.header import progress_ui
-    from pathviz.ui.scrub import PLAY_INTERVAL, scrub_ui
-    from pathviz.ui.views import load_view
-
     if live:
         progress_ui(info)
     view = load_view(info, live)
@@ -148,8 +140,6 @@ def present_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
         text_slot(STATUS_KEY)
         # both drawn by the browser player from what it was sent: no plotly on this screen
         if not layers:
-            from pathviz.ui.overview import NO_GAMMA
-
             st.info(NO_GAMMA)
             return
         with st.container(key=PLOTS_KEY, horizontal=True, gap="small"):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -21,10 +21,8 @@ import streamlit as st
 from pathviz.store import nearest
 from pathviz.ui import url
 from pathviz.ui.context import RunView
+from pathviz.ui.player import PlayerSpec, player_ui
 from pathviz.ui.urlstate import parse_flag, parse_iteration
-
-if TYPE_CHECKING:
-    from pathviz.ui.player import PlayerSpec
 
 PLAY_FRAMES = 80  # a play-through of any run takes about this many frames
 PLAY_INTERVAL = 0.4  # seconds per play frame
@@ -179,8 +177,6 @@ def scrub_ui(view: RunView, at_iteration: Callable[[int, int], None] | None = No
         if moved_by_server:  # a link, Jump, a click, the number box or following the newest
             ss.pv_seq = int(ss.get("pv_seq", 0)) + 1
             ss.pv_at = idx
-        from pathviz.ui.player import player_ui
-
         player_ui(view, player, idx, follow=view.live and bool(ss.get("follow")),
                   autoplay=bool(ss.pop("pv_autoplay", False)),
                   refine=from_player or moved_by_server)

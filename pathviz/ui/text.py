@@ -66,3 +66,8 @@ def clean_rows(rows: list[dict]) -> list[dict]:
     """Table rows for ``st.dataframe`` (plain text cells: no markdown, no HTML) with every text
     cell cleaned by :func:`clean`, so no bidi control reorders a row."""
     return [{k: clean(v) if isinstance(v, str) else v for k, v in row.items()} for row in rows]
+
+
+# shown where a view draws the support and the run has none
+NO_GAMMA = ("This run has no Γ layers (trained with --optimizer sgd, for example), so it has no "
+            "support to show; its metrics are on Metrics & stopping.")

@@ -7,17 +7,28 @@ are drawn outside it once and a marker moves over them (:mod:`pathviz.ui.marker`
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
 from pathviz import runs
-from pathviz.store import PathFileError, PathInvalidError
-from pathviz.ui import data as d
+from pathviz.store import PathFileError
 from pathviz.ui import url
-from pathviz.ui.context import RunView
+from pathviz.ui.about import about_ui
+from pathviz.ui.compare import compare_ui
+from pathviz.ui.context import RunView, load_view
+from pathviz.ui.export import export_ui
+from pathviz.ui.filters import filters_ui
+from pathviz.ui.header import progress_ui
+from pathviz.ui.layer import CAPTION_KEY, layer_at_ui, layer_choice_ui, layer_ui
+from pathviz.ui.metrics import metrics_ui
+from pathviz.ui.overview import OVERVIEW_KEY, OVERVIEW_TITLE, entries_csv_ui, overview_ui
 from pathviz.ui.player import PlayerSpec
+from pathviz.ui.scrub import PLAY_INTERVAL, held_iteration, scrub_ui
 from pathviz.ui.text import inert
+from pathviz.ui.tickets import tickets_ui
 from pathviz.ui.urlstate import SLUG_OF, VIEWS, parse_view
 
 LIGHT_VIEWS = ("overview", "layer", "metrics", "filters")
@@ -69,34 +80,6 @@ def view_switch_ui() -> str:
     return slug
 
 
-def load_view(info: runs.RunInfo, live: bool) -> RunView | None:
-    """The run's file read into a :class:`RunView`, or None after one message saying why."""
-    try:
-        n = d.snapshot_count(info.paths.path, live=live)
-        ident = d.ident(info.paths.path)
-    except (PathFileError, FileNotFoundError) as e:
-        # a file a starting worker has not finished creating is not an error yet; a file whose
-        # values break a rule of the schema is, live or not
-        if live and not isinstance(e, PathInvalidError):
-            st.info("Waiting for the worker to write its first snapshot...")
-        else:
-            st.error(inert(f"This run's path file cannot be shown: {e}"))
-        return None
-    if n == 0:
-        st.info("Waiting for the first snapshot...")
-        return None
-    path = str(info.paths.path)
-    try:
-        data = d.load_overview(path, ident, n)
-        decision = d.load_stop(path, ident, n)
-    except PathFileError as e:
-        st.error(inert(f"This run's path file cannot be shown: {e}"))
-        return None
-    model, dataset = d.run_identity(info, data)
-    return RunView(info=info, path=path, ident=ident, n=n, data=data, decision=decision,
-                   live=live, model=model, dataset=dataset)
-
-
 def stop_line_ui(view: RunView) -> None:
     """The library's suggested stop in one line (iteration, the compact subnetwork's accuracy
     on each split, the parameters kept), its details in a popover, and a Jump button; or why
@@ -138,63 +121,76 @@ def stop_line_ui(view: RunView) -> None:
             st.rerun()
 
 
-NO_PICKER = ("compare", "about")
+@dataclass(frozen=True)
+class View:
+    """How the run page draws one view: each part is None where the view has none.
+
+    ``above``: under the stop line, above the picker (the Layer view's layer choice);
+    ``at``: what changes with the picked position, drawn inside the picker's fragment, called
+    with (view, index, iteration, root); ``below``: under the picker, drawn once per page run,
+    called with (view, root); ``player``: what the browser player redraws (light views only;
+    Export and Tickets act on the position the server holds); ``picker``: False where the
+    iteration does not change the view (no slider that does nothing).
+    """
+
+    above: Callable[[RunView], None] | None = None
+    at: Callable[[RunView, int, int, Path], None] | None = None
+    below: Callable[[RunView, Path], None] | None = None
+    player: Callable[[], PlayerSpec] | None = None
+    picker: bool = True
+
+
+def tickets_view_ui(view: RunView, iteration: int) -> None:
+    """The Tickets view at the picked iteration (:mod:`pathviz.ui.tickets`)."""
+    tickets_ui(view.info.paths.dir, view.info.name, iteration)
+
+
+# every view of the run page, by slug (pathviz.ui.urlstate.VIEWS): the one place a view is wired
+VIEW_TABLE: dict[str, View] = {
+    "overview": View(at=lambda v, i, it, root: overview_ui(v, i, it),
+                     below=lambda v, root: entries_csv_ui(v),
+                     player=lambda: PlayerSpec(heat_key=OVERVIEW_KEY, heat_title=OVERVIEW_TITLE)),
+    "layer": View(above=layer_choice_ui, at=lambda v, i, it, root: layer_at_ui(v, i, it),
+                  below=lambda v, root: layer_ui(v),
+                  player=lambda: PlayerSpec(layer_caption_key=CAPTION_KEY,
+                                            layer=st.session_state.get("layer"))),
+    # (the Metrics figures take the position from the page)
+    "metrics": View(below=lambda v, root: metrics_ui(v), player=PlayerSpec),
+    "filters": View(at=lambda v, i, it, root: filters_ui(v, i, it), player=PlayerSpec),
+    "export": View(at=lambda v, i, it, root: export_ui(v, it, root)),
+    "tickets": View(at=lambda v, i, it, root: tickets_view_ui(v, it)),
+    "compare": View(below=lambda v, root: compare_ui(v.info.name, root,
+                                                     selected=held_iteration(v)),
+                    picker=False),
+    "about": View(below=lambda v, root: about_ui(), picker=False),
+}
 
 
 def player_spec(slug: str) -> PlayerSpec | None:
-    """What the browser player redraws on a light view; None for the other views (Export and
-    Tickets act on the position the server holds, set with the server's picker)."""
-    if slug == "overview":
-        from pathviz.ui.overview import OVERVIEW_KEY, OVERVIEW_TITLE
-
-        return PlayerSpec(heat_key=OVERVIEW_KEY, heat_title=OVERVIEW_TITLE)
-    if slug == "layer":
-        from pathviz.ui.layer import CAPTION_KEY
-
-        return PlayerSpec(layer_caption_key=CAPTION_KEY, layer=st.session_state.get("layer"))
-    if slug in ("metrics", "filters"):  # (the Metrics figures take the position from the page)
-        return PlayerSpec()
-    return None
+    """What the browser player redraws on a light view; None for the other views."""
+    make = VIEW_TABLE[slug].player
+    return None if make is None else make()
 
 
 def run_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
                 scrub_fragment: bool, playing: bool) -> None:
     """Everything drawn from the path file; a damaged file shows one message here only."""
-    from pathviz.ui.header import progress_ui
-    from pathviz.ui.scrub import PLAY_INTERVAL, scrub_ui
-
     if live:
         progress_ui(info)
     view = load_view(info, live)
     if view is None:
         return
+    parts = VIEW_TABLE[slug]
     if slug in STOP_VIEWS:
         stop_line_ui(view)
-    if slug == "layer":
-        from pathviz.ui.layer import layer_choice_ui
-
-        layer_choice_ui(view)
+    if parts.above is not None:
+        parts.above(view)
 
     def at_iteration(index: int, iteration: int) -> None:
+        if parts.at is None:
+            return
         try:
-            if slug == "overview":
-                from pathviz.ui.overview import overview_ui
-
-                overview_ui(view, index, iteration)
-            elif slug == "layer":
-                from pathviz.ui.layer import layer_at_ui
-
-                layer_at_ui(view, index, iteration)
-            elif slug == "filters":
-                from pathviz.ui.filters import filters_ui
-
-                filters_ui(view, index, iteration)
-            elif slug == "export":
-                from pathviz.ui.export import export_ui
-
-                export_ui(view, iteration, root)
-            elif slug == "tickets":
-                tickets_view_ui(view, iteration)
+            parts.at(view, index, iteration, root)
         except PathFileError as e:
             st.error(inert(f"This run's path file cannot be shown: {e}"))
 
@@ -204,43 +200,14 @@ def run_body_ui(info: runs.RunInfo, slug: str, root: Path, live: bool,
         scrub_ui(view, at_iteration, player=spec)
         url.flush_fragment()
 
-    if slug in NO_PICKER:
+    if not parts.picker:
         pass  # the iteration does not change these views: no slider that does nothing
     elif scrub_fragment:
         st.fragment(picker, run_every=PLAY_INTERVAL if playing else None)()
     else:
         picker()
-    try:
-        if slug == "layer":
-            from pathviz.ui.layer import layer_ui
-
-            layer_ui(view)
-        elif slug == "metrics":
-            from pathviz.ui.metrics import metrics_ui
-
-            metrics_ui(view)
-        elif slug == "compare":
-            from pathviz.ui.compare import compare_ui
-            from pathviz.ui.scrub import held_iteration
-
-            compare_ui(info.name, root, selected=held_iteration(view))
-        elif slug == "about":
-            from pathviz.ui.about import about_ui
-
-            about_ui()
-        if slug == "overview":
-            from pathviz.ui.overview import entries_csv_ui
-
-            entries_csv_ui(view)
-    except PathFileError as e:
-        st.error(inert(f"This run's path file cannot be shown: {e}"))
-
-
-def tickets_view_ui(view: RunView, iteration: int) -> None:
-    """The Tickets view from :mod:`pathviz.ui.tickets` (another module's work)."""
-    try:
-        from pathviz.ui.tickets import tickets_ui
-    except ImportError as e:
-        st.info(inert(f"The Tickets view is not available in this installation ({e})."))
-        return
-    tickets_ui(view.info.paths.dir, view.info.name, iteration)
+    if parts.below is not None:
+        try:
+            parts.below(view, root)
+        except PathFileError as e:
+            st.error(inert(f"This run's path file cannot be shown: {e}"))

@@ -8,10 +8,10 @@ Layout under ``--data-root``::
 Classes are the sorted folder names (torchvision's ``find_classes``, so the labels are
 ``ImageFolder``'s); ``train/`` and ``val/`` must have the same ones. Nothing is read into memory:
 :class:`FolderImages` holds the file paths and indexes like a tensor, so
-:func:`pathviz.data.split_validation` splits it as it splits uint8 images.
+:func:`pathviz.data.info.split_validation` splits it as it splits uint8 images.
 
 :class:`FolderLoader` decodes batches with a ``torch.utils.data.DataLoader`` (``workers``
-processes) under the rule of :class:`pathviz.data.BatchLoader`: the order of epoch ``e`` is
+processes) under the rule of :class:`pathviz.data.loader.BatchLoader`: the order of epoch ``e`` is
 ``randperm(n)`` of a generator seeded with ``seed * 1_000_003 + e``, and each image's random
 crop and flip are drawn from a seed of its own, made from ``(seed, epoch, batch)`` in this
 process. The batches are therefore the same bit for bit with any number of workers, and
@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pathviz.data import IMAGEFOLDER, DataBundle, DataError, DatasetInfo
+from pathviz.data.info import IMAGEFOLDER, DataBundle, DataError, DatasetInfo
 
 if TYPE_CHECKING:
-    import torch
+    import torch  # lazy: the app imports pathviz.data without torch
     from PIL import Image as PILImage
     from torch import Tensor
 
@@ -184,7 +184,7 @@ def check_folder(root: str) -> None:
 
 def _listing(split: str, classes: list[str]) -> tuple[FolderImages, Tensor]:
     """(images, labels) of one split, in ImageFolder's order (torchvision's make_dataset)."""
-    import torch
+    import torch  # lazy: the app imports pathviz.data without torch
     from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 
     try:
@@ -204,7 +204,7 @@ def load_folder(root: str) -> DataBundle:
     bad layout (see :func:`folder_classes`), a training class without images or an empty
     ``val/``.
     """
-    import torch
+    import torch  # lazy: the app imports pathviz.data without torch
 
     classes = folder_classes(root)
     train_x, train_y = _listing(os.path.join(root, "train"), classes)
@@ -272,7 +272,7 @@ class _Decode:
         return len(self.images)
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, int] | _Unreadable:
-        import torch
+        import torch  # lazy: the app imports pathviz.data without torch
 
         i, seed = key
         path = self.images.path(i)
@@ -303,7 +303,7 @@ def _open_rgb(path: str) -> PILImage.Image:
 
 def _collate(items: list[tuple[Tensor, int] | _Unreadable]) -> tuple[Tensor, Tensor] | _Unreadable:
     """A batch (uint8 images, int64 labels), or the first sample's failure."""
-    import torch
+    import torch  # lazy: the app imports pathviz.data without torch
 
     for it in items:
         if isinstance(it, _Unreadable):
@@ -350,7 +350,7 @@ class _EpochBatches:
 
     def _plan(self, epoch: int, start: int, within: tuple[int, int], chosen: range
               ) -> Iterator[list[tuple[int, int]]]:
-        import torch
+        import torch  # lazy: the app imports pathviz.data without torch
 
         base = self.seed * 1_000_003
         order = (torch.randperm(self.n, generator=torch.Generator().manual_seed(base + epoch))
@@ -369,7 +369,7 @@ class _EpochBatches:
 class FolderLoader:
     """Normalised float batches decoded from image files, in an order fixed by ``(seed, epoch)``.
 
-    The interface of :class:`pathviz.data.BatchLoader` (``len`` and ``epoch(e, start=k)``,
+    The interface of :class:`pathviz.data.loader.BatchLoader` (``len`` and ``epoch(e, start=k)``,
     yielding ``(x, y)`` on ``device``), with ``workers`` DataLoader processes decoding
     (0: this process). ``workers`` never changes a batch. The workers persist between epochs;
     :meth:`close` ends them (so does dropping the loader). One epoch at a time per loader: a
@@ -380,7 +380,7 @@ class FolderLoader:
                  shuffle: bool, augment: bool, seed: int = 0,
                  device: str | torch.device = "cpu", drop_last: bool = False,
                  workers: int = 0) -> None:
-        import torch
+        import torch  # lazy: the app imports pathviz.data without torch
 
         if batch_size < 1:
             raise ValueError(f"Invalid batch_size value: {batch_size}")

@@ -1,69 +1,29 @@
 """Datasets: scikit-learn's bundled digits (default), MNIST, Fashion-MNIST and CIFAR-10 from a
-local folder through torchvision, with download off, and ``imagefolder``: a torchvision
-ImageFolder-style tree of image files (:mod:`pathviz.folder`).
-
-The fixed datasets are held in memory as uint8 images plus labels and served by
-:class:`BatchLoader`; an image folder is a list of file paths, decoded batch by batch by
-:class:`pathviz.folder.FolderLoader`. Both loaders take their batch order and augmentation from
-``(seed, epoch)`` only, which makes a training run reproducible and resumable mid-epoch without
-saving any loader state. :func:`make_loader` picks the right one, so callers never ask which
-dataset they hold.
+local folder, with download off, and ``imagefolder``: a torchvision ImageFolder-style tree of
+image files (:mod:`pathviz.data.folder`). Loading, checking a root, and a name's
+:class:`~pathviz.data.info.DatasetInfo`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # torch is imported where tensors are made, so the app can read DATASETS
-    import torch
+from pathviz.data.folder import check_folder, folder_classes, load_folder
+from pathviz.data.info import (
+    DATASET_NAMES,
+    DATASETS,
+    IMAGEFOLDER,
+    DataBundle,
+    DataError,
+    DatasetInfo,
+)
+
+if TYPE_CHECKING:
     from torch import Tensor
 
-    from pathviz.folder import FolderImages, FolderLoader
-
-__all__ = ["DATASETS", "DATASET_NAMES", "DataError", "DatasetInfo", "DataBundle", "BatchLoader",
-           "Loader", "load_dataset", "check_dataset", "check_root_wanted", "check_classes",
-           "dataset_info",
-           "make_loader", "split_validation"]
-
-
-class DataError(ValueError):
-    """A dataset that cannot be loaded: the message names the folder, the files and the fix."""
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a model needs to know about a dataset's images."""
-
-    name: str
-    num_classes: int
-    in_channels: int
-    image_size: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    augment: bool  # training batches: random crop (pad 4) + flip; imagefolder: resized crop + flip
-
-
-# the datasets whose info is fixed; imagefolder's class count comes from its folder
-# (dataset_info), so it is in DATASET_NAMES but not here
-DATASETS: dict[str, DatasetInfo] = {
-    "digits": DatasetInfo("digits", 10, 1, 28, (0.3054,), (0.3247,), False),
-    "mnist": DatasetInfo("mnist", 10, 1, 28, (0.1307,), (0.3081,), False),
-    "fashion_mnist": DatasetInfo("fashion_mnist", 10, 1, 28, (0.2860,), (0.3530,), False),
-    "cifar10": DatasetInfo("cifar10", 10, 3, 32, (0.4914, 0.4822, 0.4465),
-                           (0.2470, 0.2435, 0.2616), True),
-}
-
-# ImageNet's statistics, as torchvision's pretrained models expect them; num_classes 0 stands for
-# "read from the folder" (dataset_info / load_dataset fill it in)
-IMAGEFOLDER = DatasetInfo("imagefolder", 0, 3, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
-                          True)
-
-DATASET_NAMES: tuple[str, ...] = (*DATASETS, "imagefolder")
-"""Every name ``--dataset`` accepts."""
+__all__ = ["load_dataset", "check_dataset", "check_root_wanted", "check_classes", "dataset_info"]
 
 
 def check_classes(bundle: DataBundle, model: Any, root: str | os.PathLike | None) -> None:
@@ -81,7 +41,7 @@ def dataset_info(name: str | None, root: str | os.PathLike | None = None) -> Dat
 
     A replacement for ``DATASETS.get(name)`` that also knows ``imagefolder``, whose class count
     lives in its folder: with ``root`` the class folders of ``root/train`` are counted (after the
-    layout checks of :func:`pathviz.folder.folder_classes`, which raise DataError; no image is
+    layout checks of :func:`pathviz.data.folder.folder_classes`, which raise DataError; no image is
     listed). Without ``root`` its ``num_classes`` is 0, unknown, while the input shape,
     normalisation and augmentation are right: enough for an example input (export, the
     recorder).
@@ -92,61 +52,8 @@ def dataset_info(name: str | None, root: str | os.PathLike | None = None) -> Dat
         return None
     if root is None:
         return IMAGEFOLDER
-    from pathviz.folder import folder_classes
-
     _check_root_folder(name, os.fspath(root))  # a file is a file, not a folder without train/
     return dataclasses.replace(IMAGEFOLDER, num_classes=len(folder_classes(os.fspath(root))))
-
-
-@dataclass
-class DataBundle:
-    """Train, test and (after :func:`split_validation`) validation images and labels (int64),
-    with the dataset's info.
-
-    Images are uint8 tensors (N x C x H x W) for the in-memory datasets, and
-    :class:`pathviz.folder.FolderImages` (file paths, indexed like a tensor) for an image folder.
-    """
-
-    info: DatasetInfo
-    train_x: Tensor | FolderImages
-    train_y: Tensor
-    test_x: Tensor | FolderImages
-    test_y: Tensor
-    val_x: Tensor | FolderImages | None = None
-    val_y: Tensor | None = None
-
-
-def split_validation(bundle: DataBundle, fraction: float, seed: int) -> DataBundle:
-    """Hold out a seeded, class-stratified ``fraction`` of the training set for validation.
-
-    The stop rule chooses on validation data and only reports test accuracy, so its test figure
-    is not optimistic. The split depends only on (labels, fraction, seed): the same on every
-    machine. Returns a bundle whose train set is the rest and whose ``val_x``/``val_y`` hold the
-    held-out part (empty when ``fraction`` is 0). Image folders split the same way: their images
-    index like tensors.
-    """
-    import torch
-
-    y = bundle.train_y
-    n = len(y)
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"validation fraction {fraction} is not in [0, 1)")
-    n_val = int(round(n * fraction))
-    if n_val == 0:
-        empty = bundle.train_x[:0]
-        return DataBundle(bundle.info, bundle.train_x, y, bundle.test_x, bundle.test_y,
-                          empty, y[:0])
-    gen = torch.Generator().manual_seed(int(seed))
-    perm = torch.randperm(n, generator=gen)
-    # stratify: order the shuffled indices by class, then deal every k-th to validation, so each
-    # class gives its share (to within one image)
-    order = perm[torch.argsort(y[perm], stable=True)]
-    step = n / n_val
-    pick = torch.zeros(n, dtype=torch.bool)
-    pick[(torch.arange(n_val, dtype=torch.float64) * step).long()] = True
-    val_idx, train_idx = order[pick].sort().values, order[~pick].sort().values
-    return DataBundle(bundle.info, bundle.train_x[train_idx], y[train_idx], bundle.test_x,
-                      bundle.test_y, bundle.train_x[val_idx], y[val_idx])
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None) -> DataBundle:
@@ -166,8 +73,6 @@ def load_dataset(name: str, root: str | os.PathLike | None = None) -> DataBundle
     if name == "cifar10":
         return _cifar10(root)
     if name == "imagefolder":
-        from pathviz.folder import load_folder
-
         return load_folder(root)
     return _mnist_like(name, root)
 
@@ -189,8 +94,6 @@ def check_dataset(name: str, root: str | os.PathLike | None = None) -> None:
     root = os.fspath(root)
     _check_root_folder(name, root)
     if name == "imagefolder":
-        from pathviz.folder import check_folder
-
         check_folder(root)
         return
     folder, files, missing = _dataset_files(name, root)
@@ -231,7 +134,7 @@ def _dataset_files(name: str, root: str) -> tuple[str, list[str], list[str]]:
 
 
 def _digits() -> DataBundle:
-    import torch
+    import torch  # lazy: the app imports pathviz.data without torch
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -256,7 +159,7 @@ _IDX_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images
 
 
 def _mnist_like(name: str, root: str) -> DataBundle:
-    import torch
+    import torch  # lazy: the app imports pathviz.data without torch
 
     raw, _, missing = _dataset_files(name, root)
     if missing:
@@ -392,7 +295,7 @@ def _one_line(e: BaseException) -> str:
 
 def _cifar10(root: str) -> DataBundle:
     import numpy as np
-    import torch
+    import torch  # lazy: the app imports pathviz.data without torch
 
     folder, _, missing = _dataset_files("cifar10", root)
     if missing:
@@ -408,111 +311,3 @@ def _cifar10(root: str) -> DataBundle:
     train_y = [v for p in parts[:5] for v in p[1]]
     return DataBundle(DATASETS["cifar10"], nchw(train_x), torch.as_tensor(train_y),
                       nchw(parts[5][0]), torch.as_tensor(parts[5][1]))
-
-
-# ---- batches -------------------------------------------------------------------------------
-
-
-class Loader(Protocol):
-    """What the trainer, evaluation and DDP use of a loader: :class:`BatchLoader` and
-    :class:`pathviz.folder.FolderLoader` both are one."""
-
-    def __len__(self) -> int: ...
-
-    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]: ...
-
-
-def make_loader(x: Tensor | FolderImages, y: Tensor, info: DatasetInfo, batch_size: int, *,
-                shuffle: bool, augment: bool, seed: int = 0,
-                device: str | torch.device = "cpu", drop_last: bool = False,
-                workers: int = 0) -> BatchLoader | FolderLoader:
-    """The loader for a bundle's images, whichever dataset they come from.
-
-    Tensors (the in-memory datasets) get a :class:`BatchLoader`, which ignores ``workers``:
-    its batches are slices of memory. :class:`pathviz.folder.FolderImages` get a
-    :class:`pathviz.folder.FolderLoader` that decodes in ``workers`` processes (0: in this one).
-    Both give the same batches for the same ``(seed, epoch)`` whatever ``workers`` is, so
-    callers need no ``if dataset == ...`` and ``workers`` never changes the numbers.
-    """
-    import torch
-
-    if isinstance(x, torch.Tensor):
-        return BatchLoader(x, y, info, batch_size, shuffle=shuffle, augment=augment, seed=seed,
-                           device=device, drop_last=drop_last)
-    from pathviz.folder import FolderLoader
-
-    return FolderLoader(x, y, info, batch_size, shuffle=shuffle, augment=augment, seed=seed,
-                        device=device, drop_last=drop_last, workers=workers)
-
-
-class BatchLoader:
-    """Normalised float batches from uint8 images, in an order fixed by ``(seed, epoch)``.
-
-    ``epoch(e, start=k)`` yields the batches of epoch ``e`` from the k-th on, exactly as an
-    uninterrupted run would have seen them, augmentation included.
-
-    On a GPU the uint8 images are copied there once (CIFAR-10 is 150 MB): each batch is then
-    gathered, cropped, flipped and normalised on the device from indices drawn on the CPU, so
-    no batch crosses the bus and nothing waits for the host. The random draws are the CPU's,
-    so the batch order and augmentation do not depend on the device.
-    """
-
-    def __init__(self, x: Tensor, y: Tensor, info: DatasetInfo, batch_size: int, *,
-                 shuffle: bool, augment: bool, seed: int = 0, device: str | torch.device = "cpu",
-                 drop_last: bool = False) -> None:
-        import torch
-
-        if batch_size < 1:
-            raise ValueError(f"Invalid batch_size value: {batch_size}")
-        self.x, self.y, self.info = x, y, info
-        self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
-        self.seed, self.device, self.drop_last = seed, torch.device(device), drop_last
-        on_gpu = self.device.type == "cuda"
-        self._x = x.to(self.device) if on_gpu else x
-        self._y = y.to(self.device) if on_gpu else y
-        c, where = info.in_channels, self._x.device
-        self._mean = torch.tensor(info.mean, dtype=torch.float32, device=where).view(1, c, 1, 1)
-        self._std = torch.tensor(info.std, dtype=torch.float32, device=where).view(1, c, 1, 1)
-
-    def __len__(self) -> int:
-        n = len(self.x)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-        """Batches of one epoch, skipping the first ``start`` ones."""
-        import torch
-
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        n = len(self.x)
-        order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
-        for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            # one augmentation draw per batch, from a generator of its own: skippable on resume
-            bgen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch * 100_003 + b)
-            if b < start:
-                continue
-            idx = idx.to(self._x.device, non_blocking=True)
-            x = self._x[idx].float().div_(255)
-            if self.augment:
-                x = _crop_flip(x, bgen)
-            x = (x - self._mean) / self._std
-            yield x.to(self.device, non_blocking=True), self._y[idx].to(self.device)
-
-
-def _crop_flip(x: Tensor, gen: torch.Generator, pad: int = 4) -> Tensor:
-    """Random crop after zero padding, and random horizontal flip, per image (N x C x H x W)."""
-    import torch
-
-    n, _, h, w = x.shape
-    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-    flip = torch.rand(n, generator=gen) < 0.5
-    rows = (dy.view(n, 1) + torch.arange(h).view(1, h))  # (n, h)
-    cols = (dx.view(n, 1) + torch.arange(w).view(1, w))  # (n, w)
-    cols = torch.where(flip.view(n, 1), cols.flip(1), cols)
-    # drawn on the CPU (the same on every device), applied where the images are
-    rows, cols = rows.to(x.device, non_blocking=True), cols.to(x.device, non_blocking=True)
-    bi = torch.arange(n, device=x.device).view(n, 1, 1)
-    out = padded.permute(0, 2, 3, 1)[bi, rows.view(n, h, 1), cols.view(n, 1, w)]  # (n, h, w, c)
-    return out.permute(0, 3, 1, 2).contiguous()
