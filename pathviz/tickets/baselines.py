@@ -108,9 +108,10 @@ _NAMES = {"text": "text", "integer": "a whole number", "number": "a finite numbe
 def _is(value: Any, kinds: tuple[str, ...]) -> bool:
     if value is None:
         return True
-    if isinstance(value, dict):  # the accuracies inside oneshot/finetuned are numbers too
-        return "object" in kinds and all(_is(v, ("number",)) for k, v in value.items()
-                                         if k.endswith("_acc"))
+    if isinstance(value, dict):  # the accuracies inside oneshot/finetuned are numbers too;
+        # a diverged model's NaN, which files from before jsonsafe hold, reads as not measured
+        return "object" in kinds and all(_is(v, ("number",)) or isinstance(v, float)
+                                         for k, v in value.items() if k.endswith("_acc"))
     for kind in kinds:
         if kind == "text" and isinstance(value, str):
             return True

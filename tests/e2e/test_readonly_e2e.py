@@ -132,7 +132,8 @@ def test_the_read_only_walk_writes_nothing_and_starts_nothing(served, browser):
         no_writing_controls(page)
 
     def download(name: str) -> bytes:
-        with page.expect_download() as dl:
+        # built on click on the server: a loaded machine (CI's two workers) can take a while
+        with page.expect_download(timeout=120_000) as dl:
             page.get_by_role("button", name=name).first.click()
         data = Path(dl.value.path()).read_bytes()
         assert data, name

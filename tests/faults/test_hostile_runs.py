@@ -155,7 +155,8 @@ def test_cli_export_ignores_the_stored_data_root_and_says_so(world):
         "stored in the run is never used)"]
     assert tree(world["tmp"], skip=world["run"]) == before  # nothing outside the run written
     assert _exports(world["run"]) == {"planted.pth", f"shared-iter{ITERATION}-compact.pth",
-                                      f"shared-iter{ITERATION}-compact.pth.json"}
+                                      f"shared-iter{ITERATION}-compact.pth.json",
+                                      f"shared-iter{ITERATION}-compact.pth.preprocess.py"}
 
 
 def test_cli_export_with_the_hostile_data_root_refuses_in_one_sentence(world):
@@ -249,8 +250,10 @@ def test_app_export_of_the_hostile_run_unpickles_nothing_and_says_why(world):
                         "it (a root stored in the run is never used)")
     assert len(notes) > 1 and all("filter is in the support" in n for n in notes[1:])
     assert f"shared-iter{ITERATION}-compact.pth" in _exports(world["run"])
+    # the run's report, the export and its preprocessing code: nothing from outside the run
     assert [plain(b.label) for b in at.get("download_button")] == [
-        f"Download shared-iter{ITERATION}-compact.pth"]
+        "Download report (HTML)", f"Download shared-iter{ITERATION}-compact.pth",
+        f"Download shared-iter{ITERATION}-compact.pth.preprocess.py"]
     assert tree(world["tmp"], skip=world["run"]) == before
 
 
@@ -282,7 +285,7 @@ def test_app_never_offers_a_linked_file_from_outside_for_download(world):
     before = tree(world["tmp"])
     at = _export_view(_app(run="shared", iteration=str(ITERATION)))
     assert not world["marker"].exists()
-    assert at.get("download_button") == []
+    assert [b.key for b in at.get("download_button")] == ["report_html"]  # the run's own report
     assert [one_sentence(plain(e.value)) for e in at.error] == [
         f"{name} is not a file inside the checkpoints folder, so it is not offered for download."]
     assert tree(world["tmp"]) == before
@@ -298,7 +301,8 @@ def test_a_run_folder_linked_from_elsewhere_is_neither_listed_nor_written(world)
     at = _app(run="linked", iteration=str(ITERATION))
     assert not world["marker"].exists()
     assert [one_sentence(plain(w.value)) for w in at.warning] == [
-        f"There is no run called “linked” in {world['root']}; showing the newest run instead."]
+        f"There is no run called “linked” in {world['root']}; choose a run in the sidebar's "
+        f"*Run* list."]
     assert at.get("button_group") == []  # no views, so no Export button for it
     assert tree(world["tmp"]) == before
 
