@@ -276,7 +276,11 @@ def test_a_stopped_background_retrain_resumes_where_it_stopped(run_dir) -> None:
     with pytest.raises(tickets.TicketError, match="already running"):
         tickets.start_retrain(run_dir, 20, ["reinit"], epochs=16, seeds=[0])
     wait(lambda: epochs_done() >= 1)
-    at = _view(run_dir, 20).run()  # while it runs: the view says so and shows its progress
+    for _ in range(50):  # while it runs: the view says so and shows its progress, once the
+        at = _view(run_dir, 20).run()  # retrain has written it (a loaded machine lags)
+        if at.get("progress"):
+            break
+        time.sleep(0.1)
     assert not at.exception
     assert any("Retraining in the background" in i.value for i in at.info)
     bars = at.get("progress")
