@@ -18,9 +18,11 @@ Needs Debian's Chromium (``apt-get install chromium``) and a finished run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,6 +39,28 @@ SHOTS = [("app-overview.png", "&view=overview", 1024, 1800),
          ("app-metrics-1400.png", "&view=metrics", 1400, 2000),
          ("app-present-1024.png", "&present=1", 1024, 768),
          ("app-present-1920.png", "&present=1", 1920, 1080)]
+
+
+
+@contextlib.contextmanager
+def served_browser(run: Path) -> Iterator[tuple[object, str]]:
+    """Headless Chromium and the URL of ``streamlit run app.py`` serving ``run``'s checkpoints
+    folder with live refresh off; both are closed, and the server's log removed, on leaving."""
+    from playwright.sync_api import sync_playwright
+
+    tmp = Path(tempfile.mkdtemp(prefix="pathviz-shots-"))
+    proc, log, url = serve(run.parent, tmp / "streamlit.log", {"PATHVIZ_REFRESH": "0"})
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            yield browser, url
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,27 +82,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{run}: {e}", file=sys.stderr)
         return 2
     iteration = (summary.get("stop") or {}).get("iteration", summary["iterations"])
-    from playwright.sync_api import sync_playwright
-
-    tmp = Path(tempfile.mkdtemp(prefix="pathviz-shots-"))
-    proc, log, url = serve(run.parent, tmp / "streamlit.log", {"PATHVIZ_REFRESH": "0"})
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            for name, params, width, height in SHOTS:
-                page = browser.new_page(viewport={"width": width, "height": height})
-                page.goto(f"{url}/?run={run.name}&iteration={iteration}{params}")
-                idle(page)
-                page.screenshot(path=str(out / name))
-                page.close()
-                print(f"wrote {out / name}")
-            browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with served_browser(run) as (browser, url):
+        for name, params, width, height in SHOTS:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(f"{url}/?run={run.name}&iteration={iteration}{params}")
+            idle(page)
+            page.screenshot(path=str(out / name))
+            page.close()
+            print(f"wrote {out / name}")
     return 0
 
 

@@ -12,17 +12,16 @@ clear of the app's header). It prints the hover text it showed, so the README ca
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from docs.screenshots import served_browser  # noqa: E402
 from pathviz import inspect  # noqa: E402
-from tests.e2e.conftest import CHROMIUM, idle, serve, shown_iteration  # noqa: E402
+from tests.e2e.conftest import idle, shown_iteration  # noqa: E402
 
 DOCS = REPO / "docs"
 
@@ -35,50 +34,37 @@ def main() -> None:
     stop = (inspect.summary(run).get("stop") or {}).get("iteration")
     if stop is None:
         raise SystemExit(f"{run} has no suggested stop: train it to the end first")
-    from playwright.sync_api import sync_playwright
-
-    tmp = Path(tempfile.mkdtemp(prefix="pathviz-shots-"))
-    proc, log, url = serve(run.parent, tmp / "streamlit.log", {"PATHVIZ_REFRESH": "0"})
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            page = browser.new_page(viewport={"width": 1024, "height": 768})
-            page.goto(f"{url}/?run={run.name}&view=overview&iteration={stop}")
-            idle(page)
-            shown_iteration(page, stop)
-            box = page.locator(".st-key-overview .pv-heatfig")
-            box.scroll_into_view_if_needed()
-            # the first selected cell of block 1's heads (row 2), else the row's first cell
-            g = page.evaluate("""() => {
-              const b = document.querySelector('.st-key-overview .pv-heatfig');
-              const r = b.querySelector('canvas.pv-heat').getBoundingClientRect(), g = b.__pvGeom;
-              const z = window.__pathvizPlayer.z, row = 2;
-              let c = 0;
-              while (c < z.cols - 1 && !z.z[row * z.cols + c]) c += 1;
-              return [r.left + g.left + (c + 0.5) * g.w / z.cols,
-                      r.top + g.top + (row + 0.5) * g.h / z.rows]; }""")
-            page.mouse.move(*g)
-            tip = page.locator(".st-key-overview .pv-hf-tip")
-            tip.wait_for(state="visible")
-            print("Overview hover:", tip.inner_text().replace("\n", " / "))
-            page.screenshot(path=str(DOCS / "app-vit-overview.png"))
-            page.goto(f"{url}/?run={run.name}&view=layer&layer=blocks.1.attn&iteration={stop}")
-            idle(page)
-            shown_iteration(page, stop)
-            page.locator(".st-key-layer_fig .pv-chart[data-pv-chart]").wait_for()
-            page.set_viewport_size({"width": 1024, "height": 1400})
-            page.locator(".st-key-layer_fig").evaluate("(e) => e.scrollIntoView({block: 'center'})")
-            time.sleep(0.5)
-            fig = page.locator(".st-key-layer_fig")
-            fig.scroll_into_view_if_needed()
-            fig.screenshot(path=str(DOCS / "app-vit-layer.png"))  # the whole figure
-            browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with served_browser(run) as (browser, url):
+        page = browser.new_page(viewport={"width": 1024, "height": 768})
+        page.goto(f"{url}/?run={run.name}&view=overview&iteration={stop}")
+        idle(page)
+        shown_iteration(page, stop)
+        box = page.locator(".st-key-overview .pv-heatfig")
+        box.scroll_into_view_if_needed()
+        # the first selected cell of block 1's heads (row 2), else the row's first cell
+        g = page.evaluate("""() => {
+          const b = document.querySelector('.st-key-overview .pv-heatfig');
+          const r = b.querySelector('canvas.pv-heat').getBoundingClientRect(), g = b.__pvGeom;
+          const z = window.__pathvizPlayer.z, row = 2;
+          let c = 0;
+          while (c < z.cols - 1 && !z.z[row * z.cols + c]) c += 1;
+          return [r.left + g.left + (c + 0.5) * g.w / z.cols,
+                  r.top + g.top + (row + 0.5) * g.h / z.rows]; }""")
+        page.mouse.move(*g)
+        tip = page.locator(".st-key-overview .pv-hf-tip")
+        tip.wait_for(state="visible")
+        print("Overview hover:", tip.inner_text().replace("\n", " / "))
+        page.screenshot(path=str(DOCS / "app-vit-overview.png"))
+        page.goto(f"{url}/?run={run.name}&view=layer&layer=blocks.1.attn&iteration={stop}")
+        idle(page)
+        shown_iteration(page, stop)
+        page.locator(".st-key-layer_fig .pv-chart[data-pv-chart]").wait_for()
+        page.set_viewport_size({"width": 1024, "height": 1400})
+        page.locator(".st-key-layer_fig").evaluate("(e) => e.scrollIntoView({block: 'center'})")
+        time.sleep(0.5)
+        fig = page.locator(".st-key-layer_fig")
+        fig.scroll_into_view_if_needed()
+        fig.screenshot(path=str(DOCS / "app-vit-layer.png"))  # the whole figure
     print(f"wrote {DOCS / 'app-vit-overview.png'} and {DOCS / 'app-vit-layer.png'} "
           f"(iteration {stop:,})")
 

@@ -72,6 +72,42 @@ def make_run(root: Path, name: str, n: int = 60, state: str = "finished", nu: fl
     return paths
 
 
+def record_lenet_run(d: Path, weights_every: int, epochs: int = 2,
+                     stop_at: int | None = None) -> int:
+    """Train a real LeNet-5 on digits with SLBI (seed 0, lam 0.3, lr 0.05, nu 5) for ``epochs``
+    epochs, or until iteration ``stop_at``, into ``d/path.h5``, weights every
+    ``weights_every``: a run an export can rebuild. Returns the last iteration. torch is
+    imported here: most tests never need it."""
+    import torch
+
+    from pathviz.data import BatchLoader, load_dataset
+    from pathviz.groups import slbi_param_groups
+    from pathviz.models import build_model
+    from pathviz.optim import SLBI
+    from pathviz.recorder import PathRecorder
+
+    torch.manual_seed(0)
+    data = load_dataset("digits")
+    model = build_model("lenet5")
+    opt = SLBI(slbi_param_groups(model, lam=0.3), lr=0.05, nu=5.0)
+    loader = BatchLoader(data.train_x, data.train_y, data.info, 64, shuffle=True, augment=False)
+    cfg = {"model": "lenet5", "dataset": "digits", "data_root": None}
+    it = 0
+    with PathRecorder(model, opt, d / runs.PATH_FILE, config=cfg, weights_every=weights_every,
+                      iterations_per_epoch=len(loader), dataset="digits") as rec:
+        rec.record(0)
+        for epoch in range(epochs):
+            for x, y in loader.epoch(epoch):
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(model(x), y).backward()
+                opt.step()
+                it += 1
+                rec.record(it)
+                if it == stop_at:
+                    return it
+    return it
+
+
 def path_contents(run: Path) -> dict[str, np.ndarray]:
     """Every dataset of a run's path file except the wall-clock times: what two runs that
     should be the same path must agree on, bit for bit."""

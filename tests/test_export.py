@@ -18,29 +18,14 @@ from pathviz.groups import slbi_param_groups
 from pathviz.models import build_model
 from pathviz.optim import SLBI
 from pathviz.recorder import PathRecorder
+from tests.conftest import record_lenet_run
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A real LeNet-5/digits run of 46 iterations, weights every 23 (partly selected Gamma)."""
     d = tmp_path_factory.mktemp("runs") / "small"
-    torch.manual_seed(0)
-    data = load_dataset("digits")
-    model = build_model("lenet5")
-    opt = SLBI(slbi_param_groups(model, lam=0.3), lr=0.05, nu=5.0)
-    loader = BatchLoader(data.train_x, data.train_y, data.info, 64, shuffle=True, augment=False)
-    cfg = {"model": "lenet5", "dataset": "digits", "data_root": None}
-    with PathRecorder(model, opt, d / runs.PATH_FILE, config=cfg, weights_every=23,
-                      iterations_per_epoch=len(loader), dataset="digits") as rec:
-        rec.record(0)
-        it = 0
-        for epoch in range(2):
-            for x, y in loader.epoch(epoch):
-                opt.zero_grad()
-                torch.nn.functional.cross_entropy(model(x), y).backward()
-                opt.step()
-                it += 1
-                rec.record(it)
+    record_lenet_run(d, weights_every=23)
     return d
 
 

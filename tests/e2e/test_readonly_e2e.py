@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from pathviz import runs
+from tests.conftest import record_lenet_run
 from tests.e2e.conftest import NO_CHROMIUM, button, idle, make_full_run, next_snapshot, serve
 
 VIEWS = ("overview", "layer", "metrics", "filters", "export", "tickets", "compare", "about")
@@ -53,33 +54,10 @@ def processes(server: int, root: Path) -> set[tuple[int, str]]:
 def real_run(root: Path) -> None:
     """A real LeNet-5/digits run of 46 iterations (weights at 0, 23, 46): one an export can
     rebuild."""
-    import torch
-
-    from pathviz.data import BatchLoader, load_dataset
-    from pathviz.groups import slbi_param_groups
-    from pathviz.models import build_model
-    from pathviz.optim import SLBI
-    from pathviz.recorder import PathRecorder
-
     d = root / "real"
     d.mkdir(parents=True)
-    torch.manual_seed(0)
-    data = load_dataset("digits")
-    model = build_model("lenet5")
-    opt = SLBI(slbi_param_groups(model, lam=0.3), lr=0.05, nu=5.0)
-    loader = BatchLoader(data.train_x, data.train_y, data.info, 64, shuffle=True, augment=False)
+    it = record_lenet_run(d, weights_every=23)
     cfg = {"model": "lenet5", "dataset": "digits", "data_root": None}
-    with PathRecorder(model, opt, d / runs.PATH_FILE, config=cfg, weights_every=23,
-                      iterations_per_epoch=len(loader), dataset="digits") as rec:
-        rec.record(0)
-        it = 0
-        for epoch in range(2):
-            for x, y in loader.epoch(epoch):
-                opt.zero_grad()
-                torch.nn.functional.cross_entropy(model(x), y).backward()
-                opt.step()
-                it += 1
-                rec.record(it)
     runs.write_status(runs.paths_for_dir(d), state="finished", reason="", snapshots=it + 1,
                       iteration=it, total_iterations=it, config=cfg, heartbeat=0)
 

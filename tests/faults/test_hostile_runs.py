@@ -20,16 +20,10 @@ from pathlib import Path
 
 import h5py
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from pathviz import export, runs
-from pathviz.data import BatchLoader, load_dataset
-from pathviz.groups import slbi_param_groups
-from pathviz.models import build_model
-from pathviz.optim import SLBI
-from pathviz.recorder import PathRecorder
-from tests.conftest import plain
+from tests.conftest import plain, record_lenet_run
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -52,22 +46,7 @@ class Payload:
 def clean_run(tmp_path_factory) -> Path:
     """A real LeNet-5/digits run: 12 SLBI iterations, weights at 0, 6 and 12."""
     d = tmp_path_factory.mktemp("clean") / "clean"
-    torch.manual_seed(0)
-    data = load_dataset("digits")
-    model = build_model("lenet5")
-    opt = SLBI(slbi_param_groups(model, lam=0.3), lr=0.05, nu=5.0)
-    loader = BatchLoader(data.train_x, data.train_y, data.info, 64, shuffle=True, augment=False)
-    cfg = {"model": "lenet5", "dataset": "digits", "data_root": None}
-    with PathRecorder(model, opt, d / runs.PATH_FILE, config=cfg, weights_every=6,
-                      iterations_per_epoch=len(loader), dataset="digits") as rec:
-        rec.record(0)
-        for it, (x, y) in enumerate(loader.epoch(0), start=1):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
-            rec.record(it)
-            if it == ITERATION:
-                break
+    assert record_lenet_run(d, weights_every=6, epochs=1, stop_at=ITERATION) == ITERATION
     return d
 
 
