@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from pathviz import prune, runs
 from pathviz.cli import EXIT_OK, EXIT_USAGE, Parser, UsageError
@@ -279,8 +281,6 @@ def run(job: Job, progress: bool = True) -> int:
            for s in (signal.SIGTERM, signal.SIGINT)}
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=len(todo), unit="baseline", dynamic_ncols=True)
     ref_sgd = job.reference_model
     # seed 0, not the finetune's: a support does not depend on the seed it is trained with
@@ -358,8 +358,6 @@ def table(job: Job) -> str:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    import warnings
-
     warnings.filterwarnings("ignore", category=FutureWarning)
     try:
         args = build_parser().parse_args(argv)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -345,9 +347,6 @@ def curves(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
 
 def rows_to_csv(rows: list[dict[str, Any]]) -> str:
     """The summary rows as CSV (one line per variant; accuracies as fractions)."""
-    import csv
-    import io
-
     cols = ["name", "iteration", "init", "kind", "reference", "budget", "epochs", "epochs_run",
             "seeds", "params",
             "params_kept", "flops", "flops_kept", "test_acc_mean", "test_acc_std", "test_acc_se",
