@@ -235,7 +235,7 @@ def prepare(args: argparse.Namespace) -> tuple[Support, DataBundle, Settings, li
         name = args.name or tickets.default_name(args.iteration, mode, args.budget, args.epochs,
                                                  reference=ref_name)
         try:
-            tdir = tickets.ticket_dir(run_dir, name)
+            tdir = tickets.ticket_dir(paths, name)
         except runs.RunError as e:
             raise UsageError(f"--name: {e}") from None
         desc = {"iteration": int(args.iteration), "init": mode, "epochs": st.epochs,
