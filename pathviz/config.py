@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import math
 import os
@@ -17,6 +18,11 @@ from typing import Any
 
 from pathviz.data import DATASET_NAMES
 from pathviz.numerics import LEVELS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 __all__ = ["RunConfig", "PRESETS", "ConfigError", "load_config_file", "add_config_arguments",
            "config_from_args", "config_to_argv", "config_from_json", "stored_settings"]
@@ -175,8 +181,6 @@ class RunConfig:
             if os.path.exists(self.tensorboard) and not os.path.isdir(self.tensorboard):
                 raise ConfigError(f"--tensorboard {self.tensorboard!r} is a file; give a folder "
                                   f"for the TensorBoard event files")
-            import importlib.util
-
             if importlib.util.find_spec("tensorboard") is None:
                 raise ConfigError("--tensorboard needs the tensorboard package, which is not "
                                   "installed; install it with pip install "
@@ -320,10 +324,6 @@ def load_config_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"config file {path!r} does not exist")
     try:
         if path.endswith(".toml"):
-            if sys.version_info >= (3, 11):
-                import tomllib
-            else:  # pragma: no cover
-                import tomli as tomllib
             with open(path, "rb") as f:
                 data = tomllib.load(f)
         else:

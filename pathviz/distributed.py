@@ -40,6 +40,7 @@ import dataclasses
 import datetime
 import hashlib
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -302,8 +303,6 @@ def report_failure(d: Dist, reason: str) -> None:
 def first_failure(wait: float = 2.0) -> str | None:
     """The first failure a rank posted (``rank R: reason``), waiting up to ``wait`` seconds for
     one (a peer that fails posts before it leaves); None when there is none."""
-    import time
-
     deadline = time.monotonic() + wait
     while True:
         try:

@@ -40,6 +40,7 @@ A run folder is data, never code: the dataset is read only from the ``--data-roo
 from __future__ import annotations
 
 import errno
+import importlib.util
 import io
 import json
 import logging
@@ -176,8 +177,6 @@ def _cannot_write(target: Path, e: BaseException) -> ExportError:
 
 
 def _missing(module: str) -> bool:
-    import importlib.util
-
     return importlib.util.find_spec(module) is None
 
 
@@ -335,7 +334,7 @@ def _embed_onnx_contract(path: Path, contract: dict[str, Any]) -> None:
     """Store the contract in the ONNX file's metadata (``metadata_props``), as JSON under
     :data:`pathviz.contract.ONNX_KEY`; onnxruntime shows it as
     ``InferenceSession(f).get_modelmeta().custom_metadata_map``."""
-    import onnx
+    import onnx  # lazy: onnx takes about a second to import; only an ONNX export needs it
 
     proto = onnx.load(str(path))
     onnx.helper.set_model_props(proto, {ONNX_KEY: contract_json(contract)})

@@ -273,7 +273,7 @@ class ViT(nn.Module):
 
 def _torchvision(arch: str, num_classes: int, in_channels: int,
                  widths: Sequence[int] | None) -> nn.Module:
-    import torchvision
+    import torchvision  # lazy: torchvision adds seconds to the import; only the tv_* models need it
 
     if widths is not None:
         raise ValueError(f"tv_{arch} has no widths parameter; only the native models narrow")

@@ -46,7 +46,10 @@ import logging
 import os
 import platform
 from collections.abc import Mapping, MutableMapping
+from importlib.metadata import version
 from typing import Any
+
+import numpy as np
 
 import pathviz
 
@@ -106,8 +109,6 @@ def sqrt_(t: Any) -> Any:
     """
     if t.device.type != "cpu":
         return t.sqrt_()
-    import numpy as np
-
     a = t.detach().numpy()
     np.sqrt(a, out=a)
     return t
@@ -261,7 +262,7 @@ def _pin_threads(threads: int) -> None:
     """torch's (and numba's) intra-op thread count: reductions split by thread, so the same
     run on a machine with another core count would otherwise give another path."""
     try:
-        import numba
+        import numba  # lazy: numba (optional) takes about a second; only pinning needs it
     except ImportError:  # pragma: no cover - numba is optional
         numba = None
     import torch  # lazy: config and the app import pathviz.numerics without torch
@@ -281,8 +282,6 @@ def _pin_threads(threads: int) -> None:
 
 def _version(module: str) -> str | None:
     try:
-        from importlib.metadata import version
-
         return version(module)
     except Exception:  # noqa: BLE001 - a package that is not installed has no version
         return None

@@ -157,8 +157,6 @@ def _level_of(argv: list[str] | None) -> str:
     """The ``cpu_isa`` the command line asks for, read without computing anything: the run's
     own (config.json) on --resume, else the flags' and presets'. Input that does not parse gets
     the default level here; rank 0's ``prepare`` then reports it."""
-    import json
-
     try:
         args = build_parser().parse_args(argv)
         if args.resume and args.out:

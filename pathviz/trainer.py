@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from pathviz import distributed, resume, runs
 from pathviz.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
@@ -29,6 +30,7 @@ from pathviz.prune import PruneError
 from pathviz.recorder import PathRecorder, layers_of, model_info
 from pathviz.snapshots import Snapshotter
 from pathviz.store import PathFileError
+from pathviz.trainer_resume import Resumable
 
 __all__ = ["Trainer"]
 
@@ -37,13 +39,14 @@ log = logging.getLogger("pathviz.train")
 HEARTBEAT_EVERY = 1.0  # seconds between status updates
 
 
-class Trainer:
+class Trainer(Resumable):
     """Runs one plan: the training loop, its status, signals and failures.
 
     The pieces it drives each live in their own module, with their own tests:
     :class:`pathviz.snapshots.Snapshotter` (train metrics, what a snapshot records, when weights
     are saved), :class:`pathviz.evaluate.Evaluator` (W's and the compact subnetwork's figures),
-    :mod:`pathviz.resume` (the resume state) and :mod:`pathviz.distributed` (the process group).
+    :mod:`pathviz.resume` (the resume state; :class:`pathviz.trainer_resume.Resumable` saves
+    and loads it for the loop) and :mod:`pathviz.distributed` (the process group).
     With ``dist`` (one of several torchrun processes) the forward pass goes through DDP on this
     rank's share of each batch and only rank 0 (``self.writer``) touches the run folder.
 
@@ -345,95 +348,6 @@ class Trainer:
                 "acc": f"{m.get('train_acc', float('nan')):.3f}",
                 "support": f"{inside}/{groups}"}
 
-    # ---- resume ------------------------------------------------------------------------------
-
-    def _save_resume(self) -> None:
-        """Write the resume state atomically; the path file is flushed first so no row is lost.
-
-        With several ranks, their training states are checked to be bit-identical first (a
-        fingerprint each, gathered), the train-loss sums are all-reduced, and rank 0 writes the
-        one resume file, which a run with any number of processes can continue.
-        """
-        sums = self.snaps.sums
-        if self.dist is not None:
-            distributed.sync_buffers(self.model, self.dist)
-            sums = self.snaps.global_sums()
-            prints = distributed.all_fingerprints(self.model, self.opt, self.dist,
-                                                  self.plan.device)
-            self._fingerprints = {"iteration": self.iteration, "fingerprints": prints}
-            if len(set(prints)) > 1:
-                raise RanksDiverged(f"the {self.dist.world} processes hold different weights "
-                                    f"or optimizer states at iteration {self.iteration}")
-        if not self.writer:
-            return
-        t0 = time.perf_counter()
-        self.recorder.flush()
-        state = {"iteration": self.iteration, "elapsed": self.elapsed,
-                 "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                 "acc": sums.cpu(), "rng": torch.get_rng_state(),
-                 "config": self.cfg.to_json()}
-        if torch.cuda.is_available():
-            state["cuda_rng"] = torch.cuda.get_rng_state_all()
-        resume.save_state(self.paths, state)
-        self.resume_seconds += time.perf_counter() - t0
-
-    def _resume(self) -> None:
-        """Continue from the resume state: rank 0 reads it (and keeps the path's rows up to
-        it); with several ranks it sends the state to the others, whatever the number of
-        processes that wrote it."""
-        if self.dist is None:
-            self._load_resume()
-            return
-        error = state = None
-        if self.writer:
-            try:
-                state = self._load_resume()
-            except resume.ResumeError as e:
-                error = str(e)
-            support = self.snaps.support_at_weights
-            state = None if error else {
-                "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                "iteration": self.iteration, "elapsed": self.elapsed, "rng": state["rng"],
-                "support": None if support is None else [m.cpu() for m in support]}
-        error, state = distributed.broadcast_object((error, distributed.to_cpu(state)), self.dist)
-        if error is not None:
-            raise resume.ResumeError(error)
-        if self.writer:
-            return
-        dev = self.plan.device
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.iteration, self.elapsed = int(state["iteration"]), float(state["elapsed"])
-        torch.set_rng_state(state["rng"])
-        # rank 0 carries the train-loss sums since the last snapshot; the others start at 0
-        self.snaps.sums.zero_()
-        if state["support"] is not None:
-            self.snaps.support_at_weights = [m.to(dev) for m in state["support"]]
-
-    def _load_resume(self) -> dict[str, Any]:
-        paths = self.paths
-        state = resume.load_state(paths, self.plan.device, self.model, self.opt,
-                                  self.cfg.to_json())
-        self.iteration = int(state["iteration"])
-        self.elapsed = float(state["elapsed"])
-        self.snaps.sums.copy_(state["acc"].to(self.plan.device))
-        torch.set_rng_state(state["rng"])
-        if "cuda_rng" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self._refusing = False  # the resume state is good: from here on the run goes on
-        runs.clean_stale_temps(paths)
-        writer = resume.keep_rows(paths, self.iteration)
-        self.recorder = PathRecorder.continuing(self.model, self.opt, writer,
-                                                iterations_per_epoch=self.ipe)
-        self._follow_tensorboard()
-        if self.snaps.has_gamma:
-            self.snaps.support_at_weights = resume.support_at_last_weights(
-                paths.path, self.recorder.layers, self.recorder._params)
-        log.info("resumed at iteration %d with %d snapshots kept", self.iteration,
-                 writer.n_snapshots)
-        resume.warn_other_environment(self.paths, self.environment)
-        return state
-
     # ---- status, signals and failures --------------------------------------------------------
 
     def _on_signal(self, signum, frame) -> None:
@@ -521,6 +435,4 @@ def _reason(e: BaseException) -> str:
 def _progress(enabled: bool, total: int, initial: int):
     if not enabled:
         return None
-    from tqdm import tqdm
-
     return tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True, leave=True)

@@ -30,12 +30,12 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from pathviz.data.info import IMAGEFOLDER, DataBundle, DataError, DatasetInfo
 
 if TYPE_CHECKING:
     import torch  # lazy: the app imports pathviz.data without torch
-    from PIL import Image as PILImage
     from torch import Tensor
 
 __all__ = ["FolderImages", "FolderLoader", "check_folder", "folder_classes", "load_folder"]
@@ -185,6 +185,8 @@ def check_folder(root: str) -> None:
 def _listing(split: str, classes: list[str]) -> tuple[FolderImages, Tensor]:
     """(images, labels) of one split, in ImageFolder's order (torchvision's make_dataset)."""
     import torch  # lazy: the app imports pathviz.data without torch
+
+    # lazy: torchvision (and torch) load only when a folder is listed for training
     from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 
     try:
@@ -235,8 +237,6 @@ class _Unreadable:
 
 
 def _reason(e: BaseException) -> str:
-    from PIL import UnidentifiedImageError
-
     if isinstance(e, UnidentifiedImageError):
         return "PIL does not recognise its format"
     if isinstance(e, OSError) and e.strerror:
@@ -252,7 +252,7 @@ def _transform(size: int, train: bool) -> Any:
     i.e. 256 for 224) + CenterCrop(size). The float conversion and normalisation are done on
     the whole batch, on the target device, so uint8 (a quarter of the bytes) is what moves.
     """
-    from torchvision.transforms import v2
+    from torchvision.transforms import v2  # lazy: torchvision loads only to train on a folder
 
     head = [v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()] if train \
         else [v2.Resize(round(size * 256 / 224), antialias=True), v2.CenterCrop(size)]
@@ -293,10 +293,8 @@ class _Decode:
             return self.transform(img), label
 
 
-def _open_rgb(path: str) -> PILImage.Image:
+def _open_rgb(path: str) -> Image.Image:
     """The image at ``path``, decoded and converted to RGB (grayscale, palette, RGBA...)."""
-    from PIL import Image
-
     with Image.open(path) as im:
         return im.convert("RGB")
 

@@ -7,8 +7,12 @@ image files (:mod:`pathviz.data.folder`). Loading, checking a root, and a name's
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
+import pickle
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from pathviz.data.folder import check_folder, folder_classes, load_folder
 from pathviz.data.info import (
@@ -135,8 +139,8 @@ def _dataset_files(name: str, root: str) -> tuple[str, list[str], list[str]]:
 
 def _digits() -> DataBundle:
     import torch  # lazy: the app imports pathviz.data without torch
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    from sklearn.datasets import load_digits  # lazy: sklearn takes seconds; only digits needs it
+    from sklearn.model_selection import train_test_split  # lazy: as above
 
     x, y = load_digits(return_X_y=True)
     # fixed, seeded, stratified split: 1437 train / 360 test
@@ -195,8 +199,6 @@ def _read_idx(path: str):
     more data than the file holds) is one clear sentence, and nothing is allocated beyond the
     file's own size.
     """
-    import numpy as np
-
     fix = "replace it with the original (uncompressed) IDX file"
     try:
         with open(path, "rb") as f:
@@ -246,9 +248,6 @@ class _CifarUnpickler:
 
     @classmethod
     def load(cls, path: str) -> Any:
-        import importlib
-        import pickle
-
         allowed = cls.ALLOWED
 
         class Restricted(pickle.Unpickler):
@@ -264,10 +263,6 @@ class _CifarUnpickler:
 
 def _cifar_batch(path: str) -> tuple[Any, list[int]]:
     """(images [n, 3072] uint8, labels) of one CIFAR-10 batch file; DataError if not one."""
-    import pickle
-
-    import numpy as np
-
     fix = "replace it with the original file from cifar-10-python.tar.gz"
     try:
         d = _CifarUnpickler.load(path)
@@ -294,7 +289,6 @@ def _one_line(e: BaseException) -> str:
 
 
 def _cifar10(root: str) -> DataBundle:
-    import numpy as np
     import torch  # lazy: the app imports pathviz.data without torch
 
     folder, _, missing = _dataset_files("cifar10", root)

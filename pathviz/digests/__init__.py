@@ -23,13 +23,17 @@ Three kinds of entries:
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import hashlib
 import json
 import platform
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -58,10 +62,6 @@ def _digest(*tensors: Any) -> str:
 def _cases(torch: Any) -> tuple[list[tuple[str, Callable]], list[tuple[str, Callable]]]:
     """(project cases, vendor-kernel cases): (name, fn) pairs; each fn returns the tensors whose
     bytes are hashed."""
-    import dataclasses
-
-    import numpy as np
-
     F = torch.nn.functional
 
     def gen(seed: int) -> Callable:  # inputs from numpy's generator: no torch kernel shapes them
@@ -293,9 +293,6 @@ def vendor_ops_run(fn: Callable[[], Any]) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m pathviz.digests``: print this machine's digests, compare them."""
-    import argparse
-    import sys
-
     class Parser(argparse.ArgumentParser):
         def error(self, message: str) -> None:  # type: ignore[override]
             print(f"error: {message} (see --help)", file=sys.stderr)

@@ -18,6 +18,9 @@ import sys
 from pathlib import Path
 
 from pathviz.cli_parser import StrictParser
+from pathviz.report import data, page
+from pathviz.runs import write_bytes_atomic
+from pathviz.tickets.points import chart_points
 
 __all__ = ["main"]
 
@@ -44,9 +47,7 @@ def _target(path: Path, force: bool, flag: str) -> Path:
 
 
 def _figures(view: object, index: int, run_dir: str, out: Path, force: bool) -> list[Path]:
-    from pathviz.report import figures
-    from pathviz.tickets.points import chart_points
-
+    from pathviz.report import figures  # lazy: matplotlib loads only for --figures
     if out.exists() and not out.is_dir():
         raise UsageError(f"--figures {out} is a file; name a folder")
     if not out.exists():
@@ -84,8 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--figures", default=None, metavar="DIR",
                    help="also write path, overview and size figures as SVG and 300 dpi PNG here")
     p.add_argument("--force", action="store_true", help="replace files that exist")
-    from pathviz.report import data, page
-
     try:
         args = p.parse_args(argv)
 
@@ -100,8 +99,6 @@ def main(argv: list[str] | None = None) -> int:
         if out is not None:
             r = data.build(args.run_dir, args.iteration)
             text = page.render(r, page.tickets_section(args.run_dir, r))
-            from pathviz.runs import write_bytes_atomic
-
             write_bytes_atomic(out, text.encode())
             written.append(out)
     except (UsageError, data.ReportError) as e:

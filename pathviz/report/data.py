@@ -33,7 +33,7 @@ from pathviz.ui import player  # noqa: E402
 from pathviz.ui.chart import prepare  # noqa: E402
 from pathviz.ui.context import RunView  # noqa: E402
 from pathviz.ui.data import ident as file_ident  # noqa: E402
-from pathviz.ui.data import load_layer, load_overview, load_support  # noqa: E402
+from pathviz.ui.data import load_entries, load_layer, load_overview, load_support  # noqa: E402
 from pathviz.ui.layer import CAPTION_KEY, FIGURE_KEY, HEIGHT  # noqa: E402
 from pathviz.ui.metrics import METRICS_KEY, TRADEOFF_HEIGHT, TRADEOFF_KEY  # noqa: E402
 from pathviz.ui.overview import OVERVIEW_KEY, OVERVIEW_TITLE  # noqa: E402
@@ -166,8 +166,6 @@ def build(run_dir: str | Path, iteration: str = "stop") -> RunReport:
     if layers:
         data["levels"], stride = _levels(view)
         data["heat"] = player._heat_spec(view, overview)
-        from pathviz.ui.data import load_entries
-
         entries = load_entries(view.path, view.ident, n)
         ordered = player.PlayerSpec(
             heat_key=HEATMAP_KEY, heat_title=HEAT_TITLE, heat_font=FONT_SIZE, path_key=PATH_KEY,

@@ -20,6 +20,8 @@ from matplotlib.figure import Figure
 
 from pathviz import plots
 from pathviz.ui.context import RunView
+from pathviz.ui.data import load_snapshot, load_support
+from pathviz.ui.player import level_rows
 
 DPI = 300
 NAMES = ("path", "overview", "size")  # the figures, each written as NAME.svg and NAME.png
@@ -55,8 +57,6 @@ def level_cmap() -> ListedColormap:
 def path_figure(view: RunView) -> Figure:
     """The support path: % of each layer's filters in the support against iteration, all
     layers together in black, the suggested stop dashed orange."""
-    from pathviz.ui.data import load_support
-
     layers = view.data["layers"]
     support = load_support(view.path, view.ident, view.n)
     x, lines = plots.support_series(np.asarray(view.iterations)[: view.n],
@@ -85,9 +85,6 @@ def overview_figure(view: RunView, index: int) -> Figure:
     """The Overview heatmap at snapshot ``index``: one row per layer, its groups in position
     order across [0, 1], coloured as the app colours them (each layer scaled by its largest
     norm, :func:`pathviz.ui.player.level_rows`), with the app's words around the cells."""
-    from pathviz.ui.data import load_snapshot
-    from pathviz.ui.player import level_rows
-
     layers = view.data["layers"]
     snap = load_snapshot(view.path, view.ident, index)
     frame = plots.heatmap_frame([int(la["groups"]) for la in layers])

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from pathviz import __version__ as pathviz_version
-from pathviz import jsonsafe
+from pathviz import jsonsafe, plots
 from pathviz.report.data import RunReport
+from pathviz.tickets.points import chart_points
 from pathviz.ui import jsbundle, player
 
 HERE = Path(__file__).parent
@@ -182,9 +183,7 @@ def tickets_html(points: list[dict[str, Any]], svg: str | None) -> str:
 def tickets_section(run_dir: str | Path, r: RunReport) -> str:
     """The tickets and baselines section, when the run has any (the path's own points alone
     are on the Metrics tab already)."""
-    from pathviz.report import figures
-    from pathviz.tickets.points import chart_points
-
+    from pathviz.report import figures  # lazy: matplotlib loads only for a run with tickets
     points, _ = chart_points(run_dir)
     if not any(p["kind"] != "path" for p in points):
         return ""
@@ -253,6 +252,4 @@ def _stop_line(r: RunReport) -> str:
 
 
 def _heat_height(r: RunReport) -> int:
-    from pathviz import plots
-
     return plots.heatmap_height(max(len(r.layers), 1))

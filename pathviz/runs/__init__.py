@@ -38,6 +38,7 @@ from pathviz.runs.lock import (
     HOLDER_WAIT,
     acquire_lock,
     lock_held,
+    lock_holder,
     release_lock,
 )
 from pathviz.runs.manifest import (
@@ -82,7 +83,6 @@ from pathviz.runs.status import (
 )
 from pathviz.runs.worker import (
     MAX_LOCAL_PROCESSES,
-    _lock_holder,  # noqa: F401 (the tickets CLI asks who holds a run's lock)
     start_worker,
     stop_group,
     stop_worker,
@@ -96,7 +96,8 @@ __all__ = ["Claim", "claim_early", "log_to", "unclaim", "disk_full_reason",
            "RunError", "RunInfo", "RunPaths", "STATES", "STATUS_FILE", "acquire_lock",
            "check_run_dir", "checkpoints_root", "claim_run_dir", "clean_stale_temps",
            "clear_run", "disk_full_target", "effective_state", "is_alive", "is_disk_full",
-           "is_run_dir", "list_runs", "lock_held", "paths_for_dir", "process_start_time",
+           "is_run_dir", "list_runs", "lock_held", "lock_holder", "paths_for_dir",
+           "process_start_time",
            "read_status", "record_files", "release_lock", "remove_my_temps", "resolve_inside",
            "run_paths", "start_worker", "stop_group", "stop_worker", "validate_name",
            "worker_command",

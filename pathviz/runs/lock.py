@@ -177,3 +177,15 @@ def _lock_info(paths: RunPaths) -> dict[str, Any]:
     except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def lock_holder(paths: RunPaths) -> int | None:
+    """The pid of the live process that holds the run's lock now, or None (a start refuses
+    while there is one; the tickets CLI names it)."""
+    if not lock_held(paths):
+        return None
+    info = _lock_info(paths)
+    pid, start = info.get("pid"), info.get("pid_start")
+    # with its start time: a recycled pid of a killed worker is not the holder
+    return int(pid) if isinstance(pid, int) and is_alive(
+        pid, start if isinstance(start, int) else None) else None

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 
 from pathviz import readonly
-from pathviz.runs.lock import _lock_info, lock_held
+from pathviz.runs.lock import lock_holder
 from pathviz.runs.manifest import check_run_dir, claim_run_dir
 from pathviz.runs.paths import RunError, RunPaths
 from pathviz.runs.status import is_alive, process_start_time, read_status, write_status
@@ -50,9 +50,9 @@ def start_worker(paths: RunPaths, args: Sequence[str] = (), resume: bool = False
     if not isinstance(processes, int) or not 1 <= processes <= MAX_LOCAL_PROCESSES:
         raise RunError(f"the number of processes must be a whole number from 1 to "
                        f"{MAX_LOCAL_PROCESSES}, got {processes!r}")
-    lock_holder = _lock_holder(paths)
-    if lock_holder:
-        raise RunError(f"run {paths.name!r} is already being trained by process {lock_holder}")
+    holder = lock_holder(paths)
+    if holder:
+        raise RunError(f"run {paths.name!r} is already being trained by process {holder}")
     status = read_status(paths)
     if status.get("state") in ("starting", "running") and is_alive(status.get("pid"),
                                                                     status.get("pid_start")):
@@ -80,17 +80,6 @@ def start_worker(paths: RunPaths, args: Sequence[str] = (), resume: bool = False
     if not resume:
         write_status(paths, pid=proc.pid, pid_start=process_start_time(proc.pid))
     return proc.pid
-
-
-def _lock_holder(paths: RunPaths) -> int | None:
-    """The pid of the process that holds the run's lock now, or None."""
-    if not lock_held(paths):
-        return None
-    info = _lock_info(paths)
-    pid, start = info.get("pid"), info.get("pid_start")
-    # with its start time: a recycled pid of a killed worker is not the holder
-    return int(pid) if isinstance(pid, int) and is_alive(
-        pid, start if isinstance(start, int) else None) else None
 
 
 def stop_group(pid: int, start: int | None, timeout: float) -> str:
@@ -124,7 +113,7 @@ def stop_worker(paths: RunPaths, timeout: float = 15.0) -> bool:
     if refused:  # a student's browser cannot stop the teacher's run, whatever it sends
         raise RunError(refused)
     status = read_status(paths)
-    pid = _lock_holder(paths) or (status.get("pid") if is_alive(status.get("pid"),
+    pid = lock_holder(paths) or (status.get("pid") if is_alive(status.get("pid"),
                                                                  status.get("pid_start")) else None)
     if not pid:
         return False

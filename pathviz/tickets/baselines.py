@@ -65,7 +65,7 @@ def entry_key(entry: dict[str, Any]) -> tuple:
     return tuple(entry.get(k) for k in KEY)
 
 
-def read_results(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+def read_results(run_dir: str | os.PathLike | runs.RunPaths) -> list[dict[str, Any]]:
     """The entries of ``<run>/baselines.json`` ([] when there is none); BaselineError when the
     file exists but cannot be read (plain JSON: nothing is unpickled)."""
     p = runs.paths_for_dir(run_dir).baselines
@@ -123,7 +123,7 @@ def _is(value: Any, kinds: tuple[str, ...]) -> bool:
     return False
 
 
-def summary(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+def summary(run_dir: str | os.PathLike | runs.RunPaths) -> list[dict[str, Any]]:
     """The results as ``pathviz.inspect --json`` shows them (key ``baselines``): one row per
     entry with method, iteration, reference, epochs, seed, params, flops, path_params,
     oneshot_test_acc, finetuned_test_acc (fractions or None), sorted by method then iteration."""

@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from pathviz import prune, runs
 from pathviz.cli import EXIT_OK, EXIT_USAGE, Parser, UsageError
@@ -56,9 +58,10 @@ __all__ = ["UsageError", "Job", "prepare", "measure", "run", "main"]
 
 @dataclass
 class Job:
-    """Everything a run of the command needs, checked."""
+    """Everything a run of the command needs, checked; ``paths`` is the run's one
+    :class:`pathviz.runs.RunPaths`, resolved by :func:`prepare`."""
 
-    run_dir: Path
+    paths: runs.RunPaths
     iterations: list[int]
     methods: list[str]
     reference: str  # "self" or the SGD run's folder name
@@ -69,6 +72,11 @@ class Job:
     seed: int
     data: Any  # DataBundle (train/val/test split as the run had it)
     settings: Any  # pathviz.tickets.training.Settings
+
+    @property
+    def run_dir(self) -> Path:
+        """The run's folder, as the user named it (for messages)."""
+        return self.paths.dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,7 +143,7 @@ def prepare(args: argparse.Namespace) -> Job:
     if not saved:
         raise UsageError(f"{run_dir} has no saved weights yet")
     try:
-        read_results(run_dir)  # a corrupt results file is reported, not overwritten
+        read_results(paths)  # a corrupt results file is reported, not overwritten
     except BaselineError as e:
         raise UsageError(str(e)) from None
     iterations = _iterations(args.iterations, saved, run_dir)
@@ -179,13 +187,13 @@ def prepare(args: argparse.Namespace) -> Job:
                           weight_decay=float(cfg.get("weight_decay", 0.0)),
                           nesterov=bool(cfg.get("nesterov", False)),
                           threads=int(cfg.get("threads", 1)))
-    return Job(run_dir, iterations, methods, reference, ref_dir, ref_model, ref_it, args.epochs,
+    return Job(paths, iterations, methods, reference, ref_dir, ref_model, ref_it, args.epochs,
                args.seed, data, st)
 
 
-def _path_at(run_dir: Path, iteration: int) -> dict[str, Any]:
+def _path_at(paths: runs.RunPaths, iteration: int) -> dict[str, Any]:
     """The path's own compact W* at ``iteration``: its test and validation accuracy."""
-    with PathReader(runs.paths_for_dir(run_dir).path) as r:
+    with PathReader(paths.path) as r:
         its = r.iterations
         i = int(np.searchsorted(its, iteration, side="right")) - 1
         out = {}
@@ -215,7 +223,7 @@ def measure(job: Job, sup: Any, method: str, reference: torch.nn.Module,
         return {k: (float(row[k]) if np.isfinite(row[k]) else None)
                 for k in ("test_acc", "val_acc")}
 
-    path = _path_at(job.run_dir, sup.iteration)
+    path = _path_at(job.paths, sup.iteration)
     return {"method": method, "iteration": int(sup.iteration), "reference": job.reference,
             "reference_iteration": (sup.iteration if job.reference == "self"
                                     else job.reference_iteration),
@@ -229,26 +237,26 @@ def measure(job: Job, sup: Any, method: str, reference: torch.nn.Module,
             "notes": list(scores.notes), "created": time.time()}
 
 
-def _save(run_dir: Path, entries: list[dict[str, Any]]) -> None:
-    paths = runs.paths_for_dir(run_dir)
+def _save(paths: runs.RunPaths, entries: list[dict[str, Any]]) -> None:
     runs.write_json_atomic(paths.baselines, {"schema_version": RESULTS_SCHEMA,
                                              "run": paths.name, "results": entries})
     runs.record_files(paths, runs.BASELINES_FILE)  # --overwrite of the run removes it too
 
 
 @contextlib.contextmanager
-def measuring(run_dir: Path) -> Iterator[None]:
+def measuring(run_dir: Path | runs.RunPaths) -> Iterator[None]:
     """Hold ``<run>/baselines.lock`` (``flock``: the kernel drops it if this process dies) while
     measuring, so two commands never write ``baselines.json`` at once; UsageError if another
     holds it. The file is removed on release."""
-    lock = runs.paths_for_dir(run_dir).baselines_lock
+    paths = runs.paths_for_dir(run_dir)
+    lock = paths.baselines_lock
     for _ in range(100):
         fd = os.open(lock, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise UsageError(f"{run_dir} is being measured by another python -m "
+            raise UsageError(f"{paths.dir} is being measured by another python -m "
                              f"pathviz.baselines; wait for it to finish or stop it") from None
         try:
             same = os.fstat(fd).st_ino == os.stat(lock, follow_symlinks=False).st_ino
@@ -268,7 +276,7 @@ def measuring(run_dir: Path) -> Iterator[None]:
 
 def run(job: Job, progress: bool = True) -> int:
     """Measure every (iteration, method) not in the results file yet; returns the exit code."""
-    entries = read_results(job.run_dir)
+    entries = read_results(job.paths)
     done = {entry_key(e) for e in entries}
     todo = [(it, m) for it in job.iterations for m in job.methods
             if (m, it, job.reference, job.epochs, job.seed) not in done]
@@ -279,8 +287,6 @@ def run(job: Job, progress: bool = True) -> int:
            for s in (signal.SIGTERM, signal.SIGINT)}
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=len(todo), unit="baseline", dynamic_ncols=True)
     ref_sgd = job.reference_model
     # seed 0, not the finetune's: a support does not depend on the seed it is trained with
@@ -301,7 +307,7 @@ def run(job: Job, progress: bool = True) -> int:
                     cache[key] = sp.score_sets(reference, sup.plan, sup.example, m, batches)
                 entry = measure(job, sup, m, reference, cache[key])
                 entries = [e for e in entries if entry_key(e) != entry_key(entry)] + [entry]
-                _save(job.run_dir, entries)
+                _save(job.paths, entries)
                 if bar is not None:
                     bar.update(1)
     finally:
@@ -320,7 +326,7 @@ def table(job: Job) -> str:
     """The results of this command's settings as a text table: one line per iteration, the
     path's compact W* and each method's test accuracy one-shot -> finetuned (a method whose
     parameter count differs from W*'s gives its own in brackets)."""
-    rows = [e for e in read_results(job.run_dir)
+    rows = [e for e in read_results(job.paths)
             if e["reference"] == job.reference and e["epochs"] == job.epochs
             and e["seed"] == job.seed and e["iteration"] in job.iterations
             and e["method"] in job.methods]
@@ -358,13 +364,11 @@ def table(job: Job) -> str:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    import warnings
-
     warnings.filterwarnings("ignore", category=FutureWarning)
     try:
         args = build_parser().parse_args(argv)
         job = prepare(args)
-        with measuring(job.run_dir):
+        with measuring(job.paths):
             code = run(job, progress=not args.no_progress)
     except (UsageError, variants.UsageError, runs.RunError, BaselineError) as e:
         print(f"pathviz.baselines: error: {e}", file=sys.stderr)

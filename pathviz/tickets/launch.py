@@ -49,7 +49,7 @@ def retrain_command(run_dir: str | os.PathLike, iteration: int, modes: Sequence[
     return cmd
 
 
-def launch_state(run_dir: str | os.PathLike) -> dict[str, Any]:
+def launch_state(run_dir: str | os.PathLike | runs.RunPaths) -> dict[str, Any]:
     """The last background launch of the run: its record plus ``alive`` (bool) and
     ``log_tail`` (last lines of its output); ``{}`` if there was none."""
     root = runs.paths_for_dir(run_dir).tickets
@@ -70,8 +70,9 @@ def launch_state(run_dir: str | os.PathLike) -> dict[str, Any]:
     return rec
 
 
-def start_retrain(run_dir: str | os.PathLike, iteration: int, modes: Sequence[str], *,
-                  epochs: int, seeds: Sequence[int], budget: str = "epochs",
+def start_retrain(run_dir: str | os.PathLike | runs.RunPaths, iteration: int,
+                  modes: Sequence[str], *, epochs: int, seeds: Sequence[int],
+                  budget: str = "epochs",
                   lr: float | None = None, lr_schedule: str | None = None,
                   data_root: str | None = None, reference: str = "sgd") -> int:
     """Start ``python -m pathviz.retrain`` as its own process session; returns its pid.
@@ -92,18 +93,19 @@ def start_retrain(run_dir: str | os.PathLike, iteration: int, modes: Sequence[st
         raise TicketError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
     if reference not in ("sgd", "self"):
         raise TicketError(f"reference must be sgd or self, got {reference!r}")
+    paths = runs.paths_for_dir(run_dir)  # once: the calls below get this object
     if reference == "sgd" and any(parse_mode(m)[0] in BASELINE_MODES for m in modes) \
-            and not sgd_baselines(run_dir):
+            and not sgd_baselines(paths):
         raise TicketError("the pruning baselines are cut from the run's SGD sibling, and this "
                           "run has none: train one next to it with --optimizer sgd, or choose "
                           "this run's own W as the reference")
-    prev = launch_state(run_dir)
+    prev = launch_state(paths)
     if prev.get("alive"):
         raise TicketError(f"a retrain of this run is already running (process {prev['pid']}); "
                           f"wait for it or stop it")
-    root = runs.paths_for_dir(run_dir).tickets
+    root = paths.tickets
     root.mkdir(parents=True, exist_ok=True)
-    cmd = retrain_command(run_dir, iteration, modes, epochs=epochs, seeds=seeds, budget=budget,
+    cmd = retrain_command(paths.dir, iteration, modes, epochs=epochs, seeds=seeds, budget=budget,
                           lr=lr, lr_schedule=lr_schedule, data_root=data_root,
                           reference=reference)
     with open(root / LAUNCH_LOG, "wb") as log:
@@ -119,7 +121,7 @@ def start_retrain(run_dir: str | os.PathLike, iteration: int, modes: Sequence[st
     return proc.pid
 
 
-def stop_retrain(run_dir: str | os.PathLike, timeout: float = 15.0) -> bool:
+def stop_retrain(run_dir: str | os.PathLike | runs.RunPaths, timeout: float = 15.0) -> bool:
     """SIGTERM the run's background retrain (it keeps the last finished epoch of each seed and
     marks its folder stopped); True if one was running. A read-only app refuses."""
     refused = readonly.refusal("stop a retrain")

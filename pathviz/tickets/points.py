@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,7 +38,7 @@ def _row(**kw: Any) -> dict[str, Any]:
     return {k: kw.get(k) for k in POINT_COLUMNS}
 
 
-def path_points(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+def path_points(run_dir: str | os.PathLike | runs.RunPaths) -> list[dict[str, Any]]:
     """The compact W* at every evaluated snapshot (its params, FLOPs and test accuracy, as the
     worker stored them)."""
     try:
@@ -140,19 +139,19 @@ def reference_points(refs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def chart_points(run_dir: str | os.PathLike,
+def chart_points(run_dir: str | os.PathLike | runs.RunPaths,
                  baselines: list[str | os.PathLike] | None = None
                  ) -> tuple[list[dict[str, Any]], str | None]:
     """(every point of the chart, a sentence when the baselines file cannot be read)."""
-    run_dir = Path(run_dir)
+    paths = runs.paths_for_dir(run_dir)  # once: the calls below get this object
     problem = None
     try:
-        entries = read_results(run_dir)
+        entries = read_results(paths)
     except BaselineError as e:
         entries, problem = [], str(e)
-    rows = tickets.summary(run_dir, baselines)
-    refs = tickets.references(run_dir, (), baselines=baselines)
-    return (path_points(run_dir) + baseline_points(entries) + retrained_points(rows)
+    rows = tickets.summary(paths, baselines)
+    refs = tickets.references(paths, (), baselines=baselines)
+    return (path_points(paths) + baseline_points(entries) + retrained_points(rows)
             + reference_points(refs)), problem
 
 

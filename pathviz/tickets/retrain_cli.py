@@ -47,9 +47,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -233,7 +235,7 @@ def prepare(args: argparse.Namespace) -> tuple[Support, DataBundle, Settings, li
         name = args.name or tickets.default_name(args.iteration, mode, args.budget, args.epochs,
                                                  reference=ref_name)
         try:
-            tdir = tickets.ticket_dir(run_dir, name)
+            tdir = tickets.ticket_dir(paths, name)
         except runs.RunError as e:
             raise UsageError(f"--name: {e}") from None
         desc = {"iteration": int(args.iteration), "init": mode, "epochs": st.epochs,
@@ -250,7 +252,7 @@ def prepare(args: argparse.Namespace) -> tuple[Support, DataBundle, Settings, li
             if diff:
                 raise UsageError(f"{tdir} holds a retrain with other settings ({', '.join(diff)}"
                                  f"); pass --name to keep both")
-        holder = runs._lock_holder(runs.RunPaths(tdir))
+        holder = runs.lock_holder(runs.RunPaths(tdir))
         if holder:
             raise UsageError(f"{tdir} is being retrained by process {holder}; wait or stop it")
         variants.append(Variant(mode, name, tdir, desc))
@@ -372,8 +374,6 @@ def run(sup: Support, data: DataBundle, st: Settings, variants: list[Variant], s
 
 
 def _pid() -> int:
-    import os
-
     return os.getpid()
 
 
@@ -390,8 +390,6 @@ def _complete(tdir: Path, seed: int) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    import warnings
-
     warnings.filterwarnings("ignore", category=FutureWarning)
     try:
         args = build_parser().parse_args(argv)

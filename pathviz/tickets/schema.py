@@ -97,7 +97,7 @@ def default_name(iteration: int, mode: str, budget: str, epochs: int,
     return f"it{int(iteration)}-{slug}-{budget}{int(epochs)}{tail}"
 
 
-def ticket_dir(run_dir: str | os.PathLike, name: str) -> Path:
+def ticket_dir(run_dir: str | os.PathLike | runs.RunPaths, name: str) -> Path:
     """``<run>/tickets/<name>`` (the name is checked like a run name)."""
     return runs.paths_for_dir(run_dir).tickets / runs.validate_name(name)
 
@@ -146,7 +146,7 @@ _TICKET_REQUIRED = ("name", "iteration", "init", "budget", "epochs", "epochs_run
                     "flops")
 
 
-def list_tickets(run_dir: str | os.PathLike) -> list[Path]:
+def list_tickets(run_dir: str | os.PathLike | runs.RunPaths) -> list[Path]:
     """Ticket folders of a run (those with a ``ticket.json``), sorted by name."""
     root = runs.paths_for_dir(run_dir).tickets
     if not root.is_dir():

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -125,7 +127,7 @@ def _baseline_verdict(comps: list[dict[str, Any]]) -> str:
     return "against the path's tickets of the same size: " + "; ".join(parts)
 
 
-def summary(run_dir: str | os.PathLike,
+def summary(run_dir: str | os.PathLike | runs.RunPaths,
             baselines: Sequence[str | os.PathLike] | None = None) -> list[dict[str, Any]]:
     """One JSON-serialisable row per retrained variant of the run, in name order.
 
@@ -145,8 +147,9 @@ def summary(run_dir: str | os.PathLike,
     its final test accuracy averaged over those runs), every row also has ``vs_baseline``
     (diff, se, verdict against it) and the ticket's verdict ends with that comparison.
     """
+    paths = runs.paths_for_dir(run_dir)  # once: the calls below get this object
     rows = []
-    for tdir in list_tickets(run_dir):
+    for tdir in list_tickets(paths):
         try:
             t = read_ticket(tdir)
         except TicketError:
@@ -180,7 +183,7 @@ def summary(run_dir: str | os.PathLike,
             "collapsed": collapsed, "reference": t.get("reference"),
             "state": ticket_state(tdir)["state"],
         })
-    base = _baseline(run_dir, baselines) if rows else None
+    base = _baseline(paths, baselines) if rows else None
     for r in rows:
         if base is not None:
             r["vs_baseline"] = _compare(r, base)
@@ -213,11 +216,12 @@ def summary(run_dir: str | os.PathLike,
     return rows
 
 
-def _baseline(run_dir: str | os.PathLike,
+def _baseline(paths: runs.RunPaths,
               baselines: Sequence[str | os.PathLike] | None) -> dict[str, Any] | None:
     """The SGD baseline as a pseudo-row for :func:`_compare`, or None without one."""
-    paths = [Path(b) for b in baselines] if baselines is not None else sgd_baselines(run_dir)
-    accs = [a for a in (_final_metric(runs.paths_for_dir(b).path, "test_acc") for b in paths)
+    dirs = [Path(b) for b in baselines] if baselines is not None else sgd_baselines(paths)
+    # each baseline is a run of its own: its paths, once each
+    accs = [a for a in (_final_metric(runs.paths_for_dir(b).path, "test_acc") for b in dirs)
             if a is not None]
     if not accs:
         return None
@@ -227,7 +231,7 @@ def _baseline(run_dir: str | os.PathLike,
 # ---- the references: full SLBI W, W* at N, SGD baseline --------------------------------------
 
 
-def _read_config(run_dir: Path) -> dict[str, Any] | None:
+def _read_config(run_dir: Path | runs.RunPaths) -> dict[str, Any] | None:
     try:
         cfg = json.loads(runs.paths_for_dir(run_dir).config.read_text())
         return cfg if isinstance(cfg, dict) else None
@@ -235,11 +239,11 @@ def _read_config(run_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def sgd_baselines(run_dir: str | os.PathLike) -> list[Path]:
+def sgd_baselines(run_dir: str | os.PathLike | runs.RunPaths) -> list[Path]:
     """Sibling run folders trained with ``"optimizer": "sgd"`` on the same dataset and model;
     the one with the same seed first."""
-    run_dir = Path(run_dir)
     cfg = _read_config(run_dir) or {}
+    run_dir = run_dir.dir if isinstance(run_dir, runs.RunPaths) else Path(run_dir)
     found = []
     parent = run_dir.resolve().parent
     for d in sorted(parent.iterdir()) if parent.is_dir() else []:
@@ -265,7 +269,7 @@ def _final_metric(path: Path, name: str) -> float | None:
     return float(a[-1]) if a.size else None
 
 
-def references(run_dir: str | os.PathLike, iterations: Sequence[int] = (),
+def references(run_dir: str | os.PathLike | runs.RunPaths, iterations: Sequence[int] = (),
                baselines: Sequence[str | os.PathLike] | None = None) -> list[dict[str, Any]]:
     """Rows to draw beside the tickets: the full SLBI W at the end of the run; at each of
     ``iterations``, SLBI W and the compact W* (no retraining); and the SGD baseline (mean over
@@ -285,7 +289,7 @@ def references(run_dir: str | os.PathLike, iterations: Sequence[int] = (),
     full_params = info.get("params_total")
     full_flops = info.get("flops_total")
     if full_params is None:  # path files of schema 1.0: take it from a ticket of this run
-        for tdir in list_tickets(run_dir):
+        for tdir in list_tickets(paths):
             t = read_ticket(tdir)
             full_params, full_flops = t.get("params_full"), t.get("flops_full")
             break
@@ -309,7 +313,7 @@ def references(run_dir: str | os.PathLike, iterations: Sequence[int] = (),
                         "params": int(m["params_kept"][i]),
                         "flops": int(fk[i]) if fk is not None and np.isfinite(fk[i]) else None,
                         "test_acc": _stats([float(sp[i])]), "runs": [paths.name]})
-    base = [Path(b) for b in baselines] if baselines is not None else sgd_baselines(run_dir)
+    base = [Path(b) for b in baselines] if baselines is not None else sgd_baselines(paths)
     accs, names = [], []
     for b in base:
         a = _final_metric(runs.paths_for_dir(b).path, "test_acc")
@@ -322,7 +326,7 @@ def references(run_dir: str | os.PathLike, iterations: Sequence[int] = (),
     return out
 
 
-def curves(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+def curves(run_dir: str | os.PathLike | runs.RunPaths) -> list[dict[str, Any]]:
     """Test accuracy per epoch of every seed of every variant: rows ``{"name", "init", "seed",
     "epoch": [..], "test_acc": [..], "complete"}`` (lists, JSON-serialisable)."""
     out = []
@@ -345,9 +349,6 @@ def curves(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
 
 def rows_to_csv(rows: list[dict[str, Any]]) -> str:
     """The summary rows as CSV (one line per variant; accuracies as fractions)."""
-    import csv
-    import io
-
     cols = ["name", "iteration", "init", "kind", "reference", "budget", "epochs", "epochs_run",
             "seeds", "params",
             "params_kept", "flops", "flops_kept", "test_acc_mean", "test_acc_std", "test_acc_se",

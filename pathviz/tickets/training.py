@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from pathviz import runs, tickets
 from pathviz.data import (
@@ -55,8 +56,6 @@ class _Progress:
     def __init__(self, total: int, enabled: bool) -> None:
         self.bar = None
         if enabled:
-            from tqdm import tqdm
-
             self.bar = tqdm(total=total, unit="it", dynamic_ncols=True)
         self.stop: str | None = None
         self.done = 0  # iterations done in the current ticket folder

@@ -7,7 +7,10 @@ for download only after it resolves inside the checkpoints root.
 
 from __future__ import annotations
 
+import html
 import json
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from pathviz import readonly
 from pathviz.store import nearest
 from pathviz.ui.context import RunView
 from pathviz.ui.data import inside_root
+from pathviz.ui.sidebar import data_root_problem
 from pathviz.ui.text import clean_rows, inert
 
 BUNDLED = ("digits",)  # datasets whose test split ships with pathviz: no data root needed
@@ -34,7 +38,7 @@ FORMAT_HELP = {
 def _do_export(view: RunView, iteration: int, mode: str, fmt: str, replace: bool,
                root: Path, data_root: str | None = None) -> None:
     """Run the export (imports torch) and keep its report in the session for display."""
-    from pathviz import export as ex  # torch: only when exporting
+    from pathviz import export as ex  # lazy: torch loads only when exporting
 
     if fmt not in ex.FORMATS:
         st.error(f"This pathviz cannot export {fmt} files; formats: {', '.join(ex.FORMATS)}.")
@@ -62,7 +66,7 @@ def _build_in_memory(view: RunView, iteration: int, mode: str, fmt: str) -> None
     """A read-only app's export: built in a private temporary folder outside the checkpoints
     root, read into this session's memory and the folder removed, so nothing on the server
     changes; the page then offers the files for download."""
-    from pathviz import export as ex  # torch: only when exporting
+    from pathviz import export as ex  # lazy: torch loads only when exporting
 
     if fmt not in ex.FORMATS:
         st.error(f"This pathviz cannot export {fmt} files; formats: {', '.join(ex.FORMATS)}.")
@@ -173,8 +177,6 @@ def data_root_ui(view: RunView) -> tuple[str | None, str | None]:
                          f"{view.dataset} (that needs a data root on the server), so the "
                          f"export comes without one."))
         return None, None
-    from pathviz.ui.sidebar import data_root_problem
-
     text = (st.text_input(
         "Data root for the test accuracy (optional)", key=f"export_data_root:{view.info.name}",
         placeholder="the folder with the files the run was trained on",
@@ -191,11 +193,6 @@ def report_html(run_dir: str, iteration: int) -> bytes:
     """The run's HTML report opening at ``iteration`` (``python -m pathviz.report``, run in its
     own process: the report reuses the views' modules, so a view runs it rather than import
     it). A report that cannot be made is a small page with the one-sentence reason."""
-    import html
-    import subprocess
-    import sys
-    import tempfile
-
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "report.html"
         done = subprocess.run([sys.executable, "-m", "pathviz.report", run_dir, "--out", str(out),

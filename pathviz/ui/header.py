@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import streamlit as st
 
 from pathviz import readonly, runs
+from pathviz.config import ConfigError, add_config_arguments, config_from_args
 from pathviz.ui import url
 from pathviz.ui.live import ETA_SAMPLES, shown_state, time_left, time_left_text
 from pathviz.ui.text import inert
@@ -45,10 +47,6 @@ def launched_identity(argv: list[str]) -> dict[str, str]:
     (presets, config file, flags), so the header names them from the first second; the worker
     writes config.json only once torch and the data are loaded. {} if the flags do not parse
     (the worker then says why in its log)."""
-    import argparse
-
-    from pathviz.config import ConfigError, add_config_arguments, config_from_args
-
     parser = argparse.ArgumentParser(add_help=False, exit_on_error=False, allow_abbrev=False)
     parser.add_argument("--preset", default=None)
     parser.add_argument("--config", default=None)

@@ -10,6 +10,8 @@ from typing import Any
 import streamlit as st
 
 from pathviz import readonly, runs
+from pathviz.config import PRESETS, ConfigError, RunConfig, config_to_argv
+from pathviz.data import DATASET_NAMES, DataError, check_dataset
 from pathviz.ui import url
 from pathviz.ui.header import start_run
 from pathviz.ui.text import clean, clean_rows, inert
@@ -132,9 +134,6 @@ def new_run_ui(existing: list[str], root: Path) -> None:
     from a read-only app (which refuses a launch anyway, in ``runs.start_worker``)."""
     if readonly.active():
         return
-    from pathviz.config import PRESETS, ConfigError, RunConfig, config_to_argv
-    from pathviz.data import DATASET_NAMES, DataError, check_dataset
-
     if not st.sidebar.toggle("New run", key="show_new_run"):
         return
     base = PRESETS["demo"]

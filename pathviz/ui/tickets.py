@@ -26,6 +26,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pathviz import plots, readonly, runs, tickets
+from pathviz.analysis import stop_of
 from pathviz.store import PathFileError, PathReader
 from pathviz.tickets.points import chart_points, points_csv
 from pathviz.ui.text import clean, clean_rows, inert, inert_plotly
@@ -93,8 +94,6 @@ DEFAULT_EPOCHS = 10  # a first retrain takes minutes, not the run's own length
 def seconds_per_epoch(run_dir: pathlib.Path, cfg: dict[str, Any]) -> float | None:
     """Wall seconds per training epoch of the run itself (its status: elapsed / epoch), the
     yardstick for a retrain's time; None when the run does not say."""
-    from pathviz import runs
-
     status = runs.read_status(runs.paths_for_dir(run_dir))
     try:
         elapsed, epoch = float(status.get("elapsed") or 0), float(status.get("epoch") or 0)
@@ -312,8 +311,6 @@ def tickets_ui(run_dir: pathlib.Path, run_name: str, iteration: int | None) -> N
 
 def _stop_iteration(run_dir: pathlib.Path) -> int | None:
     """The run's suggested stop (as inspect and the other views show it), or None."""
-    from pathviz.analysis import stop_of
-
     try:
         with PathReader(run_dir / "path.h5") as r:
             stop = stop_of(r).stop

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 _PENDING = "_url_pending"  # key -> wanted value (None: remove), not yet written
 _FULL_RUN = "_url_full_run"  # True while the whole script runs (fragments then do not flush)
@@ -81,7 +82,5 @@ def navigated() -> bool:
     Streamlit (1.67) marks such reruns on the script's run context; older versions do not, and
     there Back and Forward only change the address bar.
     """
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-
     ctx = get_script_run_ctx()
     return bool(ctx is not None and getattr(ctx, "is_history_navigation", False))
