@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from pathviz.store import nearest
 from pathviz.ui import url
+from pathviz.ui.chart import line_ui
 from pathviz.ui.context import RunView
 from pathviz.ui.player import PlayerSpec, player_ui
 from pathviz.ui.urlstate import parse_flag, parse_iteration
@@ -248,22 +248,8 @@ def _picker_widgets(view: RunView, iters: np.ndarray, uniform: bool, key: str, s
     if live_toggle:
         c[4].toggle("Follow live", key="follow",
                     help="Keep showing the newest snapshot as the run trains.")
-    it = int(iters[idx])
-    if show_line:
-        st.markdown(position_line(it, float(epochs[idx]), idx, n,
-                                  view.data["weight_iterations"]))
-
-
-def position_line(iteration: int, epoch: float, index: int, n: int,
-                  weight_iterations: np.ndarray) -> str:
-    """"**Iteration N** · epoch E · snapshot i of n · weights saved here (exportable)" (or the
-    nearest saved weights); the browser player writes the same line (``lineText``)."""
-    has_w = iteration in set(np.asarray(weight_iterations).tolist())
-    near = nearest(weight_iterations, iteration)
-    return (f"**Iteration {iteration:,}** · epoch {epoch:.2f} · snapshot {index + 1} of {n}"
-            + (" · weights saved here (exportable)" if has_w else
-               " · no weights here" + (f" (nearest: {', '.join(f'{x:,}' for x in near)})"
-                                       if near else "")))
+    if show_line:  # written by the page (the player's lineText): one rule for the line
+        line_ui(int(iters[idx]), float(epochs[idx]), idx, n, view.data["weight_iterations"])
 
 
 def _sync_url(iteration: int, following: bool, playing: bool) -> None:
