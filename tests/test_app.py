@@ -588,8 +588,10 @@ def test_presentation_toggle_and_a_bad_value(root):
 
 
 def _marks(at: AppTest) -> list:
-    return [json.loads(e.proto.json)["marks"] for e in at.get("bidi_component")
-            if e.proto.component_name == "pathviz_marker"]
+    """The iteration the Compare figure marks (the page draws it), per figure on the page."""
+    return [[{"key": d["key"], "x": d["mark"]}] for d in (
+        json.loads(e.proto.json) for e in at.get("bidi_component")
+        if e.proto.component_name == "pathviz_chart")]
 
 
 def test_compare_marks_the_iteration_selected_in_the_other_views(root):
@@ -626,9 +628,9 @@ def test_tickets_and_compare_render_on_a_vit_run(root):
     assert f"rewind (path ticket), retrained 1 epoch, support at {it} (1 seed)" in names
     assert any(n and n.startswith("magnitude") for n in names), names
     at = app(run="vit", view="compare", compare="vit,vit-copy")
-    traces = figure(at)["data"]
+    traces = chart(at, "compare_plot")["panels"][0]["series"]
     assert len(traces) == 2 and all(t["name"].startswith("vit") for t in traces)
-    n = decode(traces[0]["y"])
+    n = traces[0]["y"]
     assert n[0] == 0 < n[-1]  # support size grows from empty
 
 
