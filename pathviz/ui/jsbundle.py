@@ -18,7 +18,7 @@ HERE = Path(__file__).parent
 JS = HERE / "js"
 VENDOR = HERE / "vendor"
 # dependency order: each module imports only modules before it
-MODULES = ("state", "codec", "position", "figure", "heat", "charts", "chartview", "pathchart",
+MODULES = ("state", "codec", "position", "heat", "charts", "chartview", "pathchart",
            "view", "controls", "bridge")
 _IMPORT = re.compile(r"^import\s[^;]*;\n", re.M)
 _EXPORT = re.compile(r"^export (?!default)", re.M)

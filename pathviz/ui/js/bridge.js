@@ -14,7 +14,6 @@ export default function (component) {
   if (data && data.line) { mountLine(component); return; }  // the server's position line
   if (!data || !data.key) return;
   P.set = setTriggerValue;
-  P.override = draw;
   document.body.classList.add('pv-on');  // hides the server-side picker (the fallback)
   if (!P.keyHooked) {
     P.keyHooked = true;
