@@ -68,8 +68,8 @@ def test_a_ragged_file_shows_its_consistent_snapshots_in_the_app(root):
     with h5py.File(paths.path, "a", libver="latest") as f:
         f["layers/fc1/gamma_norm"].resize(17, axis=0)
     at = app(run="ragged")
-    assert (line_of(at)["it"], line_of(at)["index"]) == (80, 15)  # snapshot 16, the last one
-    # every dataset holds
+    # snapshot index 16, the last one every dataset holds (17 rows)
+    assert (line_of(at)["it"], line_of(at)["index"]) == (80, 16)
     at = app(run="ragged", iteration="95")
     assert line_of(at)["it"] == 80
     for title in ("Layer", "Metrics & stopping", "Filters", "Export"):
