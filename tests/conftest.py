@@ -101,7 +101,7 @@ def line_of(at) -> dict | None:
 
     for e in at.get("bidi_component"):
         if e.proto.component_name == "pathviz_line":
-            return json.loads(e.proto.json)["line"]
+            return json.loads(e.proto.json)["position"]
     return None
 
 

@@ -75,4 +75,4 @@ def line_ui(iteration: int, epoch: float, index: int, n: int,
                                                      isolate_styles=False)
     line = {"it": int(iteration), "epoch": float(epoch), "index": int(index), "n": int(n),
             "weights": [int(w) for w in np.asarray(weight_iterations).tolist()]}
-    _line_component(data={"line": line}, key="pathviz_line")
+    _line_component(data={"position": line}, key="pathviz_line")

@@ -11,7 +11,7 @@ import { build, onKey, play, send, stop } from './controls.js';
 export default function (component) {
   const { data, parentElement, setTriggerValue } = component;
   if (data && data.chart) { mountChart(component); return; }  // a figure, not the player
-  if (data && data.line) { mountLine(component); return; }  // the server's position line
+  if (data && data.position) { mountLine(component); return; }  // the server's position line
   if (!data || !data.key) return;
   P.set = setTriggerValue;
   document.body.classList.add('pv-on');  // hides the server-side picker (the fallback)

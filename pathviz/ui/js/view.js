@@ -55,8 +55,11 @@ export function draw() {
 export function mountLine({ data, parentElement }) {
   // the line component (pathviz.ui.chart.line_ui): the server's position, where no player runs
   let el = parentElement.querySelector(':scope > p.pv-line');
-  if (!el) el = parentElement.appendChild(Object.assign(document.createElement('p'), { className: 'pv-line' }));
-  const l = data.line;
+  if (!el) {  // styled here: a view without the player has not got its stylesheet
+    el = parentElement.appendChild(Object.assign(document.createElement('p'), { className: 'pv-line' }));
+    el.style.cssText = 'font-weight: 600; margin: 0';
+  }
+  const l = data.position;
   el.textContent = lineText(l.it, l.epoch, l.index, l.n, l.weights);
 }
 
