@@ -35,6 +35,7 @@ from pathviz.plots import (
     MAX_LINE_POINTS,
     METRIC_LABELS,
     OUTSIDE_COLOR,
+    PALETTE,
     SCALE,
     STOP_COLOR,
     StopMark,
@@ -44,8 +45,8 @@ from pathviz.plots import (
     levels,
 )
 
-__all__ = ["layer_chart", "metrics_chart", "tradeoff_chart", "accuracy_floor", "band_range",
-           "entry_bins"]
+__all__ = ["layer_chart", "metrics_chart", "tradeoff_chart", "compare_chart", "accuracy_floor",
+           "band_range", "entry_bins"]
 
 ITERATION = "iteration"
 BAND_COLOR = "rgba(255, 127, 14, 0.15)"
@@ -438,3 +439,33 @@ def tradeoff_chart(params_kept: np.ndarray, acc: np.ndarray, iterations: np.ndar
                        "index": ok.astype(np.int32), "xlabel": "params kept",
                        "ylabel": acc_label},
             "panels": [panel]}
+
+
+COMPARE_DASHES = [None, [6, 4], [2, 3], [6, 3, 2, 3]]
+
+
+def compare_chart(series: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                  log_x: bool = False) -> dict[str, Any]:
+    """The Compare view: support size (fraction of groups selected) against iteration, one line
+    per run (``series``: legend name -> (iterations, fraction)).
+
+    Runs get distinct Okabe-Ito colours, and distinct dashes after the eighth; the hover gives
+    each run's fraction at the pointer's iteration. The page marks the iteration selected for
+    the current run (no player runs on this view: the server sends it with the spec)."""
+    lines, legend, its = [], [], []
+    for k, (name, (it, frac)) in enumerate(series.items()):
+        idx = decimate(len(it), 2000)  # about one point per pixel of a wide plot
+        x = np.asarray(it, np.float64)[idx]
+        style = {"color": PALETTE[k % len(PALETTE)], "width": 2.5,
+                 "dash": COMPARE_DASHES[(k // len(PALETTE)) % len(COMPARE_DASHES)]}
+        lines.append({"name": name, "x": x, "y": np.asarray(frac, np.float32)[idx],
+                      "hover": True, "fmt": "pct1", **style})
+        legend.append({"name": name, **style})
+        its.append(x)
+    allx = np.unique(np.concatenate(its)) if its else np.zeros(0)
+    return {"title": "support size against iteration", "subtitle": "", "mode": ITERATION,
+            "x": _x_axis(allx, log_x), "stop": None, "top": None, "legend": legend,
+            "legendTitle": "run (ν, λ, κ):",
+            "panels": [{"weight": 1.0, "series": lines,
+                        "y": {"title": "fraction of groups selected", "lo": 0.0, "hi": 1.02,
+                              "fmt": "pct0"}}]}

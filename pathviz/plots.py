@@ -21,7 +21,7 @@ import plotly.colors as pc
 import plotly.graph_objects as go
 
 __all__ = ["group_names", "unit_plural", "overview_heatmap", "filters_image",
-           "compare_plot", "decimate", "levels", "StopMark", "METRIC_LABELS",
+           "decimate", "levels", "StopMark", "METRIC_LABELS",
            "PALETTE", "size_accuracy", "log_ticks", "METHOD_STYLE"]
 
 OUTSIDE_COLOR = "#d6d6d6"  # filters outside the support: neutral grey, not a colour of the scale
@@ -308,30 +308,6 @@ def filters_image(weight: np.ndarray, inside: np.ndarray, iteration: int,
                       yaxis=dict(visible=False, autorange="reversed"), plot_bgcolor="white",
                       height=160 + 60 * rows,
                       margin=dict(l=10, r=10, t=top_margin(subtitle=True), b=10))
-    return fig
-
-
-def compare_plot(series: Mapping[str, tuple[np.ndarray, np.ndarray]],
-                 log_x: bool = False) -> go.Figure:
-    """Support size (fraction of groups selected) against iteration, one line per run.
-
-    Runs get distinct colours from a qualitative (colour-blind safe) palette and distinct dashes
-    after the eighth; the legend names each run with its ν, λ and κ (the caller's keys).
-    """
-    fig = go.Figure()
-    dashes = ["solid", "dash", "dot", "dashdot"]
-    for k, (name, (it, frac)) in enumerate(series.items()):
-        idx = decimate(len(it), 4000)
-        fig.add_trace(go.Scatter(x=np.asarray(it)[idx], y=np.asarray(frac, np.float32)[idx],
-                                 name=name, mode="lines",
-                                 line=dict(color=PALETTE[k % len(PALETTE)], width=2.5,
-                                           dash=dashes[(k // len(PALETTE)) % len(dashes)])))
-    fig.update_layout(title=_title("support size against iteration"), xaxis_title="iteration"
-                      + (" (log scale)" if log_x else ""), xaxis_type="log" if log_x else "linear",
-                      yaxis_title="fraction of groups selected", yaxis_tickformat=".0%",
-                      yaxis_range=[0, 1.02], height=480,
-                      margin=dict(l=10, r=10, t=top_margin(), b=40),
-                      legend=dict(orientation="h", y=-0.25, title_text="run (ν, λ, κ): "))
     return fig
 
 

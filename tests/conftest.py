@@ -128,6 +128,19 @@ def plain(markdown: str) -> str:
     return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
 
 
+def line_of(at) -> dict | None:
+    """The position the server's picker shows, as it tells the page to write its line
+    ("Iteration N · epoch E · snapshot i of n · ..."; the page's ``lineText`` writes it, tested
+    in tests/js/position.test.js): ``{"it", "epoch", "index", "n", "weights"}``, or None where no
+    picker is drawn."""
+    import json
+
+    for e in at.get("bidi_component"):
+        if e.proto.component_name == "pathviz_line":
+            return json.loads(e.proto.json)["position"]
+    return None
+
+
 #: the saved iteration of :func:`make_vit_run` whose support removes heads in every block (1,
 #: 0, 0, 0 heads in the support: blocks 1-3 keep their strongest) and MLP neurons in every
 #: block (16, 9, 6, 7 of 128 in the support)

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from pathviz import runs
 from pathviz.store import REQUIRED_METRICS, PathWriter, Snapshot
-from tests.conftest import VIT_RUN_ITERATION, make_run, make_vit_run, plain
+from tests.conftest import VIT_RUN_ITERATION, line_of, make_run, make_vit_run, plain
 from tests.e2e.conftest import make_full_run
 
 APP = str(Path(__file__).parents[1] / "app.py")
@@ -121,7 +121,7 @@ def test_the_demo_on_an_arm_machine_runs_native_and_says_so(root, monkeypatch):
 def test_finished_run_slider_changes_the_heatmap(root):
     make_run(root, "done", n=60)
     at = app(run="done", iteration="50")
-    assert "**Iteration 50**" in texts(at)
+    assert line_of(at)["it"] == 50
     assert (at.slider[0].label, at.slider[0].value) == ("Iteration", 50)  # thumb = iteration
     from tests.test_ui_player import player_json, rows_of
 
@@ -132,7 +132,7 @@ def test_finished_run_slider_changes_the_heatmap(root):
     # at iteration 50 (snapshot 10), conv1's filters 0 and 1 (of 6) are in: coloured
     np.testing.assert_array_equal(z[:6] > 0, np.arange(6) < 2)
     at.slider[0].set_value(200).run()
-    assert "**Iteration 200**" in texts(at)
+    assert line_of(at)["it"] == 200
     assert (rows[player_json(at)["index"]] > 0).all()
     assert at.query_params["iteration"] == "200"
 
@@ -140,7 +140,7 @@ def test_finished_run_slider_changes_the_heatmap(root):
 def test_finished_run_opens_at_its_last_iteration(root):
     make_run(root, "done", n=60)
     at = app(run="done")
-    assert "**Iteration 295**" in texts(at)
+    assert line_of(at)["it"] == 295
     assert "iteration" not in at.query_params or at.query_params["iteration"] == "295"
 
 
@@ -173,12 +173,12 @@ def test_views_draw_their_figures_and_the_url_names_the_view(root):
 def test_url_restores_view_layer_and_notes_bad_values(root):
     make_full_run(root, "full", n=60)
     at = app(run="full", view="layer", layer="conv2", iteration="100")
-    assert at.selectbox(key="layer").value == "conv2" and "**Iteration 100**" in texts(at)
+    assert at.selectbox(key="layer").value == "conv2" and line_of(at)["it"] == 100
     at = app(run="full", view="nope", layer="zz", iteration="abc")
     assert "not a whole number" in texts(at) and "does not exist" in texts(at)
-    assert "**Iteration 295**" in texts(at)
+    assert line_of(at)["it"] == 295
     at = app(run="full", iteration="-1")
-    assert "before this run's first snapshot" in texts(at) and "**Iteration 0**" in texts(at)
+    assert "before this run's first snapshot" in texts(at) and line_of(at)["it"] == 0
 
 
 def test_jump_to_the_suggested_stop(root):
@@ -186,7 +186,7 @@ def test_jump_to_the_suggested_stop(root):
     at = app(run="full", iteration="0")
     assert "Suggested stop: iteration 200" in texts(at)
     at.button(key="jump").click().run()
-    assert "**Iteration 200**" in texts(at)
+    assert line_of(at)["it"] == 200
 
 
 def test_stop_band_on_the_metrics_plot(root):
@@ -246,12 +246,12 @@ def test_an_explicit_iteration_wins_over_follow_live(root):
                       pid_start=runs.process_start_time(os.getpid()), iteration=145,
                       total_iterations=300)
     at = app(run="live", iteration="50")
-    assert "**Iteration 50**" in texts(at)
+    assert line_of(at)["it"] == 50
     assert at.toggle(key="follow").value is False
     at.run()  # a refresh tick keeps it
-    assert "**Iteration 50**" in texts(at)
+    assert line_of(at)["it"] == 50
     at.toggle(key="follow").set_value(True).run()
-    assert "**Iteration 145**" in texts(at)
+    assert line_of(at)["it"] == 145
 
 
 def test_corrupt_run_beside_a_good_one(root):
@@ -261,7 +261,7 @@ def test_corrupt_run_beside_a_good_one(root):
     at = app(run="bad")
     assert "cannot be shown" in texts(at) and "not a readable path file" in texts(at)
     at2 = app(run="good")
-    assert "**Iteration 95**" in texts(at2)
+    assert line_of(at2)["it"] == 95
 
 
 def test_wrong_schema_version_and_deleted_file(root):
@@ -281,7 +281,7 @@ def test_bad_run_name_in_the_url(root, name):
     at = app(run=name)
     assert "cannot exist" in texts(at) and "choose a run" in texts(at)
     # no other run is shown under the link's name: the picker waits for a choice
-    assert "**Iteration" not in texts(at) and at.selectbox(key=f"picker:{name}:0").value is None
+    assert line_of(at) is None and at.selectbox(key=f"picker:{name}:0").value is None
     note = next(w.value for w in at.warning if "cannot exist" in w.value)
     assert "**x**" not in note and "<b>" not in note  # shown as text, not markup
 
@@ -293,9 +293,9 @@ def test_unknown_run_in_the_url(root):
     assert "There is no run called “nope”" in texts(at) and "choose a run" in texts(at)
     picker = at.selectbox(key="picker:nope:0")
     assert picker.value is None and picker.options == ["newer", "ok"]
-    assert "**Iteration" not in texts(at) and at.query_params["run"] == "nope"
+    assert line_of(at) is None and at.query_params["run"] == "nope"
     picker.set_value("ok").run()  # a choice opens that run, and the URL follows it
-    assert "**Iteration" in texts(at) and at.query_params["run"] == "ok"
+    assert line_of(at) is not None and at.query_params["run"] == "ok"
     assert "There is no run called" not in texts(at)
 
 
@@ -362,7 +362,7 @@ def test_export_panel_offers_the_nearest_saved_weights(root):
     view(at, "Export")
     assert "no saved weights" in texts(at) and "50, 100" in texts(at)
     at.button(key="goto50").click().run()
-    assert "**Iteration 50**" in texts(at)
+    assert line_of(at)["it"] == 50
     assert at.checkbox(key="export_replace").value is False  # never overwrite unasked
 
 
@@ -391,12 +391,12 @@ def test_step_buttons_and_number_box_pick_one_snapshot(root):
     make_run(root, "done", n=60)
     at = app(run="done", iteration="100")
     at.button(key="step_next").click().run()
-    assert "**Iteration 105**" in texts(at)
+    assert line_of(at)["it"] == 105
     at.button(key="step_back").click().run()
     at.button(key="step_back").click().run()
-    assert "**Iteration 95**" in texts(at)
+    assert line_of(at)["it"] == 95
     at.number_input(key="goto").set_value(42).run()
-    assert "**Iteration 40**" in texts(at)
+    assert line_of(at)["it"] == 40
 
 
 def test_uneven_snapshots_fall_back_to_an_index_slider(root):
@@ -404,7 +404,7 @@ def test_uneven_snapshots_fall_back_to_an_index_slider(root):
     at = app(run="uneven", iteration="10")
     assert (at.slider[0].label, at.slider[0].value) == ("Snapshot", 2)
     at.slider[0].set_value(4).run()
-    assert "**Iteration 18**" in texts(at)
+    assert line_of(at)["it"] == 18
 
 
 def test_csv_downloads(root):
@@ -422,18 +422,18 @@ def test_a_followed_run_that_finishes_lands_on_its_last_snapshot(root, tmp_path)
                       pid_start=runs.process_start_time(os.getpid()), iteration=145,
                       total_iterations=195)
     at = app(run="live")
-    assert "**Iteration 145**" in texts(at) and at.toggle(key="follow").value is True
+    assert line_of(at)["it"] == 145 and at.toggle(key="follow").value is True
     longer = make_run(tmp_path / "elsewhere", "live", n=40)
     shutil.copyfile(longer.path, p.path)  # the same file (inode) grown by ten snapshots
     runs.write_status(p, state="finished", iteration=195, snapshots=40)
     at.run()
     assert not at.exception
-    assert "**Iteration 195**" in texts(at) and "snapshot 40 of 40" in texts(at)
+    assert line_of(at)["it"] == 195 and (line_of(at)["index"] + 1, line_of(at)["n"]) == (40, 40)
     assert at.button(key="step_next").disabled
     # a run opened after it finished, or a page that stopped following, is left alone
     at.button(key="step_back").click().run()
     at.run()
-    assert "**Iteration 190**" in texts(at)
+    assert line_of(at)["it"] == 190
 
 
 def test_the_header_names_model_and_dataset_from_the_first_second(root, monkeypatch):
@@ -549,6 +549,7 @@ def test_presentation_mode_from_the_url_says_what_is_happening(root):
     assert wstar["acc"][wstar["it"].index(150.0)] == acc[30]
     # the page writes the status line; the scrubber's own "Iteration 150 · epoch ..." is not there
     assert not [line for line in texts(at).splitlines() if "iteration 150" in line.lower()]
+    assert line_of(at) is None
     assert not at.get("button_group") and at.toggle(key="present").value
 
     assert not at.get("plotly_chart")  # both figures are drawn by the page's player
@@ -583,13 +584,14 @@ def test_presentation_toggle_and_a_bad_value(root):
     assert (it, selected) == (295, 62) and wstar["acc"]
     at.toggle(key="present").set_value(False).run()
     assert "present" not in at.query_params and at.get("button_group")
-    assert any(line.replace("**", "").startswith("Iteration 295 · epoch ")
-               for line in texts(at).splitlines())
+    assert line_of(at)["it"] == 295
 
 
 def _marks(at: AppTest) -> list:
-    return [json.loads(e.proto.json)["marks"] for e in at.get("bidi_component")
-            if e.proto.component_name == "pathviz_marker"]
+    """The iteration the Compare figure marks (the page draws it), per figure on the page."""
+    return [[{"key": d["key"], "x": d["mark"]}] for d in (
+        json.loads(e.proto.json) for e in at.get("bidi_component")
+        if e.proto.component_name == "pathviz_chart")]
 
 
 def test_compare_marks_the_iteration_selected_in_the_other_views(root):
@@ -626,9 +628,9 @@ def test_tickets_and_compare_render_on_a_vit_run(root):
     assert f"rewind (path ticket), retrained 1 epoch, support at {it} (1 seed)" in names
     assert any(n and n.startswith("magnitude") for n in names), names
     at = app(run="vit", view="compare", compare="vit,vit-copy")
-    traces = figure(at)["data"]
+    traces = chart(at, "compare_plot")["panels"][0]["series"]
     assert len(traces) == 2 and all(t["name"].startswith("vit") for t in traces)
-    n = decode(traces[0]["y"])
+    n = traces[0]["y"]
     assert n[0] == 0 < n[-1]  # support size grows from empty
 
 

@@ -237,3 +237,16 @@ def test_entry_bins_share_the_filters_out_evenly_in_order_of_entry():
     # filters entering together stay together; the masks split the entered filters
     tied = charts.entry_bins(np.array([5, 5, 5, 5, 9]))
     assert [b[1] for b in tied] == ["entered at 5 (4)", "entered at 9 (1)"]
+
+
+def test_compare_chart_distinct_styles_per_run_and_the_union_of_iterations():
+    series = {f"r{k}": (np.arange(3) * (k + 1), np.array([0, .5, 1])) for k in range(10)}
+    spec = charts.compare_chart(series)
+    lines = spec["panels"][0]["series"]
+    assert [s["name"] for s in lines] == [entry["name"] for entry in spec["legend"]] == list(series)
+    styles = {(s["color"], str(s["dash"])) for s in lines}
+    assert len(styles) == 10  # colours repeat after eight, with another dash
+    assert (spec["x"]["lo"], spec["x"]["hi"]) == (0.0, 20.0) and all(s["hover"] for s in lines)
+    log = charts.compare_chart(series, log_x=True)["x"]
+    assert log["log"] and log["lo"] == 1.0  # iteration 0 cannot be drawn on a log axis
+    json.dumps(prepare(spec, 480))  # what the page receives is JSON

@@ -51,14 +51,6 @@ def test_filters_image_frames_selected_filters():
         plots.filters_image(np.zeros((3, 4)), np.ones(3, bool), 0)
 
 
-def test_compare_plot_distinct_colours_per_run():
-    series = {f"r{k}": (np.arange(3), np.array([0, .5, 1])) for k in range(10)}
-    fig = plots.compare_plot(series)
-    assert [t.name for t in fig.data] == list(series)
-    styles = {(t.line.color, t.line.dash) for t in fig.data}
-    assert len(styles) == 10  # colours repeat after eight, with another dash
-
-
 def _size_points():
     from pathviz.tickets.points import PATH_SERIES, baseline_points, retrained_points
 

@@ -19,7 +19,7 @@ from pathviz import __version__ as pathviz_version
 from pathviz import jsonsafe, plots
 from pathviz.report.data import RunReport
 from pathviz.tickets.points import chart_points
-from pathviz.ui import jsbundle, player
+from pathviz.ui import jsbundle
 
 HERE = Path(__file__).parent
 # config keys that hold paths on the machine that trained the run: left out of the page
@@ -194,7 +194,7 @@ def tickets_section(run_dir: str | Path, r: RunReport) -> str:
 
 def render(r: RunReport, tickets: str = "") -> str:
     """The whole page as one string."""
-    css = (player.CSS.replace("<style>", "").replace("</style>", "") + jsbundle.uplot_css()
+    css = (jsbundle.style().replace("<style>", "").replace("</style>", "")
            + (HERE / "report.css").read_text())
     payload = {"player": r.player, "present": r.present, "layers": r.layers,
                "charts": r.charts, "start": r.index}

@@ -59,3 +59,20 @@ def chart_ui(key: str, data: dict[str, Any]) -> None:
                                                 isolate_styles=False)
     with st.container(key=key):
         _component(data={**data, "key": key}, key=f"{key}_component")
+
+
+_line_component = None
+
+
+def line_ui(iteration: int, epoch: float, index: int, n: int,
+            weight_iterations: np.ndarray) -> None:
+    """The line "Iteration N · epoch E · snapshot i of n · weights saved here (exportable)"
+    (or the nearest saved weights) under the server's picker: the page writes it with the
+    player's own ``lineText`` (pathviz/ui/js/position.js), so the rule lives in one place."""
+    global _line_component
+    if _line_component is None:
+        _line_component = st.components.v2.component("pathviz_line", js=jsbundle.script(),
+                                                     isolate_styles=False)
+    line = {"it": int(iteration), "epoch": float(epoch), "index": int(index), "n": int(n),
+            "weights": [int(w) for w in np.asarray(weight_iterations).tolist()]}
+    _line_component(data={"position": line}, key="pathviz_line")

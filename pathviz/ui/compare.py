@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pathviz import plots, runs
+from pathviz import charts, runs
 from pathviz.store import PathFileError, PathReader
-from pathviz.ui import url
-from pathviz.ui.marker import marker_ui
-from pathviz.ui.text import clean, inert, inert_plotly
+from pathviz.ui import jsbundle, url
+from pathviz.ui.chart import chart_ui, prepare
+from pathviz.ui.text import clean, inert
 from pathviz.ui.urlstate import COMPARE_MAX, parse_compare, quote
 
 PLOT_KEY = "compare_plot"
 
 
 def _legend_name(name: str, config: dict) -> str:
-    """The run and its ν, λ, κ: what tells two paths of one model apart (plotly text)."""
+    """The run and its ν, λ, κ: what tells two paths of one model apart (the page writes it as
+    text, never markup)."""
     parts = [f"{sym}={config[k]:g}" if isinstance(config.get(k), (int, float)) else f"{sym}=?"
              for sym, k in (("ν", "nu"), ("λ", "lam"), ("κ", "kappa"))]
-    return f"{inert_plotly(name)} ({', '.join(parts)})"
+    return f"{clean(name)} ({', '.join(parts)})"
 
 
 def compare_ui(current: str, root, selected: int | None = None) -> None:
@@ -50,11 +51,11 @@ def compare_ui(current: str, root, selected: int | None = None) -> None:
             st.warning(f"{quote(name)}: {inert(e)}")
     if series:
         log_x = st.toggle("Log iteration axis", key="compare_log_x")
-        st.plotly_chart(plots.compare_plot(series, log_x=log_x), width="stretch",
-                        key=PLOT_KEY)
+        st.html(jsbundle.style())  # no player on this view: the figure's look comes here
+        chart_ui(PLOT_KEY, {**prepare(charts.compare_chart(series, log_x=log_x), height=480),
+                            "mark": selected})
         if selected is not None:
             st.caption(inert(f"Dotted red line: iteration {selected:,}, the one selected for "
                              f"{current} in the other views."))
-            marker_ui([{"key": PLOT_KEY, "x": selected}])
     elif not chosen:
         st.info("Pick one or more runs to compare.")

@@ -7,6 +7,22 @@ State lives in ``st.session_state`` (``snap``: the snapshot index) and in the UR
 - An explicit ``?iteration=`` wins over Follow live until the user turns Follow live back on.
 - A bad ``?iteration=`` is clamped (or ignored) with a visible note.
 - Moving the slider, a step button or the number box stops Follow live.
+
+The session keys that hold the position on the server side (all of them; the browser player
+holds its own position and reports it):
+
+- ``snap``: the snapshot index, the one position; ``scrub_for``: the run (name, file) it is for;
+- the widgets' own keys: ``snap_it`` or ``snap_ix`` (the slider over iterations or over
+  indices), ``goto`` (the number box), ``follow`` (the toggle), and ``assigned`` (values the
+  server put in them, which a live page may send back);
+- ``playing`` (server-side play), ``play_started`` (Play pressed: at the end, start over) and
+  ``play_ended`` (the app redraws with its slower timer);
+- ``pending_iteration``: a Jump or a chart click, applied before drawing;
+- ``url_note``, ``play_note``: what was wrong with the link's ``iteration`` and ``play``;
+- the player's (:mod:`pathviz.ui.player`): ``pv_report`` (the page's last report), ``pv_ack``
+  (the last report applied), ``pv_at`` (the index the page was last told or told us),
+  ``pv_seq`` (counts server-side moves), ``pv_sent`` (what the page holds, per run file) and
+  ``pv_handover`` (a ``?play=1`` link handed from the server's timer to the page).
 """
 
 from __future__ import annotations
@@ -18,8 +34,8 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from pathviz.store import nearest
 from pathviz.ui import url
+from pathviz.ui.chart import line_ui
 from pathviz.ui.context import RunView
 from pathviz.ui.player import PlayerSpec, player_ui
 from pathviz.ui.urlstate import parse_flag, parse_iteration
@@ -86,12 +102,11 @@ def _apply_report(view: RunView, iters: np.ndarray) -> bool:
         have = max(rep["have"], 0)  # the page lacks rows it was sent: send them again
         sent[key]["n"] = have
         sent[key]["levels"] = min(sent[key]["levels"], have)
-    if rep.get("alive"):
-        ss.pv_alive = True
-        if ss.get("playing"):  # a ?play=1 link: the page plays from now on, not the server
-            ss.playing = False
-            ss.pv_autoplay = True
-            ss.pv_restart = True
+    if rep.get("alive") and ss.get("playing"):
+        # a ?play=1 link: the page plays from now on, not the server: the page is redrawn
+        # without the server's play timer ("restart"), then the page plays ("autoplay")
+        ss.playing = False
+        ss.pv_handover = "restart"
     it = rep.get("iteration")
     if isinstance(it, (int, float)) and "index" in rep:
         ss.snap = _index_at(iters, int(it))
@@ -171,14 +186,15 @@ def scrub_ui(view: RunView, at_iteration: Callable[[int, int], None] | None = No
         if note:
             st.warning(note, icon=":material/link:")
     if player is not None:
-        if ss.pop("pv_restart", False):
+        if ss.get("pv_handover") == "restart":
+            ss.pv_handover = "autoplay"
             st.rerun(scope="app")  # drop the server's play timer: the page plays now
         moved_by_server = ss.get("pv_at") != idx
         if moved_by_server:  # a link, Jump, a click, the number box or following the newest
             ss.pv_seq = int(ss.get("pv_seq", 0)) + 1
             ss.pv_at = idx
         player_ui(view, player, idx, follow=view.live and bool(ss.get("follow")),
-                  autoplay=bool(ss.pop("pv_autoplay", False)),
+                  autoplay=ss.pop("pv_handover", None) == "autoplay",
                   refine=from_player or moved_by_server)
     with st.container(key="pv_fallback") if player is not None else nullcontext():
         _picker_widgets(view, iters, uniform, key, step, idx, moved, changed, to_index,
@@ -248,22 +264,8 @@ def _picker_widgets(view: RunView, iters: np.ndarray, uniform: bool, key: str, s
     if live_toggle:
         c[4].toggle("Follow live", key="follow",
                     help="Keep showing the newest snapshot as the run trains.")
-    it = int(iters[idx])
-    if show_line:
-        st.markdown(position_line(it, float(epochs[idx]), idx, n,
-                                  view.data["weight_iterations"]))
-
-
-def position_line(iteration: int, epoch: float, index: int, n: int,
-                  weight_iterations: np.ndarray) -> str:
-    """"**Iteration N** · epoch E · snapshot i of n · weights saved here (exportable)" (or the
-    nearest saved weights); the browser player writes the same line (``lineText``)."""
-    has_w = iteration in set(np.asarray(weight_iterations).tolist())
-    near = nearest(weight_iterations, iteration)
-    return (f"**Iteration {iteration:,}** · epoch {epoch:.2f} · snapshot {index + 1} of {n}"
-            + (" · weights saved here (exportable)" if has_w else
-               " · no weights here" + (f" (nearest: {', '.join(f'{x:,}' for x in near)})"
-                                       if near else "")))
+    if show_line:  # written by the page (the player's lineText): one rule for the line
+        line_ui(int(iters[idx]), float(epochs[idx]), idx, n, view.data["weight_iterations"])
 
 
 def _sync_url(iteration: int, following: bool, playing: bool) -> None:

@@ -2,7 +2,7 @@
 
 Light views (Overview, Layer, Metrics, Filters) put the picker and everything that changes with
 the iteration in one fragment, so a scrub step reruns and resends only that; their heavy figures
-are drawn outside it once and a marker moves over them (:mod:`pathviz.ui.marker`).
+are drawn outside it once and the page moves a marker over them (:mod:`pathviz.ui.chart`).
 """
 
 from __future__ import annotations

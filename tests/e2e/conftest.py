@@ -156,19 +156,16 @@ def idle(page, timeout: float = 30_000) -> None:
 
 
 SHOWN = """(it) => {
-  // the browser player's line where the view has the player, else the server's bold line
-  const line = document.querySelector('.pv-player .pv-line');
-  if (line && line.offsetParent !== null) {
-    return line.textContent.replace(/,/g, '').startsWith('Iteration ' + it + ' ');
-  }
-  return Array.from(document.querySelectorAll('[data-testid=stMarkdownContainer] strong'))
-    .some((e) => e.textContent.replace(/,/g, '') === 'Iteration ' + it);
+  // the line the page shows: the browser player's where the view has the player, else the
+  // one the page writes for the server's picker (Export, Tickets); hidden ones do not count
+  return Array.from(document.querySelectorAll('.pv-line')).some((e) => e.offsetParent !== null
+    && e.textContent.replace(/,/g, '').startsWith('Iteration ' + it + ' '));
 }"""
 
 
 def shown_iteration(page, iteration: int, timeout: float = 30_000) -> None:
-    """Wait until the page says it shows ``iteration`` (the player's line, or the server's
-    bold "Iteration N" line on views without the player)."""
+    """Wait until the page says it shows ``iteration`` (the player's line, or the line the page
+    writes for the server's picker on views without the player)."""
     page.wait_for_function(SHOWN, arg=iteration, timeout=timeout)
 
 

@@ -43,14 +43,14 @@ def _check_view(page, view: str, iteration: int, layer: str = "conv2") -> None:
     elif view == "filters":
         page.locator(".st-key-filters .js-plotly-plot").wait_for()
     elif view == "compare":
-        page.locator(".st-key-compare_plot .js-plotly-plot").wait_for()
-        names = page.evaluate("document.querySelector('.st-key-compare_plot .js-plotly-plot')"
-                              ".data.map(t => t.name)")
-        assert [n.split(" ")[0] for n in names] == ["e2e", "e2e-b"]
+        page.locator(".st-key-compare_plot .pv-chart[data-pv-chart]").wait_for()
+        names = page.locator(".st-key-compare_plot .pv-legend > span").all_text_contents()
+        assert [n.split(" ")[0] for n in names[1:]] == ["e2e", "e2e-b"]
         # the iteration selected for the run is marked (Compare has no picker of its own)
         page.wait_for_function(
-            "(it) => { const g = document.querySelector('.st-key-compare_plot .js-plotly-plot');"
-            " return g && g.dataset.pvMark === String(it) && g.querySelector('.pv-marker'); }",
+            "(it) => { const g = document.querySelector('.st-key-compare_plot .pv-chart');"
+            " return g && g.dataset.pvMark === String(it)"
+            " && g.querySelector('.pv-marker').style.display === 'block'; }",
             arg=iteration, timeout=30_000)
     elif view == "about":
         page.get_by_text("How SLBI grows a sparse network").wait_for()
@@ -132,14 +132,14 @@ def test_compare_runs_have_distinct_colours_and_hyperparameters(app_url, browser
     page = browser.new_page()
     page.goto(f"{app_url}/?run=e2e&view=compare&compare=e2e,e2e-b")
     idle(page)
-    page.locator(".st-key-compare_plot .js-plotly-plot").wait_for()
-    traces = page.evaluate("document.querySelector('.st-key-compare_plot .js-plotly-plot').data"
-                           ".map(t => [t.name, t.line.color])")
-    names = [t[0] for t in traces]
+    page.locator(".st-key-compare_plot .pv-chart[data-pv-chart]").wait_for()
+    legend = page.locator(".st-key-compare_plot .pv-legend > span").all_text_contents()
+    names = legend[1:]  # after the legend's title
+    assert legend[0] == "run (ν, λ, κ):"
     assert names == ["e2e (ν=50, λ=0.45, κ=1)", "e2e-b (ν=100, λ=0.45, κ=1)"]
-    assert traces[0][1] != traces[1][1]
-    legend = page.locator(".st-key-compare_plot .legendtext").all_text_contents()
-    assert legend == names
+    colours = page.evaluate("Array.from(document.querySelectorAll('.st-key-compare_plot"
+                            " .pv-legend i')).map((i) => i.style.borderTopColor)")
+    assert len(colours) == 2 and colours[0] != colours[1]
     page.close()
 
 

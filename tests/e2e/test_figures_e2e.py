@@ -116,7 +116,7 @@ def test_no_title_or_equation_is_cut_or_covered(app_url, browser, view, size):
         page.locator(".katex-display").first.wait_for()
     elif view == "overview":  # drawn by the player on a canvas, no plotly
         page.locator(".st-key-overview .pv-heatfig canvas.pv-heat").wait_for()
-    elif view in ("layer", "metrics"):  # the same, from pathviz.charts specs
+    elif view in ("layer", "metrics", "compare"):  # the same, from pathviz.charts specs
         page.locator(".pv-chart[data-pv-chart]").first.wait_for()
     else:
         page.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first.wait_for()
@@ -126,7 +126,7 @@ def test_no_title_or_equation_is_cut_or_covered(app_url, browser, view, size):
         chart.hover()
         chart.locator(".modebar").first.wait_for(state="attached")
         problems += page.evaluate(_CLIPPED)
-    if view in ("about", "overview", "layer", "metrics"):
+    if view in ("about", "overview", "layer", "metrics", "compare"):
         problems += page.evaluate(_CLIPPED)
     assert sorted(set(problems)) == [], f"{view} at {size}: {sorted(set(problems))}"
     if view == "filters":  # the title names the layer it shows, not "first-layer"

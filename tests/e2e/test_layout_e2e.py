@@ -24,7 +24,7 @@ MAIN = {
     "metrics": ".st-key-metrics_plot",
     "filters": ".st-key-filters .js-plotly-plot",
     "export": ".st-key-do_export",
-    "compare": ".st-key-compare_plot .js-plotly-plot",
+    "compare": ".st-key-compare_plot .pv-chart",
     "tickets": "[data-testid=stMain] [data-testid=stMultiSelect]",
     "about": "[data-testid=stMain] .katex-display",
 }

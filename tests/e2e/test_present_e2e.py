@@ -50,10 +50,9 @@ _LAYOUT = """() => {
           path: box('.st-key-present_path .pv-pathfig'),
           mark: (document.querySelector('.st-key-present_path .pv-pathfig') || {dataset: {}})
                 .dataset.pvMark,
-          // the scrubber's bold "Iteration N" line: the status line names the iteration
-          scrubLines: Array.from(document.querySelectorAll('[data-testid=stMarkdownContainer] '
-                                                           + 'strong'))
-            .filter((e) => e.textContent.startsWith('Iteration ')).length,
+          // a shown "Iteration N · epoch ..." line: the status line names the iteration
+          scrubLines: Array.from(document.querySelectorAll('.pv-line'))
+            .filter((e) => e.offsetParent !== null).length,
           plotly: document.querySelectorAll('.js-plotly-plot').length,
           cut, checked, scrollWidth: document.documentElement.scrollWidth,
           scrollHeight: document.documentElement.scrollHeight,

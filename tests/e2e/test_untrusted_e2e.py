@@ -114,6 +114,8 @@ def test_untrusted_text_is_inert(hostile_url, browser, query, sentence, literal,
         title = page.locator(".st-key-layer_fig .pv-hf-title").inner_text()
         if query.get("run") == RUN:  # the hostile file's layer name, shown as written
             assert title == f"{LAYERS[1]}: filters by entry time", title
+    elif chart == "compare_plot":  # the player's chart module writes its legend as text
+        page.locator(".st-key-compare_plot .pv-chart[data-pv-chart]").wait_for()
     elif chart:  # plotly draws its text (ticks, titles, legends) after the script has finished
         page.locator(f".st-key-{chart} .js-plotly-plot .main-svg").first.wait_for()
         page.wait_for_function(

@@ -73,11 +73,12 @@ test('W* nearest: nearest evaluation with its split, ties to the earlier, null w
 });
 
 test('the line under the player', () => {
-  const c = run([0, 500, 1000, 1500], { weightIts: Float64Array.from([0, 1500]) });
-  eq(lineText(c, 0), 'Iteration 0 · epoch 0.00 · snapshot 1 of 4 · weights saved here (exportable)');
-  eq(lineText(c, 2), 'Iteration 1,000 · epoch 10.00 · snapshot 3 of 4 · no weights here'
+  const w = Float64Array.from([0, 1500]);
+  eq(lineText(0, 0, 0, 4, w), 'Iteration 0 · epoch 0.00 · snapshot 1 of 4 · weights saved here (exportable)');
+  eq(lineText(1000, 10, 2, 4, w), 'Iteration 1,000 · epoch 10.00 · snapshot 3 of 4 · no weights here'
     + ' (nearest: 0, 1,500)');
-  eq(lineText(run([0, 5]), 1), 'Iteration 5 · epoch 0.05 · snapshot 2 of 2 · no weights here');
+  eq(lineText(5, 0.05, 1, 2, new Float64Array(0)), 'Iteration 5 · epoch 0.05 · snapshot 2 of 2 · no weights here');
+  eq(lineText(1500, 15.004, 3, 4, [0, 1500]), 'Iteration 1,500 · epoch 15.00 · snapshot 4 of 4 · weights saved here (exportable)');
 });
 
 test('the presentation status line', () => {

@@ -1,19 +1,19 @@
 // The bridge to Streamlit: the component's entry point. The player component
 // (pathviz.ui.player) brings a run's data and the server's position; the chart component
-// (pathviz.ui.chart) brings one figure's spec.
+// (pathviz.ui.chart) brings one figure's spec, the line component the server's position.
 
 import { P } from './state.js';
 import { merge } from './codec.js';
 import { mountChart } from './chartview.js';
-import { draw, stale } from './view.js';
+import { draw, mountLine, stale } from './view.js';
 import { build, onKey, play, send, stop } from './controls.js';
 
 export default function (component) {
   const { data, parentElement, setTriggerValue } = component;
   if (data && data.chart) { mountChart(component); return; }  // a figure, not the player
+  if (data && data.position) { mountLine(component); return; }  // the server's position line
   if (!data || !data.key) return;
   P.set = setTriggerValue;
-  P.override = draw;
   document.body.classList.add('pv-on');  // hides the server-side picker (the fallback)
   if (!P.keyHooked) {
     P.keyHooked = true;

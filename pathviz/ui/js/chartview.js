@@ -245,6 +245,7 @@ function hoverAt(ch, k, u) {
     }
   }
   if (!lines.length) { tip.style.display = 'none'; return; }
+  if (ch.mark != null) lines[0] = lines[0].replace(' (click: go there)', '');  // no player
   tip.textContent = '';
   lines.forEach((l, j) => { if (j) tip.append(document.createElement('br')); tip.append(l); });
   tip.style.display = 'block';
@@ -332,9 +333,10 @@ function drawChart(ch) {
 
 function markChart(ch, c, i) {
   // the position: a dotted red line across the panels, or a ring on the point
-  const box = ch.box;
-  if (!ch.plots || !c || !c.iterations.length) return;
-  const it = c.iterations[Math.min(i, c.iterations.length - 1)];
+  // (a view without the player, Compare, has the server's iteration: ``mark``)
+  const box = ch.box, n = c ? c.iterations.length : 0;
+  const it = ch.mark ?? (n ? c.iterations[Math.min(i, n - 1)] : null);
+  if (!ch.plots || it === null) return;
   if (ch.spec.mode === 'points') {
     const pts = ch.spec.points, u = ch.plots[0], ring = u.over.querySelector('.pv-ring');
     let j = -1;
@@ -387,6 +389,7 @@ export function mountChart(component) {
     box.__pvDrawn = null;
   }
   box.__pvChart = ch;
+  ch.mark = data.mark;
   if (box.__pvDrawn !== box.clientWidth + 'x' + box.clientHeight || box.dataset.pvChart !== ch.id) drawChart(ch);
   markCharts();
 }

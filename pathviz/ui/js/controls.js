@@ -8,8 +8,6 @@ import { draw } from './view.js';
 export function frame() {  // a step or play frame: drawn, and counted (the browser bench reads P.frames)
   draw();
   P.frames++;
-  P.stamps.push(performance.now());
-  if (P.stamps.length > 2000) P.stamps.splice(0, 1000);
 }
 
 export function send(payload) {

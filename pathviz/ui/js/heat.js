@@ -3,8 +3,7 @@
 
 import { b64 } from './codec.js';
 import { fmt, nearestRow } from './position.js';
-import { P } from './state.js';
-import { figParts, surface } from './figure.js';
+import { P, current } from './state.js';
 
 function rgb(c) {
   if (c[0] === '#') return [1, 3, 5].map((k) => parseInt(c.slice(k, k + 2), 16));
@@ -72,15 +71,55 @@ function heatBox(key) {
 }
 
 function heatParts(box) {
-  // title, subtitle, one canvas (labels, cells, axes, colour bar), the hover label, and an
-  // offscreen canvas of one pixel a cell
-  const parts = figParts(box, '', 'pv-heat', hover, (c) => {
-    if (box.__pvSize !== box.clientWidth + 'x' + box.clientHeight && P.data.heat) {
+  // built once per box: title, subtitle, one canvas (labels, cells, axes, colour bar), the
+  // hover label, and an offscreen canvas of one pixel a cell; redrawn when the box resizes
+  let parts = box.__pv;
+  if (parts && parts.cv.isConnected) return parts;
+  box.innerHTML = '<div class="pv-hf-title"></div><div class="pv-hf-sub"></div>'
+    + '<canvas class="pv-heat"></canvas><div class="pv-hf-tip"></div>';
+  const q = (sel) => box.querySelector(sel);
+  parts = box.__pv = { title: q('.pv-hf-title'), sub: q('.pv-hf-sub'), cv: q('canvas'),
+    tip: q('.pv-hf-tip'), cells: document.createElement('canvas') };
+  parts.cv.addEventListener('mousemove', (e) => hover(box, e));
+  parts.cv.addEventListener('mouseleave', () => { parts.tip.style.display = 'none'; });
+  new ResizeObserver(() => {  // a wider page or a new viewport: the same snapshot, redrawn
+    const c = current();
+    if (c && P.drawn && P.data.heat && box.__pvSize !== box.clientWidth + 'x' + box.clientHeight) {
       drawHeat(c, P.data.heat, P.drawn.i);
     }
-  });
-  parts.cells = parts.cells || document.createElement('canvas');
+  }).observe(box);
   return parts;
+}
+
+function surface(box, cv, top, font) {
+  // the canvas below the title lines, sized to the box in device pixels, and a text writer
+  // that records each text's box (tests check that none leaves the canvas)
+  const W = box.clientWidth, H = Math.max(box.clientHeight - top, 80);
+  const dpr = window.devicePixelRatio || 1;
+  Object.assign(cv.style, { top: top + 'px', width: W + 'px', height: H + 'px' });
+  cv.width = Math.round(W * dpr);
+  cv.height = Math.round(H * dpr);
+  const ctx = cv.getContext('2d');
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  const family = getComputedStyle(box).fontFamily || 'sans-serif';
+  ctx.font = `${font}px ${family}`;
+  const texts = (box.__pvTexts = []);
+  const put = (text, x, y, align, base, turn) => {
+    ctx.fillStyle = '#444';
+    ctx.textAlign = align;
+    ctx.textBaseline = base;
+    const w = ctx.measureText(text).width, h = parseFloat(ctx.font);
+    const a = align === 'left' ? 0 : align === 'right' ? -w : -w / 2;
+    const b = base === 'top' ? 0 : base === 'bottom' ? -h : -h / 2;
+    if (turn) {  // a quarter turn about (x, y): the box is h wide and w high
+      ctx.save(); ctx.translate(x, y); ctx.rotate(turn); ctx.fillText(text, 0, 0); ctx.restore();
+      texts.push({ text, left: x - h / 2, right: x + h / 2, top: y - w / 2, bottom: y + w / 2 });
+    } else {
+      ctx.fillText(text, x, y);
+      texts.push({ text, left: x + a, right: x + a + w, top: y + b, bottom: y + b + h });
+    }
+  };
+  return { ctx, W, H, put, family };
 }
 
 export function drawHeat(c, heat, i) {

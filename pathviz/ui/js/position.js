@@ -1,5 +1,5 @@
 // What the page says about a position, computed here only (the server writes none of it):
-// the line under the player, the presentation status line, the Layer caption, the nearest
+// the line under the player and the server's picker, the presentation status line, the Layer caption, the nearest
 // saved weights, the nearest W* evaluation, and which shipped snapshot stands in for one
 // that was not sent. Pure functions of the page's copy ``c`` of a run (see codec.merge).
 
@@ -57,11 +57,11 @@ export function wStarNear(ws, it) {
   return [ws.acc[best], ws.it[best], ws.split || 'validation'];
 }
 
-export function lineText(c, i) {
-  const it = c.iterations[i], n = c.iterations.length;
-  let s = `Iteration ${fmt(it)} · epoch ${c.epochs[i].toFixed(2)} · snapshot ${i + 1} of ${n}`;
-  if (c.weightIts.includes(it)) return s + ' · weights saved here (exportable)';
-  const near = nearestWeights(c.weightIts, it);
+export function lineText(it, epoch, i, n, weightIts) {
+  // the line under the player and under the server's picker (Export, Tickets): the only copy
+  const s = `Iteration ${fmt(it)} · epoch ${epoch.toFixed(2)} · snapshot ${i + 1} of ${n}`;
+  if (Array.from(weightIts).includes(it)) return s + ' · weights saved here (exportable)';
+  const near = nearestWeights(weightIts, it);
   return s + ' · no weights here' + (near.length ? ` (nearest: ${near.map(fmt).join(', ')})` : '');
 }
 

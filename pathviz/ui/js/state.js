@@ -7,7 +7,7 @@
 
 export const P = (window.__pathvizPlayer = window.__pathvizPlayer || {
   cache: {}, pos: 0, playing: false, speed: 24, loop: false, seq: null, key: null,
-  frames: 0, stamps: [], t: 0, timer: null, raf: null, follow: false, loads: {}, act: {},
+  frames: 0, t: 0, timer: null, raf: null, follow: false, loads: {}, act: {},
 });
 
 export function current() {  // the page's copy of the shown run, or undefined

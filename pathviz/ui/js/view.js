@@ -31,7 +31,7 @@ export function draw() {
   if (ui && ui.root.isConnected) {
     ui.range.max = String(n - 1);
     ui.range.value = String(i);
-    ui.line.textContent = lineText(c, i);
+    ui.line.textContent = lineText(it, c.epochs[i], i, n, c.weightIts);
     ui.line.style.display = d.line === false ? 'none' : '';
     ui.back.disabled = i <= 0;
     ui.next.disabled = i >= n - 1;
@@ -50,6 +50,17 @@ export function draw() {
   }
   P.drawn = { key: d.key, i, heat: d.heat ? d.heat.key : null };
   markCharts();  // the Layer and Metrics figures: the position's marker
+}
+
+export function mountLine({ data, parentElement }) {
+  // the line component (pathviz.ui.chart.line_ui): the server's position, where no player runs
+  let el = parentElement.querySelector(':scope > p.pv-line');
+  if (!el) {  // styled here: a view without the player has not got its stylesheet
+    el = parentElement.appendChild(Object.assign(document.createElement('p'), { className: 'pv-line' }));
+    el.style.cssText = 'font-weight: 600; margin: 0';
+  }
+  const l = data.position;
+  el.textContent = lineText(l.it, l.epoch, l.index, l.n, l.weights);
 }
 
 export function stale() {
