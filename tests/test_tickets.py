@@ -183,11 +183,10 @@ def _view(run_dir: Path, iteration: int | None):
     from streamlit.testing.v1 import AppTest
 
     def app(run_dir: str, iteration: int | None) -> None:
-        import pathlib
-
+        from pathviz import runs
         from pathviz.ui.tickets import tickets_ui
 
-        tickets_ui(pathlib.Path(run_dir), "demo", iteration)
+        tickets_ui(runs.paths_for_dir(run_dir), "demo", iteration)
 
     return AppTest.from_function(app, args=(str(run_dir), iteration), default_timeout=60)
 
@@ -304,8 +303,8 @@ def test_slimming_is_offered_for_batchnorm_runs_only(run_dir, tmp_path) -> None:
     from pathviz.ui.tickets import _has_batchnorm
     from tests.test_baselines import _resnet_run
 
-    assert not _has_batchnorm(run_dir)
-    assert _has_batchnorm(_resnet_run(tmp_path / "rn"))
+    assert not _has_batchnorm(runs.paths_for_dir(run_dir))
+    assert _has_batchnorm(runs.paths_for_dir(_resnet_run(tmp_path / "rn")))
 
 
 def test_a_baseline_retrain_without_an_sgd_sibling_is_refused_before_it_starts(run_dir) -> None:

@@ -69,11 +69,11 @@ def curves_figure(curves: list[dict[str, Any]]) -> go.Figure:
     return fig
 
 
-def _run_info(run_dir: pathlib.Path) -> tuple[dict[str, Any], list[int], bool]:
+def _run_info(paths: runs.RunPaths) -> tuple[dict[str, Any], list[int], bool]:
     """(config, saved weight iterations, has Gamma layers) of the run; ({}, [], False) if the
     path file cannot be read."""
     try:
-        with PathReader(run_dir / "path.h5") as r:
+        with PathReader(paths.path) as r:
             return r.config, [int(i) for i in r.weight_iterations], bool(r.layers)
     except (PathFileError, OSError):
         return {}, [], False
@@ -91,10 +91,10 @@ DEFAULT_MODES = ("rewind", "reinit")  # the ticket and its plainest control
 DEFAULT_EPOCHS = 10  # a first retrain takes minutes, not the run's own length
 
 
-def seconds_per_epoch(run_dir: pathlib.Path, cfg: dict[str, Any]) -> float | None:
+def seconds_per_epoch(paths: runs.RunPaths, cfg: dict[str, Any]) -> float | None:
     """Wall seconds per training epoch of the run itself (its status: elapsed / epoch), the
     yardstick for a retrain's time; None when the run does not say."""
-    status = runs.read_status(runs.paths_for_dir(run_dir))
+    status = runs.read_status(paths)
     try:
         elapsed, epoch = float(status.get("elapsed") or 0), float(status.get("epoch") or 0)
     except (TypeError, ValueError):
@@ -116,24 +116,24 @@ def job_summary(variants: int, seeds: int, epochs: int, per_epoch: float | None)
             f"the full network; a smaller subnetwork trains faster).")
 
 
-def _has_batchnorm(run_dir: pathlib.Path) -> bool:
+def _has_batchnorm(paths: runs.RunPaths) -> bool:
     """True when the run's saved tensors include BatchNorm statistics (``slimming`` needs them);
     read from the path file's weight list, so no torch."""
     try:
-        with PathReader(run_dir / "path.h5") as r:
+        with PathReader(paths.path) as r:
             return any(w["name"].endswith("running_var") for w in r.weight_specs)
     except (PathFileError, OSError):
         return False
 
 
-def _launch_ui(run_dir: pathlib.Path, run_name: str, iteration: int, cfg: dict[str, Any],
+def _launch_ui(paths: runs.RunPaths, run_name: str, iteration: int, cfg: dict[str, Any],
                saved: list[int]) -> None:
     """The "retrain this ticket" panel: plain widgets and one button, so no key press starts a
     job (Enter in a form would submit it) and the size shown is the size of the values typed."""
     key = f"tickets_{run_name}_"
     st.markdown(f"**Retrain the support at iteration {iteration:,}** (in the background)")
     c1, c2 = st.columns(2)
-    options = [m for m in tickets.MODES if m != "slimming" or _has_batchnorm(run_dir)]
+    options = [m for m in tickets.MODES if m != "slimming" or _has_batchnorm(paths)]
     modes = c1.multiselect("Variants", options, default=list(DEFAULT_MODES),
                            key=key + "modes",
                            help="rewind: iteration-0 weights on the support; rewind:K: the "
@@ -162,7 +162,7 @@ def _launch_ui(run_dir: pathlib.Path, run_name: str, iteration: int, cfg: dict[s
                                              f"files on this machine"))
     reference = "sgd"
     if any(tickets.parse_mode(m)[0] in tickets.BASELINE_MODES for m in modes if m != "rewind:K"):
-        has_sgd = bool(tickets.sgd_baselines(run_dir))
+        has_sgd = bool(tickets.sgd_baselines(paths))
         choice = st.radio(
             "Pruning baselines are cut from", ["the SGD sibling run", "this run's W at N"],
             index=0 if has_sgd else 1, horizontal=True, key=key + "reference",
@@ -180,14 +180,14 @@ def _launch_ui(run_dir: pathlib.Path, run_name: str, iteration: int, cfg: dict[s
         st.error("Choose at least one variant.")
     else:
         st.caption("This job: " + job_summary(len(modes), len(seeds), int(epochs),
-                                              seconds_per_epoch(run_dir, cfg)))
+                                              seconds_per_epoch(paths, cfg)))
     go_ = st.button("Retrain in background", type="primary", key=key + "go",
                     disabled=seeds is None or not modes)
     if not go_ or seeds is None or not modes:
         return
     chosen = [f"rewind:{k}" if m == "rewind:K" else m for m in modes]
     try:
-        pid = tickets.start_retrain(run_dir, iteration, chosen, epochs=int(epochs), seeds=seeds,
+        pid = tickets.start_retrain(paths, iteration, chosen, epochs=int(epochs), seeds=seeds,
                                     budget=budget, lr=float(lr), data_root=data_root or None,
                                     reference=reference)
     except (tickets.TicketError, OSError) as e:
@@ -197,18 +197,18 @@ def _launch_ui(run_dir: pathlib.Path, run_name: str, iteration: int, cfg: dict[s
                f"epoch(s) in process {pid}.")
 
 
-def _progress_ui(run_dir: pathlib.Path, run_name: str) -> bool:
+def _progress_ui(paths: runs.RunPaths, run_name: str) -> bool:
     """Progress of the background retrain and of every unfinished ticket; True if one runs."""
-    launch = tickets.launch_state(run_dir)
+    launch = tickets.launch_state(paths)
     running = bool(launch.get("alive"))
-    states = [(t, tickets.ticket_state(t)) for t in tickets.list_tickets(run_dir)]
+    states = [(t, tickets.ticket_state(t)) for t in tickets.list_tickets(paths)]
     active = [(t, s) for t, s in states if s["state"] in ("running", "starting")]
     if running:
         c1, c2 = st.columns([5, 1])
         c1.info(inert(f"Retraining in the background (process {launch['pid']})."))
         if not readonly.active() and c2.button("Stop", key=f"tickets_stop_{run_name}"):
             try:
-                tickets.stop_retrain(run_dir)
+                tickets.stop_retrain(paths)
             except tickets.TicketError as e:
                 st.error(inert(e))
                 return running
@@ -262,10 +262,9 @@ def _ref_rows(refs: list[dict[str, Any]]) -> list[dict[str, Any]]:
              "± SE": _pc(ref["test_acc"]["se"])} for ref in refs]
 
 
-def tickets_ui(run_dir: pathlib.Path, run_name: str, iteration: int | None) -> None:
-    """Draw the Tickets view of run ``run_name`` (folder ``run_dir``) at ``iteration``."""
-    run_dir = pathlib.Path(run_dir)
-    cfg, saved, has_gamma = _run_info(run_dir)
+def tickets_ui(paths: runs.RunPaths, run_name: str, iteration: int | None) -> None:
+    """Draw the Tickets view of run ``run_name`` (its folder's ``paths``) at ``iteration``."""
+    cfg, saved, has_gamma = _run_info(paths)
     if not cfg:
         st.info("This run has no readable path file yet.")
         return
@@ -287,43 +286,43 @@ def tickets_ui(run_dir: pathlib.Path, run_name: str, iteration: int | None) -> N
         st.caption("This page is read-only, so it cannot retrain; the results below are what "
                    "has been retrained on the server.")
     else:
-        _launch_ui(run_dir, run_name, iteration, cfg, saved)
+        _launch_ui(paths, run_name, iteration, cfg, saved)
 
-    running = tickets.launch_state(run_dir).get("alive", False) or any(
+    running = tickets.launch_state(paths).get("alive", False) or any(
         tickets.ticket_state(t)["state"] in ("running", "starting")
-        for t in tickets.list_tickets(run_dir))
+        for t in tickets.list_tickets(paths))
 
     @st.fragment(run_every=REFRESH_SECONDS if running else None)
     def live() -> None:
-        still = _progress_ui(run_dir, run_name)
+        still = _progress_ui(paths, run_name)
         if running and not still:
             st.rerun(scope="app")  # finished: redraw the results below
 
     live()
-    rows = tickets.summary(run_dir)
-    has_baselines = runs.paths_for_dir(run_dir).baselines.exists()
+    rows = tickets.summary(paths)
+    has_baselines = paths.baselines.exists()
     if not rows and not has_baselines:
         st.info("No retrained tickets or pruning baselines yet. Retrain above, or run "
                 "python -m pathviz.baselines on this run for the baselines along the path.")
         return
-    _results_ui(run_dir, run_name, rows, iteration)
+    _results_ui(paths, run_name, rows, iteration)
 
 
-def _stop_iteration(run_dir: pathlib.Path) -> int | None:
+def _stop_iteration(paths: runs.RunPaths) -> int | None:
     """The run's suggested stop (as inspect and the other views show it), or None."""
     try:
-        with PathReader(run_dir / "path.h5") as r:
+        with PathReader(paths.path) as r:
             stop = stop_of(r).stop
     except (PathFileError, OSError):
         return None
     return None if stop is None else int(stop.iteration)
 
 
-def _size_chart_ui(run_dir: pathlib.Path, run_name: str, baselines: list[pathlib.Path],
+def _size_chart_ui(paths: runs.RunPaths, run_name: str, baselines: list[pathlib.Path],
                    iteration: int | None) -> None:
     """The accuracy-against-size chart: the path, the pruning baselines, the retrained
     networks and the full ones, against parameters or FLOPs; its points as CSV."""
-    points, problem = chart_points(run_dir, baselines=baselines)
+    points, problem = chart_points(paths, baselines=baselines)
     if problem:
         st.warning(inert(problem))
     st.markdown("**Accuracy against size**: does the path find better structure than "
@@ -335,7 +334,7 @@ def _size_chart_ui(run_dir: pathlib.Path, run_name: str, baselines: list[pathlib
     zoom = st.checkbox("Zoom on the top (accuracy axis from 90%)", key=f"tickets_zoom_{run_name}",
                        help="the retrained networks usually sit within a few points of each "
                             "other; the whole path spans chance to the best")
-    fig = plots.size_accuracy(points, x=x, selected=iteration, stop=_stop_iteration(run_dir),
+    fig = plots.size_accuracy(points, x=x, selected=iteration, stop=_stop_iteration(paths),
                               y_floor=90.0 if zoom else None)
     st.plotly_chart(fig, key=f"tickets_acc_{run_name}")
     if not any(p["kind"] in ("oneshot", "finetuned") for p in points):
@@ -347,19 +346,19 @@ def _size_chart_ui(run_dir: pathlib.Path, run_name: str, baselines: list[pathlib
                        key=f"tickets_points_csv_{run_name}")
 
 
-def _results_ui(run_dir: pathlib.Path, run_name: str, rows: list[dict[str, Any]],
+def _results_ui(paths: runs.RunPaths, run_name: str, rows: list[dict[str, Any]],
                 iteration: int | None) -> None:
-    candidates = tickets.sgd_baselines(run_dir)
+    candidates = tickets.sgd_baselines(paths)
     chosen = st.multiselect("SGD baseline runs", [c.name for c in candidates],
                             default=[c.name for c in candidates], format_func=clean,
                             key=f"tickets_baseline_{run_name}",
                             help="sibling runs trained with --optimizer sgd on the same dataset "
                                  "and model; their final test accuracies are averaged")
-    base_dirs = [run_dir.parent / c for c in chosen]
-    _size_chart_ui(run_dir, run_name, base_dirs, iteration)
+    base_dirs = [paths.dir.parent / c for c in chosen]
+    _size_chart_ui(paths, run_name, base_dirs, iteration)
     if not rows:
         return
-    refs = tickets.references(run_dir, sorted({r["iteration"] for r in rows}),
+    refs = tickets.references(paths, sorted({r["iteration"] for r in rows}),
                               baselines=base_dirs)
     supports = sorted({r["iteration"] for r in rows})
     at = st.selectbox("Support", supports,
@@ -375,7 +374,7 @@ def _results_ui(run_dir: pathlib.Path, run_name: str, rows: list[dict[str, Any]]
                 f"({n} seed{'s' * (n != 1)}, {ep} epoch{'s' * (ep != 1)}{budget}) "
                 f"{r['verdict']}."))
     names = {r["name"] for r in rows if r["iteration"] == at}
-    st.plotly_chart(curves_figure([c for c in tickets.curves(run_dir) if c["name"] in names]),
+    st.plotly_chart(curves_figure([c for c in tickets.curves(paths) if c["name"] in names]),
                     key=f"tickets_curves_{run_name}")
     st.dataframe(clean_rows(_flat(rows) + _ref_rows(refs)), hide_index=True)
     st.download_button("Download CSV", tickets.rows_to_csv(rows),

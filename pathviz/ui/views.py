@@ -142,7 +142,7 @@ class View:
 
 def tickets_view_ui(view: RunView, iteration: int) -> None:
     """The Tickets view at the picked iteration (:mod:`pathviz.ui.tickets`)."""
-    tickets_ui(view.info.paths.dir, view.info.name, iteration)
+    tickets_ui(view.info.paths, view.info.name, iteration)
 
 
 # every view of the run page, by slug (pathviz.ui.urlstate.VIEWS): the one place a view is wired
