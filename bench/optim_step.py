@@ -8,6 +8,11 @@ printed. The process is pinned first to the training default (``cpu_isa`` avx2),
 kernels are the ones a run uses.
 
     python bench/optim_step.py [--rounds 7] [--steps 9] [--threads 1,2] [--device cpu]
+                               [--clock wall|cpu]
+
+``--clock cpu`` times each step by the calling thread's CPU time (``time.thread_time``)
+instead of the wall clock: on a machine shared with other work it leaves out the time the
+thread waited for a core. It sees only the calling thread, so it is for ``--threads 1``.
 
 On CUDA (``--device cuda``) SLBI (foreach) is timed against SGD foreach and SGD fused.
 
@@ -24,18 +29,19 @@ MODELS = ("cifar_vgg_16", "cifar_resnet_20")
 PENALTIES = ("group", "l1")
 
 
-def _median_step(step, steps: int, sync) -> float:
+def _median_step(step, steps: int, sync, now=time.perf_counter) -> float:
     times = []
     for _ in range(steps):
         sync()
-        t0 = time.perf_counter()
+        t0 = now()
         step()
         sync()
-        times.append(time.perf_counter() - t0)
+        times.append(now() - t0)
     return statistics.median(times)
 
 
-def bench(name: str, penalty: str, rounds: int, steps: int, device: str) -> dict[str, float]:
+def bench(name: str, penalty: str, rounds: int, steps: int, device: str,
+          now=time.perf_counter) -> dict[str, float]:
     """Median over rounds of (SLBI step / SGD step) and the SGD and SLBI medians in ms."""
     import torch
 
@@ -60,7 +66,7 @@ def bench(name: str, penalty: str, rounds: int, steps: int, device: str) -> dict
     times: dict[str, list[float]] = {k: [] for k in opts}
     for _ in range(rounds):
         for k, opt in opts.items():
-            times[k].append(_median_step(opt.step, steps, sync))
+            times[k].append(_median_step(opt.step, steps, sync, now))
     out = {"ratio": statistics.median(s / g for s, g in zip(times["slbi"], times["sgd"])),
            "sgd_ms": statistics.median(times["sgd"]) * 1e3,
            "slbi_ms": statistics.median(times["slbi"]) * 1e3}
@@ -77,7 +83,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=9, help="steps per optimizer per round")
     ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="wall clock, or the calling thread's CPU time (1 thread, shared machine)")
     args = ap.parse_args()
+    if args.clock == "cpu" and (args.device != "cpu" or args.threads != "1"):
+        ap.error("--clock cpu times the calling thread only: use it with --threads 1 on the CPU")
+    now = time.thread_time if args.clock == "cpu" else time.perf_counter
     from pathviz import numerics
 
     numerics.pin(numerics.DEFAULT_LEVEL, 1)  # the worker's kernels, before torch computes
@@ -87,7 +98,8 @@ def main() -> None:
     threads = [int(t) for t in args.threads.split(",")]
     print(f"{time.strftime('%Y-%m-%d')} · {numerics._cpu_name()} · torch {torch.__version__} · "
           f"numba {numba.__version__} · cpu_isa {numerics.DEFAULT_LEVEL} · device {args.device} "
-          f"· median of {args.rounds} interleaved rounds of {args.steps} steps")
+          f"· median of {args.rounds} interleaved rounds of {args.steps} steps · "
+          f"{'CPU time' if args.clock == 'cpu' else 'wall clock'}")
     head = f"{'model':16} {'penalty':8} {'threads':>7} {'SGD ms':>8} {'SLBI ms':>8} {'SLBI/SGD':>9}"
     print(head + ("  SLBI/SGD fused" if args.device.startswith("cuda") else ""))
     for n in threads:
@@ -95,7 +107,7 @@ def main() -> None:
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
         for name in MODELS:
             for penalty in PENALTIES:
-                r = bench(name, penalty, args.rounds, args.steps, args.device)
+                r = bench(name, penalty, args.rounds, args.steps, args.device, now)
                 line = (f"{name:16} {penalty:8} {n:7d} {r['sgd_ms']:8.2f} {r['slbi_ms']:8.2f} "
                         f"{r['ratio']:8.2f}x")
                 if "ratio_fused" in r:
