@@ -31,6 +31,21 @@ test('the support path: marker at the position, the legend gives the lines there
     'the figure fits its box');
 });
 
+test('between two of the decimated points the legend names the position, not the point', async () => {
+  // the run has a snapshot every 50 iterations; the lines keep every other one
+  const box = document.querySelector('.st-key-path .pv-pathfig');
+  const every = { iterations: Float64Array.from([0, 50, 100, 150, 200, 250, 300, 350, 400]) };
+  drawPath(every, spec, 5);
+  await frame();
+  eq(box.dataset.pvMark, '250');
+  const values = Array.from(box.querySelectorAll('.u-legend .u-series .u-value')).map((e) => e.textContent);
+  eq(values[0], '250');
+  drawPath(every, spec, 6);
+  await frame();
+  eq(Array.from(box.querySelectorAll('.u-legend .u-series .u-value')).map((e) => e.textContent),
+    ['300', '100 %', '83 %']);
+});
+
 test('a click on the support path goes to the nearest snapshot', async () => {
   const box = document.querySelector('.st-key-path .pv-pathfig');
   drawPath(run, spec, 0);

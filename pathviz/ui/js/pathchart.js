@@ -51,7 +51,9 @@ function buildPath(box, spec) {
       Object.assign({ label: spec.ytitle, values: (u, vs) => vs.map((v) => v + ' %'), size: font * 3 + 14,
         splits: () => [0, 20, 40, 60, 80, 100] }, axis),
     ],
-    series: [{ label: 'iteration', value: (u, v) => (v == null ? '–' : fmt(v)) }].concat(
+    // the position's own iteration while the legend follows the marker (the lines are
+    // decimated: their nearest point may be an iteration or two away); the pointer's under hover
+    series: [{ label: 'iteration', value: (u, v) => (v == null ? '–' : fmt(u.__pvAt ?? v)) }].concat(
       spec.lines.map((l) => ({ label: l.name, stroke: l.color, width: l.width,
         value: (u, v) => (v == null ? '–' : Math.round(v) + ' %') }))),
     cursor: { drag: { x: true, y: false }, points: { show: false } },
@@ -91,7 +93,11 @@ function markPath(box, c, i) {
   m.style.display = inside ? 'block' : 'none';
   m.style.left = (x - 1) + 'px';  // top and bottom 0 (CSS): as high as the plot, whatever its size
   // the legend gives each line's value at the position, until the pointer hovers the plot
-  if (u.cursor.left === undefined || u.cursor.left < 0) u.setLegend({ idx: nearestIndex(u.data[0], it) });
+  if (u.cursor.left === undefined || u.cursor.left < 0) {
+    u.__pvAt = it;
+    u.setLegend({ idx: nearestIndex(u.data[0], it) });
+    u.__pvAt = null;
+  }
   box.dataset.pvMark = String(it);
 }
 
