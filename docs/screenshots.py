@@ -6,7 +6,8 @@ Serves the run's checkpoints folder with ``streamlit run app.py`` (live refresh 
 into the output folder, at the run's suggested stop (else its last snapshot):
 
 - app-overview.png, app-layer.png, app-metrics.png, app-compare.png: each view 1024 px wide,
-  the window 1,800 px high so that the whole view is in the picture;
+  the window 1,800 px high so that the whole view is in the picture (Compare with every run
+  of the run's checkpoints folder: train a sibling, e.g. ``--nu 100``, to see two paths);
 - app-metrics-1400.png: the Metrics view 1,400 px wide (2,000 px high);
 - app-present-1024.png, app-present-1920.png: presentation mode at 1024x768 and 1920x1080.
 
@@ -35,7 +36,7 @@ from tests.e2e.conftest import CHROMIUM, NO_CHROMIUM, idle, serve  # noqa: E402
 SHOTS = [("app-overview.png", "&view=overview", 1024, 1800),
          ("app-layer.png", "&view=layer", 1024, 1800),
          ("app-metrics.png", "&view=metrics", 1024, 1800),
-         ("app-compare.png", "&view=compare", 1024, 1800),
+         ("app-compare.png", "&view=compare&compare={siblings}", 1024, 1800),
          ("app-metrics-1400.png", "&view=metrics", 1400, 2000),
          ("app-present-1024.png", "&present=1", 1024, 768),
          ("app-present-1920.png", "&present=1", 1920, 1080)]
@@ -82,10 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{run}: {e}", file=sys.stderr)
         return 2
     iteration = (summary.get("stop") or {}).get("iteration", summary["iterations"])
+    # Compare shows the run with every finished run beside it in its checkpoints folder
+    siblings = ",".join(sorted(p.name for p in run.parent.iterdir()
+                               if (p / "path.h5").is_file()))
     with served_browser(run) as (browser, url):
         for name, params, width, height in SHOTS:
             page = browser.new_page(viewport={"width": width, "height": height})
-            page.goto(f"{url}/?run={run.name}&iteration={iteration}{params}")
+            page.goto(f"{url}/?run={run.name}&iteration={iteration}"
+                      f"{params.format(siblings=siblings)}")
             idle(page)
             page.screenshot(path=str(out / name))
             page.close()

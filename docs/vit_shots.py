@@ -45,7 +45,7 @@ def main() -> None:
         g = page.evaluate("""() => {
           const b = document.querySelector('.st-key-overview .pv-heatfig');
           const r = b.querySelector('canvas.pv-heat').getBoundingClientRect(), g = b.__pvGeom;
-          const z = window.__pathvizPlayer.z, row = 2;
+          const z = b.__pvZ, row = 2;
           let c = 0;
           while (c < z.cols - 1 && !z.z[row * z.cols + c]) c += 1;
           return [r.left + g.left + (c + 0.5) * g.w / z.cols,
