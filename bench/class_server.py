@@ -4,7 +4,7 @@
         [--json FILE] [--worker-cpu 0] [--server-cpu 1] [--browser-nice 10]
 
 One read-only app (``streamlit run app.py -- --read-only``, ``PATHVIZ_REFRESH`` = ``--refresh``)
-on a fresh demo run that trains throughout (``--preset demo --epochs 1000``, stopped at the
+on a fresh demo run that trains throughout (``--preset demo --epochs 100000``, stopped at the
 end).
 
 The set-up it models: the teacher's machine runs the worker and the server, each student's
@@ -260,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         cwd=REPO, env=env, stdout=server_log, stderr=subprocess.STDOUT)
     url = f"http://localhost:{port}"
     pin(worker_cpu)  # the worker alone on its CPU (its numerics are one thread)
-    runs.start_worker(paths, ["--preset", "demo", "--epochs", "1000"])
+    runs.start_worker(paths, ["--preset", "demo", "--epochs", "100000"])  # throughout: 30
+    # sessions took 14 min to open on a loaded machine, longer than 1000 epochs of training
     pin(server_cpu)
     out: dict = {"sessions": args.sessions, "refresh_s": args.refresh, "window_s": args.window,
                  "worker_cpu": worker_cpu, "server_cpu": server_cpu,
