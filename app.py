@@ -28,7 +28,7 @@ from pathviz.ui import present as pm  # noqa: E402
 from pathviz.ui import url  # noqa: E402
 from pathviz.ui.data import identity_of  # noqa: E402
 from pathviz.ui.header import launched, run_header_ui, start_run  # noqa: E402
-from pathviz.ui.live import shown_state  # noqa: E402
+from pathviz.ui.live import collect_garbage, shown_state  # noqa: E402
 from pathviz.ui.scrub import PLAY_INTERVAL  # noqa: E402
 from pathviz.ui.sidebar import new_run_ui, refresh_ui, run_picker_ui, runs_table_ui  # noqa: E402
 from pathviz.ui.text import inert  # noqa: E402
@@ -118,6 +118,7 @@ def main() -> None:
         body_ui(current, slug, ROOT, live=now in ("running", "starting"),
                 scrub_fragment=scrub_fragment, playing=playing)
         url.flush_fragment()
+        collect_garbage()  # a live page's refresh runs this fragment only
         if now != state or st.session_state.pop("play_ended", False):
             st.rerun(scope="app")  # the refresh cadence changes: redraw the whole page once
 
@@ -131,3 +132,4 @@ def main() -> None:
 
 with url.full_run():  # the URL is written once per run: one browser history entry per action
     main()
+collect_garbage()

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import h5py
@@ -678,3 +679,74 @@ def test_an_iteration_past_the_end_names_the_runs_last(tmp_path):
         with pytest.raises(KeyError, match=rf"iteration 99999 is past the end of the run, "
                                            rf"which ends at iteration {end}"):
             r.weights_at(99999)
+
+
+def _lock_free_elsewhere(path) -> bool:
+    """Whether another thread could take ``path``'s reader lock now."""
+    got = []
+
+    def try_it() -> None:
+        lock = store.reader.file_lock(path)
+        got.append(lock.acquire(blocking=False))
+        if got[0]:
+            lock.release()
+
+    t = threading.Thread(target=try_it)
+    t.start()
+    t.join()
+    return got[0]
+
+
+def test_a_reader_holds_its_file_alone_from_open_to_close(tmp_path):
+    p = tmp_path / "one.h5"
+    write_file(p)
+    assert _lock_free_elsewhere(p)
+    r = PathReader(p)
+    with PathReader(tmp_path / ".." / tmp_path.name / "one.h5") as nested:  # same thread, same
+        assert nested.n_snapshots == r.n_snapshots  # file by another name: re-entrant
+    assert not _lock_free_elsewhere(p)
+    r.close()
+    assert _lock_free_elsewhere(p)
+    junk = tmp_path / "junk.h5"  # a failed open gives the file back too
+    junk.write_bytes(os.urandom(5000))
+    with pytest.raises(PathFileError):
+        PathReader(junk)
+    assert _lock_free_elsewhere(junk)
+
+
+def test_threads_reading_a_live_file_see_only_what_was_written(tmp_path):
+    """Several threads of one process (a server's sessions) read a file while its writer
+    appends: each sees whole, increasing rows (two handles open at once in one process shared
+    HDF5's stale chunk index and read zeros or failed)."""
+    p = tmp_path / "live.h5"
+    proc = _start_writer(p, n=400, pause=0.002)
+    failures: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                with PathReader(p) as r:
+                    n = r.n_snapshots
+                    its = r.iterations
+                    assert its.tolist() == [10 * i for i in range(n)], its
+                    for layer in LAYERS:
+                        assert r.layer_path(layer["name"]).shape == (n, layer["groups"])
+            except (PathFileError, AssertionError) as e:
+                failures.append(str(e)[:200])
+
+    try:
+        assert proc.stdout.readline().startswith("flushed 1")
+        threads = [threading.Thread(target=read) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for line in proc.stdout:
+            if line.startswith("done"):
+                break
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+        proc.kill()
+        proc.wait()
+    assert failures == []

@@ -127,3 +127,19 @@ def test_time_left_text():
     assert time_left_text(130, 290) == "2–5 min left"
     assert time_left_text(30, 200) == "30 s to 3 min 20 s left"
     assert time_left_text(3000, 9000) == "50 min to 2 h 30 min left"
+
+
+def test_the_servers_garbage_is_collected_at_most_once_per_interval(monkeypatch):
+    from pathviz.ui import live
+
+    monkeypatch.setattr(live, "_gc_last", [float("-inf")])
+    calls: list[int] = []
+
+    def collect() -> None:
+        calls.append(1)
+
+    every = live.GC_EVERY_S
+    assert live.collect_garbage(1000.0, collect)  # the first page run of the server collects
+    assert not live.collect_garbage(1000.0 + every / 2, collect)  # another session, soon after
+    assert live.collect_garbage(1000.0 + every, collect)
+    assert len(calls) == 2

@@ -6,6 +6,7 @@ pure functions over what it returns (:func:`entry_indices`, :func:`nearest`).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -50,7 +51,27 @@ from pathviz.store.validate import (
     unflushed_tail,
 )
 
-__all__ = ["PathReader", "entry_indices", "nearest"]
+__all__ = ["PathReader", "entry_indices", "nearest", "file_lock"]
+
+# One open handle per file per process at a time. HDF5 shares one file object (and its metadata
+# cache) among the handles of a process on the same file; while a writer appends (SWMR), a
+# second handle opened beside a first reads through the first's stale chunk index: rows of
+# zeros inside the written range ("iterations go from 63 to 0") or "can't insert duplicate
+# key". Four threads reading a training demo run that way failed 60 reads in 1440; one handle
+# at a time, none (issue 35: a server whose sessions all follow one live run).
+_file_locks: dict[str, threading.RLock] = {}
+_file_locks_guard = threading.Lock()
+
+
+def file_lock(path: str | os.PathLike) -> threading.RLock:
+    """The lock a :class:`PathReader` of ``path`` holds from its open to its close: one per
+    file (its real path) in this process; re-entrant, so one thread may nest two readers."""
+    key = os.path.realpath(path)
+    with _file_locks_guard:
+        lock = _file_locks.get(key)
+        if lock is None:
+            lock = _file_locks[key] = threading.RLock()
+        return lock
 
 
 class PathReader:
@@ -75,7 +96,13 @@ class PathReader:
             raise PathFileError(f"{self.path} is not a file; a run's path file is a regular file")
         self._bad: dict[str, str] = {}
         self._limit = self._probe()  # before this process opens the file
-        self._f = self._open()
+        self._lock: threading.RLock | None = file_lock(self.path)
+        self._lock.acquire()  # released by close(): one handle on this file at a time
+        try:
+            self._f = self._open()
+        except BaseException:
+            self._release()
+            raise
         try:
             attrs = self._f.attrs
             if ATTR_SCHEMA not in attrs:
@@ -105,10 +132,10 @@ class PathReader:
             self._witer = self._f[WEIGHTS_ITERATION]
             self._handles = {ITERATION: self._iter, WEIGHTS_ITERATION: self._witer}
         except PathFileError:
-            self._f.close()
+            self.close()
             raise
         except (KeyError, ValueError, TypeError, OSError) as e:
-            self._f.close()
+            self.close()
             raise PathFileError(f"{self.path} is damaged or incomplete ({_short(e)})") from None
         self._layer_names = [layer["name"] for layer in self.layers]
         self._n = self._k = 0
@@ -116,7 +143,7 @@ class PathReader:
         try:
             self.refresh()
         except BaseException:
-            self._f.close()
+            self.close()
             raise
 
     def _probe(self) -> tuple[int, int]:
@@ -349,7 +376,16 @@ class PathReader:
                 for layer in self.layers for param, _ in gamma_tensors(layer)}
 
     def close(self) -> None:
-        self._f.close()
+        """Close the file and let the next reader of it in this process open it."""
+        try:
+            self._f.close()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
     def __enter__(self) -> PathReader:
         return self

@@ -5,7 +5,10 @@ Pure functions (no Streamlit), so tests can check them without a browser.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+import threading
+import time
+from collections.abc import Callable, Sequence
 
 from pathviz import runs
 
@@ -16,6 +19,29 @@ ETA_RECENT_MIN = 20.0  # ... and at least the last 20 s
 ETA_MARGIN = 0.2  # the range is widened by 20% either side: a machine's ordinary ups and downs
 ETA_ABOUT = 1.5  # a range narrower than this (a steady run: the margins alone) is one figure
 ETA_SAMPLES = 600  # samples kept per run (one per refresh)
+
+
+# A full garbage collection for the whole server at most this often. Streamlit's own, after
+# every script run (runner.postScriptGC, off in .streamlit/config.toml), walked every object of
+# the process once per session per refresh: with a class following a live run, a third of the
+# server's CPU (py-spy, bench/class_server.py). Python's generational collection still runs;
+# this one bounds what waits for the oldest generation.
+GC_EVERY_S = 10.0
+_gc_last = [float("-inf")]
+_gc_lock = threading.Lock()
+
+
+def collect_garbage(now: float | None = None, collect: Callable[[], object] = gc.collect
+                    ) -> bool:
+    """Collect garbage (all generations) if no session of this server did in the last
+    :data:`GC_EVERY_S` seconds; returns whether it collected. Called after each page run."""
+    now = time.monotonic() if now is None else now
+    with _gc_lock:
+        if now - _gc_last[0] < GC_EVERY_S:
+            return False
+        _gc_last[0] = now
+    collect()
+    return True
 
 
 def shown_state(info: runs.RunInfo, launched: dict | None) -> str:

@@ -234,12 +234,21 @@ def _picker_widgets(view: RunView, iters: np.ndarray, uniform: bool, key: str, s
     epochs = view.data["epochs"]
     help_ = ("Drag to scrub along the path, or focus it and use the arrow keys. The line below "
              "gives the epoch and says whether weights were saved here (exportable).")
+
+    def slid() -> None:
+        # a change sent by a page for a slider this session no longer holds (its key was
+        # dropped when the run or the link changed, or the slider switched between iterations
+        # and snapshots while a live run grew) names nothing: ignored, not a KeyError shown
+        # in the page (seen with a class of sessions following a live run)
+        if ss.get(key) is not None:
+            changed(to_index(ss[key]))
+
     if uniform:
         st.slider("Iteration", int(iters[0]), int(iters[-1]), step=step, key=key, help=help_,
-                  on_change=lambda: changed(to_index(ss[key])))
+                  on_change=slid)
     else:
         st.slider("Snapshot", 0, max(n - 1, 1), key=key, disabled=n < 2, help=help_,
-                  on_change=lambda: changed(to_index(ss[key])))
+                  on_change=slid)
     live_toggle = view.live and goto
     widths = [1, 1, 2.2, 1.2] if goto else [1, 1, 1.2, 3.4]
     c = st.columns(widths + [1.8] if live_toggle else widths, vertical_alignment="bottom")
