@@ -93,7 +93,7 @@ def test_manifest_and_config_are_json(tmp_path):
 def test_baselines_json_is_json(tmp_path):
     paths = runs.RunPaths(tmp_path / "r")
     runs.claim_run_dir(paths)
-    save_baselines(paths.dir, [{"method": "magnitude", "iteration": 10,
+    save_baselines(paths, [{"method": "magnitude", "iteration": 10,
                                 "oneshot": {"test_acc": NAN, "test_loss": INF}}])
     got = strict(paths.baselines.read_bytes())["results"][0]["oneshot"]
     assert got == {"test_acc": None, "test_loss": None}
