@@ -290,16 +290,28 @@ def disk_full_exit(e: BaseException, paths: runs.RunPaths, trainer: Trainer | No
     return EXIT_USAGE
 
 
+def exit_now(rc: int) -> None:
+    """Flush the logs and the standard streams and leave with ``rc`` without the interpreter's
+    teardown (no atexit handlers, no C++ static destructors)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
+
+
 def leave_if_abandoned(rc: int) -> None:
     """Exit now with ``rc`` when a path file was left open on a full disk (closing it retries
     the failed writes, and HDF5 may crash at exit doing so), as a killed writer would: the
     status is already written."""
     if store._ABANDONED:
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(rc)
+        exit_now(rc)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if distributed.from_env() is not None:
+        # a torchrun rank whose run has ended (files closed, process group left): the
+        # interpreter's teardown aborted one rank in some runs ("terminate called without an
+        # active exception", SIGABRT, after "finished"), which torchrun reports as a failed run
+        exit_now(code)
+    sys.exit(code)
