@@ -100,9 +100,8 @@ class PathReader:
         self._bad: dict[str, str] = {}
         self._limit = self._probe()  # before this process opens the file
         lock = file_lock(self.path)
-        # released by close(): one handle on this file at a time. Bounded: a reader that was
-        # never closed (dropped by another thread) must not stall every later read of the
-        # file, so after LOCK_WAIT_S this one opens beside it, as readers did before the lock
+        # released by close(): one handle per file at a time; bounded, so that a reader never
+        # closed does not stall later reads of the file: after LOCK_WAIT_S, open beside it
         self._lock: threading.RLock | None = lock if lock.acquire(timeout=LOCK_WAIT_S) else None
         try:
             self._f = self._open()
